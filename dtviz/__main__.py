@@ -1,0 +1,3 @@
+from dtviz.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""Reading checkpoint files safely and lazily.
+
+Security: nothing is ever unpickled beyond tensors and plain containers. ``torch.load`` always runs
+with ``weights_only=True``; the only extra globals allowed are the ones real training wrappers hold
+(argparse.Namespace in DiT/SiT/REPA/MG ``train.py`` checkpoints). Files are opened read-only and never
+written.
+
+Memory: ``.safetensors`` tensors are read one by one on demand; torch zip checkpoints are loaded with
+``mmap=True`` so a 2.7 GB XL file costs only the pages of the tensors that are actually touched.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from typing import Iterator
+
+import torch
+
+from dtviz.errors import DtvizInputError
+
+TORCH_EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt")
+SAFETENSORS_EXTENSIONS = (".safetensors",)
+# Training wrappers: the EMA weights are the ones sampled in every DiT-family repo.
+WRAPPER_KEYS = ("ema", "model", "state_dict", "module", "net")
+SAFE_GLOBALS = [argparse.Namespace]
+_STRIP_PREFIXES = ("module.", "_orig_mod.", "model.")
+
+
+def check_readable_file(path: str, what: str = "a checkpoint file") -> str:
+    """Existence, type and permission checks with one-sentence messages."""
+    path = os.path.expanduser(str(path))
+    if not os.path.exists(path):
+        raise DtvizInputError(f"expected {what}, but {path!r} does not exist.")
+    if os.path.isdir(path):
+        raise DtvizInputError(f"expected {what}, but {path!r} is a directory.")
+    if not os.access(path, os.R_OK):
+        raise DtvizInputError(f"expected {what}, but {path!r} cannot be read (permission denied).")
+    if os.path.getsize(path) == 0:
+        raise DtvizInputError(f"expected {what}, but {path!r} is empty (0 bytes).")
+    return path
+
+
+class LazySafetensors(Mapping):
+    """A read-only mapping over a .safetensors file that loads a tensor only when it is indexed."""
+
+    def __init__(self, path: str):
+        from safetensors import safe_open
+
+        self.path = path
+        self._file = safe_open(path, framework="pt", device="cpu")
+        self._keys = set(self._file.keys())
+        self.metadata = self._file.metadata() or {}
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if key not in self._keys:
+            raise KeyError(key)
+        try:
+            return self._file.get_tensor(key)
+        except Exception as err:  # a header that lies about offsets surfaces here
+            raise DtvizInputError(f"tensor {key!r} in {self.path!r} cannot be read ({err}); the file is damaged or truncated.") from err
+
+    def __contains__(self, key: object) -> bool:  # Mapping's default would read the tensor
+        return key in self._keys
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._keys))
+
+    def shapes(self) -> dict[str, tuple]:
+        return {k: tuple(self._file.get_slice(k).get_shape()) for k in self._keys}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def read_safetensors(path: str) -> LazySafetensors:
+    path = check_readable_file(path)
+    try:
+        return LazySafetensors(path)
+    except Exception as err:
+        raise DtvizInputError(
+            f"expected a safetensors file, but {path!r} has an invalid header or is truncated ({_short(err)})."
+        ) from err
+
+
+def read_torch(path: str) -> object:
+    """``torch.load`` with weights_only=True (+ argparse.Namespace), mmap'd when the format allows."""
+    path = check_readable_file(path)
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    is_zip = head.startswith(b"PK")
+    if not is_zip and not head[:1] == b"\x80":
+        raise DtvizInputError(
+            f"expected a PyTorch checkpoint (zip archive or pickle), but {path!r} starts with bytes {head!r}; "
+            "it is not a checkpoint."
+        )
+    if is_zip and not zipfile.is_zipfile(path):
+        raise DtvizInputError(f"expected a PyTorch checkpoint, but {path!r} is a damaged or truncated zip archive.")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except pickle.UnpicklingError as err:
+        found = _forbidden_global(str(err))
+        raise DtvizInputError(
+            f"refused to load {path!r}: it holds Python objects other than tensors{found}, and dtviz never "
+            "unpickles arbitrary objects; re-save the state dict alone (or as .safetensors)."
+        ) from err
+    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError, IndexError, TypeError,
+            AttributeError, MemoryError, OverflowError) as err:
+        raise DtvizInputError(f"expected a PyTorch checkpoint, but {path!r} could not be read: it is damaged, truncated or not a checkpoint ({_short(err)}).") from err
+
+
+def read_any(path: str) -> object:
+    """A .safetensors mapping or whatever a torch file holds (by extension, then by content)."""
+    lower = str(path).lower()
+    if lower.endswith(SAFETENSORS_EXTENSIONS):
+        return read_safetensors(path)
+    return read_torch(path)
+
+
+def unwrap_state_dict(obj: object, path: str = "the checkpoint") -> Mapping:
+    """Find the model weights: prefer ``ema``, then ``model``, then ``state_dict``; strip DDP/compile prefixes."""
+    if not isinstance(obj, Mapping):
+        raise DtvizInputError(f"expected a state dict (a mapping of names to tensors) in {path}, but found {type(obj).__name__}.")
+    for key in WRAPPER_KEYS:
+        inner = obj.get(key) if key in obj else None
+        if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+            return strip_prefixes(inner)
+    return strip_prefixes(obj)
+
+
+def strip_prefixes(state: Mapping) -> Mapping:
+    for prefix in _STRIP_PREFIXES:
+        if state and all(str(k).startswith(prefix) for k in state):
+            return {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+def nearest_keys(state: Mapping, wanted: str, n: int = 3) -> str:
+    """'nearest-looking keys: a, b, c' for error messages."""
+    keys = [str(k) for k in state.keys()]
+    close = difflib.get_close_matches(wanted, keys, n=n, cutoff=0.3) or keys[:n]
+    return ", ".join(close) if close else "none (the mapping is empty)"
+
+
+def _forbidden_global(message: str) -> str:
+    import re
+
+    m = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"Unsupported global: ([\w. ]+)", message)
+    return f" (found {m.group(1).replace('GLOBAL ', '')})" if m else ""
+
+
+def _short(err: Exception) -> str:
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return text[:160]

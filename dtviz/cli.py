@@ -1,0 +1,230 @@
+"""The ``dtviz`` command line: stats, table, sample (and sweep, from dtviz.sweep).
+
+Every error is one sentence on stderr and a non-zero exit; the numbers come from dtviz.stats, the
+same functions the dashboard and the tests use.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import sys
+
+import numpy as np
+
+from dtviz.errors import DtvizInputError
+
+PARTS = ("y+t", "y", "t")
+
+
+def _add_source_args(p: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        p.add_argument("sources", nargs="+", metavar="SOURCE", help="'builtin', a checkpoint, a pipeline folder or a matrix")
+    else:
+        p.add_argument("source", nargs="?", default="builtin", metavar="SOURCE",
+                       help="'builtin' (default), a checkpoint, a pipeline folder, hf:<repo> or a matrix")
+    p.add_argument("--family", default="auto", help="auto, dit, sit, repa, lightningdit, mdt, mg")
+    p.add_argument("--device", default=None, help="auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--labels", default=None, help="labels file for a matrix, one per line")
+
+
+def _add_analysis_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--t", type=float, default=None, help="timestep in the family's convention (default t0)")
+    p.add_argument("--part", default="y+t", choices=PARTS)
+    p.add_argument("--tau", type=float, default=0.01)
+
+
+def add_class_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classes", default=None, help="comma-separated class ids")
+    p.add_argument("--random", type=int, default=None, metavar="N", help="N random classes")
+    p.add_argument("--per-class", type=int, default=1, metavar="K", help="samples per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dtviz", description="Conditioning-vector analysis for diffusion transformers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("stats", help="the Table-1 row and sparsity of one model")
+    _add_source_args(p)
+    _add_analysis_args(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys in the README)")
+
+    p = sub.add_parser("table", help="several models side by side, as the paper's Table 1")
+    _add_source_args(p, many=True)
+    _add_analysis_args(p)
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+
+    p = sub.add_parser("sample", help="write generated samples as PNG + index.csv")
+    _add_source_args(p)
+    add_class_selection(p)
+    p.add_argument("--out", required=True, help="output folder (created; must not be a checkpoint folder)")
+
+    from dtviz.sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------- commands
+
+def stats_summary(source, t=None, part="y+t", tau=0.01) -> dict:
+    """The ``dtviz stats --json`` object (see the README for the keys)."""
+    from dtviz.stats import ConditionStats
+
+    E = source.embeddings(t=t, part=part)
+    summary = ConditionStats().fit(E).summary(tau)
+    t_used = None if source.family.convention is None else (source.t0 if t is None else source.family.convention.check(t))
+    out = {"source": source.info.name, "family": source.family.key, "family_note": source.info.family_note,
+           "num_classes": source.num_classes, "dim": source.dim, "t": t_used, "part": part}
+    out.update(summary)
+    return out
+
+
+def cmd_stats(args) -> int:
+    from dtviz.loading import load
+
+    source = load(args.source, family=args.family, device=args.device, labels=args.labels)
+    s = stats_summary(source, args.t, args.part, args.tau)
+    if args.json:
+        print(json.dumps(s))
+        return 0
+    print(f"{s['source']}  family={s['family']} ({s['family_note']})  classes={s['num_classes']}  d={s['dim']}  t={s['t']}  part={s['part']}")
+    print(f"  cosine (off-diagonal)  mean {s['cosine']['mean']:.4f}  min {s['cosine']['min']:.4f}  max {s['cosine']['max']:.4f}")
+    for key in ("mean_vector", "per_class_mean"):
+        print(f"  PR [{key}] {s['pr'][key]:.2f}   nPR {100 * s['npr'][key]:.2f}%   s_tail(τ={args.tau:g}) {s['s_tail'][key]:.4f}")
+    print(f"  head dims (|c̄_i| >= τ): {s['head_count']} of {s['dim']}")
+    print(f"  variance: mean {s['variance']['mean']:.4g}, top-20 share {100 * s['variance']['top20_share']:.1f}%")
+    return 0
+
+
+TABLE_COLUMNS = ("source", "family", "dim", "num_classes", "pr_mean_vector", "npr_mean_vector", "pr_per_class_mean",
+                 "npr_per_class_mean", "cosine_mean", "s_tail_mean_vector")
+
+
+def table_rows(sources, t=None, part="y+t", tau=0.01) -> list[dict]:
+    rows = []
+    for src in sources:
+        s = stats_summary(src, t, part, tau)
+        rows.append({"source": s["source"], "family": s["family"], "dim": s["dim"], "num_classes": s["num_classes"],
+                     "pr_mean_vector": s["pr"]["mean_vector"], "npr_mean_vector": s["npr"]["mean_vector"],
+                     "pr_per_class_mean": s["pr"]["per_class_mean"], "npr_per_class_mean": s["npr"]["per_class_mean"],
+                     "cosine_mean": s["cosine"]["mean"], "s_tail_mean_vector": s["s_tail"]["mean_vector"]})
+    return rows
+
+
+def cmd_table(args) -> int:
+    from dtviz.loading import load
+
+    sources = [load(s, family=args.family, device=args.device, labels=args.labels) for s in args.sources]
+    rows = table_rows(sources, args.t, args.part, args.tau)
+    if args.json:
+        print(json.dumps(rows))
+    elif args.csv:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        print(buf.getvalue(), end="")
+    else:
+        names = [r["source"] for r in rows]
+        width = max(12, *(len(n) for n in names))
+        print("Embedding metric".ljust(22) + "".join(n.rjust(width + 2) for n in names))
+        lines = [("Condition dim (d)", "dim", "{:d}"), ("PR (mean vector)", "pr_mean_vector", "{:.2f}"),
+                 ("nPR (mean vector)", "npr_mean_vector", "{:.2%}"), ("PR (per-class mean)", "pr_per_class_mean", "{:.2f}"),
+                 ("nPR (per-class mean)", "npr_per_class_mean", "{:.2%}"), ("Cosine sim.", "cosine_mean", "{:.4f}")]
+        for label, key, fmt in lines:
+            print(label.ljust(22) + "".join(fmt.format(r[key]).rjust(width + 2) for r in rows))
+    return 0
+
+
+def select_classes(num_classes: int, classes: str | None, random_n: int | None, seed: int) -> list[int]:
+    """--classes 3,17,42 | --random N (seeded) | all classes."""
+    if classes and random_n:
+        raise DtvizInputError("give either --classes or --random, not both.")
+    if classes:
+        try:
+            ids = [int(x) for x in classes.split(",") if x.strip()]
+        except ValueError:
+            raise DtvizInputError(f"--classes expects comma-separated integers like 3,17,42; got {classes!r}.") from None
+        bad = [i for i in ids if not 0 <= i < num_classes]
+        if bad:
+            raise DtvizInputError(f"class ids must lie in 0..{num_classes - 1}; got {bad[:5]}.")
+        return ids
+    if random_n:
+        if not 0 < random_n <= num_classes:
+            raise DtvizInputError(f"--random must be between 1 and {num_classes}; got {random_n}.")
+        return sorted(np.random.default_rng(seed).choice(num_classes, random_n, replace=False).tolist())
+    return list(range(num_classes))
+
+
+def write_samples(out_dir: str, images: np.ndarray, labels, class_names, prefix: str = "") -> str:
+    """One PNG per sample and ``index.csv`` (file,class_id,class_name); returns the index path."""
+    from PIL import Image
+
+    from dtviz.generate import to_uint8
+
+    os.makedirs(out_dir, exist_ok=True)
+    index = os.path.join(out_dir, "index.csv")
+    with open(index, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "class_id", "class_name"])
+        for i, (img, label) in enumerate(zip(to_uint8(images), labels)):
+            name = f"{prefix}{i:06d}_class{int(label):04d}.png"
+            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(os.path.join(out_dir, name))
+            writer.writerow([name, int(label), class_names[int(label)]])
+    return index
+
+
+def check_output_dir(out: str, source_path: str | None) -> str:
+    """Refuse to write into the folder of the user's checkpoint."""
+    out = os.path.abspath(out)
+    if source_path:
+        src_dir = os.path.abspath(source_path if os.path.isdir(source_path) else os.path.dirname(source_path))
+        if out == src_dir or out.startswith(src_dir + os.sep):
+            raise DtvizInputError(f"--out {out!r} is inside the checkpoint's folder {src_dir!r}; dtviz never writes there — choose another folder.")
+    if os.path.isfile(out):
+        raise DtvizInputError(f"--out must be a folder, but {out!r} is a file.")
+    return out
+
+
+def cmd_sample(args) -> int:
+    from dtviz.generate import Generator, SampleSettings
+    from dtviz.loading import load
+
+    source = load(args.source, family=args.family, device=args.device)
+    out = check_output_dir(args.out, source.info.extra.get("path") if args.source != "builtin" else None)
+    if args.per_class < 1:
+        raise DtvizInputError(f"--per-class must be at least 1; got {args.per_class}.")
+    ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
+    labels = np.repeat(ids, args.per_class)
+    images = Generator(source).sample(labels, SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed))
+    index = write_samples(out, images, labels, source.class_names)
+    print(f"wrote {len(labels)} samples to {out} ({index})")
+    return 0
+
+
+COMMANDS = {"stats": cmd_stats, "table": cmd_table, "sample": cmd_sample}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "sweep":
+            from dtviz.sweep import cmd_sweep
+
+            return cmd_sweep(args)
+        return COMMANDS[args.command](args)
+    except DtvizInputError as err:
+        print(f"dtviz: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

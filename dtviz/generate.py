@@ -1,0 +1,92 @@
+"""Sampling images from a source: the family's sampler, CFG, deterministic noise, optional pruning.
+
+Noise is drawn per sample from ``seed`` and the sample's index, so a sample does not depend on which
+batch (or which process of a sweep) computes it, and baseline and pruned runs share it exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dtviz.errors import DtvizInputError
+from dtviz.samplers import DDIMSampler, EulerFlowSampler, guided_denoiser
+from dtviz.sources.base import Source
+
+# Family defaults, as in each family's own sample.py.
+SAMPLER_DEFAULTS = {
+    "dit": dict(name="ddim", steps=50, cfg_scale=4.0, guided_channels=3),
+    "mdt": dict(name="ddim", steps=50, cfg_scale=3.8, guided_channels=None),
+    "sit": dict(name="euler", steps=50, cfg_scale=4.0, guided_channels=3),
+    "lightningdit": dict(name="euler", steps=50, cfg_scale=4.0, guided_channels=None),
+    "repa": dict(name="euler", steps=50, cfg_scale=1.8, guided_channels=None, interval=(0.0, 0.7)),
+    "mg": dict(name="euler", steps=50, cfg_scale=1.0, guided_channels=None),
+}
+
+
+@dataclass
+class SampleSettings:
+    steps: int | None = None
+    cfg_scale: float | None = None
+    seed: int = 0
+
+
+def initial_noise(shape: tuple, seed: int, indices, device) -> torch.Tensor:
+    """(len(indices), *shape) standard normal, row i drawn from (seed, indices[i]) alone."""
+    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(int(seed) * 1_000_003 + int(i))) for i in indices]
+    return torch.stack(rows).to(device)
+
+
+class Generator:
+    """Builds the model once; ``sample`` returns images in [0, 1] as (N, H, W, C) float32 numpy."""
+
+    def __init__(self, source: Source):
+        if not source.info.can_sample:
+            raise DtvizInputError(f"{source.info.name} cannot generate samples: {source.info.sample_note}")
+        self.source = source
+        self.model = source.build_model()
+        cfg = self.model.config
+        if cfg.in_channels not in (1, 3):
+            raise DtvizInputError(
+                f"{source.info.name} generates {cfg.in_channels}-channel latents, which need a VAE decoder; "
+                "latent decoding is not available yet, so this model offers analysis only."
+            )
+        family = source.family.key
+        defaults = dict(SAMPLER_DEFAULTS.get(family, SAMPLER_DEFAULTS["dit"]))
+        defaults.update(getattr(source, "sidecar", {}).get("sampler", {}))
+        if cfg.in_channels < 3:
+            defaults["guided_channels"] = None
+        self.defaults = defaults
+        self.image_shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
+
+    def sampler(self, steps: int | None = None):
+        steps = int(steps or self.defaults["steps"])
+        if steps < 1:
+            raise DtvizInputError(f"steps must be at least 1; got {steps}.")
+        conv = self.source.family.convention
+        if self.defaults["name"] == "ddim":
+            return DDIMSampler(steps=steps)
+        return EulerFlowSampler(steps=steps, t_start=conv.noise_at, t_end=conv.data_at)
+
+    @torch.no_grad()
+    def sample(self, labels, settings: SampleSettings = SampleSettings(), indices=None, on_step=None,
+               batch_size: int = 256) -> np.ndarray:
+        labels = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.source.device)
+        if labels.numel() and (labels.min() < 0 or labels.max() >= self.source.num_classes):
+            raise DtvizInputError(f"class ids must lie in 0..{self.source.num_classes - 1}; got {labels.tolist()[:5]}…")
+        indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
+        cfg_scale = float(self.defaults["cfg_scale"] if settings.cfg_scale is None else settings.cfg_scale)
+        denoise = guided_denoiser(self.model, self.source.num_classes, cfg_scale,
+                                  self.defaults.get("guided_channels"), self.defaults.get("interval"))
+        sampler = self.sampler(settings.steps)
+        out = []
+        for i in range(0, len(labels), batch_size):
+            noise = initial_noise(self.image_shape, settings.seed, indices[i:i + batch_size], self.source.device)
+            x = sampler.sample(denoise, noise, labels[i:i + batch_size], on_step=on_step)
+            out.append(((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, *self.image_shape[1:], self.image_shape[0]), np.float32)
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    return (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)

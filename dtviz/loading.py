@@ -1,0 +1,81 @@
+"""``dtviz.load(source)``: one entry point for every kind of source.
+
+    "builtin"                          the model shipped in assets/builtin (the default everywhere)
+    a diffusers pipeline folder        model_index.json + transformer/ (DiTPipeline layout)
+    "hf:<repo id>"                     a DiT pipeline already in the local Hugging Face cache (offline)
+    a dtviz model folder               config.json + model.safetensors (the built-in layout)
+    .pt/.pth/.bin/.ckpt/.safetensors   a native DiT-family state dict or training wrapper, or a matrix
+    .npy/.npz/.csv/.tsv/.txt           a precomputed N×d embedding matrix
+"""
+from __future__ import annotations
+
+import os
+
+from dtviz.checkpoint import SAFETENSORS_EXTENSIONS, TORCH_EXTENSIONS, read_any, unwrap_state_dict
+from dtviz.errors import DtvizInputError
+from dtviz.sources.base import Source
+from dtviz.sources.matrix import MATRIX_EXTENSIONS, MatrixSource, load_matrix
+from dtviz.sources.native import LABEL_KEY, MODEL_FILE, SIDECAR, NativeSource
+
+BUILTIN = "builtin"
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+BUILTIN_DIR = os.path.join(ASSETS, "builtin")
+
+
+def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str | None = None) -> Source:
+    """Open ``source`` (see the module docstring) and return a Source. Errors are DtvizInputError."""
+    source = str(source).strip() or BUILTIN
+    if source == BUILTIN:
+        if not os.path.isfile(os.path.join(BUILTIN_DIR, MODEL_FILE)):
+            raise DtvizInputError(f"the built-in model is missing: expected {os.path.join(BUILTIN_DIR, MODEL_FILE)!r}; "
+                                  "regenerate it with scripts/train_builtin.py.")
+        src = NativeSource(BUILTIN_DIR, family=family, device=device)
+        src.info.name = BUILTIN
+        return src
+    if source.startswith("hf:"):
+        from dtviz.sources.diffusers_dit import load_cached_pipeline
+
+        return load_cached_pipeline(source[3:], device=device)
+    path = os.path.expanduser(source)
+    if os.path.isdir(path):
+        if os.path.isfile(os.path.join(path, "model_index.json")):
+            from dtviz.sources.diffusers_dit import DiffusersSource
+
+            return DiffusersSource(path, device=device)
+        if os.path.isfile(os.path.join(path, SIDECAR)) and os.path.isfile(os.path.join(path, MODEL_FILE)):
+            return NativeSource(path, family=family, device=device)
+        raise DtvizInputError(
+            f"expected a checkpoint file, a diffusers pipeline folder (with model_index.json) or a dtviz model folder "
+            f"(with {SIDECAR} and {MODEL_FILE}), but {path!r} is a folder with neither."
+        )
+    lower = path.lower()
+    if lower.endswith(MATRIX_EXTENSIONS):
+        return load_matrix(path, labels=labels, device=device)
+    if lower.endswith(TORCH_EXTENSIONS + SAFETENSORS_EXTENSIONS):
+        return _checkpoint_or_matrix(path, family, device, labels)
+    if not os.path.exists(path):
+        raise DtvizInputError(f"expected 'builtin', a checkpoint file or a pipeline folder, but {path!r} does not exist.")
+    raise DtvizInputError(
+        f"expected a file ending in {', '.join(TORCH_EXTENSIONS + SAFETENSORS_EXTENSIONS + MATRIX_EXTENSIONS)}, "
+        f"but {os.path.basename(path)!r} has none of these extensions."
+    )
+
+
+def _checkpoint_or_matrix(path: str, family: str, device, labels) -> Source:
+    """A .pt/.safetensors file is a model if it has the label table, else a matrix if it holds one."""
+    import torch
+
+    obj = read_any(path)
+    if isinstance(obj, torch.Tensor):
+        return load_matrix(path, labels=labels, device=device)
+    state = unwrap_state_dict(obj, repr(path)) if hasattr(obj, "keys") else obj
+    if hasattr(state, "keys") and (LABEL_KEY in state or any(str(k).startswith(("t_embedder.", "y_embedder.", "blocks.")) for k in state)):
+        return NativeSource(path, family=family, device=device, contents=obj)
+    if hasattr(obj, "keys") and any(k in obj for k in ("embeddings", "embedding", "c")):
+        return load_matrix(path, labels=labels, device=device)
+    if hasattr(state, "keys") and len(state) == 1 and isinstance(next(iter(state.values())), torch.Tensor):
+        return load_matrix(path, labels=labels, device=device)
+    return NativeSource(path, family=family, device=device, contents=obj)  # raises the "no label table" message
+
+
+__all__ = ["load", "BUILTIN", "BUILTIN_DIR", "MatrixSource", "NativeSource"]

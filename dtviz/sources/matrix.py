@@ -1,0 +1,176 @@
+"""Precomputed embeddings: an N×d matrix of condition vectors, with optional labels.
+
+This is how continuous-condition models (pose, video, text) are brought in: their c comes from an
+encoder, so the user exports it. Formats: ``.npy``, ``.npz`` (key ``embeddings``/``c``, or the only
+2-D array; labels under ``labels``), ``.pt`` (a tensor or a dict with ``embeddings``), ``.safetensors``
+(``embeddings`` or the only tensor), ``.csv``/``.tsv`` (numbers, optional header row, optional label
+column of text). Labels may also come from a sidecar text file, one per line (``<file>.labels.txt``
+or the ``labels`` argument). Analysis only: there is no model to sample.
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import torch
+
+from dtviz.checkpoint import check_readable_file, read_safetensors, read_torch
+from dtviz.device import resolve_device
+from dtviz.errors import DtvizInputError
+from dtviz.families import FAMILIES
+from dtviz.sources.base import Source, SourceInfo, check_finite
+
+MATRIX_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt")
+_ARRAY_KEYS = ("embeddings", "embedding", "c", "E", "X")
+
+
+class MatrixSource(Source):
+    def __init__(self, matrix: np.ndarray, labels: list[str] | None = None, name: str = "matrix", device=None):
+        matrix = validate_matrix(matrix, name)
+        if labels is not None and len(labels) != matrix.shape[0]:
+            raise DtvizInputError(f"expected one label per row of {name!r} ({matrix.shape[0]} rows), but found {len(labels)} labels.")
+        self.matrix = matrix
+        names = [str(x) for x in labels] if labels is not None else [f"row {i}" for i in range(matrix.shape[0])]
+        self.info = SourceInfo(name=name, family=FAMILIES["matrix"], num_classes=matrix.shape[0], dim=matrix.shape[1],
+                               class_names=names, device=resolve_device(device), can_sample=False,
+                               sample_note="a precomputed matrix has no model to sample; analysis only.",
+                               family_note="precomputed embeddings")
+
+    def _rows(self, ids: np.ndarray, t, part: str, batch_size: int) -> np.ndarray:
+        return self.matrix[ids]
+
+
+def validate_matrix(matrix, name: str) -> np.ndarray:
+    if isinstance(matrix, torch.Tensor):
+        matrix = matrix.detach().float().cpu().numpy()
+    try:
+        matrix = np.asarray(matrix)
+    except ValueError as err:  # ragged nested lists
+        raise DtvizInputError(f"expected an N×d matrix in {name!r}, but its rows have different lengths.") from err
+    if matrix.dtype == object:
+        raise DtvizInputError(f"expected an N×d matrix of numbers in {name!r}, but its rows are ragged or not numeric.")
+    if not (np.issubdtype(matrix.dtype, np.number) or matrix.dtype == bool):
+        raise DtvizInputError(f"expected an N×d matrix of numbers in {name!r}, but found dtype {matrix.dtype}.")
+    if matrix.ndim != 2:
+        raise DtvizInputError(f"expected an N×d matrix (2-D) in {name!r}, but found {matrix.ndim}-D data of shape {matrix.shape}.")
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise DtvizInputError(f"expected a non-empty N×d matrix in {name!r}, but found shape {matrix.shape}.")
+    matrix = matrix.astype(np.float32)
+    check_finite("the matrix", matrix, repr(name))
+    return matrix
+
+
+def load_matrix(path: str, labels: str | list[str] | None = None, device=None) -> MatrixSource:
+    path = check_readable_file(path, "an embedding matrix file")
+    lower = path.lower()
+    file_labels = None
+    if lower.endswith(".npy"):
+        matrix = _np_load(path)
+    elif lower.endswith(".npz"):
+        matrix, file_labels = _from_npz(path)
+    elif lower.endswith((".csv", ".tsv", ".txt")):
+        matrix, file_labels = read_csv_matrix(path)
+    elif lower.endswith(".safetensors"):
+        matrix, file_labels = _from_mapping(dict(read_safetensors(path)), path)
+    else:
+        obj = read_torch(path)
+        matrix, file_labels = (obj, None) if isinstance(obj, torch.Tensor) else _from_mapping(obj, path)
+    if isinstance(labels, str):
+        labels = read_labels_file(labels)
+    elif labels is None and os.path.isfile(path + ".labels.txt"):
+        labels = read_labels_file(path + ".labels.txt")
+    return MatrixSource(matrix, labels if labels is not None else file_labels, name=os.path.basename(path), device=device)
+
+
+def read_labels_file(path: str) -> list[str]:
+    path = check_readable_file(path, "a labels text file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return [line.rstrip("\n") for line in fh if line.strip()]
+    except UnicodeDecodeError as err:
+        raise DtvizInputError(f"expected a UTF-8 text file of labels, one per line, but {path!r} is not text.") from err
+
+
+def _np_load(path: str):
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise DtvizInputError(f"refused to load {path!r}: it holds pickled Python objects, which dtviz never unpickles; save a numeric array.") from err
+        raise DtvizInputError(f"expected a NumPy array file, but {path!r} could not be read ({str(err)[:120]}).") from err
+    except (OSError, EOFError) as err:
+        raise DtvizInputError(f"expected a NumPy array file, but {path!r} is damaged or truncated.") from err
+
+
+def _from_npz(path: str):
+    data = _np_load(path)
+    try:
+        keys = list(data.keys())
+        arrays = {k: data[k] for k in keys}
+    except (ValueError, OSError, EOFError) as err:
+        raise DtvizInputError(f"expected a NumPy .npz archive of numeric arrays, but {path!r} could not be read ({str(err)[:120]}).") from err
+    return _from_mapping(arrays, path)
+
+
+def _from_mapping(obj, path: str):
+    if not isinstance(obj, dict):
+        raise DtvizInputError(f"expected a tensor or a dict with an 'embeddings' entry in {path!r}, but found {type(obj).__name__}.")
+    labels = obj.get("labels", obj.get("names"))
+    if labels is not None:
+        labels = [str(x) for x in (labels.tolist() if hasattr(labels, "tolist") else labels)]
+    for key in _ARRAY_KEYS:
+        if key in obj:
+            return obj[key], labels
+    matrices = [k for k, v in obj.items() if hasattr(v, "ndim") and v.ndim == 2]
+    if len(matrices) == 1:
+        return obj[matrices[0]], labels
+    raise DtvizInputError(
+        f"expected one N×d matrix (key 'embeddings') in {path!r}, but found {len(matrices)} 2-D entries among keys {sorted(map(str, obj))[:6]}."
+    )
+
+
+def read_csv_matrix(path: str) -> tuple[np.ndarray, list[str] | None]:
+    """Numbers with an optional header row and an optional text column (first or last) of labels."""
+    delimiter = "\t" if path.lower().endswith(".tsv") else None
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError as err:
+        raise DtvizInputError(f"expected a CSV text file of numbers, but {path!r} is not text.") from err
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t ").delimiter
+        except csv.Error:
+            delimiter = ","
+    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter) if any(c.strip() for c in r)]
+    if not rows:
+        raise DtvizInputError(f"expected rows of numbers in {path!r}, but it holds none.")
+    if not all(_is_number(c) for c in rows[0] if c.strip()) and len(rows) > 1 and _numeric_share(rows[1]) > _numeric_share(rows[0]):
+        rows = rows[1:]  # header
+    widths = {len(r) for r in rows}
+    if len(widths) != 1:
+        raise DtvizInputError(f"expected every row of {path!r} to have the same number of columns, but found widths {sorted(widths)[:5]}.")
+    label_col = None
+    for col in (0, len(rows[0]) - 1):
+        if not all(_is_number(r[col]) for r in rows):
+            label_col = col
+            break
+    labels = [r[label_col] for r in rows] if label_col is not None else None
+    numeric = [[c for j, c in enumerate(r) if j != label_col] for r in rows]
+    bad = next(((i, c) for i, r in enumerate(numeric) for c in r if not _is_number(c)), None)
+    if bad is not None:
+        raise DtvizInputError(f"expected numbers in {path!r}, but row {bad[0] + 1} holds {bad[1]!r}.")
+    return np.array([[float(c) for c in r] for r in numeric], dtype=np.float32).reshape(len(numeric), -1), labels
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _numeric_share(row: list[str]) -> float:
+    return sum(_is_number(c) for c in row) / max(len(row), 1)

@@ -1,0 +1,185 @@
+"""Native DiT-family checkpoints: DiT, SiT, REPA, LightningDiT, MDT, Model-Guidance, and the built-in model.
+
+c is computed from five tensors that every family shares, with DiT's own formula:
+
+    y_embedder.embedding_table.weight   (K + 1, d)   row K is the null (CFG) class
+    t_embedder.mlp.0.{weight,bias}      (d, 256), (d,)
+    t_embedder.mlp.2.{weight,bias}      (d, d), (d,)
+
+    c(y, t) = table[y] + W2 · SiLU(W0 · [cos(t·f), sin(t·f)] + b0) + b2,   f_k = exp(−ln(10⁴)·k/128)
+
+Only those tensors are read to compute c (lazily, see dtviz.checkpoint); the whole model is built
+only when sampling is asked for.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dtviz.checkpoint import nearest_keys, read_any, unwrap_state_dict
+from dtviz.device import resolve_device
+from dtviz.errors import DtvizInputError
+from dtviz.families import FAMILIES, detect_family, get_family
+from dtviz.nn.dit import DiT, DiTConfig, config_from_state_dict, timestep_features
+from dtviz.sources.base import Source, SourceInfo, check_finite
+
+LABEL_KEY = "y_embedder.embedding_table.weight"
+T_KEYS = ("t_embedder.mlp.0.weight", "t_embedder.mlp.0.bias", "t_embedder.mlp.2.weight", "t_embedder.mlp.2.bias")
+# Families whose backbone is plain DiT (same block keys), so dtviz.nn.dit can sample them.
+DIT_BACKBONE_FAMILIES = ("dit", "sit", "repa", "mg")
+SIDECAR = "config.json"  # dtviz layout: {"family", "model", "class_names", ...} beside model.safetensors
+MODEL_FILE = "model.safetensors"
+
+
+class NativeSource(Source):
+    def __init__(self, path: str, family: str = "auto", device=None, sidecar: dict | None = None, contents=None):
+        """``contents``: what ``read_any`` already returned for ``path`` (so the file is read once)."""
+        self.path = path
+        weights_path = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
+        self.sidecar = sidecar if sidecar is not None else find_sidecar(weights_path)
+        self.state = unwrap_state_dict(contents if contents is not None else read_any(weights_path), repr(weights_path))
+        self.weights_path = weights_path
+        device = resolve_device(device)
+        family_obj, note = self._family(family)
+        self.label_table, self.t_mlp = self._embedder_tensors(weights_path)
+        num_classes, dim = self.label_table.shape[0] - 1, self.label_table.shape[1]
+        names = list(self.sidecar.get("class_names", []))[:num_classes] if self.sidecar else []
+        names += [f"class {i}" for i in range(len(names), num_classes)]
+        can_sample, sample_note = self._sampling_support(family_obj.key)
+        self.info = SourceInfo(
+            name=self.sidecar.get("name", os.path.basename(os.path.normpath(path))) if self.sidecar else os.path.basename(path),
+            family=family_obj, num_classes=num_classes, dim=dim, class_names=names, device=device,
+            parameters=_count_parameters(self.state), family_note=note, can_sample=can_sample,
+            sample_note=sample_note, extra={"path": path},
+        )
+        self._t_cache: dict[float, torch.Tensor] = {}
+        self._on_device = {k: v.to(device) for k, v in self.t_mlp.items()}
+        self._table_device = self.label_table.to(device)
+
+    # ------------------------------------------------------------------------------------ loading
+    def _family(self, family: str):
+        if family and family != "auto":
+            fam = get_family(family)
+            if not fam.native:
+                raise DtvizInputError(f"family {family!r} is not a native DiT-family checkpoint; use one of {', '.join(k for k, f in FAMILIES.items() if f.native)}.")
+            return fam, f"family set by the user: {fam.label}"
+        if self.sidecar.get("family"):
+            fam = get_family(self.sidecar["family"])
+            return fam, f"family declared in {SIDECAR}: {fam.label}"
+        det = detect_family(self.state.keys())
+        return det.family, det.reason
+
+    def _embedder_tensors(self, where: str) -> tuple[torch.Tensor, dict]:
+        state = self.state
+        if LABEL_KEY not in state:
+            raise DtvizInputError(
+                f"expected a class label table {LABEL_KEY!r} in {where!r} (a class-conditional DiT-family checkpoint), "
+                f"but it is missing; nearest-looking keys: {nearest_keys(state, LABEL_KEY)}."
+            )
+        missing = [k for k in T_KEYS if k not in state]
+        if missing:
+            raise DtvizInputError(
+                f"expected the timestep MLP {missing[0]!r} in {where!r}, but it is missing; nearest-looking keys: {nearest_keys(state, missing[0])}."
+            )
+        table = _float_tensor(state[LABEL_KEY], LABEL_KEY, where)
+        mlp = {k: _float_tensor(state[k], k, where) for k in T_KEYS}
+        if table.ndim != 2 or table.shape[0] < 2 or table.shape[1] < 1:
+            raise DtvizInputError(
+                f"expected {LABEL_KEY!r} of shape (num_classes + 1, d) with at least one class plus the null row, "
+                f"but found shape {tuple(table.shape)} in {where!r}."
+            )
+        d = table.shape[1]
+        w0, b0, w2, b2 = (mlp[k] for k in T_KEYS)
+        expected = {T_KEYS[0]: (d, w0.shape[-1] if w0.ndim == 2 else -1), T_KEYS[1]: (d,), T_KEYS[2]: (d, d), T_KEYS[3]: (d,)}
+        for key, shape in expected.items():
+            if tuple(mlp[key].shape) != shape:
+                raise DtvizInputError(
+                    f"shape mismatch in {where!r}: the label table has d = {d}, so {key!r} should have shape {shape}, "
+                    f"but it has {tuple(mlp[key].shape)}."
+                )
+        check_finite(LABEL_KEY, table, repr(where))
+        for k, v in mlp.items():
+            check_finite(k, v, repr(where))
+        return table, mlp
+
+    def _sampling_support(self, family: str) -> tuple[bool, str]:
+        if family not in DIT_BACKBONE_FAMILIES:
+            return False, f"sampling {FAMILIES[family].label} needs its own backbone, which dtviz does not implement yet; analysis only."
+        needed = ("x_embedder.proj.weight", "final_layer.linear.weight", "blocks.0.adaLN_modulation.1.weight")
+        missing = [k for k in needed if k not in self.state]
+        if missing:
+            return False, f"the file holds only part of a model (no {missing[0]!r}); analysis only."
+        return True, ""
+
+    # ---------------------------------------------------------------------------------- embeddings
+    def t_embedding(self, t: float) -> torch.Tensor:
+        """(d,) timestep embedding at t (the family's own units), on the source's device."""
+        if t not in self._t_cache:
+            m = self._on_device
+            feats = timestep_features(torch.tensor([t], device=self.device), dim=m[T_KEYS[0]].shape[1])
+            h = F.silu(F.linear(feats, m[T_KEYS[0]], m[T_KEYS[1]]))
+            self._t_cache[t] = F.linear(h, m[T_KEYS[2]], m[T_KEYS[3]])[0]
+        return self._t_cache[t]
+
+    def _rows(self, ids: np.ndarray, t, part: str, batch_size: int) -> np.ndarray:
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        t_emb = self.t_embedding(t)
+        for i in range(0, len(ids), batch_size):
+            idx = torch.as_tensor(ids[i:i + batch_size], device=self.device)
+            if part == "t":
+                rows = t_emb.expand(len(idx), -1)
+            else:
+                rows = self._table_device[idx]
+                if part == "y+t":
+                    rows = rows + t_emb
+            out[i:i + len(idx)] = rows.float().cpu().numpy()
+        return out
+
+    # ------------------------------------------------------------------------------------ sampling
+    def build_model(self) -> DiT:
+        """The full DiT on the source's device, in eval mode (weights loaded strictly)."""
+        if not self.info.can_sample:
+            raise DtvizInputError(f"this source cannot sample: {self.info.sample_note}")
+        cfg = DiTConfig(**self.sidecar["model"]) if self.sidecar.get("model") else config_from_state_dict(self.state)
+        model = DiT(cfg)
+        state = {k: _float_tensor(v, k, self.weights_path) for k, v in self.state.items()
+                 if k in model.state_dict()}
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as err:
+            raise DtvizInputError(f"the weights in {self.weights_path!r} do not fit a DiT of the shape they imply ({str(err).splitlines()[0]}).") from err
+        return model.to(self.device).eval()
+
+
+def find_sidecar(weights_path: str) -> dict:
+    """dtviz's config.json beside the weights, or one folder up (training snapshots)."""
+    here = os.path.dirname(os.path.abspath(weights_path))
+    for folder in (here, os.path.dirname(here)):
+        path = os.path.join(folder, SIDECAR)
+        if os.path.isfile(path):
+            try:
+                with open(path) as fh:
+                    data = json.load(fh)
+            except (OSError, ValueError) as err:
+                raise DtvizInputError(f"expected JSON in {path!r}, but it could not be parsed ({err}).") from err
+            if isinstance(data, dict) and "family" in data and "class_names" in data:
+                return data
+    return {}
+
+
+def _float_tensor(value, key: str, where: str) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise DtvizInputError(f"expected {key!r} in {where!r} to be a tensor, but found {type(value).__name__}.")
+    if not value.is_floating_point():
+        raise DtvizInputError(f"expected floating-point weights for {key!r} in {where!r}, but found dtype {str(value.dtype).replace('torch.', '')}.")
+    return value.float()
+
+
+def _count_parameters(state: Mapping) -> int:
+    shapes = state.shapes() if hasattr(state, "shapes") else {k: v.shape for k, v in state.items() if isinstance(v, torch.Tensor)}
+    return int(sum(int(np.prod(s)) for k, s in shapes.items() if k != "pos_embed"))

@@ -1,0 +1,231 @@
+"""The paper's statistics, as pure functions on an N×d matrix E of condition vectors (rows = classes).
+
+Definitions (Hidden Semantic Bottleneck, ICLR 2026), used exactly:
+
+    PR(v)      = (Σ_i |v_i|)² / Σ_i v_i²          (Eq. 1, on absolute values; 1 for one-hot, d for uniform)
+    nPR(v)     = PR(v) / d
+    s_tail(τ)  = #{i : |v_i| < τ} / d             (Eq. 2); head = the rest, |v_i| >= τ
+    cosine     = pairwise cosine similarity of the rows; summaries over the off-diagonal pairs
+    variance   = per-dimension variance across classes, population (ddof = 0)      (Fig. 9)
+
+The paper does not say whether PR is taken of the mean vector c̄ or averaged over classes, so both
+are reported and labelled: ``mean_vector`` (of |c̄|) and ``per_class_mean``. The null (CFG) row is never
+part of E: sources return class rows only.
+
+``ConditionStats`` is the fit-once / re-derive-cheaply form used by the CLI and the dashboard: the
+τ-independent work happens in ``fit``, and ``at_tau`` is a few searchsorted calls.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dtviz.errors import DtvizInputError
+
+
+def as_matrix(E) -> np.ndarray:
+    """float64 2-D view of a numpy array or torch tensor (a 1-D vector becomes one row)."""
+    if hasattr(E, "detach"):
+        E = E.detach().cpu().numpy()
+    E = np.asarray(E, dtype=np.float64)
+    if E.ndim == 1:
+        E = E[None]
+    if E.ndim != 2 or E.shape[0] == 0 or E.shape[1] == 0:
+        raise DtvizInputError(f"expected a non-empty N×d matrix, got shape {E.shape}.")
+    return E
+
+
+# ------------------------------------------------------------------------------------------- cosine
+
+def cosine_matrix(E) -> np.ndarray:
+    """(N, N) cosine similarities of the rows; a zero row has similarity 0 to everything."""
+    E = as_matrix(E)
+    norms = np.linalg.norm(E, axis=1, keepdims=True)
+    U = np.divide(E, norms, out=np.zeros_like(E), where=norms > 0)
+    return np.clip(U @ U.T, -1.0, 1.0)
+
+
+def offdiag_summary(C: np.ndarray) -> dict:
+    """Mean, min and max over the i ≠ j entries (NaN for a single class)."""
+    n = C.shape[0]
+    if n < 2:
+        return {"mean": float("nan"), "min": float("nan"), "max": float("nan")}
+    off = C[~np.eye(n, dtype=bool)]
+    return {"mean": float(off.mean()), "min": float(off.min()), "max": float(off.max())}
+
+
+def offdiag_values(C: np.ndarray) -> np.ndarray:
+    """The upper-triangle (i < j) entries, for the histogram of pair similarities."""
+    return C[np.triu_indices(C.shape[0], k=1)]
+
+
+# --------------------------------------------------------------------------------- participation
+
+def participation_ratio(v) -> np.ndarray | float:
+    """PR = (Σ|v_i|)² / Σ v_i² per row (Eq. 1). A scalar for a 1-D v. Zero vectors give 0."""
+    V = np.abs(as_matrix(v))
+    num = V.sum(1) ** 2
+    den = (V ** 2).sum(1)
+    pr = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    return float(pr[0]) if np.ndim(v) == 1 else pr
+
+
+def normalized_participation_ratio(v) -> np.ndarray | float:
+    """nPR = PR / d."""
+    d = as_matrix(v).shape[1]
+    return participation_ratio(v) / d
+
+
+def mean_vector(E) -> np.ndarray:
+    """c̄ = mean over classes of c, (d,)."""
+    return as_matrix(E).mean(0)
+
+
+# -------------------------------------------------------------------------------------- sparsity
+
+def s_tail(v, tau: float) -> np.ndarray | float:
+    """#{i : |v_i| < τ} / d per row (Eq. 2); a scalar for a 1-D v."""
+    V = np.abs(as_matrix(v))
+    share = (V < tau).mean(1)
+    return float(share[0]) if np.ndim(v) == 1 else share
+
+
+def s_head(v, tau: float) -> np.ndarray | float:
+    """1 − s_tail: the share with |v_i| >= τ."""
+    return 1 - s_tail(v, tau)
+
+
+def head_dims(v, tau: float) -> np.ndarray:
+    """Indices i with |v_i| >= τ, ascending (v is 1-D: c̄ for the global mask, or one class's c)."""
+    return np.flatnonzero(np.abs(np.asarray(v, dtype=np.float64)) >= tau)
+
+
+def tail_dims(v, tau: float) -> np.ndarray:
+    """Indices i with |v_i| < τ, ascending."""
+    return np.flatnonzero(np.abs(np.asarray(v, dtype=np.float64)) < tau)
+
+
+def topk_dims(v, k: int, largest: bool = True) -> np.ndarray:
+    """The k dims of largest (or smallest) |v_i|, ascending by index; ties broken by index."""
+    a = np.abs(np.asarray(v, dtype=np.float64))
+    k = int(np.clip(k, 0, a.size))
+    order = np.lexsort((np.arange(a.size), -a if largest else a))
+    return np.sort(order[:k])
+
+
+def dims_below_curve(v, taus) -> tuple[np.ndarray, np.ndarray]:
+    """For each τ: #{i : |v_i| < τ} (raw) and that count / d (normalised) — Fig. 11."""
+    a = np.sort(np.abs(np.asarray(v, dtype=np.float64)).reshape(-1))
+    counts = np.searchsorted(a, np.asarray(taus, dtype=np.float64), side="left")
+    return counts, counts / a.size
+
+
+def default_tau_grid(v, n: int = 200) -> np.ndarray:
+    """Log-spaced τ from below the smallest non-zero |v_i| to above the largest."""
+    a = np.abs(np.asarray(v, dtype=np.float64))
+    pos = a[a > 0]
+    lo, hi = (pos.min(), pos.max()) if pos.size else (1e-6, 1.0)
+    return np.logspace(np.log10(lo) - 0.5, np.log10(hi) + 0.5, n)
+
+
+# -------------------------------------------------------------------------------------- variance
+
+def per_dim_variance(E) -> np.ndarray:
+    """Variance of each dimension across classes, population (ddof = 0), (d,)."""
+    return as_matrix(E).var(axis=0, ddof=0)
+
+
+def variance_spectrum(var: np.ndarray) -> np.ndarray:
+    """Per-dimension variances sorted from largest to smallest (Fig. 9b)."""
+    return np.sort(np.asarray(var, dtype=np.float64))[::-1]
+
+
+def top_k_variance_share(var: np.ndarray, k: int = 20) -> float:
+    """Share of the total variance held by the k highest-variance dims (0 when there is no variance)."""
+    spec = variance_spectrum(var)
+    total = spec.sum()
+    return float(spec[:k].sum() / total) if total > 0 else 0.0
+
+
+def cumulative_variance_share(var: np.ndarray) -> np.ndarray:
+    spec = variance_spectrum(var)
+    total = spec.sum()
+    return np.cumsum(spec) / total if total > 0 else np.zeros_like(spec)
+
+
+# -------------------------------------------------------------------------------------- magnitude
+
+def mean_abs_per_dim(E) -> np.ndarray:
+    """Mean over classes of |c_i|, (d,) — the per-dimension profile (Fig. 6)."""
+    return np.abs(as_matrix(E)).mean(0)
+
+
+def magnitude_histogram(v, bins: int = 60, log: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of |v_i| over all entries (Fig. 5): counts and bin edges (log-spaced when ``log``)."""
+    a = np.abs(np.asarray(v, dtype=np.float64)).reshape(-1)
+    if log:
+        pos = a[a > 0]
+        lo, hi = (pos.min(), pos.max()) if pos.size else (1e-6, 1.0)
+        edges = np.logspace(np.log10(lo), np.log10(hi) + 1e-9, bins + 1)
+        counts, _ = np.histogram(pos, bins=edges)
+        return counts, edges
+    return np.histogram(a, bins=bins)
+
+
+# ------------------------------------------------------------------------------------- estimator
+
+@dataclass
+class ConditionStats:
+    """Fit on E (N×d) once; read the τ-dependent numbers for any τ cheaply.
+
+    Learned attributes: ``n_``, ``dim_``, ``mean_vector_``, ``cosine_``, ``cosine_summary_``,
+    ``pr_mean_vector_``, ``pr_per_class_``, ``variance_``, plus the sorted |c̄| and |c| used by ``at_tau``.
+    """
+
+    compute_cosine: bool = True
+
+    def fit(self, E) -> "ConditionStats":
+        E = as_matrix(E)
+        self.n_, self.dim_ = E.shape
+        self.mean_vector_ = E.mean(0)
+        if self.compute_cosine:
+            self.cosine_ = cosine_matrix(E)
+            self.cosine_summary_ = offdiag_summary(self.cosine_)
+        self.pr_mean_vector_ = participation_ratio(self.mean_vector_)
+        self.pr_per_class_ = participation_ratio(E)
+        self.variance_ = per_dim_variance(E)
+        self._abs_mean_sorted = np.sort(np.abs(self.mean_vector_))
+        self._abs_rows_sorted = np.sort(np.abs(E), axis=1)
+        return self
+
+    def s_tail_at(self, tau: float) -> dict:
+        """s_tail of c̄ and the mean over classes of each class's s_tail."""
+        mv = np.searchsorted(self._abs_mean_sorted, tau, side="left") / self.dim_
+        per_row = np.array([np.searchsorted(r, tau, side="left") for r in self._abs_rows_sorted]) / self.dim_
+        return {"mean_vector": float(mv), "per_class_mean": float(per_row.mean())}
+
+    def at_tau(self, tau: float) -> dict:
+        """Everything that depends on τ: s_tail (both readings) and the head set of c̄."""
+        share = self.s_tail_at(tau)
+        head = head_dims(self.mean_vector_, tau)
+        return {"tau": float(tau), "s_tail": share, "s_head": {k: 1 - v for k, v in share.items()},
+                "head_dims": head.tolist(), "head_count": int(head.size), "tail_count": int(self.dim_ - head.size)}
+
+    def table_row(self) -> dict:
+        """The paper's Table 1 row: d, PR, nPR (both readings) and the off-diagonal cosine."""
+        return {
+            "dim": int(self.dim_),
+            "num_classes": int(self.n_),
+            "pr": {"mean_vector": float(self.pr_mean_vector_), "per_class_mean": float(self.pr_per_class_.mean())},
+            "npr": {"mean_vector": float(self.pr_mean_vector_ / self.dim_),
+                    "per_class_mean": float(self.pr_per_class_.mean() / self.dim_)},
+            "cosine": dict(self.cosine_summary_) if self.compute_cosine else None,
+            "variance": {"mean": float(self.variance_.mean()), "top20_share": top_k_variance_share(self.variance_, 20)},
+        }
+
+    def summary(self, tau: float) -> dict:
+        """``table_row`` plus ``at_tau``: the body of ``dtviz stats --json``."""
+        row = self.table_row()
+        row.update(self.at_tau(tau))
+        return row
