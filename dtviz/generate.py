@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from dtviz.errors import DtvizInputError
+from dtviz.pruning import PruneSpec, chain_steps, global_mask, pruned
 from dtviz.samplers import DDIMSampler, EulerFlowSampler, guided_denoiser
 from dtviz.sources.base import Source
 
@@ -59,6 +60,14 @@ class Generator:
             defaults["guided_channels"] = None
         self.defaults = defaults
         self.image_shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
+        self._global_masks: dict[tuple, np.ndarray] = {}
+
+    def global_mask(self, spec: PruneSpec) -> np.ndarray:
+        """(d,) keep-mask of ``spec`` from c̄ at t0 (dtviz.pruning.global_mask), computed once per selection."""
+        key = (spec.mode, spec.tau, spec.k)
+        if key not in self._global_masks:
+            self._global_masks[key] = global_mask(self.source, spec)
+        return self._global_masks[key]
 
     def sampler(self, steps: int | None = None):
         steps = int(steps or self.defaults["steps"])
@@ -71,7 +80,12 @@ class Generator:
 
     @torch.no_grad()
     def sample(self, labels, settings: SampleSettings = SampleSettings(), indices=None, on_step=None,
-               batch_size: int = 256) -> np.ndarray:
+               batch_size: int = 256, prune: PruneSpec | None = None) -> np.ndarray:
+        """``prune``: zero dims of c during sampling (dtviz.pruning); the noise is the same as without it."""
+        if prune is not None:
+            mask = self.global_mask(prune) if prune.mask == "global" else None
+            with pruned(self.model, prune, mask=mask, null_class=self.source.num_classes) as pruner:
+                return self.sample(labels, settings, indices, chain_steps(pruner.on_step, on_step), batch_size)
         labels = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.source.device)
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.source.num_classes):
             raise DtvizInputError(f"class ids must lie in 0..{self.source.num_classes - 1}; got {labels.tolist()[:5]}…")

@@ -1,9 +1,300 @@
-"""Placeholder until the sweep lands (being written now)."""
+"""``dtviz sweep``: sample every pruning setting on the same noise and tabulate the paper's Table 2.
+
+    dtviz sweep SOURCE --mode tail --tau 0,0.01,0.02,0.05 --schedule every,first,last:10 --per-class 5 --out DIR
+
+writes
+
+    DIR/table.csv          one row per setting, the unpruned baseline first (columns: TABLE_COLUMNS)
+    DIR/table.md           the same in the layout of the paper's Table 2
+    DIR/<setting>/         PNGs + index.csv, exactly as ``dtviz sample`` writes them
+
+Settings are the product (τ or k) × schedule for one mode and mask. Quality without FID: class accuracy
+from the built-in glyph classifier (empty for models without one — never estimated) and the pixel drift
+(MSE, PSNR) of each sample from its baseline, which shares its noise.
+
+Distributed: ``torchrun --nproc_per_node=N -m dtviz sweep ...`` (gloo on CPU, nccl on CUDA). The samples
+are cut into fixed chunks of ``--batch-size`` and chunk j runs on rank j mod N, so every number is
+computed in the same batches whatever N is; per-sample results are gathered on rank 0, which alone
+writes, and reduced in sample order — the table does not depend on the process count.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from dtviz.cli import _add_source_args, add_class_selection, check_output_dir, select_classes, write_samples
+from dtviz.errors import DtvizInputError
+from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule, paper_schedule, parse_schedule, spec_removed_dims
+
+BASELINE = "baseline"
+TABLE_COLUMNS = ("setting", "label", "mode", "tau", "k", "mask", "schedule", "prune_null", "removed_dims",
+                 "removed_share", "class_accuracy", "drift_mse", "drift_psnr", "samples")
 
 
-def add_sweep_parser(sub):
-    sub.add_parser("sweep", help="pruning sweep (not yet available)")
+# ------------------------------------------------------------------------------------------ parsing
+
+def parse_numbers(text: str, option: str, kind=float) -> list:
+    """"0,0.01,0.02" -> [0.0, 0.01, 0.02] (duplicates dropped, order kept)."""
+    try:
+        values = [kind(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        example = "0,0.01,0.02" if kind is float else "2,4,8"
+        raise DtvizInputError(f"{option} expects comma-separated {'numbers' if kind is float else 'integers'} like {example}; got {text!r}.") from None
+    if not values:
+        raise DtvizInputError(f"{option} expects at least one value; got {text!r}.")
+    return list(dict.fromkeys(values))
 
 
-def cmd_sweep(args):
-    raise NotImplementedError
+def sweep_specs(mode: str = "tail", taus=None, ks=None, schedules=("every",), mask: str = "global",
+                prune_null: bool = False) -> list[PruneSpec]:
+    """The product (τ or k) × schedule, in the given order; τ = [0.01] when neither is given."""
+    if taus is not None and ks is not None:
+        raise DtvizInputError("give either --tau or --k, not both.")
+    selections = [dict(k=k) for k in ks] if ks is not None else [dict(tau=t) for t in (taus if taus is not None else [0.01])]
+    specs = [PruneSpec(mode=mode, mask=mask, schedule=s, prune_null=prune_null, **sel)
+             for sel in selections for s in schedules]
+    return list(dict.fromkeys(specs))
+
+
+# ------------------------------------------------------------------------------------- distribution
+
+@dataclass(frozen=True)
+class World:
+    """This process's place in a torchrun job (rank 0 of 1 when not distributed)."""
+
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def chunks(self, num_samples: int, batch_size: int) -> list[np.ndarray]:
+        """Sample indices of the fixed chunks this rank runs: chunk j = [j·B, (j+1)·B) goes to rank j mod size."""
+        starts = range(0, num_samples, batch_size)
+        return [np.arange(s, min(s + batch_size, num_samples)) for j, s in enumerate(starts) if j % self.size == self.rank]
+
+    def gather(self, obj) -> list | None:
+        """Every rank's ``obj`` on rank 0 (in rank order), None elsewhere."""
+        if self.size == 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out = [None] * self.size if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
+
+@contextlib.contextmanager
+def distributed(device: str | None = None):
+    """Join the torchrun job described by the environment (WORLD_SIZE > 1), else run alone.
+
+    Backend nccl when CUDA is used, gloo otherwise; yields (World, device to load the model on)."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        yield World(), device
+        return
+    import torch.distributed as dist
+
+    use_cuda = torch.cuda.is_available() and (device in (None, "auto") or str(device).startswith("cuda"))
+    if use_cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = f"cuda:{local_rank % torch.cuda.device_count()}" if device in (None, "auto") else device
+        torch.cuda.set_device(torch.device(device))
+    elif device in (None, "auto"):
+        device = "cpu"
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    try:
+        yield World(rank=dist.get_rank(), size=dist.get_world_size()), device
+    finally:
+        dist.destroy_process_group()
+
+
+# -------------------------------------------------------------------------------------------- sweep
+
+@dataclass
+class SettingResult:
+    """One table row's samples and per-sample read-outs, in sample order (rank 0 after ``run_sweep``)."""
+
+    name: str
+    spec: PruneSpec | None  # None = the unpruned baseline
+    images: np.ndarray  # (N, H, W, C) uint8, as written
+    sample_mse: np.ndarray  # (N,) float64, against the baseline
+    correct: np.ndarray | None  # (N,) bool, or None without a classifier
+    removed: tuple = (0, 0.0)  # (count, share), see pruning.spec_removed_dims
+
+
+def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: int = 64, world: World = World(),
+              classifier=None) -> list[SettingResult] | None:
+    """Baseline + each spec on the same noise; per-sample MSE and classifier verdicts.
+
+    Returns the results on rank 0 (None on other ranks); ``removed`` is left for the caller."""
+    from dtviz.generate import to_uint8
+    from dtviz.quality import correct_per_sample, per_sample_mse
+
+    labels = np.asarray(labels, dtype=np.int64)
+    names = [BASELINE] + [s.slug() for s in specs]
+    parts = {name: [] for name in names}  # name -> [(indices, uint8, mse, correct)]
+    for idx in world.chunks(len(labels), batch_size):
+        base = generator.sample(labels[idx], settings, indices=idx, batch_size=len(idx))
+        for name, spec in zip(names, [None] + list(specs)):
+            images = base if spec is None else generator.sample(labels[idx], settings, indices=idx,
+                                                                batch_size=len(idx), prune=spec)
+            correct = None if classifier is None else correct_per_sample(images, labels[idx], classifier)
+            parts[name].append((idx, to_uint8(images), per_sample_mse(base, images), correct))
+    gathered = world.gather(parts)
+    if not world.is_main:
+        return None
+    results = []
+    for name, spec in zip(names, [None] + list(specs)):
+        pieces = [p for rank_parts in gathered for p in rank_parts[name]]
+        pieces.sort(key=lambda p: int(p[0][0]) if len(p[0]) else -1)
+        order = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, np.int64)
+        if not np.array_equal(order, np.arange(len(labels))):
+            raise RuntimeError(f"sweep gather lost samples: got {len(order)} of {len(labels)}.")
+        results.append(SettingResult(
+            name=name, spec=spec,
+            images=np.concatenate([p[1] for p in pieces]),
+            sample_mse=np.concatenate([p[2] for p in pieces]),
+            correct=None if classifier is None else np.concatenate([p[3] for p in pieces]),
+        ))
+    return results
+
+
+# -------------------------------------------------------------------------------------------- table
+
+def _num(x, digits: int = 6) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    return "inf" if math.isinf(x) else f"{x:.{digits}g}"
+
+
+def table_rows(results: list[SettingResult]) -> list[dict]:
+    """One dict per setting with TABLE_COLUMNS as strings (empty = not applicable / not available)."""
+    from dtviz.quality import drift_summary
+
+    rows = []
+    for r in results:
+        drift = drift_summary(r.sample_mse)
+        s = r.spec
+        rows.append({
+            "setting": r.name,
+            "label": BASELINE if s is None else s.label(),
+            "mode": "" if s is None else s.mode,
+            "tau": "" if s is None or s.tau is None else f"{s.tau:g}",
+            "k": "" if s is None or s.k is None else str(s.k),
+            "mask": "" if s is None else s.mask,
+            "schedule": "" if s is None else s.schedule,
+            "prune_null": "" if s is None else str(s.prune_null).lower(),
+            "removed_dims": _num(r.removed[0]),
+            "removed_share": _num(float(r.removed[1])),
+            "class_accuracy": "" if r.correct is None else _num(float(r.correct.mean())),
+            "drift_mse": _num(drift["mse"]),
+            "drift_psnr": _num(drift["psnr"]),
+            "samples": str(len(r.sample_mse)),
+        })
+    return rows
+
+
+def write_csv(path: str, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def markdown_table(results: list[SettingResult], dim: int, source_name: str, note: str = "") -> str:
+    """The paper's Table 2 layout: Prune | Threshold τ (schedule) | # Removed Dims | metrics."""
+    from dtviz.quality import drift_summary
+
+    lines = [
+        "Performance under sparsification of c (layout of the paper's Table 2). "
+        "t_i: prune every step, t_0: prune only at start, t_{n-k,n}: prune during the last k steps.",
+        "Class acc.: the built-in glyph classifier (— when the model has none); drift: pixel MSE / PSNR "
+        "of each sample against the baseline with the same noise.",
+    ]
+    if note:
+        lines.append(note)
+    lines += ["", "| Prune | Threshold τ | # Removed Dims | Class acc. ↑ | Drift MSE ↓ | PSNR ↑ |",
+              "|---|---|---|---|---|---|"]
+    for i, r in enumerate(results):
+        s = r.spec
+        prune = "" if i else (results[1].spec.mode.capitalize() if len(results) > 1 else "")
+        if s is None:
+            threshold = f"Baseline ({source_name})"
+        else:
+            sel = f"τ = {s.tau:g}" if s.tau is not None else f"k = {s.k}"
+            when = [f"${paper_schedule(s.schedule)}$"] + ([s.mask] if s.mask != "global" else []) + (["+null"] if s.prune_null else [])
+            threshold = f"{sel} ({', '.join(when)})"
+        count, share = r.removed
+        removed = f"{count}/{dim} ({100 * share:.2f}%)" if isinstance(count, (int, np.integer)) else f"≈{count:.1f}/{dim} ({100 * share:.2f}%)"
+        acc = "—" if r.correct is None else f"{r.correct.mean():.4f}"
+        drift = drift_summary(r.sample_mse)
+        psnr = "∞" if math.isinf(drift["psnr"]) else f"{drift['psnr']:.2f}"
+        lines.append(f"| {prune} | {threshold} | {removed} | {acc} | {drift['mse']:.4g} | {psnr} |")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+def add_sweep_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="pruning sweep: samples and Table-2 metrics for each setting")
+    _add_source_args(p)
+    add_class_selection(p)
+    p.add_argument("--mode", default="tail", choices=MODES, help="tail: zero |c_i| < τ (or the k smallest); head: zero |c_i| >= τ (or the k largest)")
+    sel = p.add_mutually_exclusive_group()
+    sel.add_argument("--tau", default=None, help="comma-separated thresholds, e.g. 0,0.01,0.02 (default 0.01)")
+    sel.add_argument("--k", default=None, help="comma-separated numbers of dims, e.g. 2,4,8, instead of --tau")
+    p.add_argument("--schedule", default="every", help="comma-separated: every, first, last:K (default every)")
+    p.add_argument("--mask", default="global", choices=MASKS, help="global: from |c̄| at t0; per-sample: each row's |c| at each step")
+    p.add_argument("--prune-null", action="store_true", help="also prune the null (CFG) rows")
+    p.add_argument("--batch-size", type=int, default=64, help="samples per network batch (default 64)")
+    p.add_argument("--out", required=True, help="output folder (created; must not be the checkpoint's folder)")
+
+
+def cmd_sweep(args) -> int:
+    from dtviz.generate import Generator, SampleSettings
+    from dtviz.loading import load
+    from dtviz.quality import classifier_for
+
+    if args.per_class < 1:
+        raise DtvizInputError(f"--per-class must be at least 1; got {args.per_class}.")
+    if args.batch_size < 1:
+        raise DtvizInputError(f"--batch-size must be at least 1; got {args.batch_size}.")
+    taus = parse_numbers(args.tau, "--tau") if args.tau is not None else None
+    ks = parse_numbers(args.k, "--k", int) if args.k is not None else None
+    schedules = [format_schedule(*parse_schedule(s)) for s in parse_numbers(args.schedule, "--schedule", str)]
+    specs = sweep_specs(args.mode, taus, ks, schedules, args.mask, args.prune_null)
+
+    with distributed(args.device) as (world, device):
+        source = load(args.source, family=args.family, device=device)
+        out = check_output_dir(args.out, source.info.extra.get("path"))
+        ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
+        labels = np.repeat(ids, args.per_class)
+        generator = Generator(source)
+        settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed)
+        results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source))
+        if not world.is_main:
+            return 0
+        for r in results:
+            r.removed = (0, 0.0) if r.spec is None else spec_removed_dims(source, r.spec, classes=ids)
+        os.makedirs(out, exist_ok=True)
+        for r in results:
+            write_samples(os.path.join(out, r.name), r.images / 255.0, labels, source.class_names)
+        write_csv(os.path.join(out, "table.csv"), table_rows(results))
+        steps = generator.sampler(args.steps).steps
+        cfg = generator.defaults["cfg_scale"] if args.cfg is None else args.cfg
+        note = (f"{source.info.name}: {len(ids)} classes × {args.per_class} samples, {steps} steps, CFG {cfg:g}, "
+                f"seed {args.seed}, mask {args.mask}{', null rows pruned' if args.prune_null else ''}.")
+        with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as fh:
+            fh.write(markdown_table(results, source.dim, source.info.name, note))
+        print(f"wrote {len(results)} settings × {len(labels)} samples to {out} (table.csv, table.md)")
+    return 0

@@ -98,7 +98,7 @@ def _np_load(path: str):
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise DtvizInputError(f"refused to load {path!r}: it holds pickled Python objects, which dtviz never unpickles; save a numeric array.") from err
-        raise DtvizInputError(f"expected a NumPy array file, but {path!r} could not be read ({str(err)[:120]}).") from err
+        raise DtvizInputError(f"expected a NumPy array file, but {path!r} is damaged or truncated ({str(err)[:120]}).") from err
     except (OSError, EOFError) as err:
         raise DtvizInputError(f"expected a NumPy array file, but {path!r} is damaged or truncated.") from err
 
