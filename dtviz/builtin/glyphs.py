@@ -86,7 +86,7 @@ def candidate_codepoints() -> list[int]:
     return sorted(ascii_alnum) + rest
 
 
-def select_classes(num_classes: int, size: int = 16, min_distance: float = 2.0, min_ink: float = 0.06) -> list[int]:
+def select_classes(num_classes: int, size: int = 16, min_distance: float = 3.0, min_ink: float = 0.06) -> list[int]:
     """Greedy pick of ``num_classes`` glyphs whose canonical renderings differ by >= min_distance (L2)."""
     renderer = GlyphRenderer(size)
     chosen: list[int] = []

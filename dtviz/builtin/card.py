@@ -1,0 +1,150 @@
+"""The built-in model's card: every number in assets/builtin/README.md is measured here.
+
+``measure()`` samples with the default sampler and guidance, scores the samples with the shipped
+classifier, times a 16-image batch, and takes the paper's statistics at t0 and over the training
+snapshots; ``render()`` turns that into the Markdown card. scripts/model_card.py runs both.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from dtviz.stats import ConditionStats
+
+
+def load_classifier(model_dir: str):
+    from safetensors.torch import load_file
+
+    from dtviz.builtin.classifier import GlyphClassifier
+
+    with open(os.path.join(model_dir, "config.json")) as fh:
+        cfg = json.load(fh)
+    clf = GlyphClassifier(len(cfg["class_names"]), size=cfg["image"]["size"])
+    clf.load_state_dict(load_file(os.path.join(model_dir, cfg["classifier"]["file"])))
+    return clf.eval()
+
+
+def table_stats(source, t=None, tau: float = 0.01) -> dict:
+    s = ConditionStats().fit(source.embeddings(t=t))
+    row = s.summary(tau)
+    return {"cosine_mean": row["cosine"]["mean"], "npr_mean_vector": row["npr"]["mean_vector"],
+            "npr_per_class_mean": row["npr"]["per_class_mean"], "pr_mean_vector": row["pr"]["mean_vector"],
+            "s_tail_mean_vector": row["s_tail"]["mean_vector"], "top20_variance_share": row["variance"]["top20_share"]}
+
+
+def measure(model_dir: str, per_class: int = 2, seed: int = 7) -> dict:
+    import dtviz
+    from dtviz.generate import Generator, SampleSettings
+
+    src = dtviz.load(model_dir, device="cpu")
+    gen = Generator(src)
+    clf = load_classifier(model_dir)
+    labels = np.repeat(np.arange(src.num_classes), per_class)
+    images = gen.sample(labels, SampleSettings(seed=seed))
+    pred = clf.predict(torch.from_numpy(images).permute(0, 3, 1, 2)).numpy()
+    per_class_acc = (pred == labels).reshape(src.num_classes, per_class).mean(1)
+    times = []
+    for rep in range(5):
+        t0 = time.perf_counter()
+        gen.sample(np.arange(16) % src.num_classes, SampleSettings(seed=rep))
+        times.append(time.perf_counter() - t0)
+    snapshots = []
+    snap_dir = os.path.join(model_dir, "snapshots")
+    for name in sorted(os.listdir(snap_dir)) if os.path.isdir(snap_dir) else []:
+        snap = dtviz.load(os.path.join(snap_dir, name), device="cpu")
+        snapshots.append({"step": int(name.split("_")[1].split(".")[0]), **table_stats(snap)})
+    conv = src.family.convention
+    return {
+        "num_classes": src.num_classes, "dim": src.dim, "parameters": src.info.parameters, "family": src.family.key,
+        "samples_per_class": per_class, "class_accuracy": float((pred == labels).mean()),
+        "classes_at_or_above_50pct": int((per_class_acc >= 0.5).sum()),
+        "sample16_median_s": float(np.median(times)), "sampler": gen.defaults,
+        "t0": table_stats(src), "t_data": table_stats(src, t=conv.data_at), "snapshots": snapshots,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+    }
+
+
+def save_grid(model_dir: str, out_png: str, classes: int = 32, per_class: int = 4, seed: int = 3) -> None:
+    """A grid: one row per class (every 8th class), ``per_class`` samples each, scaled ×3."""
+    import dtviz
+    from PIL import Image
+
+    from dtviz.generate import Generator, SampleSettings, to_uint8
+
+    src = dtviz.load(model_dir, device="cpu")
+    ids = np.linspace(0, src.num_classes - 1, classes).astype(int)
+    imgs = to_uint8(Generator(src).sample(np.repeat(ids, per_class), SampleSettings(seed=seed)))[..., 0]
+    size = imgs.shape[1]
+    grid = imgs.reshape(classes // 4, 4, per_class, size, size).transpose(0, 3, 1, 2, 4).reshape(classes // 4 * size, 4 * per_class * size)
+    Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST).save(out_png)
+
+
+def render(cfg: dict, m: dict) -> str:
+    tr = cfg["training"]
+    metrics = cfg.get("metrics", {})
+    hist = metrics.get("history", [])
+    lines = [
+        "# Built-in model: dtviz-glyph DiT",
+        "",
+        "A small class-conditional diffusion transformer trained by this project on CPU, shipped so that",
+        "dtviz works out of the box with no download. Every number below is written by",
+        "`scripts/model_card.py`, which measures it; nothing is typed by hand.",
+        "",
+        "## What it is",
+        f"- Architecture: DiT (same state-dict keys as facebookresearch/DiT), width {tr['hidden_size']}, depth {tr['depth']},"
+        f" {tr['num_heads']} heads, patch {tr['patch_size']} on {tr['image_size']}×{tr['image_size']}×1; {m['parameters']:,} parameters.",
+        f"- Family / convention: **{m['family']}** (SiT: t ∈ [0, 1], 0 = noise; velocity prediction, linear path).",
+        f"- Classes: {m['num_classes']} Unicode glyphs rendered from matplotlib's DejaVu fonts (6 faces, random scale,"
+        " shift and ±10° rotation), picked greedily so that no two canonical renderings are closer than"
+        f" {tr['min_distance']} (L2). Names: character, code point and Unicode name.",
+        f"- Sampler: {m['sampler']['name']} with {m['sampler']['steps']} steps, CFG {m['sampler']['cfg_scale']}.",
+        "",
+        "## Training recipe",
+        f"- Flow matching, AdamW lr {tr['lr']} (warm-up {tr['warmup']}), batch {tr['batch_size']}, EMA {tr['ema_decay']},"
+        f" label dropout {tr['class_dropout_prob']}, label table initialised at std {tr['label_init_std']}, seed {tr['seed']}.",
+        f"- Steps: {tr['steps']}; {tr['train_per_class']} rendered samples per class.",
+        f"- Wall-clock (last run of the script, CPU, shared with other work): {metrics.get('wall_clock_this_run_s', float('nan')) / 60:.0f} min.",
+        "- Regenerate: `python scripts/train_builtin.py` (resumable), then `python scripts/model_card.py`.",
+        "",
+        "## Quality (measured)",
+        f"- Class accuracy of generated samples: **{100 * m['class_accuracy']:.1f}%** "
+        f"({m['samples_per_class']} samples × {m['num_classes']} classes, default sampler and guidance, scored by the shipped classifier).",
+        f"- Shipped classifier, held-out real glyphs: {100 * metrics.get('classifier_heldout_accuracy', float('nan')):.1f}%.",
+        f"- Classes with ≥ 50% of their samples recognised: {m['classes_at_or_above_50pct']} of {m['num_classes']}.",
+        f"- Sampling 16 images, default settings: median {m['sample16_median_s']:.2f} s ({m['machine']}).",
+        "",
+        "Accuracy during training (EMA weights, 2 samples per class):",
+        "",
+        "| step | class accuracy |",
+        "|---:|---:|",
+        *[f"| {h['step']} | {100 * h['class_accuracy']:.1f}% |" for h in hist],
+        "",
+        "![samples](samples.png)",
+        "",
+        "## Its conditioning vector, in the paper's terms",
+        "",
+        "| at | cosine (off-diag. mean) | PR (c̄) | nPR (c̄) | nPR (per-class mean) | s_tail(0.01) of c̄ | top-20 variance share |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for label, s in (("t0 (t = 0, noise)", m["t0"]), ("t = 1 (data)", m["t_data"])):
+        lines.append(f"| {label} | {s['cosine_mean']:.4f} | {s['pr_mean_vector']:.2f} | {100 * s['npr_mean_vector']:.2f}% |"
+                     f" {100 * s['npr_per_class_mean']:.2f}% | {s['s_tail_mean_vector']:.3f} | {100 * s['top20_variance_share']:.1f}% |")
+    lines += [
+        "",
+        "Compared with the paper's XL models (cosine > 0.98, nPR ≈ 1.5–2.3%), this small model's c is far less",
+        "concentrated: with d = 128 and a label table initialised wide, it resembles the paper's DiT and",
+        "continuous-condition rows more than REPA's. The tool shows what is there.",
+        "",
+        "Training dynamics (snapshots in `snapshots/`, embedder weights only; paper Fig. 12):",
+        "",
+        "| step | cosine | nPR (c̄) | nPR (per-class mean) |",
+        "|---:|---:|---:|---:|",
+        *[f"| {s['step']} | {s['cosine_mean']:.4f} | {100 * s['npr_mean_vector']:.2f}% | {100 * s['npr_per_class_mean']:.2f}% |" for s in m["snapshots"]],
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+"""Measure the built-in model and write assets/builtin/README.md (+ samples.png, card.json)."""
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dtviz.builtin.card import measure, render, save_grid  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="assets/builtin")
+    parser.add_argument("--per-class", type=int, default=2)
+    args = parser.parse_args()
+    with open(os.path.join(args.model, "config.json")) as fh:
+        cfg = json.load(fh)
+    m = measure(args.model, per_class=args.per_class)
+    save_grid(args.model, os.path.join(args.model, "samples.png"))
+    with open(os.path.join(args.model, "card.json"), "w") as fh:
+        json.dump(m, fh, indent=1)
+    with open(os.path.join(args.model, "README.md"), "w") as fh:
+        fh.write(render(cfg, m))
+    print(f"class accuracy {m['class_accuracy']:.3f}; sample16 {m['sample16_median_s']:.2f}s; wrote {args.model}/README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,100 @@
+"""The shipped built-in model: loads through the native loader, samples deterministically, its
+classifier works, its card's numbers are the measured ones, and the training script runs."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import dtviz
+from dtviz.builtin.card import load_classifier, table_stats
+from dtviz.builtin.glyphs import class_name, render_dataset, select_classes
+from dtviz.generate import Generator, SampleSettings
+from dtviz.loading import BUILTIN_DIR
+from dtviz.nn.dit import DiT, DiTConfig
+from safetensors.torch import load_file
+
+CONFIG = json.load(open(os.path.join(BUILTIN_DIR, "config.json")))
+
+
+def test_shipped_files_and_size_budget():
+    total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(BUILTIN_DIR) for f in fs)
+    assert total <= 20 * 2 ** 20
+    snaps = os.listdir(os.path.join(BUILTIN_DIR, "snapshots"))
+    assert 6 <= len(snaps) <= 10
+
+
+def test_loads_through_native_loader_with_real_keys():
+    src = dtviz.load("builtin")
+    assert src.family.key == "sit" and src.t0 == 0.0
+    assert src.num_classes == len(CONFIG["class_names"]) >= 100
+    assert src.info.can_sample
+    state = load_file(os.path.join(BUILTIN_DIR, "model.safetensors"))
+    for key in ("x_embedder.proj.weight", "pos_embed", "t_embedder.mlp.0.weight", "t_embedder.mlp.2.bias",
+                "y_embedder.embedding_table.weight", "blocks.0.attn.qkv.weight", "blocks.0.mlp.fc1.weight",
+                "blocks.0.adaLN_modulation.1.weight", "final_layer.linear.weight", "final_layer.adaLN_modulation.1.weight"):
+        assert key in state, key
+    assert state["y_embedder.embedding_table.weight"].shape[0] == src.num_classes + 1  # + null row
+    # the names say what the class is
+    assert CONFIG["class_names"][0] == class_name(CONFIG["codepoints"][0])
+    assert "U+" in src.class_names[10] and "DIGIT" in src.class_names[0]
+
+
+def test_seeded_sample_is_bit_identical_and_noise_is_per_sample():
+    gen = Generator(dtviz.load("builtin"))
+    settings = SampleSettings(steps=6, seed=11)
+    a = gen.sample([1, 2, 3, 4], settings)
+    b = gen.sample([1, 2, 3, 4], settings)
+    assert np.array_equal(a, b)
+    # sample 2 computed alone (same index) equals the one computed in the batch
+    c = gen.sample([3], settings, indices=[2])
+    np.testing.assert_allclose(c[0], a[2], atol=1e-5)
+    assert not np.array_equal(gen.sample([1, 2, 3, 4], SampleSettings(steps=6, seed=12)), a)
+
+
+def test_classifier_accuracy_on_fresh_renders():
+    clf = load_classifier(BUILTIN_DIR)
+    cps = CONFIG["codepoints"][:64]
+    x, y = render_dataset(cps, 2, seed=4242)  # jitter the classifier has never seen
+    acc = (clf.predict(torch.from_numpy(x)).numpy() == y).mean()
+    assert acc >= 0.9
+
+
+def test_class_selection_is_reproducible():
+    assert select_classes(40, min_distance=CONFIG["training"]["min_distance"]) == CONFIG["codepoints"][:40]
+
+
+def test_card_numbers_are_the_measured_ones():
+    card = json.load(open(os.path.join(BUILTIN_DIR, "card.json")))
+    again = table_stats(dtviz.load("builtin"))
+    for key, value in again.items():
+        assert card["t0"][key] == pytest.approx(value, rel=1e-5), key
+    readme = open(os.path.join(BUILTIN_DIR, "README.md")).read()
+    assert f"{card['t0']['cosine_mean']:.4f}" in readme
+    assert f"{100 * card['class_accuracy']:.1f}%" in readme
+    assert card["class_accuracy"] == CONFIG["metrics"].get("card_class_accuracy", card["class_accuracy"])
+
+
+def test_training_script_runs_a_few_steps(tmp_path):
+    from scripts.train_builtin import main
+
+    out = tmp_path / "out"
+    argv = ["--work", str(tmp_path / "work"), "--out", str(out), "--num-classes", "8", "--train-per-class", "8",
+            "--heldout-per-class", "2", "--steps", "6", "--eval-every", "6", "--classifier-epochs", "1",
+            "--batch-size", "16", "--sample-steps", "2", "--threads", "1"]
+    assert main(argv) == 0
+    cfg = json.load(open(out / "config.json"))
+    assert cfg["family"] == "sit" and len(cfg["class_names"]) == 8
+    model = DiT(DiTConfig(**cfg["model"]))
+    model.load_state_dict(load_file(str(out / "model.safetensors")))  # strict: the keys are DiT's
+    src = dtviz.load(str(out))
+    assert src.num_classes == 8 and src.info.can_sample
+    assert sorted(os.listdir(out / "snapshots")) == ["step_000000.safetensors", "step_000006.safetensors"]
+    # reproducible: the same seed gives the same weights
+    out2 = tmp_path / "out2"
+    argv2 = [a if a != str(out) else str(out2) for a in argv]
+    argv2[argv2.index(str(tmp_path / "work"))] = str(tmp_path / "work2")
+    assert main(argv2) == 0
+    w1, w2 = load_file(str(out / "model.safetensors")), load_file(str(out2 / "model.safetensors"))
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
