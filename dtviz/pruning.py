@@ -165,7 +165,7 @@ def keep_mask_torch(c: torch.Tensor, spec: PruneSpec) -> torch.Tensor:
         head = a >= spec.tau
         return head if spec.mode == "tail" else ~head
     k = min(spec.k, a.shape[1])
-    order = torch.sort(a, dim=1, descending=spec.mode == "head", stable=False).indices[:, :k]  # (B, k)
+    order = torch.sort(a, dim=1, descending=spec.mode == "head", stable=True).indices[:, :k]  # (B, k)
     keep = torch.ones_like(a, dtype=torch.bool)
     return keep.scatter(1, order, False)
 

@@ -8,7 +8,9 @@ writes
     DIR/table.md           the same in the layout of the paper's Table 2
     DIR/<setting>/         PNGs + index.csv, exactly as ``dtviz sample`` writes them
 
-Settings are the product (τ or k) × schedule for one mode and mask. Quality without FID: class accuracy
+Settings are the product (τ or k) × schedule for one mode and mask. ``removed_dims`` is the count of
+the global mask, or for ``--mask per-sample`` the mean over the chosen classes of each class's count at
+t0 (the per-sample mask then follows c from step to step). Quality without FID: class accuracy
 from the built-in glyph classifier (empty for models without one — never estimated) and the pixel drift
 (MSE, PSNR) of each sample from its baseline, which shares its noise.
 
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dtviz.cli import _add_source_args, add_class_selection, check_output_dir, select_classes, write_samples
+from dtviz.cli import add_class_selection, check_output_dir, select_classes, write_samples
 from dtviz.errors import DtvizInputError
 from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule, paper_schedule, parse_schedule, spec_removed_dims
 
@@ -104,8 +106,8 @@ def distributed(device: str | None = None):
 
     use_cuda = torch.cuda.is_available() and (device in (None, "auto") or str(device).startswith("cuda"))
     if use_cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        device = f"cuda:{local_rank % torch.cuda.device_count()}" if device in (None, "auto") else device
+        if device in (None, "auto", "cuda"):  # one GPU per process
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
         torch.cuda.set_device(torch.device(device))
     elif device in (None, "auto"):
         device = "cpu"
@@ -132,9 +134,10 @@ class SettingResult:
 
 def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: int = 64, world: World = World(),
               classifier=None) -> list[SettingResult] | None:
-    """Baseline + each spec on the same noise; per-sample MSE and classifier verdicts.
+    """Baseline + each spec on the same noise: images, per-sample MSE, classifier verdicts, removed dims.
 
-    Returns the results on rank 0 (None on other ranks); ``removed`` is left for the caller."""
+    ``generator``: a dtviz.generate.Generator; ``labels``: (N,) class ids, sample i drawn from noise
+    (settings.seed, i). Returns the results in table order on rank 0, None on the other ranks."""
     from dtviz.generate import to_uint8
     from dtviz.quality import correct_per_sample, per_sample_mse
 
@@ -163,6 +166,7 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
             images=np.concatenate([p[1] for p in pieces]),
             sample_mse=np.concatenate([p[2] for p in pieces]),
             correct=None if classifier is None else np.concatenate([p[3] for p in pieces]),
+            removed=(0, 0.0) if spec is None else spec_removed_dims(generator.source, spec, classes=np.unique(labels)),
         ))
     return results
 
@@ -247,7 +251,10 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
 
 def add_sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="pruning sweep: samples and Table-2 metrics for each setting")
-    _add_source_args(p)
+    p.add_argument("source", nargs="?", default="builtin", metavar="SOURCE",
+                   help="'builtin' (default), a checkpoint or a model folder that can sample")
+    p.add_argument("--family", default="auto", help="auto, dit, sit, repa, mg")
+    p.add_argument("--device", default=None, help="auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps; under torchrun one GPU per process")
     add_class_selection(p)
     p.add_argument("--mode", default="tail", choices=MODES, help="tail: zero |c_i| < τ (or the k smallest); head: zero |c_i| >= τ (or the k largest)")
     sel = p.add_mutually_exclusive_group()
@@ -284,8 +291,6 @@ def cmd_sweep(args) -> int:
         results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source))
         if not world.is_main:
             return 0
-        for r in results:
-            r.removed = (0, 0.0) if r.spec is None else spec_removed_dims(source, r.spec, classes=ids)
         os.makedirs(out, exist_ok=True)
         for r in results:
             write_samples(os.path.join(out, r.name), r.images / 255.0, labels, source.class_names)

@@ -108,7 +108,8 @@ def render(cfg: dict, m: dict) -> str:
         f"- Flow matching, AdamW lr {tr['lr']} (warm-up {tr['warmup']}), batch {tr['batch_size']}, EMA {tr['ema_decay']},"
         f" label dropout {tr['class_dropout_prob']}, label table initialised at std {tr['label_init_std']}, seed {tr['seed']}.",
         f"- Steps: {tr['steps']}; {tr['train_per_class']} rendered samples per class.",
-        f"- Wall-clock (last run of the script, CPU, shared with other work): {metrics.get('wall_clock_this_run_s', float('nan')) / 60:.0f} min.",
+        f"- Training time: {metrics.get('training_seconds', float('nan')) / 60:.0f} min of logged step time on 2 CPU cores"
+        " (shared with other work while it ran), one thread.",
         "- Regenerate: `python scripts/train_builtin.py` (resumable), then `python scripts/model_card.py`.",
         "",
         "## Quality (measured)",
