@@ -168,6 +168,7 @@ def magnitude_histogram(v, bins: int = 60, log: bool = False) -> tuple[np.ndarra
         pos = a[a > 0]
         lo, hi = (pos.min(), pos.max()) if pos.size else (1e-6, 1.0)
         edges = np.logspace(np.log10(lo), np.log10(hi) + 1e-9, bins + 1)
+        edges[0] = lo  # 10**log10(lo) can round above lo and drop the smallest entry
         counts, _ = np.histogram(pos, bins=edges)
         return counts, edges
     return np.histogram(a, bins=bins)

@@ -1,0 +1,36 @@
+#!/usr/bin/env python
+"""Run every benchmark and print one table: medians of repeated runs, and ratios where a baseline exists.
+
+    python bench/run.py            (or: make bench)
+
+Targets are checked here, never in timed tests.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+from bench import builtin_sampling, core  # noqa: E402
+
+SUITES = [("core", core.main), ("builtin sampling", builtin_sampling.main)]
+
+
+def main() -> int:
+    print(f"machine: {platform.machine()} {platform.processor()} · {os.cpu_count()} cores · torch {torch.__version__} · "
+          f"threads {torch.get_num_threads()}")
+    print(f"{'benchmark':60s} {'dtviz median':>14s} {'baseline median':>16s} {'ratio':>8s}")
+    for _, run in SUITES:
+        for name, ours, base in run():
+            ratio = f"{base / ours:7.1f}×" if base else "       –"
+            base_s = f"{base * 1000:13.1f} ms" if base else " " * 16
+            print(f"{name:60s} {ours * 1000:11.1f} ms {base_s} {ratio}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

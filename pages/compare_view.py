@@ -1,0 +1,101 @@
+"""Compare models (paper Table 1, Fig. 1): several sources side by side, each at its own t0."""
+import os
+
+import pandas as pd
+import streamlit as st
+
+import dtviz_app as common
+from dtviz import plots
+from dtviz.cli import TABLE_COLUMNS
+from dtviz.errors import DtvizInputError
+from dtviz.loading import BUILTIN, BUILTIN_DIR
+
+SNAPSHOTS = os.path.join(BUILTIN_DIR, "snapshots")
+
+
+def known_sources(ctx) -> list[str]:
+    """The built-in model, its training snapshots, the cached HF pipelines and the current source."""
+    options = [BUILTIN]
+    try:
+        options += sorted(os.path.join(SNAPSHOTS, f) for f in os.listdir(SNAPSHOTS) if f.endswith(".safetensors"))
+    except OSError:
+        pass
+    options += [f"hf:{r}" for r in common.cached_pipelines()]
+    if ctx is not None and ctx.source_key not in options and not ctx.source_key.startswith(common.UPLOAD_ROOT):
+        options.append(ctx.source_key)
+    return options
+
+
+def default_sources(options) -> list[str]:
+    first = [o for o in options if o.startswith(SNAPSHOTS)][:1]
+    return [BUILTIN] + first
+
+
+def label(source: str) -> str:
+    return os.path.relpath(source, os.path.dirname(BUILTIN_DIR)) if source.startswith(BUILTIN_DIR) else source
+
+
+def rows_for(ctx, sources):
+    rows, errors = [], []
+    for s in sources:
+        try:
+            common.refresh_if_changed(s)
+            rows.append(common.compare_row(s, ctx.device, ctx.part, ctx.tau))
+        except DtvizInputError as err:
+            errors.append((s, str(err)))
+    return rows, errors
+
+
+def compare_figure(ctx, rows):
+    context = {**ctx.plot_context(), "model": f"{len(rows)} models", "family": None, "d": None,
+               "t": "each model's t0"}
+    return plots.compare_bars(rows, context)
+
+
+def report_figures(ctx):
+    rows, _ = rows_for(ctx, default_sources(known_sources(ctx)))
+    return [{"name": "compare", "title": "Compare models: nPR and cosine", "figure": compare_figure(ctx, rows)}] if rows else []
+
+
+def main():
+    ctx = common.require_ctx()
+    common.page_header(ctx, "Compare models", metrics=False,
+                       caption=f"Each model at its own t0 (the paper's convention) · part {ctx.part} · {ctx.tau_text} "
+                               "(for s_tail) · the numbers of `dtviz table`")
+    options = known_sources(ctx)
+    chosen = common.bound(st.multiselect, "cmp_src", default_sources(options), parse=lambda raw: _known(raw, options),
+                          fmt="\n".join, label="Sources", options=options, format_func=label)
+    extra = common.bound(st.text_area, "cmp_more", "", label="More sources (one path or hf:<repo> per line)",
+                         placeholder="/models/DiT-XL-2-256x256.pt\n/models/SiT-XL-2-256.pt", height=80)
+    sources = list(dict.fromkeys(chosen + [line.strip() for line in extra.splitlines() if line.strip()]))
+    if not sources:
+        st.info("Choose at least one source.")
+        return
+    with st.spinner(f"Computing {len(sources)} Table-1 rows…"):
+        rows, errors = rows_for(ctx, sources)
+    for source, message in errors:
+        st.error(f"{label(source)}: {message}")
+    if not rows:
+        return
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "dim": st.column_config.NumberColumn("d"), "num_classes": st.column_config.NumberColumn("classes"),
+        "npr_mean_vector": st.column_config.NumberColumn("nPR (c̄)", format="percent"),
+        "npr_per_class_mean": st.column_config.NumberColumn("nPR (per-class mean)", format="percent"),
+        "pr_mean_vector": st.column_config.NumberColumn("PR (c̄)", format="%.2f"),
+        "pr_per_class_mean": st.column_config.NumberColumn("PR (per-class mean)", format="%.2f"),
+        "cosine_mean": st.column_config.NumberColumn("cosine", format="%.4f"),
+        "s_tail_mean_vector": st.column_config.NumberColumn("s_tail (c̄)", format="%.3f"),
+    })
+    common.show_figure(compare_figure(ctx, rows), "compare", table, title="Compare models: nPR and cosine")
+
+
+def _known(raw: str, options) -> list[str]:
+    values = [v for v in raw.split("\n") if v]
+    if any(v not in options for v in values):
+        raise ValueError(raw)
+    return values
+
+
+if __name__ == "__main__":
+    main()

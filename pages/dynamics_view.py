@@ -1,0 +1,114 @@
+"""Timestep and training dynamics (paper Fig. 12 and Sec. 5 on late steps): cosine and nPR of c as a
+function of t for one model, and over the training steps of a folder of checkpoints."""
+import os
+
+import pandas as pd
+import streamlit as st
+
+import dtviz_app as common
+from dtviz import plots
+from dtviz.errors import DtvizInputError
+from dtviz.loading import BUILTIN, BUILTIN_DIR
+
+BUILTIN_SNAPSHOTS = os.path.join(BUILTIN_DIR, "snapshots")
+DEFAULT_N = 11
+
+
+def over_t_figures(ctx, series: dict):
+    conv = ctx.info.family.convention
+    context = {**ctx.plot_context(with_tau=False), "t": None}
+    x_title = f"timestep t ({conv.describe()})"
+    cosine = plots.lines(series["t"], {"mean": series["cosine_mean"], "min": series["cosine_min"],
+                                       "max": series["cosine_max"]},
+                         x_title, "cosine similarity (off-diagonal)", context, title="Cosine similarity of c over t")
+    npr = plots.lines(series["t"], {"nPR of c̄": 100 * series["npr_mean_vector"],
+                                    "nPR, per-class mean": 100 * series["npr_per_class_mean"]},
+                      x_title, "nPR (% of d)", context, title="Normalised participation ratio of c over t")
+    return cosine, npr
+
+
+def training_figures(ctx, series: dict, folder: str):
+    context = {"model": os.path.basename(os.path.normpath(folder)) or folder, "t": "each checkpoint's t0",
+               "part": ctx.part}
+    cosine = plots.lines(series["step"], {"mean": series["cosine_mean"], "min": series["cosine_min"],
+                                          "max": series["cosine_max"]},
+                         "training step", "cosine similarity (off-diagonal)", context,
+                         title="Cosine similarity of c over training")
+    npr = plots.lines(series["step"], {"nPR of c̄": 100 * series["npr_mean_vector"],
+                                       "nPR, per-class mean": 100 * series["npr_per_class_mean"]},
+                      "training step", "nPR (% of d)", context, title="nPR of c over training (sparsification)")
+    return cosine, npr
+
+
+def frame(series: dict, x: str) -> pd.DataFrame:
+    keys = [x, "cosine_mean", "cosine_min", "cosine_max", "npr_mean_vector", "npr_per_class_mean"]
+    df = pd.DataFrame({k: series[k] for k in keys})
+    if "path" in series:
+        df["path"] = series["path"]
+    return df
+
+
+def default_folder(ctx) -> str:
+    return BUILTIN_SNAPSHOTS if ctx.source_key == BUILTIN else ""
+
+
+def report_figures(ctx):
+    items = []
+    if ctx.info.family.convention is not None:
+        cosine, npr = over_t_figures(ctx, common.series_over_t(ctx.key, DEFAULT_N))
+        items += [{"name": "cosine-over-t", "title": "Cosine over t", "figure": cosine},
+                  {"name": "npr-over-t", "title": "nPR over t", "figure": npr}]
+    folder = default_folder(ctx)
+    if folder:
+        cosine, npr = training_figures(ctx, common.series_over_training(folder, ctx.part), folder)
+        items += [{"name": "cosine-over-training", "title": "Cosine over training", "figure": cosine},
+                  {"name": "npr-over-training", "title": "nPR over training", "figure": npr}]
+    return items
+
+
+def main():
+    ctx = common.require_ctx()
+    common.page_header(ctx, "Timestep & training dynamics")
+    over_t_section(ctx)
+    training_section(ctx)
+
+
+@st.fragment
+def over_t_section(ctx):
+    st.subheader("Over the timestep t")
+    conv = ctx.info.family.convention
+    if conv is None:
+        st.info("A precomputed matrix has no timestep; load a model checkpoint to see c(t).")
+    else:
+        n = common.bound(st.slider, "dyn_n", DEFAULT_N, parse=common.int_in(3, 101), label="Number of timesteps",
+                         min_value=3, max_value=101, step=1,
+                         help=f"Evenly spaced from noise (t0 = {conv.t0:g}) to data ({conv.data_at:g}).")
+        series = common.series_over_t(ctx.key, int(n))
+        cosine, npr = over_t_figures(ctx, series)
+        common.show_figure(cosine, "cosine-over-t", frame(series, "t"), title="Cosine over t")
+        common.show_figure(npr, "npr-over-t", frame(series, "t"), title="nPR over t")
+
+
+@st.fragment
+def training_section(ctx):
+    st.subheader("Over training steps")
+    folder = common.bound(st.text_input, "dyn_folder", default_folder(ctx),
+                          label="Folder of checkpoints of one training run",
+                          placeholder="/runs/sit-xl/checkpoints",
+                          help="Files named like step_000250.safetensors (or with 'step' metadata); each is read "
+                               "at its own t0. The built-in model ships its training snapshots.").strip()
+    if not folder:
+        st.caption("Enter a folder to plot cosine and nPR over the training steps.")
+        return
+    try:
+        series = common.series_over_training(folder, ctx.part)
+    except DtvizInputError as err:
+        st.error(str(err))
+        return
+    cosine, npr = training_figures(ctx, series, folder)
+    common.show_figure(cosine, "cosine-over-training", frame(series, "step"), title="Cosine over training")
+    common.show_figure(npr, "npr-over-training", frame(series, "step"), title="nPR over training")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Overview: the model card, the Table-1 row for the current settings, and the profile of c̄."""
+import streamlit as st
+
+import dtviz_app as common
+
+GUIDE = (
+    ("cosine", "Cosine similarity", "the N×N heatmap, a zoomed sub-matrix and the pair histogram (Fig. 3)"),
+    ("magnitudes", "Magnitudes", "|cᵢ| histogram, per-dimension profile and dims below τ (Figs. 5, 6, 11)"),
+    ("variance", "Variance", "per-dimension variance across classes and its spectrum (Fig. 9)"),
+    ("projection", "Head vs tail projection", "t-SNE / UMAP / PCA of full, head-only and tail-only c (Fig. 13)"),
+    ("compare", "Compare models", "several sources side by side (Table 1, Fig. 1)"),
+    ("dynamics", "Timestep & training dynamics", "cosine and nPR over t and over training steps (Fig. 12)"),
+    ("neighbours", "Nearest neighbours", "a class's nearest classes in the full space vs the head subspace"),
+)
+
+
+def profile_figure(ctx):
+    from dtviz import plots
+
+    vectors = {"mean vector c̄": ctx.stats.mean_vector_}
+    return plots.dim_profile(vectors, ctx.plot_context(), tau=ctx.tau), lambda: plots.dim_profile_frame(vectors)
+
+
+def report_figures(ctx):
+    fig, _ = profile_figure(ctx)
+    return [{"name": "overview-mean-profile", "title": "Profile of the mean vector c̄", "figure": fig}]
+
+
+def main():
+    ctx = common.require_ctx()
+    common.page_header(ctx, f"{ctx.info.name} — overview")
+    card = ctx.model_card()
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Model card")
+        keys = ("model", "family", "family note", "d", "classes", "parameters", "t convention", "device")
+        st.markdown(common.card_markdown({k: card[k] for k in keys if k in card}, ("property", "value")))
+        if not ctx.info.can_sample and ctx.info.sample_note:
+            st.caption(f"Sampling: {ctx.info.sample_note}")
+    with right:
+        st.subheader("Table 1 row at the current settings")
+        st.caption(f"{ctx.t_text}, part {ctx.part}. The paper does not say whether PR is taken of the mean vector "
+                   "or averaged over classes, so both readings are shown.")
+        rest = {k: v for k, v in card.items() if k not in ("model", "family", "family note", "d", "classes",
+                                                               "parameters", "t convention", "device", "t", "part")}
+        st.markdown(common.card_markdown(rest, ("statistic", "value")))
+    st.subheader("Per-dimension profile of the mean vector c̄")
+    fig, data = profile_figure(ctx)
+    common.show_figure(fig, "overview-mean-profile", data, title="Profile of the mean vector c̄")
+    st.subheader("Views")
+    for module, title, what in GUIDE:
+        st.page_link(f"pages/{module}_view.py", label=f"**{title}** — {what}")
+
+
+if __name__ == "__main__":
+    main()

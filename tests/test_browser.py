@@ -1,0 +1,237 @@
+"""The dashboard in a real browser: `streamlit run app.py` + Debian's headless Chromium via selenium.
+
+Opens two pages, changes τ on each, checks that the visible head-count number changes and that no error
+box or exception appears, and saves screenshots under tests/output/. Never downloads a browser or a driver:
+the Chromium binary and chromedriver paths are passed explicitly (selenium-manager is not consulted).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUTPUT = os.path.join(ROOT, "tests", "output")
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"{CHROMIUM} is not installed (CI installs it with `apt-get install chromium chromium-driver`)",
+                allow_module_level=True)
+if not os.path.exists(CHROMEDRIVER):
+    pytest.skip(f"{CHROMEDRIVER} is not installed (Debian package chromium-driver)", allow_module_level=True)
+
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
+from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+HEAD_LABEL = "Head dims"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not become healthy at {url} within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="module")
+def server():
+    os.makedirs(OUTPUT, exist_ok=True)
+    port = free_port()
+    log = open(os.path.join(OUTPUT, "streamlit-server.log"), "w")
+    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def downloads():
+    folder = tempfile.mkdtemp(prefix="dtviz-downloads-")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser(downloads):
+    profile = tempfile.mkdtemp(prefix="dtviz-chromium-")
+    opts = Options()
+    opts.add_experimental_option("prefs", {"download.default_directory": downloads,
+                                           "download.prompt_for_download": False})
+    opts.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+                 "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1600,1900",
+                 "--force-device-scale-factor=1", f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    os.environ.setdefault("SE_OFFLINE", "true")  # belt and braces: selenium-manager must never download
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(90)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+def wait(driver, predicate, timeout=90, what="condition"):
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.3,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: predicate(d))
+    except TimeoutException:
+        shot(driver, f"timeout-{what.replace(' ', '-')}")
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+def idle(driver) -> bool:
+    """The app is not running (no 'Running…' status widget) and no spinner is shown."""
+    busy = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"], [data-testid="stSpinner"]')
+    return not any(e.is_displayed() for e in busy)
+
+
+def head_count(driver) -> str | None:
+    for metric in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMetric"]'):
+        label = metric.find_elements(By.CSS_SELECTOR, '[data-testid="stMetricLabel"]')
+        if label and label[0].text.startswith(HEAD_LABEL):
+            return metric.find_element(By.CSS_SELECTOR, '[data-testid="stMetricValue"]').text.strip()
+    return None
+
+
+def errors_on_page(driver) -> list[str]:
+    found = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"], [data-testid="stAlertContentError"]')
+    return [e.text for e in found if e.is_displayed()]
+
+
+def set_tau(driver, value: str) -> None:
+    box = wait(driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] input')
+                                       if e.get_attribute("aria-label") == "τ"), None), what="the τ box")
+    box.click()
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(Keys.BACKSPACE)
+    box.send_keys(value)
+    box.send_keys(Keys.ENTER)
+
+
+def settle(driver, seconds: float = 1.0) -> None:
+    time.sleep(seconds)
+    wait(driver, idle, what="the app to finish running")
+
+
+def shot(driver, name: str) -> str:
+    os.makedirs(OUTPUT, exist_ok=True)
+    path = os.path.join(OUTPUT, f"{name}.png")
+    driver.save_screenshot(path)
+    return path
+
+
+def open_and_check(driver, url: str, name: str) -> str:
+    driver.get(url)
+    count = wait(driver, head_count, what=f"the head count on {name}")
+    wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"), what=f"a figure on {name}")
+    settle(driver, 2.0)
+    assert errors_on_page(driver) == [], f"error box on {name}"
+    return head_count(driver) or count
+
+
+def change_tau_and_check(driver, value: str, before: str, name: str) -> str:
+    set_tau(driver, value)
+    after = wait(driver, lambda d: (c := head_count(d)) and c != before and c, what=f"the head count to change on {name}")
+    settle(driver, 2.0)
+    assert errors_on_page(driver) == [], f"error box on {name} after changing τ"
+    assert f"tau={value}" in driver.current_url, driver.current_url
+    return after
+
+
+# -------------------------------------------------------------------------------------------- test
+
+def download(driver, folder: str, label: str, suffix: str, timeout: float = 90) -> str:
+    """Click the download button labelled ``label`` and wait for the finished file."""
+    button = next(b for b in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stDownloadButton"] button')
+                  if label in b.text)
+    before = set(os.listdir(folder))
+    button.click()
+    done = wait(driver, lambda d: next((f for f in set(os.listdir(folder)) - before if f.endswith(suffix)), None),
+                timeout=timeout, what=f"the download of {label}")
+    return os.path.join(folder, done)
+
+
+def test_two_pages_tau_changes_head_count(server, browser, downloads):
+    before = open_and_check(browser, server + "/", "overview")
+    shot(browser, "overview")
+    after = change_tau_and_check(browser, "0.2", before, "overview")
+    assert after != before
+    shot(browser, "overview-tau-0.2")
+
+    # second page, opened from the sidebar navigation (the session keeps τ = 0.2) …
+    link = next(e for e in browser.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNavLink"]')
+                if "Magnitudes" in e.text)
+    link.click()
+    wait(browser, lambda d: "/magnitudes" in d.current_url, what="the magnitudes page")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".js-plotly-plot"), what="a figure on magnitudes")
+    settle(browser, 2.0)
+    kept = head_count(browser)
+    assert kept == after, (kept, after)
+    assert "tau=0.2" in browser.current_url, browser.current_url  # the link keeps the settings across pages
+    assert errors_on_page(browser) == []
+    changed = change_tau_and_check(browser, "0.003", kept, "magnitudes")
+    assert changed != kept
+    shot(browser, "magnitudes")
+
+    # the page's report: one self-contained HTML file with its figures, the model card and the settings
+    report = download(browser, downloads, "Export report (this page)", ".html")
+    with open(report, encoding="utf-8") as fh:
+        html = fh.read()
+    assert html.count("class='dtviz-figure-data'") == 4, "expected the 4 figures of the magnitudes page"
+    assert "nPR (of mean vector c̄)" in html and "0.003" in html and "/magnitudes?" in html
+    assert errors_on_page(browser) == []
+
+    # … and a shared link reproduces a view: the cosine page with τ in the URL
+    count = open_and_check(browser, server + "/cosine?tau=0.003", "cosine")
+    assert count == changed
+    shot(browser, "cosine")
+    with open(os.path.join(OUTPUT, "streamlit-server.log"), encoding="utf-8") as fh:
+        assert "Traceback" not in fh.read(), "the server logged an exception (tests/output/streamlit-server.log)"

@@ -1,0 +1,337 @@
+"""Figure builders (dtviz.plots): the data in each figure is the data asked for, the cosine heatmap fits
+its payload budget with names and values on hover, and every title carries the context."""
+import base64
+import io
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from PIL import Image
+
+from dtviz import plots, stats
+from dtviz.errors import DtvizInputError
+
+CTX = "testmodel · t=0 · y+t · τ=0.01"
+
+
+def paper_like_embeddings(n, d=256, head=12, seed=0):
+    """Class vectors like the paper's: a shared mean with a few large head dims that vary by class and a
+    small tail — off-diagonal cosine ≈ 0.9–0.99, the hardest case for image compression."""
+    rng = np.random.default_rng(seed)
+    dims = rng.choice(d, head, replace=False)
+    mean = rng.normal(0, 0.01, d)
+    mean[dims] = rng.normal(0, 5, head)
+    E = mean + rng.normal(0, 0.01, (n, d))
+    E[:, dims] += rng.normal(0, 0.6, (n, head))
+    return E
+
+
+def colour_bar_range(fig):
+    """(min, max) of the colour scale shown with a colour bar, from the heatmap or the helper point."""
+    for tr in fig.data:
+        if tr.type == "heatmap" and tr.showscale is not False and tr.zmin is not None:
+            return tr.zmin, tr.zmax
+        if tr.type == "scatter" and tr.marker is not None and tr.marker.showscale:
+            return tr.marker.cmin, tr.marker.cmax
+    raise AssertionError("no colour bar")
+
+
+def decode_png(uri):
+    assert uri.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+
+
+# =========================================================================================== heatmap
+
+def test_heatmap_1000_classes_fits_1mb_while_plain_plotly_heatmap_is_far_larger():
+    C = stats.cosine_matrix(paper_like_embeddings(1000))
+    names = [f"class {i:04d} name" for i in range(1000)]
+    fig = plots.cosine_heatmap(C, names, CTX)
+    size = len(fig.to_json().encode("utf-8"))
+    plain = len(go.Figure(go.Heatmap(z=C, x=names, y=names)).to_json())
+    assert size <= 1_000_000
+    assert plain > 10 * size  # ≈ 13.6 MB of base64 float64 for the naive figure
+    meta = fig.layout.meta["dtviz"]
+    assert meta["mode"] == "image"
+    # one image pixel per cell: the full matrix is drawn, not a downsampled one
+    img = decode_png(next(t for t in fig.data if t.type == "image").source)
+    assert img.size == (1000, 1000)
+    assert colour_bar_range(fig) == pytest.approx((C.min(), C.max()))
+
+
+def test_heatmap_image_colours_decode_back_to_the_values_within_one_level():
+    C = stats.cosine_matrix(paper_like_embeddings(90, seed=3))
+    fig = plots.cosine_heatmap(C, [f"c{i}" for i in range(90)], CTX, max_bytes=60_000)
+    meta = fig.layout.meta["dtviz"]
+    assert meta["mode"] == "image"
+    img = decode_png(next(t for t in fig.data if t.type == "image").source)
+    palette = np.array(img.getpalette()[:3 * meta["levels"]]).reshape(-1, 3)
+    index = np.asarray(img)  # palette index per cell
+    lo, hi = meta["range"]
+    decoded = lo + (index + 0.5) / meta["levels"] * (hi - lo)
+    assert np.abs(decoded - C).max() <= (hi - lo) / meta["levels"] / 2 + 1e-9
+    # the palette is the colour bar's scale: increasing levels get brighter (cividis: dark blue → yellow)
+    assert palette.sum(1)[-1] > palette.sum(1)[0]
+
+
+def test_heatmap_small_n_hover_has_both_names_and_the_exact_value():
+    rng = np.random.default_rng(1)
+    E = rng.normal(size=(12, 8))
+    C = stats.cosine_matrix(E)
+    names = [f"class {i}" for i in range(11)] + ["class 3"]  # a duplicate name must stay a separate row
+    fig = plots.cosine_heatmap(C, names, CTX)
+    assert fig.layout.meta["dtviz"]["mode"] == "exact"
+    hm = plots.heatmap_hover_layer(fig)
+    assert list(hm.x) == list(hm.y) and len(set(hm.x)) == 12
+    assert hm.x[3] == "class 3 (#3)" and hm.x[11] == "class 3 (#11)"
+    assert "%{x}" in hm.hovertemplate and "%{y}" in hm.hovertemplate and "%{z" in hm.hovertemplate
+    np.testing.assert_allclose(np.asarray(hm.z), C, atol=1e-6)  # z[row][col] is the cosine of y-name vs x-name
+    assert colour_bar_range(fig) == pytest.approx((C.min(), C.max()))
+
+
+def test_heatmap_block_hover_names_the_classes_under_the_cursor_and_their_mean():
+    n = 61
+    C = stats.cosine_matrix(paper_like_embeddings(n, seed=2))
+    names = [f"n{i:02d}" for i in range(n)]
+    fig = plots.cosine_heatmap(C, names, CTX, max_bytes=30_000)
+    meta = fig.layout.meta["dtviz"]
+    b = meta["block"]
+    assert meta["mode"] == "image" and b >= 3 and b % 2 == 1
+    hm = plots.heatmap_hover_layer(fig)
+    image = next(t for t in fig.data if t.type == "image")
+    assert image.x0 == hm.x[0] and image.dx == pytest.approx(1 / b)
+    h = (b - 1) // 2
+    # plotly puts category j at j and image pixel k at k·dx; so class k is under category round(k/b)
+    for k in range(n):
+        j = int(np.floor(k / b + 0.5))
+        assert names[k] in hm.x[j].split(" · ") or _in_range_label(hm.x[j], names, k)
+        assert j * b - h <= k <= j * b + h
+    Z = np.asarray(hm.z)
+    for r, c in [(0, 0), (2, 5), (len(hm.y) - 1, 1)]:
+        rows = range(max(0, r * b - h), min(n, r * b + h + 1))
+        cols = range(max(0, c * b - h), min(n, c * b + h + 1))
+        vals = [C[i, j] for i in rows for j in cols if i != j]
+        assert Z[r, c] == pytest.approx(np.mean(vals), abs=1e-6)
+    assert "%{x}" in hm.hovertemplate and "%{y}" in hm.hovertemplate and "%{z" in hm.hovertemplate
+    assert len(fig.to_json()) <= 30_000
+
+
+def _in_range_label(label, names, k):
+    """Labels of larger blocks read 'first … last (m classes)'."""
+    first, _, rest = label.partition(" … ")
+    last = rest.split(" (")[0]
+    return names.index(first) <= k <= names.index(last)
+
+
+def test_heatmap_order_permutes_rows_and_columns():
+    rng = np.random.default_rng(4)
+    C = stats.cosine_matrix(rng.normal(size=(9, 5)))
+    names = [f"k{i}" for i in range(9)]
+    order = np.array([3, 1, 8, 0, 2, 7, 6, 5, 4])
+    hm = plots.heatmap_hover_layer(plots.cosine_heatmap(C, names, CTX, order=order))
+    assert list(hm.x) == [names[i] for i in order]
+    np.testing.assert_allclose(np.asarray(hm.z), C[np.ix_(order, order)], atol=1e-6)
+    with pytest.raises(DtvizInputError):
+        plots.cosine_heatmap(C, names, CTX, order=[0, 0, 1, 2, 3, 4, 5, 6, 7])
+
+
+def test_heatmap_rejects_nan_and_wrong_names():
+    C = np.eye(3)
+    with pytest.raises(DtvizInputError, match="names"):
+        plots.cosine_heatmap(C, ["a", "b"], CTX)
+    C[0, 1] = np.nan
+    with pytest.raises(DtvizInputError, match="NaN"):
+        plots.cosine_heatmap(C, ["a", "b", "c"], CTX)
+
+
+def test_cluster_order_is_a_stable_permutation_that_groups_planted_blocks():
+    rng = np.random.default_rng(5)
+    sizes = [5, 7, 4]
+    centres = rng.normal(size=(3, 16)) * 4
+    labels = np.repeat(np.arange(3), sizes)
+    perm = rng.permutation(labels.size)
+    labels = labels[perm]
+    E = centres[labels] + rng.normal(scale=0.3, size=(labels.size, 16))
+    C = stats.cosine_matrix(E)
+    order = plots.cluster_order(C)
+    assert sorted(order.tolist()) == list(range(labels.size))
+    runs = [g for i, g in enumerate(labels[order]) if i == 0 or g != labels[order][i - 1]]
+    assert len(runs) == 3  # each planted group is one contiguous run
+    np.testing.assert_array_equal(order, plots.cluster_order(C))
+
+
+def test_submatrix_cells_print_values_with_three_decimals():
+    rng = np.random.default_rng(6)
+    C = stats.cosine_matrix(rng.normal(size=(20, 6)))
+    names = [f"class {i}" for i in range(20)]
+    ids = [4, 17, 0]
+    fig = plots.cosine_submatrix(C, ids, names, CTX)
+    hm = fig.data[0]
+    assert list(hm.x) == ["class 4", "class 17", "class 0"]
+    assert hm.text[0][1] == f"{C[4, 17]:.3f}"
+    assert all(len(cell.split(".")[1]) == 3 for row in hm.text for cell in row)
+    with pytest.raises(DtvizInputError):
+        plots.cosine_submatrix(C, [0, 99], names, CTX)
+
+
+def test_offdiag_histogram_counts_every_pair_once():
+    rng = np.random.default_rng(7)
+    C = stats.cosine_matrix(rng.normal(size=(15, 4)))
+    values = stats.offdiag_values(C)
+    fig = plots.offdiag_histogram(values, CTX)
+    assert sum(fig.data[0].y) == 15 * 14 // 2
+
+
+# ======================================================================================= magnitudes
+
+def test_magnitude_histogram_counts_all_entries_and_draws_tau():
+    rng = np.random.default_rng(8)
+    E = rng.normal(scale=0.05, size=(30, 40))
+    fig = plots.magnitude_histogram(E, CTX, tau=0.01)
+    assert sum(fig.data[0].y) == E.size
+    assert any(s.type == "line" and s.x0 == pytest.approx(0.01) for s in fig.layout.shapes)
+    below = int((np.abs(E) < 0.01).sum())
+    assert any(f"{below:,} of {E.size:,}" in (a.text or "") for a in fig.layout.annotations)
+    log = plots.magnitude_histogram(E, CTX, log_x=True, log_y=True, tau=0.01)
+    assert log.layout.xaxis.type == "log" and log.layout.yaxis.type == "log"
+    assert sum(log.data[0].y) == int((E != 0).sum())
+    # on a log axis plotly places annotations in log10 units: the τ label must sit at log10(τ) = −2
+    assert any(a.x == pytest.approx(-2.0) for a in log.layout.annotations if "τ" in (a.text or ""))
+
+
+def test_dim_profile_draws_each_vector_and_the_tau_band():
+    v = np.array([0.5, -0.005, 3.0, 0.02])
+    fig = plots.dim_profile({"mean vector": v, "class 1": -v}, CTX, tau=0.01)
+    assert [t.name for t in fig.data] == ["mean vector", "class 1"]
+    np.testing.assert_allclose(fig.data[1].y, -v)
+    band = [s for s in fig.layout.shapes if s.type == "rect"]
+    assert band and band[0].y0 == pytest.approx(-0.01) and band[0].y1 == pytest.approx(0.01)
+
+
+def test_dims_below_curve_marks_the_count_at_tau():
+    v = np.array([1e-4, 5e-3, 2e-2, 0.5, 4.0])
+    fig = plots.dims_below_curve(v, CTX, tau=0.01)
+    marker = next(t for t in fig.data if t.mode == "markers")
+    assert marker.x[0] == 0.01 and marker.y[0] == 2
+    assert fig.layout.xaxis.type == "log"
+    share = plots.dims_below_curve(v, CTX, tau=0.01, normalised=True)
+    assert next(t for t in share.data if t.mode == "markers").y[0] == pytest.approx(40.0)
+
+
+# ========================================================================================= variance
+
+def test_variance_views_highlight_head_and_show_the_mean():
+    var = np.array([0.1, 5.0, 0.2, 3.0, 0.05])
+    fig = plots.variance_per_dim(var, CTX, head=[1, 3])
+    head = next(t for t in fig.data if t.name.startswith("head"))
+    assert list(head.x) == [1, 3] and list(head.y) == [5.0, 3.0]
+    assert any(f"{var.mean():.3g}" in (a.text or "") for a in fig.layout.annotations)
+    spec = plots.variance_spectrum(var, CTX)
+    assert list(spec.data[0].y) == sorted(var, reverse=True) and spec.layout.yaxis.type == "log"
+    cum = plots.cumulative_variance(var, CTX)
+    assert cum.data[0].y[-1] == pytest.approx(100.0)
+    assert cum.data[0].y[1] == pytest.approx(100 * 8.0 / var.sum())
+
+
+# ======================================================================================== projection
+
+def test_projection_panels_colour_each_class_the_same_in_every_panel():
+    rng = np.random.default_rng(9)
+    panels = {"full c": rng.normal(size=(6, 2)), "head only": rng.normal(size=(6, 2))}
+    names = [f"class {i}" for i in range(6)]
+    groups = ["a", "b", "a", "c", "b", "a"]
+    fig = plots.projection_panels(panels, names, CTX, groups=groups)
+    by_panel = {}
+    for tr in fig.data:
+        for name in tr.text:
+            by_panel.setdefault(name, set()).add((tr.marker.color, tr.marker.symbol))
+        assert "%{text}" in tr.hovertemplate
+    assert all(len(styles) == 1 for styles in by_panel.values())  # same colour in both panels
+    assert len({next(iter(by_panel[n])) for n in ("class 0", "class 1", "class 3")}) == 3
+    groups18 = [f"g{i}" for i in range(18)]  # more groups than a legend holds: colours without legend
+    wide = plots.projection_panels({"a": np.zeros((18, 2)), "b": np.ones((18, 2))}, [f"c{i}" for i in range(18)], CTX,
+                                   groups=groups18)
+    assert list(wide.data[0].marker.color) == list(wide.data[1].marker.color)
+    assert len(set(wide.data[0].marker.color)) == 18
+    plain = plots.projection_panels(panels, names, CTX)
+    assert list(plain.data[0].marker.color) == list(plain.data[1].marker.color)
+    assert list(plain.data[0].text) == names
+    with pytest.raises(DtvizInputError):
+        plots.projection_panels({"bad": np.zeros((5, 2))}, names, CTX)
+
+
+# ============================================================================= compare, lines, nearest
+
+def test_compare_bars_show_npr_in_percent_and_cosine():
+    rows = [{"source": "a", "npr_mean_vector": 0.015, "npr_per_class_mean": 0.02, "cosine_mean": 0.99},
+            {"source": "b", "npr_mean_vector": 0.5, "npr_per_class_mean": 0.4, "cosine_mean": 0.2}]
+    fig = plots.compare_bars(rows, CTX)
+    npr = next(t for t in fig.data if t.name.startswith("nPR of"))
+    cos = next(t for t in fig.data if t.name == "mean cosine")
+    assert list(npr.y) == pytest.approx([1.5, 50.0]) and list(cos.y) == [0.99, 0.2]
+    assert list(npr.x) == ["a", "b"]
+
+
+def test_lines_and_neighbour_bars_carry_their_data():
+    fig = plots.lines([0, 250, 500], {"cosine": [0.1, 0.5, 0.9], "nPR": [0.9, 0.5, 0.1]}, "training step", "value", CTX)
+    assert [t.name for t in fig.data] == ["cosine", "nPR"] and list(fig.data[0].y) == [0.1, 0.5, 0.9]
+    with pytest.raises(DtvizInputError):
+        plots.lines([0, 1], {"x": [1, 2, 3]}, "t", "v", CTX)
+    nb = plots.neighbour_bars(["b", "c"], [0.9, 0.8], ["c", "b"], [0.95, 0.7], CTX, query="a")
+    assert list(nb.data[0].y) == ["b", "c"] and list(nb.data[1].x) == [0.95, 0.7]
+
+
+# ============================================================================= titles, config, CSV
+
+def all_figures():
+    rng = np.random.default_rng(10)
+    E = rng.normal(size=(8, 6))
+    C = stats.cosine_matrix(E)
+    names = [f"n{i}" for i in range(8)]
+    var = stats.per_dim_variance(E)
+    return [
+        plots.cosine_heatmap(C, names, CTX), plots.cosine_submatrix(C, [0, 1], names, CTX),
+        plots.offdiag_histogram(stats.offdiag_values(C), CTX), plots.magnitude_histogram(E, CTX, tau=0.1),
+        plots.dim_profile({"m": E[0]}, CTX, tau=0.1), plots.dims_below_curve(E[0], CTX, tau=0.1),
+        plots.variance_per_dim(var, CTX, head=[0]), plots.variance_spectrum(var, CTX), plots.cumulative_variance(var, CTX),
+        plots.projection_panels({"p": E[:, :2]}, names, CTX),
+        plots.compare_bars([{"source": "s", "npr_mean_vector": 0.1, "npr_per_class_mean": 0.1, "cosine_mean": 0.5}], CTX),
+        plots.lines([1, 2], {"a": [1, 2]}, "t", "v", CTX), plots.neighbour_bars(["a"], [0.5], ["b"], [0.4], CTX),
+    ]
+
+
+def test_every_figure_title_names_the_context_and_axes_have_titles():
+    for fig in all_figures():
+        assert CTX in fig.layout.title.text
+        assert fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+
+
+def test_context_dict_becomes_one_line():
+    text = plots.context_text({"model": "builtin", "t": 0.0, "part": "y+t", "tau": 0.01, "family": "sit", "d": 128})
+    assert text == "builtin · sit · d=128 · t=0.0 · part y+t · τ=0.01"
+    assert "τ" not in plots.context_text({"model": "m", "tau": None})
+
+
+def test_figure_config_downloads_png_or_svg_at_scale_2_or_more():
+    cfg = plots.figure_config("cosine heatmap/1")
+    assert cfg["displayModeBar"] is True
+    assert cfg["toImageButtonOptions"]["format"] == "png" and cfg["toImageButtonOptions"]["scale"] >= 2
+    assert "/" not in cfg["toImageButtonOptions"]["filename"]
+    assert plots.figure_config("x", fmt="svg")["toImageButtonOptions"]["format"] == "svg"
+    json.dumps(cfg)  # Streamlit sends it as JSON
+    with pytest.raises(DtvizInputError):
+        plots.figure_config("x", fmt="gif")
+
+
+def test_figure_csv_has_the_plotted_data():
+    values = np.array([0.1, 0.2, 0.2, 0.9])
+    csv = plots.figure_csv(plots.offdiag_histogram(values, CTX, bins=4))
+    lines = csv.strip().splitlines()
+    assert lines[0].startswith("trace,x,y")
+    assert sum(int(float(line.split(",")[2])) for line in lines[1:]) == 4
+    C = stats.cosine_matrix(np.random.default_rng(11).normal(size=(5, 3)))
+    long = plots.figure_frame(plots.cosine_heatmap(C, list("abcde"), CTX))
+    assert len(long) == 25 and long.loc[(long.row == "b") & (long.column == "d"), "value"].item() == pytest.approx(C[1, 3], abs=1e-6)
+    frame = plots.cosine_frame(C, list("abcde"), order=[4, 3, 2, 1, 0])
+    assert list(frame.columns) == ["class", "e", "d", "c", "b", "a"] and frame.iloc[0, 1] == pytest.approx(1.0)
