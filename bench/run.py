@@ -15,9 +15,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from bench import builtin_sampling, core  # noqa: E402
+from bench import builtin_sampling, core, dashboard  # noqa: E402
 
-SUITES = [("core", core.main), ("builtin sampling", builtin_sampling.main)]
+SUITES = [("core", core.main), ("builtin sampling", builtin_sampling.main), ("dashboard", dashboard.main)]
 
 
 def main() -> int:

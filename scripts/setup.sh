@@ -10,10 +10,14 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "setup: installing torch (CPU build)"
   "$PY" -m pip install --quiet "torch==2.13.0" || "$PY" -m pip install --quiet "torch>=2.4"
 fi
-if ! "$PY" -c "import dtviz, streamlit, plotly, umap, diffusers, selenium" >/dev/null 2>&1 \
-   || ! "$PY" -m pip install --quiet --dry-run -r requirements.txt 2>/dev/null | grep -q "^Would install$\|^$"; then
+# Everything else: skipped when it is all importable already (a second `make run` starts at once).
+if ! "$PY" -c "import streamlit, plotly, pandas, PIL, matplotlib, fontTools, sklearn, umap, diffusers, safetensors, pytest, selenium" >/dev/null 2>&1; then
+  echo "setup: installing requirements.txt"
   "$PY" -m pip install --quiet -r requirements.txt
-  "$PY" -m pip install --quiet --no-deps -e .
+fi
+if ! "$PY" -m pip show dtviz >/dev/null 2>&1; then
+  # the `dtviz` command; without build isolation when setuptools is already there (no download)
+  "$PY" -m pip install --quiet --no-deps --no-build-isolation -e . 2>/dev/null || "$PY" -m pip install --quiet --no-deps -e .
 fi
 
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
