@@ -1,25 +1,33 @@
 """dtviz dashboard: ``streamlit run app.py``.
 
 The pages are listed explicitly (st.navigation), the sidebar with the model and the settings is shared
-(pages/common.py), and every number comes from the ``dtviz`` library.
+(dtviz_app.py), and every number comes from the ``dtviz`` library.
 """
 import logging
 import os
 import sys
 
 import streamlit as st
+import torch
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from dtviz.device import interactive_threads  # noqa: E402
 from dtviz.errors import DtvizInputError  # noqa: E402
 import dtviz_app as common  # noqa: E402
+
+if not torch.cuda.is_available():
+    # Sampling on CPU (the live pruning page): torch's default of one intra-op thread per core means 2 threads
+    # on a 2-core box, whose OpenMP workers contend with the server, the browser and other sessions — a
+    # 16-sample grid then takes up to ~10× longer. Half the cores keeps it fast and leaves room for the rest.
+    torch.set_num_threads(interactive_threads())
 
 st.set_page_config(page_title="dtviz — conditioning vectors of diffusion transformers", page_icon=":material/grain:",
                    layout="wide")
 
-pages = {module: st.Page(os.path.join("pages", f"{module}_view.py"), title=title, url_path=url, icon=icon,
+pages = {module: st.Page(common.view_path(module), title=title, url_path=url, icon=icon,
                          default=(module == "overview"))
          for module, title, url, _, icon in common.PAGES}
 nav = st.navigation({"Views": [pages[m] for m, *_ in common.PAGES if m != "pruning"],

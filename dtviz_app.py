@@ -48,7 +48,7 @@ TAU_GRID = tuple(float(f"{m * 10.0 ** e:.6g}") for e in range(-4, 2) for m in (1
 TAU_MIN, TAU_MAX = 1e-6, 1e3
 
 GLOBAL_KEYS = ("src", "fam", "dev", "t", "part", "thr", "tau", "k")
-PAGE_PREFIXES = ("cos_", "mag_", "var_", "proj_", "cmp_", "dyn_", "nn_")
+PAGE_PREFIXES = ("cos_", "mag_", "var_", "proj_", "cmp_", "dyn_", "nn_", "pr_")
 
 
 # =============================================================================== URL state
@@ -256,13 +256,53 @@ def series_over_training(folder: str, part: str) -> dict:
     return snapshot_series(os.path.expanduser(folder), None, part)
 
 
+@st.cache_resource(max_entries=2, show_spinner="Building the model for sampling…")
+def _generator(source: str, family: str, device: str, labels: str | None):
+    """(Generator, None) or (None, the library's reason it cannot sample). One per model, shared by all
+    sessions: Generator.sample holds a lock, so concurrent sessions take turns and never see each other's
+    pruning hooks. The failure is cached too (a latent model is built once to find it needs a VAE)."""
+    from dtviz.generate import Generator
+
+    try:
+        return Generator(load_source(source, family, device, labels)), None
+    except DtvizInputError as err:
+        return None, str(err)
+
+
+def generator(ctx: "Ctx"):
+    """(Generator, None) for a model that can sample, else (None, why not) — e.g. a matrix's sample_note."""
+    if not ctx.info.can_sample:
+        return None, ctx.info.sample_note or f"{ctx.info.name} cannot generate samples."
+    return _generator(*ctx.model_key)
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, seed: int, spec=None) -> dict:
+    """generate.sample_readout for (model, classes, seed, steps, CFG[, pruning]), drift against the cached
+    baseline of the same settings; the baseline (spec None) is itself one cached entry."""
+    from dtviz.generate import SampleSettings, sample_readout
+    from dtviz.quality import classifier_for
+
+    gen, reason = _generator(*model_key)
+    if gen is None:
+        raise DtvizInputError(reason)
+    # the same positional arguments as the page's call, so this hits the baseline's cache entry
+    base = None if spec is None else sample_run(model_key, labels, steps, cfg_scale, seed, None)["images"]
+    started = time.perf_counter()
+    out = sample_readout(gen, labels, SampleSettings(steps=steps, cfg_scale=cfg_scale, seed=seed), spec, base,
+                         classifier_for(gen.source))
+    LOG.info("sampled %d × %d steps (%s) in %.2f s", len(labels), steps,
+             "baseline" if spec is None else spec.label(), time.perf_counter() - started)
+    return out
+
+
 @st.cache_data(max_entries=8, ttl=3600, show_spinner="Drawing the heatmap…")
-def cosine_heatmap(key: tuple, order: str, names: list[str], context: dict):
+def cosine_heatmap(key: tuple, order: str, names: list[str], context: dict, height: int = 720):
     """The full N×N heatmap figure (building it takes ~0.5–1 s at N = 256–1000, so it is cached)."""
     from dtviz import plots
 
     idx = cluster_order(*key) if order == "cluster" else None
-    return plots.cosine_heatmap(condition_stats(*key).cosine_, names, context, order=idx), idx
+    return plots.cosine_heatmap(condition_stats(*key).cosine_, names, context, order=idx, height=height), idx
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -312,6 +352,7 @@ def refresh_if_changed(source: str) -> None:
     if old is not None and old != stamp:
         LOG.info("%s changed on disk: clearing the cached models and arrays", source)
         load_source.clear()
+        _generator.clear()
         st.cache_data.clear()
 
 
@@ -350,6 +391,11 @@ class Ctx:
     @property
     def key(self) -> tuple:
         return (self.source_key, self.family, self.device, self.labels, self.t, self.part)
+
+    @property
+    def model_key(self) -> tuple:
+        """(source, family, device, labels): what ``load_source`` and ``generator`` are cached by."""
+        return (self.source_key, self.family, self.device, self.labels)
 
     @property
     def E(self) -> np.ndarray:
@@ -576,17 +622,17 @@ def _on_t0(t0: float) -> None:
     st.session_state["t"] = t0
 
 
-def _on_tau_slider() -> None:
+def _on_tau_slider(key: str) -> None:
     ss = st.session_state
-    ss["tau"] = ss["tau_slider"]
-    ss["tau_box"] = ss["tau_slider"]
+    ss[key] = ss[f"{key}_slider"]
+    ss[f"{key}_box"] = ss[f"{key}_slider"]
 
 
-def _on_tau_box() -> None:
+def _on_tau_box(key: str) -> None:
     ss = st.session_state
-    if ss.get("tau_box") is not None:
-        ss["tau"] = float(ss["tau_box"])
-        ss["tau_slider"] = snap_tau(ss["tau"])
+    if ss.get(f"{key}_box") is not None:
+        ss[key] = float(ss[f"{key}_box"])
+        ss[f"{key}_slider"] = snap_tau(ss[key])
 
 
 def snap_tau(tau: float) -> float:
@@ -634,28 +680,49 @@ def _threshold_widgets(dim: int) -> tuple[str, float, int]:
     mode = bound(st.radio, "thr", "tau", parse=choice(("tau", "topk")), label="Threshold",
                  options=("tau", "topk"), format_func=lambda m: "τ on |c̄ᵢ|" if m == "tau" else "top-k of |c̄ᵢ|",
                  horizontal=True, help="Head = dims with |c̄ᵢ| ≥ τ (paper Eq. 2), or the k largest |c̄ᵢ|.")
-    url_seed("tau", DEFAULT_TAU, parse_positive)
     url_seed("k", DEFAULT_K, lambda raw: int(raw) if 1 <= int(raw) <= dim else int("x"))
-    tau = float(ss["tau"])
-    if mode == "tau":
-        if ss.get("tau_box") != tau:
-            ss["tau_box"] = tau
-        if ss.get("tau_slider") is None or snap_tau(tau) != ss["tau_slider"] and ss["tau_slider"] != tau:
-            ss["tau_slider"] = snap_tau(tau)
-        cols = st.columns([3, 2], vertical_alignment="bottom")
-        with cols[0]:
-            st.select_slider("τ (log scale)", options=TAU_GRID, key="tau_slider", on_change=_on_tau_slider,
-                             format_func=lambda v: f"{v:g}")
-        with cols[1]:
-            st.number_input("τ", min_value=TAU_MIN, max_value=TAU_MAX, step=0.001, format="%g", key="tau_box",
-                            on_change=_on_tau_box, help="Any positive threshold; the slider snaps to the nearest mark.")
-        tau = float(ss["tau"])
-    else:
+    tau = tau_input("tau", DEFAULT_TAU, show=mode == "tau")
+    if mode != "tau":
         ss["k"] = int(min(max(int(ss["k"]), 1), dim))
         st.number_input("k (head size)", min_value=1, max_value=dim, step=1, key="k")
-    url_store("tau", tau, DEFAULT_TAU, fmt_float)
     url_store("k", int(ss["k"]), DEFAULT_K)
     return mode, tau, int(min(max(int(ss["k"]), 1), dim))
+
+
+def tau_input(key: str, default: float, *, show: bool = True, label: str = "τ",
+              help: str = "Any positive threshold; the slider snaps to the nearest mark.") -> float:
+    """A threshold τ as a log slider (fires on release) beside a number box for any value, kept in the URL
+    under ``key``. The value lives in ``st.session_state[key]`` (the widgets are ``key_slider``,
+    ``key_box``), so it survives while the widgets are hidden (``show=False``)."""
+    ss = st.session_state
+    url_seed(key, default, parse_positive)
+    tau = float(ss[key])
+    if show:
+        if ss.get(f"{key}_box") != tau:
+            ss[f"{key}_box"] = tau
+        slider = ss.get(f"{key}_slider")
+        if slider is None or snap_tau(tau) != slider and slider != tau:
+            ss[f"{key}_slider"] = snap_tau(tau)
+        cols = st.columns([3, 2], vertical_alignment="bottom")
+        with cols[0]:
+            st.select_slider(f"{label} (log scale)", options=TAU_GRID, key=f"{key}_slider", on_change=_on_tau_slider,
+                             args=(key,), format_func=lambda v: f"{v:g}")
+        with cols[1]:
+            st.number_input(label, min_value=TAU_MIN, max_value=TAU_MAX, step=0.001, format="%g", key=f"{key}_box",
+                            on_change=_on_tau_box, args=(key,), help=help)
+        tau = float(ss[key])
+    url_store(key, tau, default, fmt_float)
+    return tau
+
+
+def follow(key: str, value: Any) -> None:
+    """Make the setting ``key`` start from ``value`` and jump to it whenever ``value`` changes (a page setting
+    that defaults to a sidebar one). Call before the widget / ``url_seed``; a value from the URL still wins."""
+    ss = st.session_state
+    marker = f"_follows_{key}"
+    if marker in ss and ss[marker] != value:
+        ss[key] = value
+    ss[marker] = value
 
 
 def sidebar() -> Ctx | None:
@@ -799,7 +866,7 @@ def class_groups(source) -> list[str] | None:
 
 # ================================================================================ pages
 
-# module in pages/, title, url path, prefix of its URL keys, icon
+# module (pages/<module>_view.py), title, url path, prefix of its URL keys, icon
 PAGES = (
     ("overview", "Overview & model card", "overview", None, ":material/home:"),
     ("cosine", "Cosine similarity", "cosine", "cos_", ":material/grid_on:"),
@@ -809,8 +876,17 @@ PAGES = (
     ("compare", "Compare models", "compare", "cmp_", ":material/compare_arrows:"),
     ("dynamics", "Timestep & training dynamics", "dynamics", "dyn_", ":material/timeline:"),
     ("neighbours", "Nearest neighbours", "neighbours", "nn_", ":material/hub:"),
-    ("pruning", "Live pruning", "pruning", None, ":material/content_cut:"),
+    ("pruning", "Live pruning", "pruning", "pr_", ":material/content_cut:"),
 )
+# A pages/ folder next to app.py makes Streamlit's first run on a fresh server use its legacy page discovery
+# (pages/*.py, url path = file name) even with st.navigation: pages/<url path>.py stubs hand that run over
+# to app.py (legacy_entry), so a cold deep link (/cosine?tau=0.1) opens without "Page not found".
+VIEWS_DIR = "pages"
+
+
+def view_path(module: str) -> str:
+    """The page file of ``module``, relative to app.py (what st.Page, st.page_link and AppTest take)."""
+    return f"{VIEWS_DIR}/{module}_view.py"
 
 
 def set_ctx(ctx: Ctx | None) -> None:
@@ -859,6 +935,39 @@ def show_figure(fig, name: str, data=None, *, title: str | None = None) -> None:
     page_report().add(name, fig, title)
 
 
+def short_name(name: str) -> str:
+    """The first part of a class name, for a caption under a small image ("A  U+0041  LATIN CAPITAL LETTER A"
+    → "A", "tench, Tinca tinca" → "tench"); the full name is in the tooltip."""
+    text = str(name).strip()
+    for sep in ("  ", ","):
+        if sep in text:
+            text = text.split(sep)[0].strip()
+    return text or str(name)
+
+
+def image_grid(images, names: list[str], grid: str, max_columns: int = 6) -> None:
+    """Sample images as a grid of crisp (nearest-neighbour, plots.image_tiles) tiles, each with its class's
+    short name under it and the full name on hover. ``grid`` names the grid in the page (data-grid="…")."""
+    import html as html_lib
+
+    from dtviz import plots
+
+    size = np.asarray(images).shape[2]
+    scale = plots.tile_scale(size)
+    uris, width = plots.image_tiles(images, scale), size * scale
+    columns = max(1, min(max_columns, math.ceil(math.sqrt(len(uris)))))
+    tiles = []
+    for uri, name in zip(uris, names):
+        full, short = html_lib.escape(str(name), quote=True), html_lib.escape(short_name(name))
+        tiles.append(f'<figure title="{full}" style="margin:0;width:{width}px">'
+                     f'<img src="{uri}" alt="{full}" width="{width}" height="{width}" '
+                     'style="display:block;image-rendering:pixelated;border:1px solid #d0d0d0;border-radius:2px">'
+                     f'<figcaption style="font:12px/1.3 sans-serif;color:#444;text-align:center;white-space:nowrap;'
+                     f'overflow:hidden;text-overflow:ellipsis">{short}</figcaption></figure>')
+    st.html(f'<div class="dtviz-grid" data-grid="{html_lib.escape(grid)}" style="display:grid;'
+            f'grid-template-columns:repeat({columns},{width}px);gap:8px 10px">{"".join(tiles)}</div>')
+
+
 def _csv_callable(data):
     def make():
         value = data() if callable(data) else data
@@ -881,14 +990,14 @@ def _report_callable(card: dict, settings: dict, items_source: Callable[[], list
 
 
 def page_module(module: str):
-    """A page file imported as a module (its ``main()`` does not run), by path: no reliance on a package
-    named ``pages`` being first on sys.path."""
+    """A page file imported as a module (its ``main()`` does not run), by path: no reliance on the
+    views folder being on sys.path."""
     import importlib.util
     import sys
 
     name = f"dtviz_app_pages.{module}"
     if name not in sys.modules:
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pages", f"{module}_view.py")
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), view_path(module))
         spec = importlib.util.spec_from_file_location(name, path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
@@ -961,3 +1070,12 @@ def export_buttons(ctx: Ctx | None, page_title: str) -> None:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "page"
+
+
+def legacy_entry() -> None:
+    """Run by pages/<url path>.py only on Streamlit's legacy first run (see pages/README.md): switch the
+    process to st.navigation mode and rerun app.py, which then opens the requested page."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()

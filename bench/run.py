@@ -15,9 +15,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from bench import builtin_sampling, core, dashboard  # noqa: E402
+from bench import builtin_sampling, core, dashboard, pruning_live  # noqa: E402
 
-SUITES = [("core", core.main), ("builtin sampling", builtin_sampling.main), ("dashboard", dashboard.main)]
+SUITES = [("core", core.main), ("builtin sampling", builtin_sampling.main), ("dashboard", dashboard.main),
+          ("live pruning", pruning_live.main)]
 
 
 def main() -> int:

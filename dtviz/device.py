@@ -1,6 +1,8 @@
 """Device choice: cuda → mps → cpu automatically, or exactly what the user asked for."""
 from __future__ import annotations
 
+import os
+
 import torch
 
 from dtviz.errors import DtvizInputError
@@ -31,3 +33,13 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise DtvizInputError(f"device {str(dev)!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s).")
     return dev
+
+
+def interactive_threads() -> int:
+    """Intra-op threads for sampling in a long-running, shared process (the dashboard) on CPU: half the cores.
+
+    torch defaults to one thread per core. On a 2-core machine its two OpenMP workers then contend with the
+    web server, the browser or another session, and a busy worker stalls the other at every op: the live
+    pruning grid (16 samples) measured ~10× slower than with one thread. Half the cores leaves room for the rest.
+    """
+    return max(1, (os.cpu_count() or 2) // 2)

@@ -2,9 +2,14 @@
 
 Noise is drawn per sample from ``seed`` and the sample's index, so a sample does not depend on which
 batch (or which process of a sweep) computes it, and baseline and pruned runs share it exactly.
+
+A ``Generator`` may be shared between threads (the dashboard caches one per model for all sessions):
+pruning installs hooks on its model, so every ``sample`` call holds the generator's lock from start to
+end; concurrent calls run one after the other and each sees only its own pruning.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -61,10 +66,12 @@ class Generator:
         self.defaults = defaults
         self.image_shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
         self._global_masks: dict[tuple, np.ndarray] = {}
+        # Held for the whole of every sample(): the pruning hooks live on the shared model.
+        self._lock = threading.Lock()
 
     def global_mask(self, spec: PruneSpec) -> np.ndarray:
         """(d,) keep-mask of ``spec`` from c̄ at t0 (dtviz.pruning.global_mask), computed once per selection."""
-        key = (spec.mode, spec.tau, spec.k)
+        key = (spec.mode, spec.tau, spec.k, spec.dims)
         if key not in self._global_masks:
             self._global_masks[key] = global_mask(self.source, spec)
         return self._global_masks[key]
@@ -81,11 +88,18 @@ class Generator:
     @torch.no_grad()
     def sample(self, labels, settings: SampleSettings = SampleSettings(), indices=None, on_step=None,
                batch_size: int = 256, prune: PruneSpec | None = None) -> np.ndarray:
-        """``prune``: zero dims of c during sampling (dtviz.pruning); the noise is the same as without it."""
-        if prune is not None:
+        """``prune``: zero dims of c during sampling (dtviz.pruning); the noise is the same as without it.
+        Safe to call from several threads at once (they take turns on the model)."""
+        with self._lock:
+            if prune is None:
+                return self._sample(labels, settings, indices, on_step, batch_size)
             mask = self.global_mask(prune) if prune.mask == "global" else None
             with pruned(self.model, prune, mask=mask, null_class=self.source.num_classes) as pruner:
-                return self.sample(labels, settings, indices, chain_steps(pruner.on_step, on_step), batch_size)
+                return self._sample(labels, settings, indices, chain_steps(pruner.on_step, on_step), batch_size)
+
+    @torch.no_grad()
+    def _sample(self, labels, settings: SampleSettings, indices, on_step, batch_size: int) -> np.ndarray:
+        """``sample`` without the lock and without pruning hooks of its own (the caller holds the lock)."""
         labels = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.source.device)
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.source.num_classes):
             raise DtvizInputError(f"class ids must lie in 0..{self.source.num_classes - 1}; got {labels.tolist()[:5]}…")
@@ -104,3 +118,25 @@ class Generator:
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     return (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def sample_readout(generator: Generator, labels, settings: SampleSettings, prune: PruneSpec | None = None,
+                   baseline: np.ndarray | None = None, classifier=None) -> dict:
+    """One run of the live pruning view: the samples and their read-outs.
+
+        images    (N, H, W, C) float32 in [0, 1]
+        removed   (count, share of d) of the dims ``prune`` zeroes (pruning.spec_removed_dims; (0, 0.0) unpruned)
+        drift     {"mse", "psnr"} against ``baseline`` (quality.pixel_drift), None without a baseline
+        accuracy  share of samples ``classifier`` names as their class (quality.class_accuracy), None without one
+
+    The baseline is passed in (computed once, cached by the caller), so a new pruning costs one sampling run.
+    """
+    from dtviz.pruning import spec_removed_dims
+    from dtviz.quality import class_accuracy, pixel_drift
+
+    labels = np.asarray(labels, dtype=np.int64)
+    images = generator.sample(labels, settings, prune=prune)
+    removed = (0, 0.0) if prune is None else spec_removed_dims(generator.source, prune, classes=np.unique(labels))
+    return {"images": images, "removed": removed,
+            "drift": None if baseline is None else pixel_drift(baseline, images),
+            "accuracy": None if classifier is None else class_accuracy(images, labels, classifier)}

@@ -12,6 +12,7 @@ colours (cividis for continuous values, Okabe-Ito for categories) and fonts read
     compare_bars                                                           Table 1, Fig. 1
     lines                                                                  Fig. 12 (dynamics over t / steps)
     neighbour_bars                                                         nearest classes, full vs head
+    dim_across_classes, image_tiles, tile_scale                            live pruning: one dim, sample grids
     figure_config, figure_csv, *_frame                                     downloads (PNG/SVG, CSV)
 """
 from __future__ import annotations
@@ -167,7 +168,8 @@ def cluster_order(C) -> np.ndarray:
 
 
 def cosine_heatmap(C, names, context, order=None, max_bytes: int = HEATMAP_MAX_BYTES,
-                   color_range: tuple[float, float] | None = None, order_name: str = "clustering order") -> go.Figure:
+                   color_range: tuple[float, float] | None = None, order_name: str = "clustering order",
+                   height: int = 720) -> go.Figure:
     """The full N×N cosine matrix (paper Fig. 3 left, Figs. 14–19), within ``max_bytes`` of figure JSON.
 
     Two encodings, the exact one whenever it fits:
@@ -195,7 +197,8 @@ def cosine_heatmap(C, names, context, order=None, max_bytes: int = HEATMAP_MAX_B
       The image is placed in block units (dx = 1/b) and block j is centred on class j·b, which is where
       plotly centres category j; so the hover cells align exactly with the picture.
 
-    ``order`` permutes rows and columns (e.g. ``cluster_order(C)``). ``color_range`` overrides the data
+    ``height`` in pixels: 720 suits the full page width; about 540 keeps the (square) matrix filling a
+    half-width column without empty bands above and below. ``order`` permutes rows and columns (e.g. ``cluster_order(C)``). ``color_range`` overrides the data
     range (e.g. the off-diagonal range to spend the colours on the pairs). The encoding used is recorded
     in ``fig.layout.meta["dtviz"]`` (mode, block, levels, order).
     """
@@ -216,10 +219,10 @@ def cosine_heatmap(C, names, context, order=None, max_bytes: int = HEATMAP_MAX_B
     if _exact_heatmap_bytes(n, labels) <= 0.9 * max_bytes:
         fig = _exact_heatmap(C, labels, lo, hi)
         meta.update(mode="exact", block=1, levels=None)
-        _heatmap_layout(fig, what, context, axis_title, n, block=1, meta=meta)
+        _heatmap_layout(fig, what, context, axis_title, n, block=1, meta=meta, height=height)
         if _json_bytes(fig) <= max_bytes:
             return fig
-    return _image_heatmap(C, labels, lo, hi, what, context, axis_title, max_bytes, meta)
+    return _image_heatmap(C, labels, lo, hi, what, context, axis_title, max_bytes, meta, height)
 
 
 def _json_bytes(fig: go.Figure) -> int:
@@ -246,9 +249,9 @@ def _exact_heatmap(C: np.ndarray, labels: list[str], lo: float, hi: float) -> go
 
 
 def _heatmap_layout(fig: go.Figure, what: str, context, axis_title: str, n: int, block: int, meta: dict,
-                    note: str | None = None) -> None:
+                    note: str | None = None, height: int = 720) -> None:
     """Square cells, row 0 at the top, class-position ticks (names are in the hover)."""
-    _style(fig, what, context, height=720, note=note)
+    _style(fig, what, context, height=height, note=note)
     if n <= 30:
         ticks = dict(tickmode="auto")
     else:  # label a few class positions (category j sits at class position j·block)
@@ -338,7 +341,7 @@ def _block_labels(labels: list[str], block: int) -> list[str]:
 _IMAGE_PLANS = ((256, 5), (128, 5), (64, 5), (32, 9), (16, 9), (8, 15), (4, 25))
 
 
-def _image_heatmap(C, labels, lo, hi, what, context, axis_title, max_bytes, meta) -> go.Figure:
+def _image_heatmap(C, labels, lo, hi, what, context, axis_title, max_bytes, meta, height: int = 720) -> go.Figure:
     n = C.shape[0]
     skeleton = 16_000  # template, layout, colour-bar trace
     available = 0.97 * max_bytes - skeleton
@@ -367,7 +370,7 @@ def _image_heatmap(C, labels, lo, hi, what, context, axis_title, max_bytes, meta
         fig = _image_figure(C, sources.get(levels) or _png_data_uri(_quantise(C, lo, hi, levels), _cividis_palette(levels)),
                             _block_labels(labels, block), block, lo, hi)
         meta.update(mode="image", block=block, levels=levels)
-        _heatmap_layout(fig, what, context, axis_title, n, block, meta,
+        _heatmap_layout(fig, what, context, axis_title, n, block, meta, height=height,
                         note=f"{levels} colour levels · hover: mean over {block}×{block}-class blocks · "
                              "exact values: sub-matrix view or CSV")
         if _json_bytes(fig) <= max_bytes or len(_block_ranges(n, block)) <= 8:
@@ -744,9 +747,14 @@ def lines(x, series: dict, x_title: str, y_title: str, context, title: str | Non
                                  hovertemplate=f"{name}<br>{x_title}: %{{x}}<br>{y_title}: %{{y:.4g}}<extra></extra>"))
     if log_x:
         fig.update_xaxes(type="log")
-    fig.update_layout(legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
     what = title or f"{', '.join(map(str, series))} over {x_title}"
-    return _style(fig, what, context, x_title, y_title)
+    _style(fig, what, context, x_title, y_title)
+    # Legend at the bottom of the figure, left-aligned: at the top right it ran into the two-line title in
+    # narrow columns. Anchored to the container, plotly grows the bottom margin to fit it (and its wrapped
+    # rows) below the axis title instead of overlapping it.
+    fig.update_layout(legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"),
+                      margin=dict(b=60))
+    return fig
 
 
 # ================================================================================ nearest neighbours
@@ -767,6 +775,58 @@ def neighbour_bars(names_full, values_full, names_head, values_head, context, qu
     what = f"Nearest classes to {query}" if query else "Nearest classes by cosine"
     k = max(len(names_full), len(names_head), 1)
     return _style(fig, what, context, height=2 * (26 * k + 60) + 220)
+
+
+# ================================================================================== live pruning
+
+def dim_across_classes(values, names, dim: int, context, tau: float | None = None, sort: bool = False) -> go.Figure:
+    """The value of one dimension c_dim in every class (a bar per class; hover: class name and value),
+    the mean over classes c̄_dim as a dashed line and, with ``tau``, the ±τ band of the tail.
+    ``sort``: bars from largest to smallest value instead of by class id."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    names = _check_names(names, values.size)
+    ids = np.argsort(-values, kind="stable") if sort else np.arange(values.size)
+    x = np.arange(values.size)
+    fig = go.Figure(go.Bar(
+        x=x if sort else ids, y=values[ids], name=f"c_{dim}", marker=dict(color=OKABE_ITO[0], line=dict(width=0)),
+        customdata=np.stack([ids, np.asarray(names, dtype=object)[ids]], axis=1),
+        hovertemplate="%{customdata[1]} (class %{customdata[0]})<br>c_" + str(dim) + " = %{y:.4g}<extra></extra>"))
+    if tau is not None:
+        fig.add_hrect(y0=-tau, y1=tau, fillcolor=TAU_COLOUR, opacity=0.25, line_width=0, layer="below")
+    mean = float(values.mean())
+    fig.add_hline(mean, line=dict(color="black", dash="dot", width=1.5))
+    # the line is named in the note above the plot: a label on it would sit on the bars
+    note = f"dotted line: mean over classes c̄_{dim} = {mean:.4g}"
+    if tau is not None:
+        note += f" · shaded band: |c_{dim}| < τ = {tau:g} (tail)"
+    fig.update_layout(bargap=0.1 if values.size <= 64 else 0, showlegend=False)
+    x_title = "classes, sorted by value" if sort else "class id"
+    return _style(fig, f"Dimension {dim} of c across {values.size} classes", context, x_title, f"c_{dim} (value)",
+                  height=380, note=note)
+
+
+def tile_scale(width: int, target: int = 80) -> int:
+    """The whole-number enlargement that brings an image ``width`` pixels wide nearest ``target`` (5 for 16)."""
+    return max(1, round(target / max(int(width), 1)))
+
+
+def image_tiles(images, scale: int | None = None) -> list[str]:
+    """Each image (N, H, W, C) in [0, 1] as a PNG data URI, enlarged ``scale``× by nearest neighbour (pixels
+    stay crisp); default ``tile_scale`` of the width (5× for 16×16)."""
+    from PIL import Image
+
+    arr = np.asarray(images, dtype=np.float32)
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+        raise DtvizInputError(f"image_tiles expects (N, H, W, 1 or 3) images; got shape {arr.shape}.")
+    scale = int(scale or tile_scale(arr.shape[2]))
+    u8 = (np.clip(arr, 0, 1) * 255 + 0.5).astype(np.uint8)
+    u8 = u8.repeat(scale, axis=1).repeat(scale, axis=2)
+    out = []
+    for img in u8:
+        buf = io.BytesIO()
+        Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG", optimize=False)
+        out.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
+    return out
 
 
 # ============================================================================================ downloads

@@ -9,6 +9,8 @@ A ``PruneSpec`` says which dims of c are zeroed, from which vector, and at which
 
     mode      tail  zero the tail: |c_i| < τ, or the k smallest |c_i|
               head  zero the head: |c_i| >= τ, or the k largest |c_i|
+    dims      instead of τ or k: exactly these dims (e.g. one dim to ablate), whatever their values;
+              the mode is then only a label
     mask      global      one mask from |c̄|, c̄ = mean over classes of c at the family's t0 (exactly the
                           dims ``dtviz stats --tau`` puts in the tail), computed once
               per-sample  each row's own |c| at the step being run
@@ -79,7 +81,8 @@ def paper_schedule(schedule: str) -> str:
 
 @dataclass(frozen=True)
 class PruneSpec:
-    """Which dims of c to zero, from which vector, at which steps. Give ``tau`` or ``k``, not both."""
+    """Which dims of c to zero, from which vector, at which steps. Give one of ``tau``, ``k`` or ``dims``
+    (explicit dim indices, removed whatever their values: the same mask for every row and step)."""
 
     mode: str = "tail"
     tau: float | None = None
@@ -87,14 +90,18 @@ class PruneSpec:
     mask: str = "global"
     schedule: str = "every"
     prune_null: bool = False
+    dims: tuple[int, ...] | None = None
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise DtvizInputError(f"mode must be tail or head; got {self.mode!r}.")
         if self.mask not in MASKS:
             raise DtvizInputError(f"mask must be global or per-sample; got {self.mask!r}.")
-        if (self.tau is None) == (self.k is None):
-            raise DtvizInputError(f"give either tau or k to select dims, not {'both' if self.tau is not None else 'neither'}.")
+        given = sum(x is not None for x in (self.tau, self.k, self.dims))
+        if given != 1:
+            raise DtvizInputError(f"give exactly one of tau, k or dims to select dims; got {'none' if not given else given}.")
+        if self.dims is not None:
+            object.__setattr__(self, "dims", _dim_indices(self.dims))
         if self.tau is not None:
             tau = float(self.tau)
             if not np.isfinite(tau) or tau < 0:
@@ -109,12 +116,14 @@ class PruneSpec:
 
     @property
     def selection(self) -> str:
-        """"tau=0.01" or "k=4"."""
+        """"tau=0.01", "k=4" or "dims=17" / "dims=3,17"."""
+        if self.dims is not None:
+            return "dims=" + ",".join(map(str, self.dims))
         return f"tau={self.tau:g}" if self.tau is not None else f"k={self.k}"
 
     def label(self) -> str:
-        """A table row's name, e.g. "tail tau=0.01 every" or "head k=4 last:10 per-sample +null"."""
-        parts = [self.mode, self.selection, self.schedule]
+        """A table row's name, e.g. "tail tau=0.01 every", "head k=4 last:10 per-sample +null", "dims=17 every"."""
+        parts = ([] if self.dims is not None else [self.mode]) + [self.selection, self.schedule]
         if self.mask != "global":
             parts.append(self.mask)
         if self.prune_null:
@@ -123,8 +132,11 @@ class PruneSpec:
 
     def slug(self) -> str:
         """A folder name, e.g. "tail_tau0.01_every", "head_k4_last10", "tail_tau0.02_first_per-sample_null"."""
-        sel = f"tau{self.tau:g}" if self.tau is not None else f"k{self.k}"
-        parts = [self.mode, sel, self.schedule.replace(":", "")]
+        if self.dims is not None:
+            parts = ["dims" + "-".join(map(str, self.dims)), self.schedule.replace(":", "")]
+        else:
+            sel = f"tau{self.tau:g}" if self.tau is not None else f"k{self.k}"
+            parts = [self.mode, sel, self.schedule.replace(":", "")]
         if self.mask != "global":
             parts.append(self.mask)
         if self.prune_null:
@@ -135,6 +147,18 @@ class PruneSpec:
         return schedule_active(self.schedule, step, num_steps)
 
 
+def _dim_indices(dims) -> tuple[int, ...]:
+    """An int or a sequence of ints >= 0 -> sorted unique tuple; anything else -> DtvizInputError."""
+    raw = [dims] if np.ndim(dims) == 0 else list(np.asarray(dims, dtype=object).reshape(-1))
+    try:
+        ok = bool(raw) and all(not isinstance(i, (bool, np.bool_, str)) and float(i) == int(i) >= 0 for i in raw)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise DtvizInputError(f"dims must be one or more whole numbers >= 0; got {dims!r}.")
+    return tuple(sorted({int(i) for i in raw}))
+
+
 # ----------------------------------------------------------------------------------------- masks
 
 def keep_mask(v, spec: PruneSpec) -> np.ndarray:
@@ -142,10 +166,14 @@ def keep_mask(v, spec: PruneSpec) -> np.ndarray:
 
     tail: removes |v_i| < τ (stats.tail_dims) or the k smallest |v_i|; head: removes |v_i| >= τ
     (stats.head_dims) or the k largest. Ties in k are broken by index, as in stats.topk_dims.
+    dims: removes exactly ``spec.dims`` in every row.
     """
     one_d = np.ndim(v) == 1
     a = np.abs(as_matrix(v))  # (N, d) float64
-    if spec.tau is not None:
+    if spec.dims is not None:
+        keep = np.ones_like(a, dtype=bool)
+        keep[:, _checked_dims(spec, a.shape[1])] = False
+    elif spec.tau is not None:
         head = a >= spec.tau
         keep = head if spec.mode == "tail" else ~head
     else:
@@ -161,6 +189,10 @@ def keep_mask(v, spec: PruneSpec) -> np.ndarray:
 def keep_mask_torch(c: torch.Tensor, spec: PruneSpec) -> torch.Tensor:
     """``keep_mask`` row-wise on a (B, d) tensor, on its device -> (B, d) bool. Compared in float64."""
     a = c.detach().abs().double()
+    if spec.dims is not None:
+        keep = torch.ones_like(a, dtype=torch.bool)
+        keep[:, list(_checked_dims(spec, a.shape[1]))] = False
+        return keep
     if spec.tau is not None:
         head = a >= spec.tau
         return head if spec.mode == "tail" else ~head
@@ -168,6 +200,13 @@ def keep_mask_torch(c: torch.Tensor, spec: PruneSpec) -> torch.Tensor:
     order = torch.sort(a, dim=1, descending=spec.mode == "head", stable=True).indices[:, :k]  # (B, k)
     keep = torch.ones_like(a, dtype=torch.bool)
     return keep.scatter(1, order, False)
+
+
+def _checked_dims(spec: PruneSpec, d: int) -> tuple[int, ...]:
+    bad = [i for i in spec.dims if i >= d]
+    if bad:
+        raise DtvizInputError(f"dims must lie in 0..{d - 1} (c has {d} dims); got {bad[:5]}.")
+    return spec.dims
 
 
 def global_mask(source, spec: PruneSpec) -> np.ndarray:

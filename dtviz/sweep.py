@@ -235,7 +235,7 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
         if s is None:
             threshold = f"Baseline ({source_name})"
         else:
-            sel = f"τ = {s.tau:g}" if s.tau is not None else f"k = {s.k}"
+            sel = f"τ = {s.tau:g}" if s.tau is not None else (f"k = {s.k}" if s.k is not None else s.selection)
             when = [f"${paper_schedule(s.schedule)}$"] + ([s.mask] if s.mask != "global" else []) + (["+null"] if s.prune_null else [])
             threshold = f"{sel} ({', '.join(when)})"
         count, share = r.removed

@@ -12,8 +12,11 @@ PICKS = {"random": "random classes", "chosen": "chosen classes"}
 DEFAULT_N = 10
 
 
-def heatmap_figure(ctx, order: str):
-    return common.cosine_heatmap(ctx.key, order, ctx.names, ctx.plot_context(with_tau=False))
+HALF_WIDTH_HEIGHT = 540  # the heatmap sits in half the page: about square there, level with the histogram
+
+
+def heatmap_figure(ctx, order: str, height: int = 720):
+    return common.cosine_heatmap(ctx.key, order, ctx.names, ctx.plot_context(with_tau=False), height)
 
 
 def matrix_csv(ctx, idx):
@@ -62,8 +65,7 @@ def heatmap_section(ctx):
     order = common.bound(st.radio, "cos_order", "id", parse=common.choice(ORDERS), label="Order classes by",
                          options=tuple(ORDERS), format_func=ORDERS.get, horizontal=True,
                          help="Clustering puts classes with similar vectors next to each other (average linkage).")
-    fig, idx = heatmap_figure(ctx, order)
-    fig.update_layout(height=620)  # about square in half the page width
+    fig, idx = heatmap_figure(ctx, order, HALF_WIDTH_HEIGHT)
     common.show_figure(fig, "cosine-heatmap", matrix_csv(ctx, idx), title="Cosine similarity, all classes")
 
 

@@ -49,7 +49,7 @@ def main():
     common.show_figure(fig, "overview-mean-profile", data, title="Profile of the mean vector c̄")
     st.subheader("Views")
     for module, title, what in GUIDE:
-        st.page_link(f"pages/{module}_view.py", label=f"**{title}** — {what}")
+        st.page_link(common.view_path(module), label=f"**{title}** — {what}")
 
 
 if __name__ == "__main__":

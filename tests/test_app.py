@@ -2,11 +2,13 @@
 
 Every page renders without an exception or an error box; τ changes the head count; the t0 button; the URL
 state round-trips in both directions; bad input shows the library's one-sentence message and the app
-keeps working.
+keeps working. Live pruning: τ changes the removed dims and the pruned grid (and only the pruned side is
+sampled again), head pruning lowers the class accuracy, a matrix gets the inspector only, URL round trip.
 """
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -22,6 +24,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APP = os.path.join(ROOT, "app.py")
 TIMEOUT = 120  # generous: the machine may be busy with training jobs
 HEAD = "Head dims"
+
+
+@pytest.fixture(autouse=True)
+def steady_state_navigation(monkeypatch):
+    """A real server uses Streamlit's legacy pages/ discovery only for its very first run (our pages/<url>.py
+    stubs hand that run to app.py; the browser test's cold deep link covers it) and st.navigation after that.
+    AppTest re-decides before every run, so pin the server's steady state here."""
+    from streamlit.runtime import pages_manager
+
+    original = pages_manager.PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        pages_manager.PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
 
 
 def new_app(**query) -> AppTest:
@@ -59,22 +77,143 @@ def app() -> AppTest:
 
 @pytest.mark.parametrize("module", [p[0] for p in dtviz_app.PAGES])
 def test_page_renders(app, module):
-    app.switch_page(f"pages/{module}_view.py").run()
+    app.switch_page(dtviz_app.view_path(module)).run()
     ok(app)
     assert app.title, f"{module} has no title"
-    if module != "pruning":
-        # the line under the title says model, t, part and τ (compare: each model at its own t0)
-        line = app.main.caption[0].value
-        assert "part y+t" in line and "τ = 0.01" in line, line
-        if module != "compare":
-            assert line.startswith("builtin") and "t = 0 (t0" in line, line
+    # the line under the title says model, t, part and τ (compare: each model at its own t0)
+    line = app.main.caption[0].value
+    assert "part y+t" in line and "τ = 0.01" in line, line
+    if module != "compare":
+        assert line.startswith("builtin") and "t = 0 (t0" in line, line
 
 
-def test_pruning_page_says_coming(app):
-    app.switch_page("pages/pruning_view.py").run()
-    ok(app)
-    assert app.title[0].value == "Live pruning"
-    assert any("Coming soon" in i.value for i in app.info)
+# ------------------------------------------------------------------------------------ live pruning
+
+def pruning_app(query: dict | None = None, **page) -> AppTest:
+    """A session opened on the live pruning page with page settings (pr_…) from the URL."""
+    at = new_app(**(query or {}))
+    at.run()
+    at.query_params.update({k: str(v) for k, v in page.items()})
+    at.switch_page(dtviz_app.view_path("pruning")).run()
+    return ok(at)
+
+
+def metric(at: AppTest, label: str, index: int = 0):
+    found = [m for m in at.metric if m.label.startswith(label)]
+    assert len(found) > index, [m.label for m in at.metric]
+    return found[index]
+
+
+def grid(at: AppTest, name: str) -> str:
+    """The HTML of a sample grid (its images as data URIs)."""
+    found = [h.proto.body for h in at.get("html") if f'data-grid="{name}"' in h.proto.body]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def images(at: AppTest, name: str) -> list[str]:
+    """The image sources (PNG data URIs) of a sample grid, in order."""
+    return re.findall(r'<img src="([^"]+)"', grid(at, name))
+
+
+def accuracies(at: AppTest) -> tuple[float, float]:
+    m = metric(at, "Class accuracy")
+    base = float(m.label.split("baseline ")[1].rstrip("%)")) / 100
+    return base, float(m.value.rstrip("%")) / 100
+
+
+def test_pruning_tau_changes_removed_dims_and_pruned_grid():
+    at = pruning_app(pr_n=8)
+    assert at.title[0].value == "Live pruning"
+    removed, pruned, baseline = metric(at, "Removed dims").value, images(at, "pruned"), images(at, "baseline")
+    assert removed.startswith("2 / 128")  # τ = 0.01 (the sidebar's), the built-in model's c̄ at t0
+    assert len(pruned) == 8 and 'title="' in grid(at, "pruned")  # class names on hover
+    at.number_input(key="pr_tau_box").set_value(0.2).run()
+    ok(at)
+    assert metric(at, "Removed dims").value != removed and images(at, "pruned") != pruned
+    assert images(at, "baseline") == baseline  # same seeds: the baseline does not change
+    assert at.query_params["pr_tau"] == "0.2"
+    # the log slider moves the same τ
+    at.select_slider(key="pr_tau_slider").set_value(0.001).run()
+    ok(at)
+    assert at.number_input(key="pr_tau_box").value == pytest.approx(0.001)
+    assert metric(at, "Removed dims").value.startswith("0 / 128") and images(at, "pruned") == baseline
+    assert metric(at, "PSNR").value.startswith("∞")
+    # the page's τ starts at the sidebar's and follows it when the sidebar changes
+    at.number_input(key="tau_box").set_value(0.1).run()
+    ok(at)
+    assert at.number_input(key="pr_tau_box").value == pytest.approx(0.1) and "pr_tau" not in at.query_params
+
+
+def test_pruning_release_samples_only_the_pruned_side(monkeypatch):
+    """The baseline is sampled once per classes/seed/steps/CFG; a new τ costs exactly one sampling run."""
+    import dtviz.generate as generate
+    from dtviz.pruning import PruneSpec
+
+    real, calls = generate.sample_readout, []
+
+    def counted(gen, labels, settings, prune=None, *args, **kwargs):
+        calls.append(prune)
+        return real(gen, labels, settings, prune, *args, **kwargs)
+
+    monkeypatch.setattr(generate, "sample_readout", counted)
+    at = pruning_app(pr_n=4, pr_seed=11)  # settings no other test uses: nothing cached yet
+    assert calls.count(None) == 1 and PruneSpec(tau=0.01) in calls and len(calls) == 3  # baseline, τ, inspector
+    calls.clear()
+    at.number_input(key="pr_tau_box").set_value(0.3).run()
+    ok(at)
+    assert calls == [PruneSpec(tau=0.3)]
+    calls.clear()
+    at.number_input(key="pr_tau_box").set_value(0.01).run()  # back to a τ seen before: from the cache
+    assert calls == []
+
+
+def test_pruning_head_k8_lowers_class_accuracy():
+    at = pruning_app(pr_n=8, pr_mode="head", pr_by="k", pr_k=8)
+    assert metric(at, "Removed dims").value.startswith("8 / 128")
+    base, pruned = accuracies(at)
+    assert pruned < base, (base, pruned)  # the paper: a few head dims carry the class
+    # the dimension inspector: the largest |c̄ᵢ| dim by default, ablated alone
+    dim = at.selectbox(key="pr_dim").value
+    import dtviz
+
+    assert dim == int(np.argmax(np.abs(dtviz.load("builtin").embeddings().mean(0))))
+    assert metric(at, "Removed dims", 1).value.startswith("1 / 128")
+    assert images(at, "ablated") != images(at, "ablation-baseline") == images(at, "baseline")
+    assert len(at.get("plotly_chart")) == 1  # the dimension's values across classes
+
+
+def test_pruning_page_on_a_matrix_offers_the_inspector_only(tmp_path):
+    path = tmp_path / "E.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32))
+    at = pruning_app({"src": str(path)})
+    assert "a precomputed matrix has no model to sample" in " ".join(i.value for i in at.info)
+    assert not at.get("html")  # no sample grids
+    assert at.selectbox(key="pr_dim").value in range(8) and len(at.get("plotly_chart")) == 1
+
+
+def test_pruning_url_round_trip():
+    page = {"pr_n": "4", "pr_seed": "3", "pr_pick": "chosen", "pr_ids": "33,65", "pr_mode": "head", "pr_by": "k",
+            "pr_k": "3", "pr_mask": "per-sample", "pr_sched": "last", "pr_last": "5", "pr_null": "1", "pr_steps": "12",
+            "pr_dim": "7", "pr_sort": "1"}
+    at = pruning_app(**page)
+    assert at.radio(key="pr_mode").value == "head" and at.number_input(key="pr_k").value == 3
+    assert at.multiselect(key="pr_ids").value == [33, 65] and at.number_input(key="pr_last").value == 5
+    assert at.toggle(key="pr_null").value is True and at.selectbox(key="pr_dim").value == 7
+    assert metric(at, "Removed dims").label == "Removed dims (mean per sample)"
+    assert len(images(at, "pruned")) == 4 and "LATIN CAPITAL LETTER" in grid(at, "pruned")
+    assert {k: at.query_params.get(k) for k in page} == page
+    # widgets → URL: a τ of its own, then back to the sidebar's (the default: left out of the link)
+    at.radio(key="pr_by").set_value("tau").run()
+    at.number_input(key="pr_tau_box").set_value(0.05).run()
+    ok(at)
+    assert "pr_by" not in at.query_params and at.query_params["pr_tau"] == "0.05"  # τ is the default selection
+    at.number_input(key="pr_tau_box").set_value(0.01).run()
+    assert "pr_tau" not in at.query_params
+    # leaving the page drops its keys from the link
+    at.switch_page(dtviz_app.view_path("variance")).run()
+    ok(at)
+    assert not any(k.startswith("pr_") for k in at.query_params)
 
 
 def test_tau_changes_head_count():
@@ -117,7 +256,7 @@ def test_url_to_widgets():
     assert at.radio(key="part").value == "y"
     # a link to another page, pasted into the same session (AppTest opens pages by file only after a run)
     at.query_params.update(query)
-    at.switch_page("pages/cosine_view.py").run()
+    at.switch_page(dtviz_app.view_path("cosine")).run()
     ok(at)
     assert at.radio(key="cos_order").value == "cluster"
     assert at.number_input(key="cos_n").value == 6
@@ -129,7 +268,7 @@ def test_url_to_widgets():
 def test_widgets_to_url_and_back():
     at = new_app()
     at.run()
-    at.switch_page("pages/magnitudes_view.py").run()
+    at.switch_page(dtviz_app.view_path("magnitudes")).run()
     ok(at)
     at.radio(key="part").set_value("t").run()
     at.slider(key="t").set_value(0.75).run()
@@ -143,14 +282,14 @@ def test_widgets_to_url_and_back():
     again = new_app(**{k: v for k, v in at.query_params.items() if not k.startswith("mag_")})
     again.run()
     again.query_params.update(at.query_params)
-    again.switch_page("pages/magnitudes_view.py").run()
+    again.switch_page(dtviz_app.view_path("magnitudes")).run()
     ok(again)
     assert again.radio(key="part").value == "t"
     assert again.slider(key="t").value == pytest.approx(0.75)
     assert again.toggle(key="mag_logx").value is True
     assert head_count(again) == count
     # the URL survives a page switch, and keys of the page left behind are dropped
-    again.switch_page("pages/variance_view.py").run()
+    again.switch_page(dtviz_app.view_path("variance")).run()
     ok(again)
     assert again.query_params.get("tau") == "0.03" and "mag_logx" not in again.query_params
 
@@ -167,7 +306,7 @@ def test_bad_path_shows_library_message_and_app_recovers(tmp_path):
     # other pages keep working once a good source is chosen
     at.radio(key="src_kind").set_value("builtin").run()
     ok(at)
-    at.switch_page("pages/variance_view.py").run()
+    at.switch_page(dtviz_app.view_path("variance")).run()
     ok(at)
 
 
@@ -191,7 +330,8 @@ def test_export_report_of_all_pages():
     html = at.session_state["_all_report"][1]
     # every page's figures, the model card and the settings in one self-contained file
     for name in ("overview-mean-profile", "cosine-heatmap", "cosine-submatrix", "magnitude-histogram",
-                 "variance-spectrum", "projection", "compare", "cosine-over-t", "npr-over-training", "neighbours"):
+                 "variance-spectrum", "projection", "compare", "cosine-over-t", "npr-over-training", "neighbours",
+                 "dimension-values"):
         assert f"data-name='{name}'" in html, name
     assert "nPR (of mean vector c̄)" in html and "<th>tau</th><td>0.05</td>" in html
     assert "Plotly.newPlot" in html and "<script src=" not in html  # plotly.js inline: opens offline
@@ -214,7 +354,7 @@ def test_uploaded_matrix(tmp_path):
     assert not any(s.key == "t" for s in at.slider)  # a matrix has no timestep
     path = at.session_state["_ctx_holder"]["ctx"].source_key
     assert path.startswith(dtviz_app.UPLOAD_ROOT) and os.path.isfile(path)
-    at.switch_page("pages/cosine_view.py").run()
+    at.switch_page(dtviz_app.view_path("cosine")).run()
     ok(at)
     # a matrix with a NaN: the library's sentence, no exception
     E[3, 3] = np.nan

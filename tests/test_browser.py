@@ -1,8 +1,9 @@
 """The dashboard in a real browser: `streamlit run app.py` + Debian's headless Chromium via selenium.
 
-Opens two pages, changes τ on each, checks that the visible head-count number changes and that no error
-box or exception appears, and saves screenshots under tests/output/. Never downloads a browser or a driver:
-the Chromium binary and chromedriver paths are passed explicitly (selenium-manager is not consulted).
+A cold deep link opens its page without a "Page not found" dialog; two pages change τ and the visible
+head-count number changes; the live pruning page regenerates its pruned grid when τ changes; no error box
+or exception appears anywhere. Screenshots go to tests/output/. Never downloads a browser or a driver: the
+Chromium binary and chromedriver paths are passed explicitly (selenium-manager is not consulted).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ if not os.path.exists(CHROMEDRIVER):
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -146,8 +148,13 @@ def errors_on_page(driver) -> list[str]:
     return [e.text for e in found if e.is_displayed()]
 
 
-def set_tau(driver, value: str) -> None:
-    box = wait(driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebar"] input')
+def dialogs(driver) -> list[str]:
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[role="dialog"]') if e.is_displayed()]
+
+
+def set_tau(driver, value: str, where: str = '[data-testid="stSidebar"]') -> None:
+    """Type τ into the number box labelled τ (the sidebar's, or the page's with where='[data-testid="stMain"]')."""
+    box = wait(driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, f'{where} input')
                                        if e.get_attribute("aria-label") == "τ"), None), what="the τ box")
     box.click()
     box.send_keys(Keys.CONTROL, "a")
@@ -199,6 +206,16 @@ def download(driver, folder: str, label: str, suffix: str, timeout: float = 90) 
     return os.path.join(folder, done)
 
 
+def test_cold_deep_link_opens_its_page(server, browser):
+    """The first request of the session is a link to a page with settings: no "Page not found" dialog (a
+    folder named pages/ next to app.py used to switch on Streamlit's legacy page discovery)."""
+    count = open_and_check(browser, server + "/cosine?tau=0.1", "cosine (cold deep link)")
+    assert dialogs(browser) == [], dialogs(browser)
+    assert "/cosine" in browser.current_url and browser.find_element(By.TAG_NAME, "h1").text.startswith("Cosine")
+    assert count.startswith("119 /"), count  # τ = 0.1 from the link: 119 of the built-in model's 128 dims
+    shot(browser, "deep-link")
+
+
 def test_two_pages_tau_changes_head_count(server, browser, downloads):
     before = open_and_check(browser, server + "/", "overview")
     shot(browser, "overview")
@@ -233,5 +250,43 @@ def test_two_pages_tau_changes_head_count(server, browser, downloads):
     count = open_and_check(browser, server + "/cosine?tau=0.003", "cosine")
     assert count == changed
     shot(browser, "cosine")
+    with open(os.path.join(OUTPUT, "streamlit-server.log"), encoding="utf-8") as fh:
+        assert "Traceback" not in fh.read(), "the server logged an exception (tests/output/streamlit-server.log)"
+
+
+def grid_sources(driver, name: str) -> list[str]:
+    return [img.get_attribute("src") for img in driver.find_elements(By.CSS_SELECTOR, f'[data-grid="{name}"] img')]
+
+
+def test_live_pruning_tau_changes_the_pruned_grid(server, browser):
+    browser.get(server + "/pruning?pr_n=16")
+    before = wait(browser, lambda d: (s := grid_sources(d, "pruned")) and len(s) == 16 and s, what="the pruned grid")
+    settle(browser, 2.0)
+    before = grid_sources(browser, "pruned")
+    baseline = grid_sources(browser, "baseline")
+    assert errors_on_page(browser) == [] and dialogs(browser) == []
+    assert before != baseline  # τ = 0.01 removes 2 dims: the samples drift a little
+
+    # type τ into the page's box (the fragment reruns: only the pruned side recomputes)
+    set_tau(browser, "0.2", where='[data-testid="stMain"]')
+    typed = wait(browser, lambda d: (s := grid_sources(d, "pruned")) and len(s) == 16 and s != before and s,
+                 what="the pruned grid to change after typing τ")
+    settle(browser, 1.0)
+    assert errors_on_page(browser) == []
+    assert grid_sources(browser, "baseline") == baseline  # same seeds, cached
+    assert "pr_tau=0.2" in browser.current_url, browser.current_url
+
+    # drag the log slider's thumb a few marks to the left and release it
+    value = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] [data-testid="stSliderThumbValue"]')
+    assert value.text == "0.2"
+    thumb = value.find_element(By.XPATH, "..")
+    ActionChains(browser).click_and_hold(thumb).move_by_offset(-45, 0).release().perform()
+    wait(browser, lambda d: (s := grid_sources(d, "pruned")) and len(s) == 16 and s != typed and s,
+         what="the pruned grid to change after moving the slider")
+    settle(browser, 1.0)
+    assert errors_on_page(browser) == []
+    moved = browser.find_element(By.CSS_SELECTOR, '[data-testid="stMain"] [data-testid="stSliderThumbValue"]').text
+    assert float(moved) < 0.2 and f"pr_tau={moved}" in browser.current_url, (moved, browser.current_url)
+    shot(browser, "pruning")
     with open(os.path.join(OUTPUT, "streamlit-server.log"), encoding="utf-8") as fh:
         assert "Traceback" not in fh.read(), "the server logged an exception (tests/output/streamlit-server.log)"

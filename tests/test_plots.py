@@ -282,6 +282,49 @@ def test_lines_and_neighbour_bars_carry_their_data():
     assert list(nb.data[0].y) == ["b", "c"] and list(nb.data[1].x) == [0.95, 0.7]
 
 
+def test_lines_legend_sits_below_the_plot_not_on_the_title():
+    legend = plots.lines([0, 1], {"a": [1, 2], "b": [2, 1]}, "t", "v", CTX).layout.legend
+    # anchored to the bottom of the figure: plotly makes room for it (and its wrapped rows) under the axis title
+    assert legend.orientation == "h" and legend.yref == "container" and legend.y == 0 and legend.yanchor == "bottom"
+
+
+def test_cosine_heatmap_height_for_half_width_columns():
+    C = stats.cosine_matrix(paper_like_embeddings(90, seed=3))
+    names = [f"c{i}" for i in range(90)]
+    assert plots.cosine_heatmap(C, names, CTX).layout.height == 720
+    assert plots.cosine_heatmap(C, names, CTX, height=540).layout.height == 540
+    image = plots.cosine_heatmap(C, names, CTX, max_bytes=60_000, height=540)  # the image encoding too
+    assert image.layout.meta["dtviz"]["mode"] == "image" and image.layout.height == 540
+
+
+def test_dim_across_classes_names_every_class_on_hover():
+    values = np.array([0.5, -1.0, 2.0, 0.0])
+    names = ["a", "b", "c", "d"]
+    fig = plots.dim_across_classes(values, names, 7, CTX, tau=0.1)
+    bar = fig.data[0]
+    assert list(bar.x) == [0, 1, 2, 3] and list(bar.y) == [0.5, -1.0, 2.0, 0.0]
+    assert [row[1] for row in bar.customdata] == names and "customdata[1]" in bar.hovertemplate
+    assert "Dimension 7" in fig.layout.title.text and CTX in fig.layout.title.text
+    ranked = plots.dim_across_classes(values, names, 7, CTX, sort=True).data[0]
+    assert list(ranked.y) == [2.0, 0.5, 0.0, -1.0] and [row[1] for row in ranked.customdata] == ["c", "a", "d", "b"]
+    with pytest.raises(DtvizInputError):
+        plots.dim_across_classes(values, names[:3], 7, CTX)
+
+
+def test_image_tiles_are_nearest_neighbour_pngs():
+    images = np.random.default_rng(0).random((2, 16, 16, 1)).astype(np.float32)
+    tiles = plots.image_tiles(images)
+    assert len(tiles) == 2 and all(t.startswith("data:image/png;base64,") for t in tiles)
+    png = np.asarray(Image.open(io.BytesIO(base64.b64decode(tiles[0].split(",", 1)[1]))))
+    assert png.shape == (80, 80)  # 16 px × 5 by default
+    expected = (np.clip(images[0, ..., 0], 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert np.array_equal(png[::5, ::5], expected) and np.array_equal(png[4::5, 4::5], expected)  # crisp blocks
+    rgb = plots.image_tiles(np.zeros((1, 8, 8, 3)), scale=2)[0]
+    assert np.asarray(Image.open(io.BytesIO(base64.b64decode(rgb.split(",", 1)[1])))).shape == (16, 16, 3)
+    with pytest.raises(DtvizInputError):
+        plots.image_tiles(np.zeros((2, 8, 8)))
+
+
 # ============================================================================= titles, config, CSV
 
 def all_figures():
@@ -298,6 +341,7 @@ def all_figures():
         plots.projection_panels({"p": E[:, :2]}, names, CTX),
         plots.compare_bars([{"source": "s", "npr_mean_vector": 0.1, "npr_per_class_mean": 0.1, "cosine_mean": 0.5}], CTX),
         plots.lines([1, 2], {"a": [1, 2]}, "t", "v", CTX), plots.neighbour_bars(["a"], [0.5], ["b"], [0.4], CTX),
+        plots.dim_across_classes(E[:, 0], names, 0, CTX, tau=0.1),
     ]
 
 

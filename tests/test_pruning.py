@@ -64,7 +64,9 @@ def save_tiny_folder(path: str, family: str = "sit", seed: int = 0, input_size: 
 
 def reference_keep(v: np.ndarray, spec: PruneSpec) -> np.ndarray:
     """(d,) keep-mask built from dtviz.stats alone (independent of dtviz.pruning.keep_mask)."""
-    if spec.tau is not None:
+    if spec.dims is not None:
+        removed = list(spec.dims)
+    elif spec.tau is not None:
         removed = tail_dims(v, spec.tau) if spec.mode == "tail" else head_dims(v, spec.tau)
     else:
         removed = topk_dims(v, spec.k, largest=spec.mode == "head")
@@ -124,7 +126,8 @@ def class_mean_mask(model, spec: PruneSpec, t0: float) -> np.ndarray:
     return reference_keep(mean_vector(E), spec)
 
 
-SELECTIONS = [dict(mode="tail", tau=0.3), dict(mode="head", tau=0.6), dict(mode="tail", k=12), dict(mode="head", k=3)]
+SELECTIONS = [dict(mode="tail", tau=0.3), dict(mode="head", tau=0.6), dict(mode="tail", k=12), dict(mode="head", k=3),
+              dict(dims=(5,)), dict(dims=(0, 7, 31))]  # explicit dims: the dashboard's one-dimension ablation
 
 
 @torch.no_grad()
@@ -283,9 +286,24 @@ def test_prune_spec_validation_and_names():
         spec.tau = 0.5  # frozen
     for bad in (dict(), dict(tau=0.1, k=2), dict(tau=-1), dict(tau=float("nan")), dict(k=-1), dict(k=1.5),
                 dict(tau=0.1, mode="middle"), dict(tau=0.1, mask="local"), dict(tau=0.1, schedule="last:0"),
-                dict(tau=0.1, schedule="lats:3"), dict(tau=0.1, schedule="last:x")):
+                dict(tau=0.1, schedule="lats:3"), dict(tau=0.1, schedule="last:x"), dict(tau=0.1, dims=(1,)),
+                dict(dims=()), dict(dims=(-1,)), dict(dims=(1.5,)), dict(dims=(True,)), dict(dims=("a",)),
+                dict(dims=(float("nan"),))):
         with pytest.raises(DtvizInputError):
             PruneSpec(**bad)
+
+
+def test_prune_spec_with_explicit_dims():
+    spec = PruneSpec(dims=[31, 3, 3])
+    assert spec.dims == (3, 31) and PruneSpec(dims=7).dims == (7,) and PruneSpec(dims=(7,)) == PruneSpec(dims=7)
+    assert spec.label() == "dims=3,31 every" and spec.slug() == "dims3-31_every" and spec.selection == "dims=3,31"
+    assert PruneSpec(dims=(4,), mask="per-sample", schedule="last:2", prune_null=True).label() == "dims=4 last:2 per-sample +null"
+    v = np.linspace(-1, 1, 32)
+    assert np.flatnonzero(~keep_mask(v, spec)).tolist() == [3, 31]  # whatever the values
+    assert np.array_equal(keep_mask_torch(torch.from_numpy(np.stack([v, -v])), spec).numpy(), np.stack([keep_mask(v, spec)] * 2))
+    assert removed_dims(keep_mask(v, spec)) == (2, 2 / 32)
+    with pytest.raises(DtvizInputError, match="0..31"):
+        keep_mask(v, PruneSpec(dims=(32,)))
 
 
 def test_schedules():
@@ -345,3 +363,62 @@ def test_class_accuracy_with_a_classifier(tmp_path, tiny_source):
     assert class_accuracy(images, labels, clf) == pytest.approx(4 / 6)
     with pytest.raises(DtvizInputError, match="expects"):
         class_accuracy(np.zeros((2, 8, 8, 1)), [0, 1], clf)
+
+
+def test_sample_readout(tiny_source, tmp_path):
+    """The live page's one call per release: samples, removed dims, drift against the baseline, accuracy."""
+    import dtviz
+    from dtviz.generate import Generator, SampleSettings, sample_readout
+    from dtviz.quality import classifier_for, class_accuracy, pixel_drift
+
+    gen = Generator(tiny_source)
+    labels, settings = [0, 1, 1, 5], SampleSettings(seed=2)
+    base = sample_readout(gen, labels, settings)
+    assert base["removed"] == (0, 0.0) and base["drift"] is None and base["accuracy"] is None
+    assert np.array_equal(base["images"], gen.sample(labels, settings))
+    spec = PruneSpec(mode="head", k=3, mask="per-sample")
+    out = sample_readout(gen, labels, settings, spec, base["images"])
+    assert np.array_equal(out["images"], gen.sample(labels, settings, prune=spec))
+    assert out["removed"] == spec_removed_dims(tiny_source, spec, classes=[0, 1, 5])
+    assert out["drift"] == pixel_drift(base["images"], out["images"])
+    src = dtviz.load(save_tiny_folder(str(tmp_path / "m"), input_size=16, patch=4, classifier=True), device="cpu")
+    clf = classifier_for(src)
+    with_clf = sample_readout(Generator(src), labels, settings, classifier=clf)
+    assert with_clf["accuracy"] == class_accuracy(with_clf["images"], labels, clf)
+
+
+# ------------------------------------------------------------------------------------- concurrency
+
+def test_generator_shared_by_threads_keeps_each_call_to_itself(tiny_source):
+    """The dashboard shares one Generator between sessions: a pruned and an unpruned call running at the same
+    time must each give exactly what they give alone (the pruning hooks live on the shared model)."""
+    import threading
+
+    from dtviz.generate import Generator, SampleSettings
+
+    gen = Generator(tiny_source)
+    labels, settings = list(range(NUM_CLASSES)) * 2, SampleSettings(steps=12, seed=3)
+    spec = PruneSpec(mode="head", k=6)
+    alone = {"pruned": gen.sample(labels, settings, prune=spec), "baseline": gen.sample(labels, settings)}
+    assert not np.array_equal(alone["pruned"], alone["baseline"])
+    results = {name: [] for name in alone}
+    start = threading.Barrier(2)
+    errors = []
+
+    def work(name):
+        try:
+            start.wait()
+            for _ in range(4):
+                results[name].append(gen.sample(labels, settings, prune=spec if name == "pruned" else None))
+        except Exception as err:  # noqa: BLE001 — reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in alone]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not errors and not any(th.is_alive() for th in threads)
+    for name, runs in results.items():
+        assert len(runs) == 4 and all(np.array_equal(r, alone[name]) for r in runs), name
+    assert hook_count(gen.model) == 0
