@@ -10,12 +10,11 @@ Run with the dashboard's thread count (device.interactive_threads: half the core
 from __future__ import annotations
 
 import itertools
-import statistics
-import time
 
 import torch
 
 import dtviz
+from bench.core import timed
 from dtviz import plots
 from dtviz.cli import select_classes
 from dtviz.device import interactive_threads
@@ -24,15 +23,6 @@ from dtviz.pruning import PruneSpec
 from dtviz.quality import classifier_for
 
 TAUS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)  # slider marks, so no two releases repeat in a row
-
-
-def timed(fn, reps: int) -> float:
-    out = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t0)
-    return statistics.median(out)
 
 
 def main() -> list[tuple[str, float, float | None]]:
