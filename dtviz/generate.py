@@ -17,12 +17,13 @@ import torch
 
 from dtviz.errors import DtvizInputError
 from dtviz.pruning import PruneSpec, chain_steps, global_mask, pruned
-from dtviz.samplers import DDIMSampler, EulerFlowSampler, guided_denoiser
+from dtviz.samplers import DDIMSampler, DDPMSampler, EulerFlowSampler, EulerMaruyamaSampler, guided_denoiser
 from dtviz.sources.base import Source
 
-# Family defaults, as in each family's own sample.py.
+# Family defaults, as in each family's own sample.py (DiT: p_sample_loop, --num-sampling-steps 250).
+# ``name``: "euler" (ODE) or "sde" (Euler–Maruyama) for velocity families, "ddim" or "ddpm" for ε families.
 SAMPLER_DEFAULTS = {
-    "dit": dict(name="ddim", steps=50, cfg_scale=4.0, guided_channels=3),
+    "dit": dict(name="ddpm", steps=250, cfg_scale=4.0, guided_channels=3),
     "mdt": dict(name="ddim", steps=50, cfg_scale=3.8, guided_channels=None),
     "sit": dict(name="euler", steps=50, cfg_scale=4.0, guided_channels=3),
     "lightningdit": dict(name="euler", steps=50, cfg_scale=4.0, guided_channels=None),
@@ -36,12 +37,20 @@ class SampleSettings:
     steps: int | None = None
     cfg_scale: float | None = None
     seed: int = 0
+    sampler: str | None = None  # None = the family's default (SAMPLER_DEFAULTS); see Generator.sampler
 
 
 def initial_noise(shape: tuple, seed: int, indices, device) -> torch.Tensor:
     """(len(indices), *shape) standard normal, row i drawn from (seed, indices[i]) alone."""
     rows = [torch.randn(shape, generator=torch.Generator().manual_seed(int(seed) * 1_000_003 + int(i))) for i in indices]
     return torch.stack(rows).to(device)
+
+
+def noise_generators(seed: int, indices) -> list[torch.Generator]:
+    """One generator per row for a stochastic sampler's noise (samplers.randn_rows), seeded from (seed, index)
+    alone like ``initial_noise`` but on a separate stream, so the SDE / DDPM noise of a sample does not depend
+    on its batch and baseline and pruned runs share it."""
+    return [torch.Generator().manual_seed(int(seed) * 1_000_003 + int(i) + (1 << 40)) for i in indices]
 
 
 class Generator:
@@ -76,13 +85,26 @@ class Generator:
             self._global_masks[key] = global_mask(self.source, spec)
         return self._global_masks[key]
 
-    def sampler(self, steps: int | None = None):
+    def sampler(self, steps: int | None = None, name: str | None = None):
+        """The sampler ``name`` (default: the family's) with ``steps`` network evaluations."""
         steps = int(steps or self.defaults["steps"])
         if steps < 1:
             raise DtvizInputError(f"steps must be at least 1; got {steps}.")
         conv = self.source.family.convention
-        if self.defaults["name"] == "ddim":
+        name = name or self.defaults["name"]
+        allowed = ("ddim", "ddpm") if conv.integer else ("euler", "sde")
+        if name not in allowed:
+            raise DtvizInputError(f"{self.source.info.name} samples with {' or '.join(allowed)}; got {name!r}.")
+        if name == "ddim":
             return DDIMSampler(steps=steps)
+        if name == "ddpm":
+            if steps > 1000:
+                raise DtvizInputError(f"DDPM takes at most 1000 steps (one per training step); got {steps}.")
+            return DDPMSampler(steps=steps, learned_sigma=self.model.config.learn_sigma)
+        if name == "sde":
+            if steps < 2:
+                raise DtvizInputError(f"the SDE sampler needs at least 2 steps; got {steps}.")
+            return EulerMaruyamaSampler(steps=steps, t_start=conv.noise_at, t_end=conv.data_at)
         return EulerFlowSampler(steps=steps, t_start=conv.noise_at, t_end=conv.data_at)
 
     @torch.no_grad()
@@ -107,11 +129,12 @@ class Generator:
         cfg_scale = float(self.defaults["cfg_scale"] if settings.cfg_scale is None else settings.cfg_scale)
         denoise = guided_denoiser(self.model, self.source.num_classes, cfg_scale,
                                   self.defaults.get("guided_channels"), self.defaults.get("interval"))
-        sampler = self.sampler(settings.steps)
+        sampler = self.sampler(settings.steps, settings.sampler)
         out = []
         for i in range(0, len(labels), batch_size):
             noise = initial_noise(self.image_shape, settings.seed, indices[i:i + batch_size], self.source.device)
-            x = sampler.sample(denoise, noise, labels[i:i + batch_size], on_step=on_step)
+            x = sampler.sample(denoise, noise, labels[i:i + batch_size], on_step=on_step,
+                               generator=noise_generators(settings.seed, indices[i:i + batch_size]))
             out.append(((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, *self.image_shape[1:], self.image_shape[0]), np.float32)
 

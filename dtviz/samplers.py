@@ -2,13 +2,16 @@
 
 Families differ only in the direction of t and in what the network predicts:
 
-    DiT / MDT           ε-prediction on integer t ∈ {0..999}, 999 = noise: DDPM / DDIM (``DDIMSampler``)
-    SiT / LightningDiT  velocity on t ∈ [0, 1], 0 = noise: Euler from t = 0 to 1 (``EulerFlowSampler``)
+    DiT / MDT           ε-prediction on integer t ∈ {0..999}, 999 = noise: DDIM (``DDIMSampler``) or DiT's
+                        ancestral DDPM with respacing and learned-range variance (``DDPMSampler``)
+    SiT / LightningDiT  velocity on t ∈ [0, 1], 0 = noise: Euler from t = 0 to 1 (``EulerFlowSampler``) or
+                        Euler–Maruyama (``EulerMaruyamaSampler``, SiT's sample_sde)
     REPA / MG           velocity on t ∈ [0, 1], 1 = noise: Euler from t = 1 to 0, CFG only inside the
-                        guidance interval
+                        guidance interval; or Euler–Maruyama (REPA's euler_maruyama_sampler)
 
 For a flow dx/dt = v(x, t) the Euler update x ← x + v·(t_next − t) is the same for both directions.
 ``on_step(i, n)`` is called before the i-th of n network evaluations; pruning schedules count it.
+Stochastic samplers take ``generator`` (see ``randn_rows``) so a baseline and a pruned run share their noise.
 """
 from __future__ import annotations
 
@@ -58,7 +61,9 @@ class EulerFlowSampler:
         return torch.linspace(self.t_start, self.t_end, self.steps + 1)[:-1].tolist()
 
     @torch.no_grad()
-    def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None) -> torch.Tensor:
+    def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None,
+               generator=None) -> torch.Tensor:
+        """``generator`` is accepted for a common signature; the ODE draws no noise."""
         grid = torch.linspace(self.t_start, self.t_end, self.steps + 1)
         x = noise
         for i in range(self.steps):
@@ -92,7 +97,9 @@ class DDIMSampler:
         return sorted({int(round(i * stride)) for i in range(self.steps)}, reverse=True)
 
     @torch.no_grad()
-    def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None) -> torch.Tensor:
+    def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None,
+               generator=None) -> torch.Tensor:
+        """``generator``: the source of the η > 0 noise (``randn_rows``); unused for η = 0."""
         alphas_cum = torch.cumprod(1 - linear_betas(self.num_train_steps), 0)
         ts = self.timesteps()
         x = noise
@@ -108,6 +115,240 @@ class DDIMSampler:
             sigma = self.eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
             x_next = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma ** 2, 0.0)) * eps
             if sigma > 0 and i + 1 < len(ts):
-                x_next = x_next + sigma * torch.randn_like(x_next)
+                x_next = x_next + sigma * randn_rows(x_next, generator)
             x = x_next.to(noise.dtype)
         return x
+
+
+# ------------------------------------------------------------------------------------ stochastic samplers
+
+def randn_rows(like: torch.Tensor, generator=None) -> torch.Tensor:
+    """Standard normal shaped like ``like`` (B, ...), in its dtype and device.
+
+    ``generator``: None (torch's global RNG), one ``torch.Generator`` for the whole batch, or a list of B
+    generators, row i drawn from generator i alone, so a row's noise does not depend on its batch
+    (what dtviz.generate.Generator passes; see ``initial_noise`` there).
+    """
+    if generator is None:
+        return torch.randn_like(like)
+    if isinstance(generator, torch.Generator):
+        return torch.randn(like.shape, generator=generator, dtype=like.dtype).to(like.device)
+    if len(generator) != like.shape[0]:
+        raise ValueError(f"need one generator per row: {len(generator)} for {like.shape[0]} rows")
+    rows = [torch.randn(like.shape[1:], generator=g, dtype=like.dtype) for g in generator]
+    return torch.stack(rows).to(like.device)
+
+
+@dataclass
+class EulerMaruyamaSampler:
+    """Euler–Maruyama for velocity models on the linear path, t from ``t_start`` (noise) to ``t_end`` (data).
+
+    Follows SiT ``transport/transport.py`` ``Sampler.sample_sde`` (Euler, diffusion_form="sigma",
+    diffusion_norm=1, last_step="Mean", last_step_size=0.04; ``transport/integrators.py`` ``sde``) and REPA
+    ``samplers.py`` ``euler_maruyama_sampler``; both are the same scheme in mirrored time:
+
+        x_t = α_t·x_data + σ_t·ε          SiT/LightningDiT (0 → 1): α = t,     σ = 1 − t
+                                          REPA/MG          (1 → 0): α = 1 − t, σ = t
+        score   s = (α/α̇·v − x) / (σ² − α/α̇·σ̇·σ)       (= −(x + α·u)/σ, u = dx/dσ; ``get_score_from_velocity``
+                                                         in SiT ``transport/path.py`` ICPlan and in REPA)
+        w(t)    = diffusion_scale·σ_t                    (SiT compute_diffusion "sigma"·norm; REPA
+                                                         compute_diffusion = 2t = g², i.e. w = t)
+        step    x ← x + (v ± w·s)·Δt + √(2w)·√|Δt|·z     (+ towards data with Δt > 0, SiT's drift + w·score;
+                                                         − with Δt < 0, REPA's v − ½·g²·s)
+
+    ``steps`` network evaluations: t on linspace(t_start, t_end ∓ last_step_size, steps) (SiT: t0 = 0,
+    t1 = 1 − 0.04; REPA: linspace(1, 0.04, num_steps)), ``steps − 1`` stochastic steps between those, then
+    one noise-free last step to ``t_end``. ``last_step="mean"`` uses the SDE drift there (both families'
+    default; SiT "Mean", REPA's ``mean_x``); "euler" uses the ODE velocity (SiT "Euler"); None stops at
+    t_end ∓ last_step_size without another evaluation (SiT last_step=None, then steps − 1 evaluations).
+
+    CFG: the drift is affine in v at fixed x, so guiding v (``guided_denoiser``) equals REPA guiding the drift.
+    Computed in float64 like REPA's sampler; the result has the noise's dtype.
+    """
+
+    steps: int = 250
+    t_start: float = 0.0
+    t_end: float = 1.0
+    diffusion_scale: float = 1.0
+    last_step: str | None = "mean"
+    last_step_size: float = 0.04
+
+    def __post_init__(self):
+        if {float(self.t_start), float(self.t_end)} != {0.0, 1.0}:
+            raise ValueError(f"the linear path runs between t = 0 and 1; got {self.t_start} → {self.t_end}")
+        if self.last_step not in ("mean", "euler", None):
+            raise ValueError(f"last_step must be 'mean', 'euler' or None; got {self.last_step!r}")
+        if self.steps < (1 if self.last_step else 2):
+            raise ValueError(f"{self.steps} steps leave no network evaluation")
+        if not 0 < self.last_step_size < 1:
+            raise ValueError(f"last_step_size must lie in (0, 1); got {self.last_step_size}")
+
+    @property
+    def direction(self) -> float:
+        """+1 when t grows towards data (SiT), −1 when it shrinks (REPA)."""
+        return 1.0 if self.t_end > self.t_start else -1.0
+
+    def grid(self) -> torch.Tensor:
+        """(steps + 1,) float64: the ``steps`` evaluation times, then t_end."""
+        t1 = self.t_end - self.direction * self.last_step_size
+        return torch.cat([torch.linspace(self.t_start, t1, self.steps, dtype=torch.float64),
+                          torch.tensor([self.t_end], dtype=torch.float64)])
+
+    def timesteps(self) -> list[float]:
+        """The t of each network evaluation, in the model's convention."""
+        n = self.steps if self.last_step else self.steps - 1
+        return self.grid()[:n].tolist()
+
+    def coefficients(self, t: float) -> tuple[float, float, float, float]:
+        """(α_t, α̇_t, σ_t, σ̇_t) of the linear path in the model's t (SiT ICPlan; REPA path_type="linear")."""
+        d = self.direction
+        sigma = d * (self.t_end - t)
+        return 1.0 - sigma, d, sigma, -d
+
+    def score(self, v: torch.Tensor, x: torch.Tensor, t: float) -> torch.Tensor:
+        """∇log p_t(x) from the velocity v = dx/dt: (α/α̇·v − x) / (σ² − α/α̇·σ̇·σ); (B, C, H, W)."""
+        alpha, d_alpha, sigma, d_sigma = self.coefficients(t)
+        ratio = alpha / d_alpha
+        return (ratio * v - x) / (sigma ** 2 - ratio * d_sigma * sigma)
+
+    def drift(self, v: torch.Tensor, x: torch.Tensor, t: float) -> tuple[torch.Tensor, float]:
+        """(drift along t, w(t)): v + direction·w·s, w = diffusion_scale·σ_t; the noise is √(2w)·dW."""
+        w = self.diffusion_scale * self.coefficients(t)[2]
+        return v + self.direction * w * self.score(v, x, t), w
+
+    @torch.no_grad()
+    def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None,
+               generator=None) -> torch.Tensor:
+        """``generator``: the Brownian increments' source (``randn_rows``); fix it to repeat a run exactly."""
+        grid = self.grid()
+        n_eval = len(self.timesteps())
+        x = noise.double()  # (B, C, H, W)
+        for i in range(self.steps - 1):
+            if on_step:
+                on_step(i, n_eval)
+            t_cur, dt = float(grid[i]), float(grid[i + 1] - grid[i])
+            v = denoise(x.to(noise.dtype), torch.full((x.shape[0],), t_cur, device=x.device), labels).double()
+            d, w = self.drift(v[:, :x.shape[1]], x, t_cur)
+            x = x + d * dt + math.sqrt(2 * w) * math.sqrt(abs(dt)) * randn_rows(x, generator)
+        if self.last_step:
+            if on_step:
+                on_step(self.steps - 1, n_eval)
+            t_cur, dt = float(grid[-2]), float(grid[-1] - grid[-2])
+            v = denoise(x.to(noise.dtype), torch.full((x.shape[0],), t_cur, device=x.device), labels).double()
+            v = v[:, :x.shape[1]]
+            x = x + (self.drift(v, x, t_cur)[0] if self.last_step == "mean" else v) * dt
+        return x.to(noise.dtype)
+
+
+def space_timesteps(num_timesteps: int, steps: int) -> list[int]:
+    """DiT ``diffusion/respace.py`` ``space_timesteps(num_timesteps, str(steps))`` for one section: the
+    ``steps`` integers round(i·(T − 1)/(steps − 1)), i = 0..steps−1 (just [0] for one step), ascending."""
+    if not 1 <= steps <= num_timesteps:
+        raise ValueError(f"cannot take {steps} steps out of {num_timesteps}")
+    stride = 1 if steps == 1 else (num_timesteps - 1) / (steps - 1)
+    taken, cur = [], 0.0
+    for _ in range(steps):
+        taken.append(round(cur))
+        cur += stride
+    return sorted(set(taken))
+
+
+def respaced_betas(base_betas: torch.Tensor, use_timesteps: list[int]) -> torch.Tensor:
+    """DiT ``SpacedDiffusion.__init__``: β'_k = 1 − ᾱ_{t_k}/ᾱ_{t_{k−1}} (ᾱ before the first kept step = 1),
+    so the respaced chain has ᾱ'_k = ᾱ_{t_k}. (len(use_timesteps),) float64."""
+    alphas_cum = torch.cumprod(1 - base_betas.double(), 0)
+    out, last = [], 1.0
+    for t in use_timesteps:
+        out.append(1 - float(alphas_cum[t]) / last)
+        last = float(alphas_cum[t])
+    return torch.tensor(out, dtype=torch.float64)
+
+
+@dataclass
+class DDPMSampler:
+    """Ancestral DDPM for ε-prediction on integer t ∈ {0..T−1}, T−1 = noise: DiT ``sample.py``
+    (``create_diffusion(str(steps))`` + ``p_sample_loop(..., clip_denoised=False)``; DiT's default is 250 steps).
+
+    Follows DiT ``diffusion/gaussian_diffusion.py`` (``GaussianDiffusion.p_mean_variance``, ``p_sample``) on the
+    respaced chain of ``diffusion/respace.py`` (``space_timesteps``, ``SpacedDiffusion``; the model gets the
+    original t). Per step k (respaced, k = K−1 … 0; β, ᾱ of the respaced chain, ᾱ_{−1} = 1):
+
+        x̂0        = √(1/ᾱ_k)·x − √(1/ᾱ_k − 1)·ε̂                 (_predict_xstart_from_eps; clipped to [−1, 1]
+                                                                  only with clip_denoised, off in DiT)
+        mean      = β_k·√ᾱ_{k−1}/(1−ᾱ_k)·x̂0 + (1−ᾱ_{k−1})·√(1−β_k)/(1−ᾱ_k)·x   (q_posterior_mean_variance)
+        β̃_k       = β_k·(1−ᾱ_{k−1})/(1−ᾱ_k); log β̃ clipped: log β̃_0 := log β̃_1
+        log σ²    learned (LEARNED_RANGE, output 2C channels, second half v): frac·log β_k + (1−frac)·log β̃_k,
+                  frac = (v + 1)/2 (not clamped, as in DiT);
+                  fixed: "large" log β_k with β_0 := β̃_1 (FIXED_LARGE, DiT's choice without learn_sigma),
+                         "small" log β̃_k clipped (FIXED_SMALL)
+        x         ← mean + exp(½·log σ²)·z, no noise at k = 0
+
+    Computed in float64 like DiT's numpy schedule; the result has the noise's dtype.
+    """
+
+    steps: int = 250
+    num_train_steps: int = 1000
+    learned_sigma: bool = True
+    fixed_variance: str = "large"
+    clip_denoised: bool = False
+
+    def __post_init__(self):
+        if self.fixed_variance not in ("large", "small"):
+            raise ValueError(f"fixed_variance must be 'large' or 'small'; got {self.fixed_variance!r}")
+
+    def timesteps(self) -> list[int]:
+        """The original integer t of each network evaluation, noise first."""
+        return space_timesteps(self.num_train_steps, self.steps)[::-1]
+
+    def schedule(self) -> dict[str, torch.Tensor]:
+        """The respaced chain's (K,) float64 arrays, index k = respaced step (ascending t)."""
+        betas = respaced_betas(linear_betas(self.num_train_steps), space_timesteps(self.num_train_steps, self.steps))
+        alphas_cum = torch.cumprod(1 - betas, 0)
+        alphas_cum_prev = torch.cat([torch.ones(1, dtype=torch.float64), alphas_cum[:-1]])
+        post_var = betas * (1 - alphas_cum_prev) / (1 - alphas_cum)
+        # log(append(posterior_variance[1], posterior_variance[1:])); a single step keeps its own (it is 0: x0 exact)
+        clipped = torch.cat([post_var[1:2], post_var[1:]]) if len(betas) > 1 else post_var
+        large = torch.cat([post_var[1:2], betas[1:]]) if len(betas) > 1 else betas
+        return dict(betas=betas, alphas_cum=alphas_cum, alphas_cum_prev=alphas_cum_prev, posterior_variance=post_var,
+                    posterior_log_variance_clipped=torch.log(clipped), log_large=torch.log(large),
+                    coef1=betas * alphas_cum_prev.sqrt() / (1 - alphas_cum),
+                    coef2=(1 - alphas_cum_prev) * (1 - betas).sqrt() / (1 - alphas_cum))
+
+    def log_variance(self, k: int, var_values: torch.Tensor | None, sched: dict) -> torch.Tensor | float:
+        """log σ² at respaced step k; ``var_values`` (B, C, H, W) the model's second half (learned) or None."""
+        if var_values is not None:
+            min_log, max_log = float(sched["posterior_log_variance_clipped"][k]), math.log(float(sched["betas"][k]))
+            frac = (var_values + 1) / 2
+            return frac * max_log + (1 - frac) * min_log
+        key = "log_large" if self.fixed_variance == "large" else "posterior_log_variance_clipped"
+        return float(sched[key][k])
+
+    @torch.no_grad()
+    def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None,
+               generator=None) -> torch.Tensor:
+        """``generator``: the source of each step's noise (``randn_rows``); fix it to repeat a run exactly."""
+        sched = self.schedule()
+        ts = self.timesteps()
+        channels = noise.shape[1]
+        x = noise.double()  # (B, C, H, W)
+        for i, t_int in enumerate(ts):
+            k = len(ts) - 1 - i
+            if on_step:
+                on_step(i, len(ts))
+            t = torch.full((x.shape[0],), t_int, device=x.device, dtype=torch.long)
+            out = denoise(x.to(noise.dtype), t, labels).double()  # (B, 2C or C, H, W)
+            if self.learned_sigma and out.shape[1] != 2 * channels:
+                raise ValueError(f"learned_sigma needs 2·{channels} output channels; the model gave {out.shape[1]}")
+            eps, var_values = out[:, :channels], (out[:, channels:2 * channels] if self.learned_sigma else None)
+            a = float(sched["alphas_cum"][k])
+            x0 = math.sqrt(1 / a) * x - math.sqrt(1 / a - 1) * eps
+            if self.clip_denoised:
+                x0 = x0.clamp(-1, 1)
+            mean = float(sched["coef1"][k]) * x0 + float(sched["coef2"][k]) * x
+            if k == 0:
+                x = mean
+            else:
+                log_var = self.log_variance(k, var_values, sched)
+                std = torch.exp(0.5 * log_var) if torch.is_tensor(log_var) else math.exp(0.5 * log_var)
+                x = mean + std * randn_rows(x, generator)
+        return x.to(noise.dtype)
