@@ -29,6 +29,7 @@ import numpy as np
 import streamlit as st
 
 from dtviz.errors import DtvizInputError
+from dtviz.sources.matrix import MAX_UPLOAD_BYTES
 
 LOG = logging.getLogger("dtviz.app")
 
@@ -39,7 +40,7 @@ SOURCE_KINDS = ("builtin", "path", "hf", "upload")
 SOURCE_LABELS = {"builtin": "Built-in glyph model", "path": "Local checkpoint / folder",
                  "hf": "Hugging Face cache", "upload": "Upload a matrix"}
 UPLOAD_TYPES = ["npy", "npz", "csv", "tsv", "txt", "pt", "pth", "safetensors"]
-UPLOAD_LIMIT_MB = 200
+UPLOAD_LIMIT_MB = MAX_UPLOAD_BYTES // 2 ** 20  # the uploader label and max_upload_size; the check is the library's
 UPLOAD_ROOT = os.path.join(tempfile.gettempdir(), "dtviz-uploads")
 DEFAULT_TAU = 0.01
 DEFAULT_K = 10
@@ -218,7 +219,7 @@ def condition_stats(source: str, family: str, device: str, labels: str | None, t
 def cluster_order(source: str, family: str, device: str, labels: str | None, t: float | None, part: str) -> np.ndarray:
     from dtviz import plots
 
-    return np.asarray(plots.cluster_order(condition_stats(source, family, device, labels, t, part).cosine_))
+    return np.asarray(plots.cluster_order(condition_stats(source, family, device, labels, t, part).cosine()))
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
@@ -302,7 +303,7 @@ def cosine_heatmap(key: tuple, order: str, names: list[str], context: dict, heig
     from dtviz import plots
 
     idx = cluster_order(*key) if order == "cluster" else None
-    return plots.cosine_heatmap(condition_stats(*key).cosine_, names, context, order=idx, height=height), idx
+    return plots.cosine_heatmap(condition_stats(*key).cosine(), names, context, order=idx, height=height), idx
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -588,9 +589,9 @@ def _upload_widgets() -> tuple[str | None, str | None]:
 def save_upload(up) -> str:
     """Write an upload to a private temp folder (never next to the user's files); the path carries the
     content hash, so it doubles as the cache key."""
-    if up.size > UPLOAD_LIMIT_MB * 1024 * 1024:
-        raise DtvizInputError(f"the upload {up.name!r} is {up.size / 2 ** 20:.0f} MB; the dashboard accepts up to "
-                              f"{UPLOAD_LIMIT_MB} MB — pass the file as a local path instead.")
+    from dtviz.sources import matrix
+
+    matrix.check_upload_size(up.name, up.size)  # MAX_UPLOAD_BYTES, read at call time
     data = up.getvalue()
     digest = hashlib.sha1(data).hexdigest()[:16]
     name = re.sub(r"[^\w.+-]", "_", os.path.basename(up.name)) or "upload.npy"

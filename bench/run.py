@@ -15,10 +15,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from bench import builtin_sampling, core, dashboard, pruning_live  # noqa: E402
+from bench import builtin_sampling, core, dashboard, pruning_live, resources  # noqa: E402
 
 SUITES = [("core", core.main), ("builtin sampling", builtin_sampling.main), ("dashboard", dashboard.main),
-          ("live pruning", pruning_live.main)]
+          ("live pruning", pruning_live.main), ("resources", resources.main)]
 
 
 def main() -> int:
@@ -26,7 +26,11 @@ def main() -> int:
           f"threads {torch.get_num_threads()}")
     print(f"{'benchmark':60s} {'dtviz median':>14s} {'baseline median':>16s} {'ratio':>8s}")
     for _, run in SUITES:
-        for name, ours, base in run():
+        for name, ours, base, *unit in run():
+            if unit:  # (name, ours, baseline, unit): a measured quantity, not a time (bench/resources.py)
+                ratio = f"{base / ours:7.1f}×" if base and ours > 0 else "       –"
+                print(f"{name:60s} {ours:11.1f} {unit[0]} {base:13.1f} {unit[0]} {ratio}")
+                continue
             ratio = (f"{base / ours:7.1f}×" if base < 1000 * ours else "  >1000×") if base else "       –"
             base_s = f"{base * 1000:13.1f} ms" if base else " " * 16
             print(f"{name:60s} {ours * 1000:11.1f} ms {base_s} {ratio}")

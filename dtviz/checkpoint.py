@@ -14,6 +14,7 @@ import argparse
 import difflib
 import os
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from typing import Iterator
@@ -100,7 +101,10 @@ def read_torch(path: str) -> object:
     if is_zip and not zipfile.is_zipfile(path):
         raise DtvizInputError(f"expected a PyTorch checkpoint, but {path!r} is a damaged or truncated zip archive.")
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
+        # torch warns about legacy pickles of protocol > 2; the weights-only unpickler reads them or fails with
+        # our one-sentence message, so the warning would only add a second, confusing line to stderr.
+        with torch.serialization.safe_globals(SAFE_GLOBALS), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as err:
         found = _forbidden_global(str(err))

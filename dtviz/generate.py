@@ -9,8 +9,11 @@ end; concurrent calls run one after the other and each sees only its own pruning
 """
 from __future__ import annotations
 
+import json
+import os
 import threading
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -29,7 +32,13 @@ SAMPLER_DEFAULTS = {
     "lightningdit": dict(name="euler", steps=50, cfg_scale=4.0, guided_channels=None),
     "repa": dict(name="euler", steps=50, cfg_scale=1.8, guided_channels=None, interval=(0.0, 0.7)),
     "mg": dict(name="euler", steps=50, cfg_scale=1.0, guided_channels=None),
+    # diffusers DiTPipeline.__call__: 50 steps of its scheduler (DDIM in facebook/DiT-*), guidance_scale 4.0 on
+    # all in_channels ε channels (set in Generator: latent_channels = transformer.config.in_channels).
+    "diffusers": dict(name="ddim", steps=50, cfg_scale=4.0, guided_channels=None),
 }
+# The schedule dtviz.samplers implements (DiT's linear betas); a diffusers scheduler config must match it.
+LINEAR_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
+                       prediction_type="epsilon")
 
 
 @dataclass
@@ -53,23 +62,79 @@ def noise_generators(seed: int, indices) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(seed) * 1_000_003 + int(i) + (1 << 40)) for i in indices]
 
 
-class Generator:
-    """Builds the model once; ``sample`` returns images in [0, 1] as (N, H, W, C) float32 numpy."""
+class DiffusersDenoiser(torch.nn.Module):
+    """``model(x, t, y)`` around a diffusers DiT transformer, as DiTPipeline.__call__ calls it:
+    ``transformer(x, timestep=t, class_labels=y).sample`` (2C channels with learned sigma, ε first)."""
 
-    def __init__(self, source: Source):
-        if not source.info.can_sample:
+    def __init__(self, transformer: torch.nn.Module):
+        super().__init__()
+        self.transformer = transformer
+        cfg = transformer.config
+        out_channels = getattr(transformer, "out_channels", None) or cfg.out_channels or cfg.in_channels
+        self.config = SimpleNamespace(in_channels=int(cfg.in_channels), input_size=int(cfg.sample_size),
+                                      learn_sigma=int(out_channels) == 2 * int(cfg.in_channels))
+        self.num_classes = int(cfg.num_embeds_ada_norm)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.transformer(x, timestep=t, class_labels=y).sample
+
+
+def check_scheduler(pipeline_path: str) -> bool:
+    """The pipeline's scheduler/scheduler_config.json must describe DiT's linear ε schedule (LINEAR_SCHEDULE),
+    which dtviz.samplers runs; a missing config means DiT's own schedule. Returns its ``clip_sample`` (diffusers'
+    DDIMScheduler/DDPMScheduler default True: x̂0 clamped to [-1, 1]; False without a config, as DiT)."""
+    path = os.path.join(pipeline_path, "scheduler", "scheduler_config.json")
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise DtvizInputError(f"expected JSON in {path!r}, but it could not be parsed ({err}).") from err
+    for key, expected in LINEAR_SCHEDULE.items():
+        value = config.get(key, expected) if isinstance(config, dict) else None
+        same = value == expected if isinstance(expected, str) else isinstance(value, (int, float)) and abs(value - expected) < 1e-12
+        if not same or config.get("trained_betas"):
+            raise DtvizInputError(
+                f"dtviz samples DiT's linear schedule (1000 steps, betas 1e-4..0.02, epsilon), but {path!r} sets "
+                f"{key} = {value!r}; this pipeline offers analysis only.")
+    clip = bool(config.get("clip_sample", True))
+    if clip and config.get("clip_sample_range", 1.0) != 1.0:
+        raise DtvizInputError(f"dtviz clips x0 to [-1, 1] only, but {path!r} sets clip_sample_range = "
+                              f"{config['clip_sample_range']!r}; this pipeline offers analysis only.")
+    return clip
+
+
+def build_denoiser(source: Source) -> torch.nn.Module:
+    """The network as ``model(x, t, y)``: a native source's DiT, or a diffusers pipeline's transformer wrapped."""
+    if source.family.key == "diffusers":
+        denoiser = DiffusersDenoiser(source.transformer)
+        denoiser.clip_sample = check_scheduler(source.info.extra["path"])
+        return denoiser
+    return source.build_model()
+
+
+class Generator:
+    """Builds the model once; ``sample`` returns images in [0, 1] as (N, H, W, C) float32 numpy.
+
+    Latent models (in_channels not 1 or 3) decode through a VAE: ``vae`` (a local AutoencoderKL folder), else
+    the one dtviz.vae.find_vae finds next to the checkpoint or in the Hugging Face cache.
+    """
+
+    def __init__(self, source: Source, vae: str | None = None):
+        latent = bool(source.info.extra.get("latent"))
+        if not source.info.can_sample and not (vae and latent):
             raise DtvizInputError(f"{source.info.name} cannot generate samples: {source.info.sample_note}")
         self.source = source
-        self.model = source.build_model()
+        self.model = build_denoiser(source)
         cfg = self.model.config
-        if cfg.in_channels not in (1, 3):
-            raise DtvizInputError(
-                f"{source.info.name} generates {cfg.in_channels}-channel latents, which need a VAE decoder; "
-                "latent decoding is not available yet, so this model offers analysis only."
-            )
+        self.vae = self._vae(vae) if cfg.in_channels not in (1, 3) else None
         family = source.family.key
         defaults = dict(SAMPLER_DEFAULTS.get(family, SAMPLER_DEFAULTS["dit"]))
         defaults.update(getattr(source, "sidecar", {}).get("sampler", {}))
+        if family == "diffusers":
+            defaults["guided_channels"] = cfg.in_channels
+            defaults["clip_denoised"] = self.model.clip_sample
         if cfg.in_channels < 3:
             defaults["guided_channels"] = None
         self.defaults = defaults
@@ -77,6 +142,16 @@ class Generator:
         self._global_masks: dict[tuple, np.ndarray] = {}
         # Held for the whole of every sample(): the pruning hooks live on the shared model.
         self._lock = threading.Lock()
+
+    def _vae(self, vae: str | None):
+        """The decoder for latent samples (dtviz.vae), or one DtvizInputError saying what is missing and where."""
+        from dtviz.vae import find_vae, load_vae, missing_vae_note
+
+        path = self.source.info.extra.get("path")
+        found = find_vae(path, vae)
+        if found is None:
+            raise DtvizInputError(f"{self.source.info.name}: {missing_vae_note(path)}")
+        return load_vae(found, self.source.device)
 
     def global_mask(self, spec: PruneSpec) -> np.ndarray:
         """(d,) keep-mask of ``spec`` from c̄ at t0 (dtviz.pruning.global_mask), computed once per selection."""
@@ -96,11 +171,12 @@ class Generator:
         if name not in allowed:
             raise DtvizInputError(f"{self.source.info.name} samples with {' or '.join(allowed)}; got {name!r}.")
         if name == "ddim":
-            return DDIMSampler(steps=steps)
+            return DDIMSampler(steps=steps, clip_denoised=self.defaults.get("clip_denoised", False))
         if name == "ddpm":
             if steps > 1000:
                 raise DtvizInputError(f"DDPM takes at most 1000 steps (one per training step); got {steps}.")
-            return DDPMSampler(steps=steps, learned_sigma=self.model.config.learn_sigma)
+            return DDPMSampler(steps=steps, learned_sigma=self.model.config.learn_sigma,
+                               clip_denoised=self.defaults.get("clip_denoised", False))
         if name == "sde":
             if steps < 2:
                 raise DtvizInputError(f"the SDE sampler needs at least 2 steps; got {steps}.")
@@ -135,8 +211,18 @@ class Generator:
             noise = initial_noise(self.image_shape, settings.seed, indices[i:i + batch_size], self.source.device)
             x = sampler.sample(denoise, noise, labels[i:i + batch_size], on_step=on_step,
                                generator=noise_generators(settings.seed, indices[i:i + batch_size]))
-            out.append(((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, *self.image_shape[1:], self.image_shape[0]), np.float32)
+            out.append(self._to_images(x))
+        if out:
+            return np.concatenate(out)
+        return self._to_images(torch.zeros((1, *self.image_shape), device=self.source.device))[:0]
+
+    def _to_images(self, x: torch.Tensor) -> np.ndarray:
+        """(B, C, h, w) samples -> (B, H, W, C') in [0, 1]: through the VAE for latents (dtviz.vae.decode)."""
+        if self.vae is not None:
+            from dtviz.vae import decode
+
+            return decode(self.vae, x)
+        return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

@@ -22,6 +22,11 @@ else does, so ``pruned`` installs a forward pre-hook there replacing c by c·mas
 row's label is read by a pre-hook on ``y_embedder`` (REPA doubles the batch only inside its guidance
 interval, so batch halves cannot be assumed). Since SiLU(0) = 0, zeroing c_i is exactly zeroing column
 i of every adaLN Linear weight — the oracle the tests compare against.
+
+diffusers DiT (``DiTTransformer2DModel``): c is the output of each block's ``norm1.emb``
+(``CombinedTimestepLabelEmbeddings``; block 0's runs a second time for the final layer's ``proj_out_1``), so
+a forward hook there replaces its output by c·mask, reading the row labels from its ``class_labels``
+argument; the oracle zeroes columns of every ``norm1.linear`` and of ``proj_out_1``.
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from dtviz.stats import as_matrix, mean_vector
 MODES = ("tail", "head")
 MASKS = ("global", "per-sample")
 HOOKED_SUFFIX = "adaLN_modulation"
+DIFFUSERS_EMBEDDER = "CombinedTimestepLabelEmbeddings"  # diffusers DiT: transformer_blocks.{i}.norm1.emb
 
 
 # ------------------------------------------------------------------------------------- schedules
@@ -276,13 +282,28 @@ class Pruner:
         """Pre-hook on each adaLN_modulation: c (B, d) -> c·keep, row by row."""
         if not self.active():
             return None
-        c = args[0]  # (B, d)
+        return (self._masked(args[0]),) + tuple(args[1:])
+
+    def start_forward(self, module, args):
+        """Pre-hook on a diffusers transformer: a new forward, so a new per-row mask (from block 0's c)."""
+        self._labels = self._row_keep = None
+
+    def mask_embedding(self, module, args, kwargs, output):
+        """Forward hook on each diffusers CombinedTimestepLabelEmbeddings.forward(timestep, class_labels):
+        its output c (B, d) -> c·keep, row by row, with the labels of this call."""
+        self._labels = args[1] if len(args) > 1 else kwargs["class_labels"]
+        if not self.active():
+            return None
+        return self._masked(output)
+
+    def _masked(self, c: torch.Tensor) -> torch.Tensor:
+        """c (B, d) with the dims this forward's keep-mask drops set to exactly 0."""
         if self._row_keep is None:
             self._row_keep = self._rows_to_keep(c)
             if self.step is not None and (not self.pruned_steps or self.pruned_steps[-1] != self.step):
                 self.pruned_steps.append(self.step)
         # where, not multiply: exact zeros (no -0.0, no NaN·0) and untouched values elsewhere.
-        return (torch.where(self._row_keep, c, torch.zeros((), dtype=c.dtype, device=c.device)),) + tuple(args[1:])
+        return torch.where(self._row_keep, c, torch.zeros((), dtype=c.dtype, device=c.device))
 
     def _rows_to_keep(self, c: torch.Tensor) -> torch.Tensor:
         B, d = c.shape
@@ -294,7 +315,7 @@ class Pruner:
             keep = keep_mask_torch(c, self.spec)
         if not self.spec.prune_null:
             if self._labels is None or self._labels.shape[0] != B:
-                raise DtvizInputError("expected y_embedder to run before the adaLN modules with one label per row of c; it did not.")
+                raise DtvizInputError("expected the class labels (y_embedder / class_labels) with one label per row of c; they did not come.")
             is_null = (self._labels == self.null_class).to(c.device)[:, None]  # (B, 1)
             keep = keep | is_null
         return keep
@@ -303,6 +324,62 @@ class Pruner:
 def adaln_modules(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
     """Every module whose name ends with ``adaLN_modulation``: blocks.{i}.… and final_layer.…."""
     return [(name, m) for name, m in model.named_modules() if name.split(".")[-1] == HOOKED_SUFFIX]
+
+
+def diffusers_embedders(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """Every ``CombinedTimestepLabelEmbeddings`` of a diffusers DiT (transformer_blocks.{i}.norm1.emb).
+
+    diffusers ``DiTTransformer2DModel.forward`` feeds each block's AdaLayerNormZero (norm1.linear(SiLU(c)))
+    from its own emb, and the final layer from block 0's emb once more
+    (``conditioning = self.transformer_blocks[0].norm1.emb(timestep, class_labels, ...)``, then
+    ``proj_out_1(F.silu(conditioning))``), so hooking every emb's output prunes every consumer of c.
+    """
+    return [(name, m) for name, m in model.named_modules() if type(m).__name__ == DIFFUSERS_EMBEDDER]
+
+
+def _install_hooks(model, pruner: "Pruner") -> list:
+    """Native: pre-hooks on y_embedder (labels) and every adaLN_modulation (c). diffusers: a pre-hook on the
+    model (a new forward) and a forward hook on every CombinedTimestepLabelEmbeddings (labels and c)."""
+    targets = adaln_modules(model)
+    if targets:
+        label_module = getattr(model, "y_embedder", None)
+        if label_module is None:
+            raise DtvizInputError(f"expected a DiT-family model with a y_embedder; {type(model).__name__} has none.")
+        handles = [label_module.register_forward_pre_hook(pruner.capture_labels, with_kwargs=True)]
+        try:
+            handles += [module.register_forward_pre_hook(pruner.mask_condition) for _, module in targets]
+        except Exception:
+            _remove(handles)
+            raise
+        return handles
+    embedders = diffusers_embedders(model)
+    if not embedders:
+        raise DtvizInputError(
+            f"expected a DiT-family model with adaLN_modulation modules (or a diffusers DiT with "
+            f"{DIFFUSERS_EMBEDDER}) to prune; {type(model).__name__} has neither.")
+    handles = [model.register_forward_pre_hook(pruner.start_forward)]
+    try:
+        handles += [module.register_forward_hook(pruner.mask_embedding, with_kwargs=True) for _, module in embedders]
+    except Exception:
+        _remove(handles)
+        raise
+    return handles
+
+
+def _remove(handles) -> None:
+    for handle in handles:
+        handle.remove()
+
+
+def _default_null_class(model) -> int:
+    """DiT's ``num_classes`` (the null row's label), or a diffusers transformer's ``num_embeds_ada_norm``."""
+    if hasattr(model, "num_classes"):
+        return int(model.num_classes)
+    config = getattr(model, "config", None)
+    value = getattr(config, "num_embeds_ada_norm", None) if config is not None else None
+    if value is None:
+        raise DtvizInputError(f"cannot tell the null class of {type(model).__name__}; pass null_class.")
+    return int(value)
 
 
 @contextlib.contextmanager
@@ -322,26 +399,15 @@ def pruned(model: torch.nn.Module, spec: PruneSpec, mask=None, null_class: int |
         mask = torch.as_tensor(np.asarray(mask, dtype=bool))
     else:
         mask = None
-    targets = adaln_modules(model)
-    if not targets:
-        raise DtvizInputError(f"expected a DiT-family model with adaLN_modulation modules to prune; {type(model).__name__} has none.")
-    label_module = getattr(model, "y_embedder", None)
-    if label_module is None:
-        raise DtvizInputError(f"expected a DiT-family model with a y_embedder; {type(model).__name__} has none.")
-    if null_class is None:
-        null_class = int(getattr(model, "num_classes"))
     if mask is not None:
         mask = mask.to(next(model.parameters()).device)
-    pruner = Pruner(spec=spec, null_class=int(null_class), mask=mask)
-    handles = []
+    pruner = Pruner(spec=spec, null_class=-1, mask=mask)
+    handles = _install_hooks(model, pruner)  # first: it says what kind of model is expected
     try:
-        handles.append(label_module.register_forward_pre_hook(pruner.capture_labels, with_kwargs=True))
-        for _, module in targets:
-            handles.append(module.register_forward_pre_hook(pruner.mask_condition))
+        pruner.null_class = int(_default_null_class(model) if null_class is None else null_class)
         yield pruner
     finally:
-        for handle in handles:
-            handle.remove()
+        _remove(handles)
 
 
 def chain_steps(*hooks):

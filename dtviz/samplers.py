@@ -90,6 +90,7 @@ class DDIMSampler:
     steps: int = 50
     eta: float = 0.0
     num_train_steps: int = 1000
+    clip_denoised: bool = False  # diffusers DDIMScheduler clip_sample: x̂0 clamped to [-1, 1], ε kept as predicted
 
     def timesteps(self) -> list[int]:
         # Evenly spaced integer steps from T-1 down to 0, as DiT's space_timesteps("ddimN") does.
@@ -112,6 +113,8 @@ class DDIMSampler:
             a_t = alphas_cum[t_int]
             a_prev = alphas_cum[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0, dtype=torch.float64)
             x0 = (x.double() - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)
+            if self.clip_denoised:
+                x0 = x0.clamp(-1, 1)
             sigma = self.eta * math.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
             x_next = math.sqrt(a_prev) * x0 + math.sqrt(max(1 - a_prev - sigma ** 2, 0.0)) * eps
             if sigma > 0 and i + 1 < len(ts):

@@ -60,6 +60,18 @@ def offdiag_values(C: np.ndarray) -> np.ndarray:
     return C[np.triu_indices(C.shape[0], k=1)]
 
 
+def offdiag_mean_streaming(E) -> float:
+    """The off-diagonal mean cosine without the N×N matrix: Σ_{i≠j} u_i·u_j = |Σ u_i|² − Σ |u_i|²  (O(N·d))."""
+    E = as_matrix(E)
+    n = E.shape[0]
+    if n < 2:
+        return float("nan")
+    norms = np.linalg.norm(E, axis=1, keepdims=True)
+    U = np.divide(E, norms, out=np.zeros_like(E), where=norms > 0)
+    total = U.sum(0)
+    return float((total @ total - (U * U).sum()) / (n * (n - 1)))
+
+
 # --------------------------------------------------------------------------------- participation
 
 def participation_ratio(v) -> np.ndarray | float:
@@ -176,12 +188,18 @@ def magnitude_histogram(v, bins: int = 60, log: bool = False) -> tuple[np.ndarra
 
 # ------------------------------------------------------------------------------------- estimator
 
+# Above this many classes the N×N cosine matrix (8·N² bytes) is not built: 10 000 classes are 0.8 GB.
+MAX_COSINE_CLASSES = 10_000
+
+
 @dataclass
 class ConditionStats:
     """Fit on E (N×d) once; read the τ-dependent numbers for any τ cheaply.
 
     Learned attributes: ``n_``, ``dim_``, ``mean_vector_``, ``cosine_``, ``cosine_summary_``,
     ``pr_mean_vector_``, ``pr_per_class_``, ``variance_``, plus the sorted |c̄| and |c| used by ``at_tau``.
+    With more than ``MAX_COSINE_CLASSES`` rows ``cosine_`` is None and the cosine summary holds the exact
+    mean (computed without the matrix) with NaN min and max; ``cosine()`` then explains why.
     """
 
     compute_cosine: bool = True
@@ -190,7 +208,10 @@ class ConditionStats:
         E = as_matrix(E)
         self.n_, self.dim_ = E.shape
         self.mean_vector_ = E.mean(0)
-        if self.compute_cosine:
+        if self.compute_cosine and self.n_ > MAX_COSINE_CLASSES:
+            self.cosine_ = None
+            self.cosine_summary_ = {"mean": offdiag_mean_streaming(E), "min": float("nan"), "max": float("nan")}
+        elif self.compute_cosine:
             self.cosine_ = cosine_matrix(E)
             self.cosine_summary_ = offdiag_summary(self.cosine_)
         self.pr_mean_vector_ = participation_ratio(self.mean_vector_)
@@ -199,6 +220,14 @@ class ConditionStats:
         self._abs_mean_sorted = np.sort(np.abs(self.mean_vector_))
         self._abs_rows_sorted = np.sort(np.abs(E), axis=1)
         return self
+
+    def cosine(self) -> np.ndarray:
+        """The N×N cosine matrix, or a one-sentence DtvizInputError when N is too large to hold it."""
+        if getattr(self, "cosine_", None) is None:
+            raise DtvizInputError(
+                f"the {self.n_:,}×{self.n_:,} cosine matrix would need {8 * self.n_ ** 2 / 2 ** 30:.1f} GB, so it is only built "
+                f"for at most {MAX_COSINE_CLASSES:,} classes; use a matrix of fewer rows for this view.")
+        return self.cosine_
 
     def s_tail_at(self, tau: float) -> dict:
         """s_tail of c̄ and the mean over classes of each class's s_tail."""

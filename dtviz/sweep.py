@@ -286,7 +286,7 @@ def cmd_sweep(args) -> int:
         out = check_output_dir(args.out, source.info.extra.get("path"))
         ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
         labels = np.repeat(ids, args.per_class)
-        generator = Generator(source)
+        generator = Generator(source, vae=args.vae)
         settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed)
         results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source))
         if not world.is_main:

@@ -40,7 +40,6 @@ WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.
 SHARD_INDEXES = tuple(name + ".index.json" for name in WEIGHT_FILES)
 EMBEDDER_PREFIX = "transformer_blocks.0.norm1.emb."
 FAMILY_NOTE = "diffusers DiTPipeline (CombinedTimestepLabelEmbeddings)"
-SAMPLE_NOTE = "sampling diffusers pipelines is not available yet; analysis only."
 
 
 class DiffusersSource(Source):
@@ -69,6 +68,9 @@ class DiffusersSource(Source):
 
         num_classes = int(config["num_embeds_ada_norm"])
         shared = blocks_share_embedder(self.transformer)
+        from dtviz.vae import find_vae, missing_vae_note
+
+        vae = find_vae(path)  # the pipeline's own vae/, else the HF cache (dtviz.vae); a few stat calls
         note = FAMILY_NOTE if shared else FAMILY_NOTE + "; each block has its own embedder, c is block 0's"
         self.info = SourceInfo(
             name=name or os.path.basename(os.path.normpath(path)),
@@ -76,8 +78,9 @@ class DiffusersSource(Source):
             dim=self.embedder.class_embedder.embedding_table.weight.shape[1],
             class_names=class_names(index, num_classes, os.path.join(path, MODEL_INDEX)), device=device,
             parameters=sum(p.numel() for p in self.transformer.parameters()), family_note=note,
-            can_sample=False, sample_note=SAMPLE_NOTE,
-            extra={"path": path, "transformer_class": config["_class_name"], "blocks_share_embedder": shared, **(extra or {})},
+            can_sample=vae is not None, sample_note="" if vae else missing_vae_note(path),
+            extra={"path": path, "transformer_class": config["_class_name"], "blocks_share_embedder": shared,
+                   "latent": True, "vae": vae, **(extra or {})},
         )
 
     # ---------------------------------------------------------------------------------- embeddings

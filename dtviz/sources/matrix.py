@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import zipfile
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ from dtviz.families import FAMILIES
 from dtviz.sources.base import Source, SourceInfo, check_finite
 
 MATRIX_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt")
+# The largest matrix the dashboard accepts as an upload (it is held in memory, then written to a temp file);
+# .streamlit/config.toml's server.maxUploadSize (MB) matches it. Larger files are opened from a local path.
+MAX_UPLOAD_BYTES = 200 * 2 ** 20
 _ARRAY_KEYS = ("embeddings", "embedding", "c", "E", "X")
 
 
@@ -39,6 +43,13 @@ class MatrixSource(Source):
 
     def _rows(self, ids: np.ndarray, t, part: str, batch_size: int) -> np.ndarray:
         return self.matrix[ids]
+
+
+def check_upload_size(name: str, size: int) -> None:
+    """One sentence when an uploaded file is over ``MAX_UPLOAD_BYTES`` (read at call time)."""
+    if size > MAX_UPLOAD_BYTES:
+        raise DtvizInputError(f"the upload {name!r} is {size / 2 ** 20:,.1f} MB, but uploads are limited to "
+                              f"{MAX_UPLOAD_BYTES / 2 ** 20:,.0f} MB; open the file from a local path instead.")
 
 
 def validate_matrix(matrix, name: str) -> np.ndarray:
@@ -93,13 +104,18 @@ def read_labels_file(path: str) -> list[str]:
 
 
 def _np_load(path: str):
+    with open(path, "rb") as fh:
+        head = fh.read(6)
+    magic, kind = (b"PK", ".npz archive") if path.lower().endswith(".npz") else (b"\x93NUMPY", ".npy file")
+    if not head.startswith(magic):  # np.load would otherwise fall back to unpickling and blame pickles
+        raise DtvizInputError(f"expected a NumPy {kind}, but {path!r} starts with bytes {head[:4]!r}; it is not a NumPy file.")
     try:
         return np.load(path, allow_pickle=False)
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise DtvizInputError(f"refused to load {path!r}: it holds pickled Python objects, which dtviz never unpickles; save a numeric array.") from err
         raise DtvizInputError(f"expected a NumPy array file, but {path!r} is damaged or truncated ({str(err)[:120]}).") from err
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
         raise DtvizInputError(f"expected a NumPy array file, but {path!r} is damaged or truncated.") from err
 
 
@@ -108,7 +124,7 @@ def _from_npz(path: str):
     try:
         keys = list(data.keys())
         arrays = {k: data[k] for k in keys}
-    except (ValueError, OSError, EOFError) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         raise DtvizInputError(f"expected a NumPy .npz archive of numeric arrays, but {path!r} could not be read ({str(err)[:120]}).") from err
     return _from_mapping(arrays, path)
 

@@ -50,12 +50,13 @@ class NativeSource(Source):
         num_classes, dim = self.label_table.shape[0] - 1, self.label_table.shape[1]
         names = list(self.sidecar.get("class_names", []))[:num_classes] if self.sidecar else []
         names += [f"class {i}" for i in range(len(names), num_classes)]
+        self._vae_extra: dict = {}
         can_sample, sample_note = self._sampling_support(family_obj.key)
         self.info = SourceInfo(
             name=self.sidecar.get("name", os.path.basename(os.path.normpath(path))) if self.sidecar else os.path.basename(path),
             family=family_obj, num_classes=num_classes, dim=dim, class_names=names, device=device,
             parameters=_count_parameters(self.state), family_note=note, can_sample=can_sample,
-            sample_note=sample_note, extra={"path": path},
+            sample_note=sample_note, extra={"path": path, **self._vae_extra},
         )
         self._t_cache: dict[float, torch.Tensor] = {}
         self._on_device = {k: v.to(device) for k, v in self.t_mlp.items()}
@@ -114,7 +115,21 @@ class NativeSource(Source):
         missing = [k for k in needed if k not in self.state]
         if missing:
             return False, f"the file holds only part of a model (no {missing[0]!r}); analysis only."
-        return True, ""
+        return self._latent_support()
+
+    def _latent_support(self) -> tuple[bool, str]:
+        """Latent models (in_channels not 1 or 3) sample only through a VAE (dtviz.vae.find_vae); sets _vae_extra."""
+        from dtviz.vae import find_vae, missing_vae_note
+
+        model_cfg = self.sidecar.get("model") or {}
+        shapes = self.state.shapes() if hasattr(self.state, "shapes") else None
+        weight_shape = shapes["x_embedder.proj.weight"] if shapes is not None else self.state["x_embedder.proj.weight"].shape
+        in_channels = int(model_cfg.get("in_channels", weight_shape[1]))
+        if in_channels in (1, 3):
+            return True, ""
+        vae = find_vae(self.path)
+        self._vae_extra = {"latent": True, "vae": vae}
+        return (True, "") if vae else (False, missing_vae_note(self.path))
 
     # ---------------------------------------------------------------------------------- embeddings
     def t_embedding(self, t: float) -> torch.Tensor:
@@ -143,7 +158,7 @@ class NativeSource(Source):
     # ------------------------------------------------------------------------------------ sampling
     def build_model(self) -> DiT:
         """The full DiT on the source's device, in eval mode (weights loaded strictly)."""
-        if not self.info.can_sample:
+        if not self.info.can_sample and not self.info.extra.get("latent"):  # a latent model may get --vae later
             raise DtvizInputError(f"this source cannot sample: {self.info.sample_note}")
         cfg = DiTConfig(**self.sidecar["model"]) if self.sidecar.get("model") else config_from_state_dict(self.state)
         model = DiT(cfg)

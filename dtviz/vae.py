@@ -1,0 +1,123 @@
+"""The VAE that turns latent samples (4-channel DiT/SiT/diffusers models) into images.
+
+A local diffusers ``AutoencoderKL`` folder in the sd-vae-ft-ema / sd-vae-ft-mse layout (config.json +
+diffusion_pytorch_model.safetensors or .bin), looked up offline, in this order (``find_vae``):
+
+    1. the path given by the user (``--vae PATH``; a pipeline folder holding vae/ is accepted too)
+    2. ``vae/`` next to the checkpoint (a model folder's own vae/, or a diffusers pipeline's vae/)
+    3. the local Hugging Face cache: stabilityai/sd-vae-ft-ema, then stabilityai/sd-vae-ft-mse snapshots
+
+Nothing is ever downloaded or written. Decoding follows DiT ``sample.py`` (``vae.decode(samples / 0.18215).sample``)
+and diffusers ``DiTPipeline.__call__`` (``(samples / 2 + 0.5).clamp(0, 1)``).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from dtviz.errors import DtvizInputError
+
+VAE_DIR = "vae"
+VAE_REPOS = ("stabilityai/sd-vae-ft-ema", "stabilityai/sd-vae-ft-mse")
+WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+SCALE = 0.18215  # DiT sample.py; AutoencoderKL.config.scaling_factor of sd-vae-ft-*
+
+
+def is_vae_dir(path) -> bool:
+    """True for a folder with config.json and diffusers AutoencoderKL weights."""
+    return bool(path) and os.path.isfile(os.path.join(path, "config.json")) and any(
+        os.path.isfile(os.path.join(path, name)) for name in WEIGHT_FILES)
+
+
+def beside_checkpoint(source_path) -> str | None:
+    """The ``vae/`` folder of a model or pipeline folder, or next to a checkpoint file."""
+    if not source_path:
+        return None
+    path = os.path.expanduser(str(source_path))
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    return os.path.join(folder, VAE_DIR)
+
+
+def cached_vaes(cache_dir: str | None = None) -> list[str]:
+    """Snapshot folders of ``VAE_REPOS`` in the HF cache, in repo order; refs/main's snapshot first, then newest."""
+    from dtviz.sources.diffusers_dit import hub_cache_dir
+
+    cache_dir = cache_dir or hub_cache_dir()
+    found = []
+    for repo in VAE_REPOS:
+        repo_dir = os.path.join(cache_dir, "models--" + repo.replace("/", "--"))
+        snapshots = os.path.join(repo_dir, "snapshots")
+        try:
+            revisions = os.listdir(snapshots)
+        except OSError:
+            continue
+        try:
+            with open(os.path.join(repo_dir, "refs", "main"), encoding="utf-8") as fh:
+                main = fh.read().strip()
+        except OSError:
+            main = None
+        paths = [os.path.join(snapshots, r) for r in revisions]
+        ranked = sorted((p for p in paths if is_vae_dir(p)),
+                        key=lambda p: (os.path.basename(p) == main, os.stat(p).st_mtime), reverse=True)
+        found.extend(ranked)
+    return found
+
+
+def search_locations(source_path=None) -> list[str]:
+    """Where ``find_vae`` looks without an explicit path, for messages."""
+    from dtviz.sources.diffusers_dit import hub_cache_dir
+
+    here = beside_checkpoint(source_path)
+    cache = hub_cache_dir()
+    return ([here] if here else []) + [os.path.join(cache, "models--" + r.replace("/", "--")) for r in VAE_REPOS]
+
+
+def find_vae(source_path=None, vae=None) -> str | None:
+    """The first VAE folder in the lookup order above, or None. An explicit ``vae`` that is not one is an error."""
+    if vae:
+        path = os.path.expanduser(str(vae))
+        for candidate in (path, os.path.join(path, VAE_DIR)):
+            if is_vae_dir(candidate):
+                return candidate
+        raise DtvizInputError(
+            f"expected a diffusers AutoencoderKL folder (config.json + {' or '.join(WEIGHT_FILES)}) at {path!r}, "
+            "but it is not one; point --vae at e.g. a local copy of stabilityai/sd-vae-ft-ema.")
+    here = beside_checkpoint(source_path)
+    if is_vae_dir(here):
+        return here
+    cached = cached_vaes()
+    return cached[0] if cached else None
+
+
+def missing_vae_note(source_path=None) -> str:
+    """One sentence: what is missing and where dtviz looked."""
+    places = ", ".join(search_locations(source_path))
+    return (f"sampling this latent model needs a VAE decoder (a local diffusers AutoencoderKL folder such as "
+            f"{VAE_REPOS[0]}), but none was found in {places}; pass --vae PATH to sample — analysis still works.")
+
+
+def load_vae(path: str, device="cpu") -> torch.nn.Module:
+    """``AutoencoderKL.from_pretrained(path, local_files_only=True)`` in eval mode, float32, on ``device``."""
+    if not is_vae_dir(path):
+        raise DtvizInputError(f"expected a diffusers AutoencoderKL folder (config.json + weights) at {path!r}, but it is not one.")
+    try:
+        from diffusers import AutoencoderKL
+    except ImportError as err:
+        raise DtvizInputError("decoding latents needs the diffusers package, which is not installed; pip install diffusers.") from err
+    try:
+        vae = AutoencoderKL.from_pretrained(path, local_files_only=True, torch_dtype=torch.float32)
+    except Exception as err:  # diffusers raises OSError/ValueError/RuntimeError/safetensors errors here
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise DtvizInputError(f"expected AutoencoderKL weights in {path!r}, but diffusers could not load them ({first_line}).") from err
+    return vae.to(device).eval()
+
+
+@torch.no_grad()
+def decode(vae: torch.nn.Module, latents: torch.Tensor, scale: float = SCALE) -> np.ndarray:
+    """(N, C, h, w) latents -> (N, H, W, 3) float32 images in [0, 1]: DiT sample.py ``vae.decode(z / 0.18215)``,
+    then DiTPipeline's ``(x / 2 + 0.5).clamp(0, 1)``."""
+    param = next(vae.parameters())
+    x = vae.decode(latents.to(param.device, param.dtype) / scale).sample
+    return (x.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
