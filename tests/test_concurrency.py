@@ -108,6 +108,29 @@ def sessions(models) -> dict[str, tuple]:
     }
 
 
+def run_at_once(jobs: dict, session) -> tuple[dict, dict, float]:
+    """Run ``session(*args)`` for every job in its own thread, released together by a barrier:
+    (results, failures, wall seconds)."""
+    results, failures = {}, {}
+    barrier = threading.Barrier(len(jobs))
+
+    def worker(name, args):
+        try:
+            barrier.wait(timeout=60)
+            results[name] = session(*args)
+        except BaseException as err:  # noqa: BLE001 — reported by the caller
+            failures[name] = f"{type(err).__name__}: {err}"
+
+    threads = [threading.Thread(target=worker, args=item, name=item[0]) for item in jobs.items()]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    failures.update({t.name: "still running after 300 s" for t in threads if t.is_alive()})
+    return results, failures, time.perf_counter() - started
+
+
 def test_eight_concurrent_sessions_see_only_their_own_results(models, shared_runtime, monkeypatch, capsys):
     import streamlit as st
 
@@ -142,29 +165,12 @@ def test_eight_concurrent_sessions_see_only_their_own_results(models, shared_run
                 inside[0] -= 1
 
     monkeypatch.setattr(generate, "sample_readout", counted)
-    results, failures = {}, {}
-    barrier = threading.Barrier(len(plan))
-
-    def worker(name, args):
-        try:
-            barrier.wait(timeout=60)
-            results[name] = run_session(*args)
-        except BaseException as err:  # noqa: BLE001 — reported below
-            failures[name] = f"{type(err).__name__}: {err}"
-
-    threads = [threading.Thread(target=worker, args=item, name=item[0]) for item in plan.items()]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    t_together = time.perf_counter() - started
+    results, failures, t_together = run_at_once(plan, run_session)
     monkeypatch.setattr(generate, "sample_readout", real)
     # the pruning sessions really sampled again, on one shared Generator, and overlapped in time
     assert len({g for g, _ in calls}) == 1 and sum(p is not None for _, p in calls) >= 2, calls
     assert inside[1] >= 2, "no two sampling requests overlapped"
     assert not failures, failures
-    assert not any(t.is_alive() for t in threads)
     for name, snap in results.items():
         assert not snap["exceptions"] and not snap["errors"], (name, snap["errors"], snap["exceptions"])
         assert snap == alone[name], f"session {name!r} saw different results when run with 7 others"
@@ -305,23 +311,7 @@ def test_eight_websocket_sessions_on_the_real_server(server, models, tmp_path, c
         time.sleep(0.5)
 
     jobs = dict(plan, hostile=(urlencode({"src": bad}), ""))
-    results, failures = {}, {}
-    barrier = threading.Barrier(len(jobs))
-
-    def worker(name, args):
-        try:
-            barrier.wait(timeout=60)
-            results[name] = ws_session(server, *args)
-        except BaseException as err:  # noqa: BLE001 — reported below
-            failures[name] = f"{type(err).__name__}: {err}"
-
-    threads = [threading.Thread(target=worker, args=item) for item in jobs.items()]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    t_together = time.perf_counter() - started
+    results, failures, t_together = run_at_once(jobs, lambda *args: ws_session(server, *args))
     assert not failures, failures
     hostile = results.pop("hostile")
     assert hostile["errors"] and "does not exist" in hostile["errors"][0] and not hostile["exceptions"], hostile

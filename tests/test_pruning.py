@@ -25,15 +25,6 @@ from tests.factories import randomized_dit, tiny_config
 NUM_CLASSES = 10
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and a busy machine makes more threads far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model():
     return randomized_dit(tiny_config(NUM_CLASSES, hidden=32, depth=2, in_channels=1, learn_sigma=False), seed=3)

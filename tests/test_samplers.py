@@ -25,14 +25,6 @@ from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask, save_tiny_f
 MU, S = 0.7, 0.3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def flow_oracle(t_noise: float, mu: float = MU, s: float = S, calls: list | None = None):
     """denoise(x, t, y) = the exact velocity dx/dt of the linear path for data N(mu, s²)."""
 

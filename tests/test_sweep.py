@@ -15,7 +15,7 @@ import pytest
 from dtviz.cli import main
 from dtviz.pruning import PruneSpec, global_mask
 from dtviz.sweep import TABLE_COLUMNS
-from tests.test_pruning import one_thread, save_tiny_folder  # noqa: F401  (one_thread: autouse fixture)
+from tests.test_pruning import save_tiny_folder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -39,14 +39,6 @@ def empty_hf_cache(tmp_path, monkeypatch):
     return cache
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_vae(seed: int = 0):
     torch.manual_seed(seed)
     return diffusers.AutoencoderKL(
