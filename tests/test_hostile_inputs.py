@@ -103,6 +103,12 @@ def build_corpus(root: str) -> list[Case]:
     def p(name: str) -> str:
         return os.path.join(root, name)
 
+    def write(name: str, data: str | bytes) -> str:
+        """Write text or bytes to p(name); returns the path."""
+        with open(p(name), "wb" if isinstance(data, bytes) else "w") as fh:
+            fh.write(data)
+        return p(name)
+
     def add(name: str, path: str, expect: str, labels: str | None = None) -> None:
         cases.append(Case(name, path, expect, labels))
 
@@ -116,8 +122,7 @@ def build_corpus(root: str) -> list[Case]:
     add("directory named .npy", p("dir.npy"), "fail")
     os.makedirs(p("empty_dir"))
     add("empty directory", p("empty_dir"), "fail")
-    with open(p("notes.md"), "w") as fh:
-        fh.write("hello\n")
+    write("notes.md", "hello\n")
     add("unknown extension", p("notes.md"), "fail")
     np.save(p("unreadable.npy"), rng.normal(size=(4, 3)).astype(np.float32))
     os.chmod(p("unreadable.npy"), 0)
@@ -128,14 +133,11 @@ def build_corpus(root: str) -> list[Case]:
     for ext in CHECKPOINT_EXTS:
         open(p(f"zero{ext}"), "wb").close()
         add(f"zero bytes {ext}", p(f"zero{ext}"), "fail")
-        with open(p(f"random{ext}"), "wb") as fh:
-            fh.write(rng.bytes(4096))
+        write(f"random{ext}", rng.bytes(4096))
         add(f"random bytes {ext}", p(f"random{ext}"), "fail")
-    with open(p("random_pickle_head.pt"), "wb") as fh:
-        fh.write(b"\x80\x04" + rng.bytes(2048))
+    write("random_pickle_head.pt", b"\x80\x04" + rng.bytes(2048))
     add("random bytes after a pickle opcode", p("random_pickle_head.pt"), "fail")
-    with open(p("random_zip_head.pt"), "wb") as fh:
-        fh.write(b"PK\x03\x04" + rng.bytes(2048))
+    write("random_zip_head.pt", b"PK\x03\x04" + rng.bytes(2048))
     add("random bytes after a zip signature", p("random_zip_head.pt"), "fail")
 
     # --- truncated files
@@ -143,28 +145,23 @@ def build_corpus(root: str) -> list[Case]:
     torch.save(good, p("full.pt"))
     blob = open(p("full.pt"), "rb").read()
     for frac in (0.5, 0.95):
-        with open(p(f"trunc{int(frac * 100)}.pt"), "wb") as fh:
-            fh.write(blob[:int(len(blob) * frac)])
+        write(f"trunc{int(frac * 100)}.pt", blob[:int(len(blob) * frac)])
         add(f"truncated .pt ({int(frac * 100)}%)", p(f"trunc{int(frac * 100)}.pt"), "fail")
     torch.save(good, p("legacy.pt"), _use_new_zipfile_serialization=False)
     blob = open(p("legacy.pt"), "rb").read()
-    with open(p("trunc_legacy.pt"), "wb") as fh:
-        fh.write(blob[:len(blob) // 2])
+    write("trunc_legacy.pt", blob[:len(blob) // 2])
     add("truncated legacy pickle .pt", p("trunc_legacy.pt"), "fail")
     save_file(good, p("full.safetensors"))
     blob = open(p("full.safetensors"), "rb").read()
-    with open(p("trunc.safetensors"), "wb") as fh:
-        fh.write(blob[:len(blob) // 2])
+    write("trunc.safetensors", blob[:len(blob) // 2])
     add("truncated .safetensors", p("trunc.safetensors"), "fail")
     np.save(p("full.npy"), rng.normal(size=(20, 6)).astype(np.float32))
     blob = open(p("full.npy"), "rb").read()
-    with open(p("trunc.npy"), "wb") as fh:
-        fh.write(blob[:len(blob) - 50])
+    write("trunc.npy", blob[:len(blob) - 50])
     add("truncated .npy", p("trunc.npy"), "fail")
     np.savez(p("full.npz"), embeddings=rng.normal(size=(20, 6)))
     blob = open(p("full.npz"), "rb").read()
-    with open(p("trunc.npz"), "wb") as fh:
-        fh.write(blob[:len(blob) // 2])
+    write("trunc.npz", blob[:len(blob) // 2])
     add("truncated .npz", p("trunc.npz"), "fail")
 
     # --- valid containers that are not state dicts
@@ -267,37 +264,27 @@ def build_corpus(root: str) -> list[Case]:
     add(".npz with two 2-D arrays", p("two_2d.npz"), "fail")
     np.savez(p("good.npz"), embeddings=rng.normal(size=(5, 4)), labels=np.array(list("abcde")))
     add(".npz with embeddings and labels (control)", p("good.npz"), "load")
-    with open(p("ragged.csv"), "w") as fh:
-        fh.write("1,2,3\n4,5\n6,7,8\n")
+    write("ragged.csv", "1,2,3\n4,5\n6,7,8\n")
     add("ragged CSV", p("ragged.csv"), "fail")
-    with open(p("words.csv"), "w") as fh:
-        fh.write("1,2,x\n4,y,6\nz,8,9\n")
+    write("words.csv", "1,2,x\n4,y,6\nz,8,9\n")
     add("non-numeric CSV", p("words.csv"), "fail")
-    with open(p("header.csv"), "w") as fh:
-        fh.write("d0,d1,d2\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in rng.normal(size=(5, 3))) + "\n")
+    write("header.csv", "d0,d1,d2\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in rng.normal(size=(5, 3))) + "\n")
     add("CSV with a header", p("header.csv"), "load")
-    with open(p("noheader.csv"), "w") as fh:
-        fh.write("\n".join(",".join(f"{v:.4f}" for v in row) for row in rng.normal(size=(5, 3))) + "\n")
+    write("noheader.csv", "\n".join(",".join(f"{v:.4f}" for v in row) for row in rng.normal(size=(5, 3))) + "\n")
     add("CSV without a header", p("noheader.csv"), "load")
-    with open(p("blank.csv"), "w") as fh:
-        fh.write("\n\n  \n")
+    write("blank.csv", "\n\n  \n")
     add("blank CSV", p("blank.csv"), "fail")
-    with open(p("one_number.csv"), "w") as fh:
-        fh.write("3.5\n")
+    write("one_number.csv", "3.5\n")
     add("CSV with one number", p("one_number.csv"), "load")
-    with open(p("latin1.csv"), "wb") as fh:
-        fh.write("é,1\nü,2\n".encode("latin-1"))
+    write("latin1.csv", "é,1\nü,2\n".encode("latin-1"))
     add("CSV that is not UTF-8", p("latin1.csv"), "fail")
     np.save(p("labelled.npy"), rng.normal(size=(4, 3)).astype(np.float32))
-    with open(p("labels_3.txt"), "w") as fh:
-        fh.write("a\nb\nc\n")
+    write("labels_3.txt", "a\nb\nc\n")
     add("labels file with fewer labels than rows", p("labelled.npy"), "fail", labels=p("labels_3.txt"))
     np.save(p("sidecar.npy"), rng.normal(size=(4, 3)).astype(np.float32))
-    with open(p("sidecar.npy.labels.txt"), "w") as fh:
-        fh.write("a\nb\nc\nd\ne\nf\n")
+    write("sidecar.npy.labels.txt", "a\nb\nc\nd\ne\nf\n")
     add("sidecar labels with more labels than rows", p("sidecar.npy"), "fail")
-    with open(p("binary_labels.txt"), "wb") as fh:
-        fh.write(b"\xff\xfe\x00\x81" * 10)
+    write("binary_labels.txt", b"\xff\xfe\x00\x81" * 10)
     add("labels file that is not text", p("labelled.npy"), "fail", labels=p("binary_labels.txt"))
     torch.save({"embeddings": torch.randn(5, 4), "labels": ["a", "b"]}, p("labels_mismatch.pt"))
     add(".pt matrix whose labels do not match rows", p("labels_mismatch.pt"), "fail")
@@ -327,12 +314,10 @@ def build_corpus(root: str) -> list[Case]:
         with open(p(f"{name}/model_index.json"), "w") as fh:
             json.dump({"_class_name": "DiTPipeline", "transformer": ["diffusers", "DiTTransformer2DModel"]}, fh)
         if config is not None:
-            with open(p(f"{name}/transformer/config.json"), "w") as fh:
-                fh.write(config)
+            write(f"{name}/transformer/config.json", config)
         add(f"diffusers folder: {name[5:].replace('_', ' ')}", p(name), "fail")
     os.makedirs(p("diff_bad_index"))
-    with open(p("diff_bad_index/model_index.json"), "w") as fh:
-        fh.write("{{{")
+    write("diff_bad_index/model_index.json", "{{{")
     add("diffusers folder: broken model_index.json", p("diff_bad_index"), "fail")
     os.makedirs(p("diff_no_transformer"))
     with open(p("diff_no_transformer/model_index.json"), "w") as fh:
@@ -340,8 +325,7 @@ def build_corpus(root: str) -> list[Case]:
     add("diffusers folder without transformer/", p("diff_no_transformer"), "fail")
     os.makedirs(p("native_bad_sidecar"))
     save_file(embedder_state(), p("native_bad_sidecar/model.safetensors"))
-    with open(p("native_bad_sidecar/config.json"), "w") as fh:
-        fh.write("{ nope")
+    write("native_bad_sidecar/config.json", "{ nope")
     add("dtviz model folder with a broken config.json", p("native_bad_sidecar"), "fail")
     return cases
 
