@@ -1,0 +1,45 @@
+"""Backbones that dtviz can sample, one per architecture, behind one small registry.
+
+A backbone is a ``torch.nn.Module`` with the state-dict key names of its family's released checkpoints and:
+
+    forward(x, t, y) -> (N, out_channels, H, W)     t in the family's own units, y class ids (row K = null)
+    config.{in_channels, input_size, learn_sigma}   what the samplers and the VAE need
+    y_embedder                                      label table; the pruning hooks read each row's label here
+    every module named ``*adaLN_modulation``        receives c as its first positional argument
+
+so dtviz.samplers, dtviz.generate and dtviz.pruning serve every family without knowing which it is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    model_class: type                           # Model(config)
+    config_class: type                          # dataclass; a dtviz sidecar's "model" dict builds one
+    config_from_state_dict: Callable            # (state) -> config, from tensor shapes
+    required_keys: tuple[str, ...]              # present in any full checkpoint (not an embedder-only file)
+
+    def build(self, state=None, config: dict | None = None):
+        cfg = self.config_class(**config) if config else self.config_from_state_dict(state)
+        return self.model_class(cfg)
+
+
+def _dit() -> Backbone:
+    from dtviz.nn.dit import DiT, DiTConfig, config_from_state_dict
+
+    return Backbone("DiT", DiT, DiTConfig, config_from_state_dict,
+                    ("x_embedder.proj.weight", "final_layer.linear.weight", "blocks.0.adaLN_modulation.1.weight"))
+
+
+# family key -> factory (imported lazily: only the family being sampled is loaded)
+_FACTORIES: dict[str, Callable[[], Backbone]] = {"dit": _dit, "sit": _dit, "repa": _dit, "mg": _dit}
+
+
+def backbone_for(family: str) -> Backbone | None:
+    """The backbone that samples ``family``, or None when dtviz has none (analysis only)."""
+    factory = _FACTORIES.get(family)
+    return factory() if factory else None

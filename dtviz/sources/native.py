@@ -25,13 +25,12 @@ from dtviz.checkpoint import nearest_keys, read_any, unwrap_state_dict
 from dtviz.device import resolve_device
 from dtviz.errors import DtvizInputError
 from dtviz.families import FAMILIES, detect_family, get_family
-from dtviz.nn.dit import DiT, DiTConfig, config_from_state_dict, timestep_features
+from dtviz.nn import backbone_for
+from dtviz.nn.dit import timestep_features
 from dtviz.sources.base import Source, SourceInfo, check_finite
 
 LABEL_KEY = "y_embedder.embedding_table.weight"
 T_KEYS = ("t_embedder.mlp.0.weight", "t_embedder.mlp.0.bias", "t_embedder.mlp.2.weight", "t_embedder.mlp.2.bias")
-# Families whose backbone is plain DiT (same block keys), so dtviz.nn.dit can sample them.
-DIT_BACKBONE_FAMILIES = ("dit", "sit", "repa", "mg")
 SIDECAR = "config.json"  # dtviz layout: {"family", "model", "class_names", ...} beside model.safetensors
 MODEL_FILE = "model.safetensors"
 
@@ -109,10 +108,10 @@ class NativeSource(Source):
         return table, mlp
 
     def _sampling_support(self, family: str) -> tuple[bool, str]:
-        if family not in DIT_BACKBONE_FAMILIES:
+        backbone = backbone_for(family)
+        if backbone is None:
             return False, f"sampling {FAMILIES[family].label} needs its own backbone, which dtviz does not implement yet; analysis only."
-        needed = ("x_embedder.proj.weight", "final_layer.linear.weight", "blocks.0.adaLN_modulation.1.weight")
-        missing = [k for k in needed if k not in self.state]
+        missing = [k for k in backbone.required_keys if k not in self.state]
         if missing:
             return False, f"the file holds only part of a model (no {missing[0]!r}); analysis only."
         return self._latent_support()
@@ -156,18 +155,18 @@ class NativeSource(Source):
         return out
 
     # ------------------------------------------------------------------------------------ sampling
-    def build_model(self) -> DiT:
-        """The full DiT on the source's device, in eval mode (weights loaded strictly)."""
+    def build_model(self) -> torch.nn.Module:
+        """The family's backbone (dtviz.nn.backbone_for) on the source's device, in eval mode (weights loaded strictly)."""
         if not self.info.can_sample and not self.info.extra.get("latent"):  # a latent model may get --vae later
             raise DtvizInputError(f"this source cannot sample: {self.info.sample_note}")
-        cfg = DiTConfig(**self.sidecar["model"]) if self.sidecar.get("model") else config_from_state_dict(self.state)
-        model = DiT(cfg)
+        backbone = backbone_for(self.family.key)
+        model = backbone.build(self.state, self.sidecar.get("model"))
         state = {k: _float_tensor(v, k, self.weights_path) for k, v in self.state.items()
                  if k in model.state_dict()}
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise DtvizInputError(f"the weights in {self.weights_path!r} do not fit a DiT of the shape they imply ({str(err).splitlines()[0]}).") from err
+            raise DtvizInputError(f"the weights in {self.weights_path!r} do not fit a {backbone.name} of the shape they imply ({str(err).splitlines()[0]}).") from err
         return model.to(self.device).eval()
 
 
