@@ -278,9 +278,10 @@ def generator(ctx: "Ctx"):
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, seed: int, spec=None) -> dict:
-    """generate.sample_readout for (model, classes, seed, steps, CFG[, pruning]), drift against the cached
-    baseline of the same settings; the baseline (spec None) is itself one cached entry."""
+def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, seed: int, spec=None,
+               sampler: str | None = None) -> dict:
+    """generate.sample_readout for (model, classes, seed, steps, CFG, sampler[, pruning]), drift against the
+    cached baseline of the same settings; the baseline (spec None) is itself one cached entry."""
     from dtviz.generate import SampleSettings, sample_readout
     from dtviz.quality import classifier_for
 
@@ -288,11 +289,11 @@ def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, se
     if gen is None:
         raise DtvizInputError(reason)
     # the same positional arguments as the page's call, so this hits the baseline's cache entry
-    base = None if spec is None else sample_run(model_key, labels, steps, cfg_scale, seed, None)["images"]
+    base = None if spec is None else sample_run(model_key, labels, steps, cfg_scale, seed, None, sampler)["images"]
     started = time.perf_counter()
-    out = sample_readout(gen, labels, SampleSettings(steps=steps, cfg_scale=cfg_scale, seed=seed), spec, base,
-                         classifier_for(gen.source))
-    LOG.info("sampled %d × %d steps (%s) in %.2f s", len(labels), steps,
+    settings = SampleSettings(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler)
+    out = sample_readout(gen, labels, settings, spec, base, classifier_for(gen.source))
+    LOG.info("sampled %d × %d %s steps (%s) in %.2f s", len(labels), steps, sampler or "default",
              "baseline" if spec is None else spec.label(), time.perf_counter() - started)
     return out
 

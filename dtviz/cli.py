@@ -15,6 +15,7 @@ import sys
 import numpy as np
 
 from dtviz.errors import DtvizInputError
+from dtviz.families import SAMPLER_NAMES
 
 PARTS = ("y+t", "y", "t")
 
@@ -43,6 +44,8 @@ def add_class_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale")
+    p.add_argument("--sampler", default=None, choices=SAMPLER_NAMES,
+                   help="default: the family's (ddpm/ddim for integer-t models, euler/sde for flow models)")
     p.add_argument("--vae", default=None, metavar="PATH",
                    help="local diffusers AutoencoderKL folder for latent models (default: vae/ beside the model, then the HF cache)")
 
@@ -206,7 +209,7 @@ def cmd_sample(args) -> int:
         raise DtvizInputError(f"--per-class must be at least 1; got {args.per_class}.")
     ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
     labels = np.repeat(ids, args.per_class)
-    images = Generator(source, vae=args.vae).sample(labels, SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed))
+    images = Generator(source, vae=args.vae).sample(labels, SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler))
     index = write_samples(out, images, labels, source.class_names)
     print(f"wrote {len(labels)} samples to {out} ({index})")
     return 0

@@ -21,6 +21,7 @@ class TimeConvention:
     t_max: float
     noise_at: float
     integer: bool
+    samplers: tuple[str, ...] = ()  # dtviz.samplers that run on this convention; the first is the fallback default
 
     @property
     def t0(self) -> float:
@@ -47,9 +48,10 @@ class TimeConvention:
         return [float(round(v)) for v in values] if self.integer else values
 
 
-DDPM_1000 = TimeConvention(0, 999, 999, True)
-FLOW_0_NOISE = TimeConvention(0.0, 1.0, 0.0, False)
-FLOW_1_NOISE = TimeConvention(0.0, 1.0, 1.0, False)
+DDPM_1000 = TimeConvention(0, 999, 999, True, ("ddpm", "ddim"))
+FLOW_0_NOISE = TimeConvention(0.0, 1.0, 0.0, False, ("euler", "sde"))
+FLOW_1_NOISE = TimeConvention(0.0, 1.0, 1.0, False, ("euler", "sde"))
+SAMPLER_NAMES = ("ddpm", "ddim", "euler", "sde")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ SAMPLER_DEFAULTS = {
     # all in_channels ε channels (set in Generator: latent_channels = transformer.config.in_channels).
     "diffusers": dict(name="ddim", steps=50, cfg_scale=4.0, guided_channels=None),
 }
+SAMPLER_LABELS = {"ddpm": "DDPM (ancestral)", "ddim": "DDIM (η = 0)", "euler": "Euler ODE", "sde": "Euler–Maruyama SDE"}
 # The schedule dtviz.samplers implements (DiT's linear betas); a diffusers scheduler config must match it.
 LINEAR_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                        prediction_type="epsilon")
@@ -160,6 +161,12 @@ class Generator:
             self._global_masks[key] = global_mask(self.source, spec)
         return self._global_masks[key]
 
+    @property
+    def sampler_names(self) -> tuple[str, ...]:
+        """The samplers this model's time convention allows (families.TimeConvention.samplers), its default first."""
+        names = self.source.family.convention.samplers
+        return (self.defaults["name"],) + tuple(n for n in names if n != self.defaults["name"])
+
     def sampler(self, steps: int | None = None, name: str | None = None):
         """The sampler ``name`` (default: the family's) with ``steps`` network evaluations."""
         steps = int(steps or self.defaults["steps"])
@@ -167,9 +174,8 @@ class Generator:
             raise DtvizInputError(f"steps must be at least 1; got {steps}.")
         conv = self.source.family.convention
         name = name or self.defaults["name"]
-        allowed = ("ddim", "ddpm") if conv.integer else ("euler", "sde")
-        if name not in allowed:
-            raise DtvizInputError(f"{self.source.info.name} samples with {' or '.join(allowed)}; got {name!r}.")
+        if name not in self.sampler_names:
+            raise DtvizInputError(f"{self.source.info.name} samples with {' or '.join(self.sampler_names)}; got {name!r}.")
         if name == "ddim":
             return DDIMSampler(steps=steps, clip_denoised=self.defaults.get("clip_denoised", False))
         if name == "ddpm":

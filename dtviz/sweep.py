@@ -287,7 +287,7 @@ def cmd_sweep(args) -> int:
         ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
         labels = np.repeat(ids, args.per_class)
         generator = Generator(source, vae=args.vae)
-        settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed)
+        settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler)
         results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source))
         if not world.is_main:
             return 0
@@ -295,9 +295,10 @@ def cmd_sweep(args) -> int:
         for r in results:
             write_samples(os.path.join(out, r.name), r.images / 255.0, labels, source.class_names)
         write_csv(os.path.join(out, "table.csv"), table_rows(results))
-        steps = generator.sampler(args.steps).steps
+        steps = generator.sampler(args.steps, args.sampler).steps
+        sampler = args.sampler or generator.defaults["name"]
         cfg = generator.defaults["cfg_scale"] if args.cfg is None else args.cfg
-        note = (f"{source.info.name}: {len(ids)} classes × {args.per_class} samples, {steps} steps, CFG {cfg:g}, "
+        note = (f"{source.info.name}: {len(ids)} classes × {args.per_class} samples, {sampler} {steps} steps, CFG {cfg:g}, "
                 f"seed {args.seed}, mask {args.mask}{', null rows pruned' if args.prune_null else ''}.")
         with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as fh:
             fh.write(markdown_table(results, source.dim, source.info.name, note))

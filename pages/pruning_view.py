@@ -10,6 +10,7 @@ import streamlit as st
 import dtviz_app as common
 from dtviz import plots
 from dtviz.cli import select_classes
+from dtviz.generate import SAMPLER_LABELS
 from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule, parse_schedule
 
 PICKS = {"random": "random classes", "chosen": "chosen classes"}
@@ -61,7 +62,7 @@ def sample_controls(ctx, gen) -> dict | None:
                                   parse=common.ids_below(n_all), fmt=common.fmt_ints,
                                   label="Classes (type a name to search)", options=list(range(n_all)),
                                   format_func=lambda i: ctx.names[i], max_selections=MAX_N)
-    cols = st.columns(4)
+    cols = st.columns(5)
     with cols[0]:
         n = common.bound(st.number_input, "pr_n", DEFAULT_N, parse=common.int_in(1, MAX_N), label="Samples",
                          min_value=1, max_value=MAX_N, step=1,
@@ -70,10 +71,14 @@ def sample_controls(ctx, gen) -> dict | None:
         seed = common.bound(st.number_input, "pr_seed", 0, parse=common.int_in(0), label="Seed", min_value=0, step=1,
                             help="Draws the random classes and the initial noise; baseline and pruned samples share it.")
     with cols[2]:
+        sampler = common.bound(st.selectbox, "pr_sampler", gen.sampler_names[0], parse=common.choice(gen.sampler_names),
+                               label="Sampler", options=gen.sampler_names, format_func=SAMPLER_LABELS.get,
+                               help=f"The model's default is {SAMPLER_LABELS[gen.defaults['name']]}.")
+    with cols[3]:
         steps = common.bound(st.number_input, "pr_steps", int(gen.defaults["steps"]), parse=common.int_in(1, 1000),
                              label="Steps", min_value=1, max_value=1000, step=1,
-                             help=f"Sampler steps ({gen.defaults['name']}; the model's default is {gen.defaults['steps']}).")
-    with cols[3]:
+                             help=f"Network evaluations per sample (the model's default is {gen.defaults['steps']}).")
+    with cols[4]:
         cfg = common.bound(st.number_input, "pr_cfg", float(gen.defaults["cfg_scale"]), parse=_cfg_value,
                            fmt=common.fmt_float, label="CFG scale", min_value=0.0, max_value=20.0, step=0.5,
                            format="%g", help="Classifier-free guidance; 1 = none.")
@@ -82,7 +87,11 @@ def sample_controls(ctx, gen) -> dict | None:
         st.info("Choose at least one class.")
         return None
     labels = tuple(int(ids[i % len(ids)]) for i in range(int(n)))
-    return {"labels": labels, "steps": int(steps), "cfg": float(cfg), "seed": int(seed)}
+    if sampler == "sde" and steps < 2:
+        st.info("The SDE sampler needs at least 2 steps.")
+        return None
+    return {"labels": labels, "steps": int(steps), "cfg": float(cfg), "seed": int(seed),
+            "sampler": None if sampler == gen.defaults["name"] else sampler}
 
 
 def _cfg_value(raw: str) -> float:
@@ -94,7 +103,7 @@ def _cfg_value(raw: str) -> float:
 
 def sampled(ctx, run: dict, spec=None) -> dict:
     """generate.sample_readout through the app's cache (the baseline when ``spec`` is None)."""
-    return common.sample_run(ctx.model_key, run["labels"], run["steps"], run["cfg"], run["seed"], spec)
+    return common.sample_run(ctx.model_key, run["labels"], run["steps"], run["cfg"], run["seed"], spec, run["sampler"])
 
 
 def side_by_side(ctx, run: dict, base: dict, result: dict, right_title: str, grids: tuple[str, str]) -> None:
@@ -119,7 +128,7 @@ def describe(spec: PruneSpec) -> str:
         what = f"{spec.mode}: the {spec.k} {'smallest' if spec.mode == 'tail' else 'largest'} |cᵢ|"
     kind, k = parse_schedule(spec.schedule)
     when = {"every": "every step", "first": "first step"}.get(kind, f"last {k} steps")
-    parts = [what, when, MASK_LABELS[spec.mask]] + (["null rows too"] if spec.prune_null else [])
+    parts = [what, when] + ([MASK_LABELS[spec.mask]] if spec.dims is None else []) + (["null rows too"] if spec.prune_null else [])
     return " · ".join(parts)
 
 
@@ -184,22 +193,9 @@ def pruning_section(ctx, run: dict):
                             options=MASKS, format_func=MASK_LABELS.get,
                             help="global: one mask from c̄ at t0, for every sample. per sample: each row's own |c| "
                                  "at the step being run.")
-    with low[1]:
-        sched = common.bound(st.radio, "pr_sched", "every", parse=common.choice(SCHEDULES), label="Prune at",
-                             options=tuple(SCHEDULES), format_func=SCHEDULES.get,
-                             help="The paper's t_i (every step), t_0 (first) and t_{n-k,n} (last K).")
-    with low[2]:
-        last = DEFAULT_LAST
-        if sched == "last":
-            last = common.bound(st.number_input, "pr_last", min(DEFAULT_LAST, run["steps"]),
-                                parse=common.int_in(1, run["steps"]), label="K (last steps)", min_value=1,
-                                max_value=run["steps"], step=1)
-    with low[3]:
-        prune_null = common.bound(st.toggle, "pr_null", False, parse=common.parse_bool, fmt=common.fmt_bool,
-                                  label="Prune the null (CFG) rows too",
-                                  help="Off (the paper's setting): only the conditional rows are pruned.")
+    schedule, prune_null = when_controls("pr", run["steps"], low[1:])
     spec = PruneSpec(mode=mode, tau=tau if by == "tau" else None, k=None if k is None else int(k), mask=mask,
-                     schedule=format_schedule(sched, int(last)), prune_null=prune_null)
+                     schedule=schedule, prune_null=prune_null)
     with st.spinner("Sampling the baseline…"):
         base = sampled(ctx, run)
     started = time.perf_counter()
@@ -210,6 +206,26 @@ def pruning_section(ctx, run: dict):
     side_by_side(ctx, run, base, result, f"**Pruned** · {describe(spec)}", ("baseline", "pruned"))
     st.caption(f"{len(run['labels'])} samples, {run['steps']} steps, CFG {run['cfg']:g}, seed {run['seed']} · "
                f"pruned grid in {seconds:.2f} s{' (cached)' if seconds < 0.05 else ''} · hover a sample for its class.")
+
+
+def when_controls(prefix: str, steps: int, cols) -> tuple[str, bool]:
+    """Schedule (every / first / last K) and the null-row option in three columns; URL keys ``{prefix}_sched``,
+    ``{prefix}_last``, ``{prefix}_null``. Returns (PruneSpec.schedule, PruneSpec.prune_null)."""
+    with cols[0]:
+        sched = common.bound(st.radio, f"{prefix}_sched", "every", parse=common.choice(SCHEDULES), label="Prune at",
+                             options=tuple(SCHEDULES), format_func=SCHEDULES.get,
+                             help="The paper's t_i (every step), t_0 (first) and t_{n-k,n} (last K).")
+    last = DEFAULT_LAST
+    if sched == "last":
+        with cols[1]:
+            last = common.bound(st.number_input, f"{prefix}_last", min(DEFAULT_LAST, steps),
+                                parse=common.int_in(1, steps), label="K (last steps)", min_value=1,
+                                max_value=steps, step=1)
+    with cols[2]:
+        prune_null = common.bound(st.toggle, f"{prefix}_null", False, parse=common.parse_bool, fmt=common.fmt_bool,
+                                  label="Prune the null (CFG) rows too",
+                                  help="Off (the paper's setting): only the conditional rows are pruned.")
+    return format_schedule(sched, int(last)), prune_null
 
 
 # ------------------------------------------------------------------------------------ one dimension
@@ -243,12 +259,14 @@ def inspector_section(ctx, run: dict | None):
                        title=f"Dimension {dim} of c across classes")
     if run is None:
         return
-    spec = PruneSpec(dims=(dim,))
+    st.markdown(f"**Ablation:** the same samples with only dimension {dim} zeroed.")
+    schedule, prune_null = when_controls("pr_dim", run["steps"], st.columns([2, 2, 5]))
+    spec = PruneSpec(dims=(dim,), schedule=schedule, prune_null=prune_null)
     with st.spinner(f"Sampling without dimension {dim}…"):
         base, result = sampled(ctx, run), sampled(ctx, run, spec)
-    st.markdown(f"**Ablation:** the same samples with only dimension {dim} zeroed (every step, conditional rows).")
     readout(ctx, spec, base, result)
-    side_by_side(ctx, run, base, result, f"**Without dimension {dim}**", ("ablation-baseline", "ablated"))
+    side_by_side(ctx, run, base, result, f"**Without dimension {dim}** · {describe(spec)}",
+                 ("ablation-baseline", "ablated"))
 
 
 if __name__ == "__main__":

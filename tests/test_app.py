@@ -183,6 +183,20 @@ def test_pruning_head_k8_lowers_class_accuracy():
     assert len(at.get("plotly_chart")) == 1  # the dimension's values across classes
 
 
+def test_pruning_sampler_switch_and_inspector_schedule():
+    at = pruning_app(pr_n=4, pr_steps=8, pr_seed=5)
+    assert at.selectbox(key="pr_sampler").options == ["Euler ODE", "Euler–Maruyama SDE"]  # the family's default first
+    every = images(at, "ablated")
+    at.radio(key="pr_dim_sched").set_value("first").run()
+    ok(at)
+    assert images(at, "ablated") != every and images(at, "ablation-baseline") == images(at, "baseline")
+    assert any("first step" in m.value for m in at.markdown)
+    ode = images(at, "baseline")
+    at.selectbox(key="pr_sampler").set_value("sde").run()
+    ok(at)
+    assert images(at, "baseline") != ode and at.query_params["pr_sampler"] == "sde"
+
+
 def test_pruning_page_on_a_matrix_offers_the_inspector_only(tmp_path):
     path = tmp_path / "E.npy"
     np.save(path, np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32))
@@ -195,8 +209,10 @@ def test_pruning_page_on_a_matrix_offers_the_inspector_only(tmp_path):
 def test_pruning_url_round_trip():
     page = {"pr_n": "4", "pr_seed": "3", "pr_pick": "chosen", "pr_ids": "33,65", "pr_mode": "head", "pr_by": "k",
             "pr_k": "3", "pr_mask": "per-sample", "pr_sched": "last", "pr_last": "5", "pr_null": "1", "pr_steps": "12",
-            "pr_dim": "7", "pr_sort": "1"}
+            "pr_dim": "7", "pr_sort": "1", "pr_sampler": "sde", "pr_dim_sched": "last", "pr_dim_last": "2",
+            "pr_dim_null": "1"}
     at = pruning_app(**page)
+    assert at.selectbox(key="pr_sampler").value == "sde" and at.number_input(key="pr_dim_last").value == 2
     assert at.radio(key="pr_mode").value == "head" and at.number_input(key="pr_k").value == 3
     assert at.multiselect(key="pr_ids").value == [33, 65] and at.number_input(key="pr_last").value == 5
     assert at.toggle(key="pr_null").value is True and at.selectbox(key="pr_dim").value == 7

@@ -73,6 +73,21 @@ def test_sample_writes_pngs_and_index(tmp_path, capsys):
     assert Image.open(out / rows[0]["file"]).size == (16, 16)
 
 
+def test_sample_sampler_switch(tmp_path, capsys):
+    from PIL import Image
+
+    def first_png(sampler: str | None) -> np.ndarray:
+        out = tmp_path / (sampler or "default")
+        extra = ["--sampler", sampler] if sampler else []
+        assert main(["sample", "builtin", "--classes", "3", "--steps", "4", "--seed", "5", "--out", str(out), *extra]) == 0
+        return np.asarray(Image.open(next(out.glob("*.png"))))
+
+    assert np.array_equal(first_png(None), first_png("euler"))  # the built-in model's default
+    assert not np.array_equal(first_png(None), first_png("sde"))
+    assert main(["sample", "builtin", "--classes", "3", "--sampler", "ddpm", "--out", str(tmp_path / "x")]) == 2
+    assert "samples with euler or sde; got 'ddpm'" in capsys.readouterr().err
+
+
 def test_errors_exit_nonzero_with_one_sentence(tmp_path, capsys):
     assert main(["stats", str(tmp_path / "missing.pt")]) == 2
     err = capsys.readouterr().err.strip()

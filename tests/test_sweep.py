@@ -86,14 +86,16 @@ def test_sweep_end_to_end(glyph_folder, tmp_path, capsys):
 
 def test_sweep_k_rows_per_sample_without_classifier(plain_folder, tmp_path):
     out = str(tmp_path / "k")
-    assert main(sweep_args(plain_folder, out, "--mode", "head", "--k", "2,4", "--mask", "per-sample", "--prune-null")) == 0
+    assert main(sweep_args(plain_folder, out, "--mode", "head", "--k", "2,4", "--mask", "per-sample", "--prune-null",
+                           "--sampler", "sde")) == 0
     rows = read_table(out)
     assert [r["setting"] for r in rows] == ["baseline", "head_k2_every_per-sample_null", "head_k4_every_per-sample_null"]
     for r, k in zip(rows[1:], ("2", "4")):
         assert (r["k"], r["tau"], r["mode"], r["mask"], r["prune_null"]) == (k, "", "head", "per-sample", "true")
         assert r["removed_dims"] == k and r["label"] == f"head k={k} every per-sample +null"
     assert all(r["class_accuracy"] == "" for r in rows)  # no classifier: left empty, never faked
-    assert "| — |" in open(os.path.join(out, "table.md"), encoding="utf-8").read()
+    table_md = open(os.path.join(out, "table.md"), encoding="utf-8").read()
+    assert "| — |" in table_md and " sde " in table_md
 
 
 def test_sweep_refuses_bad_output_and_options(plain_folder, tmp_path, capsys):
