@@ -1,7 +1,7 @@
 """dtviz dashboard: ``streamlit run app.py``.
 
 The pages are listed explicitly (st.navigation), the sidebar with the model and the settings is shared
-(dtviz_app.py), and every number comes from the ``dtviz`` library.
+(the dtviz_app package), and every number comes from the ``dtviz`` library.
 """
 import logging
 import os

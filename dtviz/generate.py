@@ -27,9 +27,16 @@ from dtviz.sources.base import Source
 # ``name``: "euler" (ODE) or "sde" (Euler–Maruyama) for velocity families, "ddim" or "ddpm" for ε families.
 SAMPLER_DEFAULTS = {
     "dit": dict(name="ddpm", steps=250, cfg_scale=4.0, guided_channels=3),
-    "mdt": dict(name="ddim", steps=50, cfg_scale=3.8, guided_channels=None),
+    # MDT scripts/image_sample.py (the README's FID run): p_sample_loop, 250 steps, cfg_scale 3.8, --scale_pow 4 for
+    # forward_with_cfg's power-cosine schedule, which guides model_out[:, :3] (masked_diffusion/models.py).
+    "mdt": dict(name="ddpm", steps=250, cfg_scale=3.8, guided_channels=3, scale_pow=4.0),
     "sit": dict(name="euler", steps=50, cfg_scale=4.0, guided_channels=3),
-    "lightningdit": dict(name="euler", steps=50, cfg_scale=4.0, guided_channels=None),
+    # LightningDiT configs/reproductions/lightningdit_xl_vavae_f16d32_800ep_cfg.yaml (the FID-1.35 model) via inference.py:
+    # Euler ODE on linspace(0, 1, num_sampling_steps=250), i.e. 249 evaluations, timestep_shift 0.3
+    # (transport/integrators.py ode); cfg 6.7 on model_out[:, :3] only and none while t < cfg_interval_start 0.125
+    # (models/lightningdit.py forward_with_cfg). The 64-epoch model's config: cfg 10.0, cfg_interval_start 0.10.
+    "lightningdit": dict(name="euler", steps=249, cfg_scale=6.7, guided_channels=3, interval=(0.125, 1.0),
+                         timestep_shift=0.3),
     "repa": dict(name="euler", steps=50, cfg_scale=1.8, guided_channels=None, interval=(0.0, 0.7)),
     "mg": dict(name="euler", steps=50, cfg_scale=1.0, guided_channels=None),
     # diffusers DiTPipeline.__call__: 50 steps of its scheduler (DDIM in facebook/DiT-*), guidance_scale 4.0 on
@@ -146,12 +153,15 @@ class Generator:
 
     def _vae(self, vae: str | None):
         """The decoder for latent samples (dtviz.vae), or one DtvizInputError saying what is missing and where."""
-        from dtviz.vae import find_vae, load_vae, missing_vae_note
+        from dtviz.vae import find_vae, latent_channel_note, load_vae, missing_vae_note
 
         path = self.source.info.extra.get("path")
         found = find_vae(path, vae)
         if found is None:
             raise DtvizInputError(f"{self.source.info.name}: {missing_vae_note(path)}")
+        mismatch = latent_channel_note(found, self.model.config.in_channels)
+        if mismatch:
+            raise DtvizInputError(f"{self.source.info.name}: {mismatch}")
         return load_vae(found, self.source.device)
 
     def global_mask(self, spec: PruneSpec) -> np.ndarray:
@@ -187,7 +197,8 @@ class Generator:
             if steps < 2:
                 raise DtvizInputError(f"the SDE sampler needs at least 2 steps; got {steps}.")
             return EulerMaruyamaSampler(steps=steps, t_start=conv.noise_at, t_end=conv.data_at)
-        return EulerFlowSampler(steps=steps, t_start=conv.noise_at, t_end=conv.data_at)
+        return EulerFlowSampler(steps=steps, t_start=conv.noise_at, t_end=conv.data_at,
+                                timestep_shift=self.defaults.get("timestep_shift", 0.0))
 
     @torch.no_grad()
     def sample(self, labels, settings: SampleSettings = SampleSettings(), indices=None, on_step=None,
@@ -210,7 +221,8 @@ class Generator:
         indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
         cfg_scale = float(self.defaults["cfg_scale"] if settings.cfg_scale is None else settings.cfg_scale)
         denoise = guided_denoiser(self.model, self.source.num_classes, cfg_scale,
-                                  self.defaults.get("guided_channels"), self.defaults.get("interval"))
+                                  self.defaults.get("guided_channels"), self.defaults.get("interval"),
+                                  scale_pow=self.defaults.get("scale_pow"))
         sampler = self.sampler(settings.steps, settings.sampler)
         out = []
         for i in range(0, len(labels), batch_size):

@@ -25,13 +25,26 @@ Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 StepHook = Callable[[int, int], None]
 
 
+def power_cosine_scale(cfg_scale: float, t: torch.Tensor, scale_pow: float, num_train_steps: int = 1000) -> torch.Tensor:
+    """MDT's guidance schedule (sail-sg/MDT ``masked_diffusion/models.py`` ``MDTv2.forward_with_cfg``), (B,):
+
+        s(t) = (cfg_scale − 1)·(1 − cos(π·(1 − t/T)^scale_pow))/2 + 1,   t ∈ {0..T−1} the original timestep
+
+    1 at the noise end rising to cfg_scale at t = 0; a large scale_pow keeps it near 1 longer (diversity), a
+    small one near cfg_scale throughout (quality). Float32, in MDT's order of operations.
+    """
+    step = (1 - torch.cos(((1 - t / num_train_steps) ** scale_pow) * math.pi)) / 2
+    return (cfg_scale - 1) * step + 1
+
+
 def guided_denoiser(model: torch.nn.Module, null_class: int, cfg_scale: float, guided_channels: int | None = None,
-                    interval: tuple[float, float] | None = None) -> Denoiser:
+                    interval: tuple[float, float] | None = None, scale_pow: float | None = None) -> Denoiser:
     """Classifier-free guidance around ``model(x, t, y)``.
 
     The batch is run as rows ``[cond; null]`` and combined as uncond + s·(cond − uncond) on the first
     ``guided_channels`` channels (DiT/SiT guide only 3 of their 4 latent channels; None = all). With an
-    ``interval`` (REPA's guidance interval, in t units) the batch is doubled only for t inside it.
+    ``interval`` (REPA's guidance interval, in t units) the batch is doubled only for t inside it. With
+    ``scale_pow`` (MDT) s varies with each row's integer t: ``power_cosine_scale``; None = constant cfg_scale.
     """
 
     def denoise(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -42,7 +55,10 @@ def guided_denoiser(model: torch.nn.Module, null_class: int, cfg_scale: float, g
         out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null_class)]))
         cond, uncond = out.chunk(2)
         ch = guided_channels or cond.shape[1]
-        guided = uncond[:, :ch] + cfg_scale * (cond[:, :ch] - uncond[:, :ch])
+        scale = cfg_scale
+        if scale_pow is not None:
+            scale = power_cosine_scale(cfg_scale, t, scale_pow).to(out.dtype).view(-1, *[1] * (out.dim() - 1))
+        guided = uncond[:, :ch] + scale * (cond[:, :ch] - uncond[:, :ch])
         return torch.cat([guided, cond[:, ch:]], dim=1)
 
     return denoise
@@ -50,21 +66,35 @@ def guided_denoiser(model: torch.nn.Module, null_class: int, cfg_scale: float, g
 
 @dataclass
 class EulerFlowSampler:
-    """Euler ODE for flow-matching models, t from ``t_start`` (noise) to ``t_end`` (data)."""
+    """Euler ODE for flow-matching models, t from ``t_start`` (noise) to ``t_end`` (data).
+
+    ``timestep_shift`` s > 0 (LightningDiT ``transport/integrators.py`` ``ode``; 0 = off, the default) moves
+    the grid towards the noise end for s < 1: u = linspace(0, 1, steps + 1) as the share of the way from
+    noise to data becomes s·u / (1 + (s − 1)·u), computed in float32 as LightningDiT does, so with
+    t_start = 0, t_end = 1 the grid is bit-identical to LightningDiT's.
+    """
 
     steps: int = 32
     t_start: float = 0.0
     t_end: float = 1.0
+    timestep_shift: float = 0.0
+
+    def grid(self) -> torch.Tensor:
+        """(steps + 1,) float32: the evaluation times, then t_end."""
+        if self.timestep_shift <= 0:
+            return torch.linspace(self.t_start, self.t_end, self.steps + 1)
+        s, u = self.timestep_shift, torch.linspace(0.0, 1.0, self.steps + 1)
+        return self.t_start + (s * u / (1 + (s - 1) * u)) * (self.t_end - self.t_start)
 
     def timesteps(self) -> list[float]:
         """The t of each network evaluation (``steps`` of them), in the model's convention."""
-        return torch.linspace(self.t_start, self.t_end, self.steps + 1)[:-1].tolist()
+        return self.grid()[:-1].tolist()
 
     @torch.no_grad()
     def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None,
                generator=None) -> torch.Tensor:
         """``generator`` is accepted for a common signature; the ODE draws no noise."""
-        grid = torch.linspace(self.t_start, self.t_end, self.steps + 1)
+        grid = self.grid()
         x = noise
         for i in range(self.steps):
             if on_step:

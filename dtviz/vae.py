@@ -12,6 +12,7 @@ and diffusers ``DiTPipeline.__call__`` (``(samples / 2 + 0.5).clamp(0, 1)``).
 """
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -96,6 +97,22 @@ def missing_vae_note(source_path=None) -> str:
     places = ", ".join(search_locations(source_path))
     return (f"sampling this latent model needs a VAE decoder (a local diffusers AutoencoderKL folder such as "
             f"{VAE_REPOS[0]}), but none was found in {places}; pass --vae PATH to sample — analysis still works.")
+
+
+def latent_channel_note(path: str, in_channels: int) -> str:
+    """"" when the VAE folder's config.json declares ``in_channels`` latent channels (diffusers' AutoencoderKL
+    default, 4, when it declares none), else one sentence saying what was expected and what was found."""
+    try:
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as fh:
+            config = json.load(fh)
+        found = int(config.get("latent_channels", 4)) if isinstance(config, dict) else None
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        return ""  # unreadable: load_vae reports it
+    if found is None or found == int(in_channels):
+        return ""
+    return (f"expected a VAE with {in_channels} latent channels (the model's in_channels), but the one at {path!r} "
+            f"has {found}; pass --vae PATH to a diffusers AutoencoderKL with latent_channels = {in_channels} "
+            "(LightningDiT's VA-VAE is not one) — analysis still works.")
 
 
 def load_vae(path: str, device="cpu") -> torch.nn.Module:

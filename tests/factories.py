@@ -49,26 +49,11 @@ def family_state(family: str, num_classes: int = 10, hidden: int = 32, depth: in
             state[f"projectors.{i}.0.weight"] = rnd(64, hidden)
             state[f"projectors.{i}.2.weight"] = rnd(64, 64)
             state[f"projectors.{i}.4.weight"] = rnd(48, 64)
-    elif family == "lightningdit":
-        for i in range(depth):
-            for k in [k for k in state if k.startswith(f"blocks.{i}.mlp.")]:
-                del state[k]
-            state[f"blocks.{i}.mlp.w12.weight"] = rnd(2 * 4 * hidden, hidden)
-            state[f"blocks.{i}.mlp.w3.weight"] = rnd(hidden, 4 * hidden)
-            state[f"blocks.{i}.norm1.weight"] = torch.ones(hidden)
-            state[f"blocks.{i}.norm2.weight"] = torch.ones(hidden)
-        state["feat_rope.freqs_cos"] = rnd(16, 8)
-        state["feat_rope.freqs_sin"] = rnd(16, 8)
-    elif family == "mdt":
-        blocks = {k: v for k, v in state.items() if k.startswith("blocks.")}
-        for k in blocks:
-            del state[k]
-        for k, v in blocks.items():
-            i, rest = k.split(".", 2)[1], k.split(".", 2)[2]
-            state[f"en_inblocks.{i}.{rest}"] = v.clone()
-            state[f"de_blocks.{i}.{rest}"] = v.clone()
-        state["mask_token"] = rnd(1, 1, hidden)
-        state["decoder_pos_embed"] = state["pos_embed"].clone()
+    elif family == "lightningdit":  # a whole LightningDiT (dtviz.nn.lightningdit, the keys of hustvl/LightningDiT)
+        cfg = tiny_lightningdit_config(num_classes, hidden, depth)
+        state = {k: v.clone() for k, v in randomized_lightningdit(cfg, seed).state_dict().items()}
+    elif family == "mdt":  # a whole MDTv2 (dtviz.nn.mdt, the keys of sail-sg/MDT), not DiT keys renamed
+        state = {k: v.clone() for k, v in randomized_mdt(tiny_mdt_config(num_classes, hidden, depth), seed).state_dict().items()}
     return state
 
 
@@ -91,3 +76,50 @@ def save_checkpoint(state: dict, path: str, wrapper: str = "plain") -> str:
     else:
         raise ValueError(wrapper)
     return path
+
+
+def tiny_mdt_config(num_classes: int = 10, hidden: int = 32, depth: int = 2, in_channels: int = 4,
+                    learn_sigma: bool = True, input_size: int = 8, patch: int = 2):
+    """An MDTConfig with ``depth`` en_inblocks, ``depth`` en_outblocks and one de_block (counts that differ, so a
+    config read off the wrong key prefix shows)."""
+    from dtviz.nn.mdt import MDTConfig
+
+    return MDTConfig(input_size=input_size, patch_size=patch, in_channels=in_channels, hidden_size=hidden,
+                     depth=2 * depth + 1, decode_layer=1, num_heads=4, num_classes=num_classes, learn_sigma=learn_sigma)
+
+
+def randomized_mdt(cfg, seed: int = 0):
+    """An MDTv2 with every float tensor random: MDT zeroes the adaLN / final layers (hides bugs), and its
+    positional tables and mask_token are parameters here (random ones prove they are loaded, not rebuilt)."""
+    from dtviz.nn.mdt import MDTv2
+
+    torch.manual_seed(seed)
+    model = MDTv2(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn_like(p) * 0.2)
+    return model.eval()
+
+
+def tiny_lightningdit_config(num_classes: int = 10, hidden: int = 32, depth: int = 2, in_channels: int = 4,
+                             learn_sigma: bool = False, input_size: int = 8, patch: int = 2, **options):
+    """A LightningDiTConfig with the released options (SwiGLU, RoPE, RMSNorm; no qk-norm, shift kept) unless
+    ``options`` (use_qknorm, use_swiglu, use_rope, use_rmsnorm, wo_shift) say otherwise; 4 heads."""
+    from dtviz.nn.lightningdit import LightningDiTConfig
+
+    return LightningDiTConfig(input_size=input_size, patch_size=patch, in_channels=in_channels, hidden_size=hidden,
+                              depth=depth, num_heads=4, num_classes=num_classes, learn_sigma=learn_sigma, **options)
+
+
+def randomized_lightningdit(cfg, seed: int = 0):
+    """A LightningDiT with every parameter random: the released init zeroes the adaLN / final layers and sets
+    RMSNorm weights to one, which hides bugs. pos_embed and the RoPE tables stay as built (fixed tables)."""
+    from dtviz.nn.lightningdit import LightningDiT
+
+    torch.manual_seed(seed)
+    model = LightningDiT(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.copy_(torch.randn_like(p) * 0.2)
+    return model.eval()

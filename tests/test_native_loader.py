@@ -132,6 +132,19 @@ def test_xl_shaped_safetensors_reads_only_embedder_tensors(tmp_path):
     assert not src.info.can_sample  # partial model: analysis only
 
 
+def test_every_family_builds_its_backbone_strictly_and_foreign_keys_are_refused(tmp_path):
+    for family in ("dit", "repa", "lightningdit", "mdt"):  # REPA's projectors are training-only: ignored
+        path = save_checkpoint(family_state(family), str(tmp_path / f"{family}.pt"))
+        model = dtviz.load(path, device="cpu").build_model()
+        assert type(model).__name__ == {"dit": "DiT", "repa": "DiT", "lightningdit": "LightningDiT", "mdt": "MDTv2"}[family]
+    # an MDTv1-like file (DiT blocks plus sideblocks) reads as DiT; its extra weights must not be dropped silently
+    state = family_state("dit")
+    state["sideblocks.0.attn.qkv.weight"] = torch.zeros(96, 32)
+    src = dtviz.load(save_checkpoint(state, str(tmp_path / "v1.pt")), device="cpu")
+    with pytest.raises(DtvizInputError, match=r"1 key\(s\) a DiT does not have \(first: 'sideblocks.0.attn.qkv.weight'\)"):
+        src.build_model()
+
+
 # ------------------------------------------------------------------------------------ bad input
 
 def _write(path, data: bytes):

@@ -22,6 +22,7 @@ class Backbone:
     config_class: type                          # dataclass; a dtviz sidecar's "model" dict builds one
     config_from_state_dict: Callable            # (state) -> config, from tensor shapes
     required_keys: tuple[str, ...]              # present in any full checkpoint (not an embedder-only file)
+    ignored_prefixes: tuple[str, ...] = ()      # training-only keys a checkpoint may hold (REPA's projectors)
 
     def build(self, state=None, config: dict | None = None):
         cfg = self.config_class(**config) if config else self.config_from_state_dict(state)
@@ -32,11 +33,29 @@ def _dit() -> Backbone:
     from dtviz.nn.dit import DiT, DiTConfig, config_from_state_dict
 
     return Backbone("DiT", DiT, DiTConfig, config_from_state_dict,
-                    ("x_embedder.proj.weight", "final_layer.linear.weight", "blocks.0.adaLN_modulation.1.weight"))
+                    ("x_embedder.proj.weight", "final_layer.linear.weight", "blocks.0.adaLN_modulation.1.weight"),
+                    ignored_prefixes=("projectors.",))
+
+
+def _mdt() -> Backbone:
+    from dtviz.nn.mdt import MDTConfig, MDTv2, config_from_state_dict
+
+    return Backbone("MDTv2", MDTv2, MDTConfig, config_from_state_dict,
+                    ("x_embedder.proj.weight", "pos_embed", "final_layer.linear.weight", "decoder_pos_embed",
+                     "de_blocks.0.skip_linear.weight", "de_blocks.0.attn.rel_pos_bias.relative_position_bias_table"))
+
+
+def _lightningdit() -> Backbone:
+    from dtviz.nn.lightningdit import LightningDiT, LightningDiTConfig, config_from_state_dict
+
+    return Backbone("LightningDiT", LightningDiT, LightningDiTConfig, config_from_state_dict,
+                    ("x_embedder.proj.weight", "pos_embed", "final_layer.linear.weight",
+                     "blocks.0.adaLN_modulation.1.weight", "blocks.0.attn.qkv.weight"))
 
 
 # family key -> factory (imported lazily: only the family being sampled is loaded)
-_FACTORIES: dict[str, Callable[[], Backbone]] = {"dit": _dit, "sit": _dit, "repa": _dit, "mg": _dit}
+_FACTORIES: dict[str, Callable[[], Backbone]] = {"dit": _dit, "sit": _dit, "repa": _dit, "mg": _dit, "mdt": _mdt,
+                                                 "lightningdit": _lightningdit}
 
 
 def backbone_for(family: str) -> Backbone | None:

@@ -216,10 +216,11 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)  # (N, C, H, W) -> (N, T, D)
 
 
-class DiT(nn.Module):
-    """Diffusion model with a Transformer backbone (Peebles & Xie, 2023)."""
+class ConditionedBackbone(nn.Module):
+    """What every DiT-family backbone shares (DiT, LightningDiT, MDT): the patch, timestep and label
+    embedders under their released names, c = t_embedder(t) + y_embedder(y), and unpatchify."""
 
-    def __init__(self, config: DiTConfig):
+    def __init__(self, config):
         super().__init__()
         self.config = config
         self.num_classes = config.num_classes
@@ -229,36 +230,15 @@ class DiT(nn.Module):
         self.x_embedder = PatchEmbed(config.patch_size, config.in_channels, config.hidden_size)
         self.t_embedder = TimestepEmbedder(config.hidden_size)
         self.y_embedder = LabelEmbedder(config.num_classes, config.hidden_size, config.class_dropout_prob)
-        grid = config.input_size // config.patch_size
-        # Fixed, not learned; kept as a Parameter so the key is in the state dict, as in DiT.
-        pos = get_2d_sincos_pos_embed(config.hidden_size, grid)
-        self.pos_embed = nn.Parameter(torch.from_numpy(pos).float().unsqueeze(0), requires_grad=False)
-        self.blocks = nn.ModuleList(
-            [DiTBlock(config.hidden_size, config.num_heads, config.mlp_ratio) for _ in range(config.depth)]
-        )
-        self.final_layer = FinalLayer(config.hidden_size, config.patch_size, self.out_channels)
-        self.initialize_weights()
 
-    def initialize_weights(self, label_std: float = 0.02) -> None:
-        def _basic_init(module: nn.Module) -> None:
-            if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-
-        self.apply(_basic_init)
+    def init_embedders(self, label_std: float = 0.02) -> None:
+        """DiT's initialisation of the embedders (after xavier on every Linear)."""
         w = self.x_embedder.proj.weight.data
         nn.init.xavier_uniform_(w.view([w.shape[0], -1]))
         nn.init.zeros_(self.x_embedder.proj.bias)
         nn.init.normal_(self.y_embedder.embedding_table.weight, std=label_std)
         nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
-        for block in self.blocks:  # adaLN-Zero: every block starts as the identity
-            nn.init.zeros_(block.adaLN_modulation[-1].weight)
-            nn.init.zeros_(block.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
-        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
-        nn.init.zeros_(self.final_layer.linear.weight)
-        nn.init.zeros_(self.final_layer.linear.bias)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """(N, T, p*p*C) -> (N, C, H, W)."""
@@ -270,6 +250,40 @@ class DiT(nn.Module):
     def condition(self, t: torch.Tensor, y: torch.Tensor, train: bool = False) -> torch.Tensor:
         """c = t_embedder(t) + y_embedder(y): (N,), (N,) -> (N, D)."""
         return self.t_embedder(t) + self.y_embedder(y, train)
+
+
+def xavier_linears(module: nn.Module) -> None:
+    """DiT's basic init, for ``model.apply``: xavier-uniform weights and zero biases on every Linear."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class DiT(ConditionedBackbone):
+    """Diffusion model with a Transformer backbone (Peebles & Xie, 2023)."""
+
+    def __init__(self, config: DiTConfig):
+        super().__init__(config)
+        grid = config.input_size // config.patch_size
+        # Fixed, not learned; kept as a Parameter so the key is in the state dict, as in DiT.
+        pos = get_2d_sincos_pos_embed(config.hidden_size, grid)
+        self.pos_embed = nn.Parameter(torch.from_numpy(pos).float().unsqueeze(0), requires_grad=False)
+        self.blocks = nn.ModuleList(
+            [DiTBlock(config.hidden_size, config.num_heads, config.mlp_ratio) for _ in range(config.depth)]
+        )
+        self.final_layer = FinalLayer(config.hidden_size, config.patch_size, self.out_channels)
+        self.initialize_weights()
+
+    def initialize_weights(self, label_std: float = 0.02) -> None:
+        self.apply(xavier_linears)
+        self.init_embedders(label_std)
+        for block in self.blocks:  # adaLN-Zero: every block starts as the identity
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """x: (N, C, H, W) latents, t: (N,) timesteps, y: (N,) labels -> (N, out_channels, H, W)."""

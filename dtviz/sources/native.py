@@ -118,7 +118,7 @@ class NativeSource(Source):
 
     def _latent_support(self) -> tuple[bool, str]:
         """Latent models (in_channels not 1 or 3) sample only through a VAE (dtviz.vae.find_vae); sets _vae_extra."""
-        from dtviz.vae import find_vae, missing_vae_note
+        from dtviz.vae import find_vae, latent_channel_note, missing_vae_note
 
         model_cfg = self.sidecar.get("model") or {}
         shapes = self.state.shapes() if hasattr(self.state, "shapes") else None
@@ -128,7 +128,10 @@ class NativeSource(Source):
             return True, ""
         vae = find_vae(self.path)
         self._vae_extra = {"latent": True, "vae": vae}
-        return (True, "") if vae else (False, missing_vae_note(self.path))
+        if not vae:
+            return False, missing_vae_note(self.path)
+        mismatch = latent_channel_note(vae, in_channels)
+        return (False, mismatch) if mismatch else (True, "")
 
     # ---------------------------------------------------------------------------------- embeddings
     def t_embedding(self, t: float) -> torch.Tensor:
@@ -161,8 +164,15 @@ class NativeSource(Source):
             raise DtvizInputError(f"this source cannot sample: {self.info.sample_note}")
         backbone = backbone_for(self.family.key)
         model = backbone.build(self.state, self.sidecar.get("model"))
-        state = {k: _float_tensor(v, k, self.weights_path) for k, v in self.state.items()
-                 if k in model.state_dict()}
+        own = model.state_dict()
+        foreign = [k for k in self.state.keys() if k not in own and not k.startswith(backbone.ignored_prefixes)]
+        if foreign:  # e.g. an MDTv1 file (blocks.* + sideblocks.*) read as DiT: refuse rather than drop its weights
+            raise DtvizInputError(
+                f"the weights in {self.weights_path!r} hold {len(foreign)} key(s) a {backbone.name} does not have "
+                f"(first: {sorted(foreign)[0]!r}); family {self.family.label} may be wrong — pass the family explicitly.")
+        # Integer buffers (MDT's relative_position_index) load as they are; every weight must be floating point.
+        state = {k: v if isinstance(v, torch.Tensor) and not own[k].is_floating_point()
+                 else _float_tensor(v, k, self.weights_path) for k, v in self.state.items() if k in own}
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as err:
@@ -196,4 +206,6 @@ def _float_tensor(value, key: str, where: str) -> torch.Tensor:
 
 def _count_parameters(state: Mapping) -> int:
     shapes = state.shapes() if hasattr(state, "shapes") else {k: v.shape for k, v in state.items() if isinstance(v, torch.Tensor)}
-    return int(sum(int(np.prod(s)) for k, s in shapes.items() if k != "pos_embed"))
+    # pos_embed is a fixed table and relative_position_index (MDT) an integer buffer: neither is a parameter
+    return int(sum(int(np.prod(s)) for k, s in shapes.items()
+                   if k != "pos_embed" and not k.endswith("relative_position_index")))

@@ -1,0 +1,165 @@
+"""``Ctx``: what every page gets from the sidebar — the opened source, the settings (t, part, τ or
+top-k) and cached accessors for E, the statistics and the texts that titles and the model card show.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dtviz_app.cache import condition_stats, embeddings
+from dtviz_app.constants import UPLOAD_ROOT
+
+
+# ================================================================================ context
+
+@dataclass
+class Ctx:
+    """Everything a page needs: the opened source, the settings, and cached accessors."""
+
+    source_key: str
+    family: str
+    device: str
+    labels: str | None
+    source: Any
+    t: float | None
+    part: str
+    threshold: str  # "tau" or "topk"
+    tau_setting: float
+    k: int
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    # --- cached data --------------------------------------------------------------------------------
+    @property
+    def key(self) -> tuple:
+        return (self.source_key, self.family, self.device, self.labels, self.t, self.part)
+
+    @property
+    def model_key(self) -> tuple:
+        """(source, family, device, labels): what ``load_source`` and ``generator`` are cached by."""
+        return (self.source_key, self.family, self.device, self.labels)
+
+    @property
+    def E(self) -> np.ndarray:
+        if "E" not in self._memo:
+            self._memo["E"] = embeddings(*self.key)
+        return self._memo["E"]
+
+    @property
+    def stats(self):
+        if "stats" not in self._memo:
+            self._memo["stats"] = condition_stats(*self.key)
+        return self._memo["stats"]
+
+    @property
+    def tau(self) -> float:
+        """τ in force: the setting, or in top-k mode the k-th largest |c̄_i| (so the head is the top k)."""
+        if self.threshold != "topk":
+            return self.tau_setting
+        if "tau_k" not in self._memo:
+            from dtviz.stats import topk_dims
+
+            mv = self.stats.mean_vector_
+            head = topk_dims(mv, self.k)
+            self._memo["tau_k"] = float(np.abs(mv[head]).min()) if head.size else float("inf")
+        return self._memo["tau_k"]
+
+    @property
+    def at_tau(self) -> dict:
+        if "at_tau" not in self._memo:
+            self._memo["at_tau"] = self.stats.at_tau(self.tau)
+        return self._memo["at_tau"]
+
+    @property
+    def head(self) -> np.ndarray:
+        return np.asarray(self.at_tau["head_dims"], dtype=np.int64)
+
+    @property
+    def table_row(self) -> dict:
+        if "row" not in self._memo:
+            self._memo["row"] = self.stats.table_row()
+        return self._memo["row"]
+
+    # --- descriptions -------------------------------------------------------------------------------
+    @property
+    def info(self):
+        return self.source.info
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.source.class_names)
+
+    @property
+    def model_label(self) -> str:
+        return f"{self.info.name} ({self.info.family.label})"
+
+    @property
+    def t_text(self) -> str:
+        conv = self.info.family.convention
+        if conv is None or self.t is None:
+            return "no t (matrix)"
+        where = " (t0, noise)" if self.t == conv.t0 else (" (data end)" if self.t == conv.data_at else "")
+        return f"t = {self.t:g}{where}"
+
+    @property
+    def tau_text(self) -> str:
+        if self.threshold == "topk":
+            return f"top-{self.k} (τ = {self.tau:.4g})"
+        return f"τ = {self.tau:g}"
+
+    @property
+    def title_context(self) -> str:
+        """What every title says: model, t, part, τ."""
+        return f"{self.model_label} · {self.t_text} · part {self.part} · {self.tau_text}"
+
+    def plot_context(self, with_tau: bool = True) -> dict:
+        """The ``context`` the figure builders put under every title: model, family, d, t, part (and τ)."""
+        conv = self.info.family.convention
+        t = None if conv is None or self.t is None else f"{self.t:g}" + (" (t0)" if self.t == conv.t0 else "")
+        tau = None
+        if with_tau:
+            tau = f"{self.tau:.4g} (top-{self.k})" if self.threshold == "topk" else f"{self.tau:g}"
+        return {"model": self.info.name, "family": self.info.family.label, "d": self.info.dim, "t": t,
+                "part": self.part, "tau": tau}
+
+    def settings(self) -> dict:
+        return {"source": self.source_key if not self.source_key.startswith(UPLOAD_ROOT) else f"upload: {self.info.name}",
+                "family": self.family, "device": self.device, "t": self.t, "part": self.part,
+                "threshold": "top-k" if self.threshold == "topk" else "τ", "tau": self.tau,
+                "k": self.k if self.threshold == "topk" else None}
+
+    def model_card(self) -> dict:
+        info, row, at = self.info, self.table_row, self.at_tau
+        conv = info.family.convention
+        card = {
+            "model": info.name,
+            "family": info.family.label,
+            "family note": info.family_note,
+            "d": info.dim,
+            "classes": info.num_classes,
+            "parameters": format_count(info.parameters),
+            "t convention": conv.describe() + f"; t0 = {conv.t0:g}" if conv else "none (precomputed matrix)",
+            "device": str(info.device),
+            "t": self.t_text, "part": self.part,
+            "PR (of mean vector c̄)": f"{row['pr']['mean_vector']:.2f}",
+            "PR (mean over classes)": f"{row['pr']['per_class_mean']:.2f}",
+            "nPR (of mean vector c̄)": f"{100 * row['npr']['mean_vector']:.2f}%",
+            "nPR (mean over classes)": f"{100 * row['npr']['per_class_mean']:.2f}%",
+        }
+        if row.get("cosine"):
+            cos = row["cosine"]
+            card["cosine (off-diagonal mean)"] = f"{cos['mean']:.4f}"
+            card["cosine min / max"] = f"{cos['min']:.4f} / {cos['max']:.4f}"
+        card[f"head dims at {self.tau_text}"] = f"{at['head_count']} of {info.dim}"
+        card["s_tail (c̄ / per-class mean)"] = f"{at['s_tail']['mean_vector']:.3f} / {at['s_tail']['per_class_mean']:.3f}"
+        return card
+
+
+def format_count(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g} {unit} ({n:,})"
+    return f"{n:,}"

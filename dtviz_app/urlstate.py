@@ -1,0 +1,152 @@
+"""URL state: every setting that changes a view is mirrored in ``st.query_params``, so a link reopens it.
+
+Global keys are in ``GLOBAL_KEYS``, page keys prefixed per page (e.g. ``cos_order``). A value that equals
+its default is left out of the URL. A URL value is adopted when it differs from what this session last
+wrote (first load, a pasted link); a missing parameter never resets a setting (page switches may drop the
+query string; the next run writes it back).
+
+``bound`` wraps any widget with this; the parsers (``choice``, ``int_in``, ``ids_below``, …) reject a bad
+URL value, which is then ignored and rewritten.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import streamlit as st
+
+from dtviz.errors import DtvizInputError
+from dtviz_app.constants import LOG, PAGE_PREFIXES, TAU_MAX, TAU_MIN
+
+
+# =============================================================================== URL state
+
+def _last() -> dict:
+    return st.session_state.setdefault("_url_last", {})
+
+
+def url_seed(key: str, default: Any, parse: Callable[[str], Any] = str) -> bool:
+    """Before the widget ``key`` is created: take the URL's value when the URL changed it, else keep the
+    session's value, else the default. Unparseable URL values are ignored (and rewritten at the end).
+    Returns True when the URL's value was adopted."""
+    ss = st.session_state
+    raw = st.query_params.get(key)
+    if raw is not None and raw != _last().get(key):
+        _last()[key] = raw
+        try:
+            ss[key] = parse(raw)
+            return True
+        except (ValueError, TypeError, DtvizInputError):
+            LOG.info("ignored URL value %s=%r", key, raw)
+    if key not in ss:
+        ss[key] = default
+    return False
+
+
+def url_store(key: str, value: Any, default: Any, fmt: Callable[[Any], str] = str) -> None:
+    """After the widget: write its value to the URL (or remove it when it is the default)."""
+    if value is None or value == default:
+        if key in st.query_params:
+            del st.query_params[key]
+        _last()[key] = None
+        return
+    text = fmt(value)
+    if st.query_params.get(key) != text:
+        st.query_params[key] = text
+    _last()[key] = text
+
+
+def bound(widget: Callable, key: str, default: Any, *, parse: Callable[[str], Any] = str,
+          fmt: Callable[[Any], str] = str, **kwargs) -> Any:
+    """A widget whose value lives in the URL under ``key``: ``bound(st.radio, "cos_order", "id", options=…)``."""
+    url_seed(key, default, parse)
+    current = st.session_state.get(key)
+    options = kwargs.get("options")
+    if options is not None:  # a value from another model / page state that this widget cannot show
+        options = list(options)
+        if isinstance(current, list):
+            st.session_state[key] = [v for v in current if v in options]
+        elif current not in options:
+            st.session_state[key] = default if default in options else options[0]
+    elif isinstance(current, (int, float)) and not isinstance(current, bool):  # keep numbers inside the widget's range
+        lo, hi = kwargs.get("min_value"), kwargs.get("max_value")
+        if lo is not None and current < lo:
+            st.session_state[key] = type(current)(lo)
+        elif hi is not None and current > hi:
+            st.session_state[key] = type(current)(hi)
+    value = widget(key=key, **kwargs)
+    url_store(key, value, default, fmt)
+    return value
+
+
+def choice(options) -> Callable[[str], Any]:
+    """A URL parser accepting only one of ``options`` (compared as text)."""
+    options = list(options)
+
+    def parse(raw: str):
+        for opt in options:
+            if str(opt) == raw:
+                return opt
+        raise ValueError(raw)
+
+    return parse
+
+
+def parse_bool(raw: str) -> bool:
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+def fmt_bool(v: bool) -> str:
+    return "1" if v else "0"
+
+
+def parse_ints(raw: str) -> list[int]:
+    return [int(x) for x in raw.split(",") if x.strip()]
+
+
+def ids_below(n: int) -> Callable[[str], list[int]]:
+    """A URL parser for comma-separated class ids in 0..n-1."""
+    def parse(raw: str) -> list[int]:
+        ids = list(dict.fromkeys(parse_ints(raw)))
+        if any(not 0 <= i < n for i in ids):
+            raise ValueError(raw)
+        return ids
+
+    return parse
+
+
+def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        v = int(float(raw))
+        if v < lo or (hi is not None and v > hi):
+            raise ValueError(raw)
+        return v
+
+    return parse
+
+
+def fmt_ints(v) -> str:
+    return ",".join(str(int(x)) for x in v)
+
+
+def parse_positive(raw: str) -> float:
+    v = float(raw)
+    if not (math.isfinite(v) and TAU_MIN <= v <= TAU_MAX):
+        raise ValueError(raw)
+    return v
+
+
+def fmt_float(v: float) -> str:
+    return f"{float(v):.6g}"
+
+
+def prune_url(page_prefix: str | None) -> None:
+    """Drop query parameters that belong to other pages (their widgets are gone)."""
+    for key in list(st.query_params.keys()):
+        if key.startswith(PAGE_PREFIXES) and not (page_prefix and key.startswith(page_prefix)):
+            del st.query_params[key]
+            _last().pop(key, None)
