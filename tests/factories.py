@@ -11,6 +11,7 @@ that tell it apart in released checkpoints:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 import torch
@@ -123,3 +124,17 @@ def randomized_lightningdit(cfg, seed: int = 0):
             if p.requires_grad:
                 p.copy_(torch.randn_like(p) * 0.2)
     return model.eval()
+
+
+def save_model_folder(path, model, family: str, sampler: dict | None = None, extra: dict | None = None) -> str:
+    """A dtviz model folder: model.safetensors + config.json (family, model config, class names, sampler)."""
+    path = str(path)
+    os.makedirs(path, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(path, "model.safetensors"))
+    config = {"family": family, "model": model.config.to_dict(),
+              "class_names": [f"class {i}" for i in range(model.num_classes)], **(extra or {})}
+    if sampler:
+        config["sampler"] = sampler
+    with open(os.path.join(path, "config.json"), "w") as fh:
+        json.dump(config, fh)
+    return path

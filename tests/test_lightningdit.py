@@ -14,7 +14,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 
 import dtviz
 from dtviz.errors import DtvizInputError
@@ -22,7 +21,7 @@ from dtviz.generate import SAMPLER_DEFAULTS, Generator, SampleSettings
 from dtviz.nn.lightningdit import LIGHTNINGDIT_CONFIGS, LightningDiT, LightningDiTConfig, config_from_state_dict
 from dtviz.pruning import PruneSpec, adaln_modules, pruned
 from dtviz.samplers import EulerFlowSampler, guided_denoiser
-from tests.factories import randomized_lightningdit, save_checkpoint, tiny_lightningdit_config
+from tests.factories import randomized_lightningdit, save_checkpoint, save_model_folder, tiny_lightningdit_config
 from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask
 
 OPTIONS = {  # the released configs use the first; the others are the switches models/lightningdit.py offers
@@ -261,20 +260,8 @@ def test_timestep_shift_sample_steps_on_the_grid():
     np.testing.assert_allclose(out.double().numpy(), expected.numpy(), rtol=1e-6, atol=1e-7)
 
 
-def save_folder(path, model, sampler=None, names=True) -> str:
-    os.makedirs(path, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, os.path.join(path, "model.safetensors"))
-    config = {"family": "lightningdit", "model": model.config.to_dict(),
-              "class_names": [f"class {i}" for i in range(NUM_CLASSES)]}
-    if sampler:
-        config["sampler"] = sampler
-    with open(os.path.join(path, "config.json"), "w") as fh:
-        json.dump(config, fh)
-    return str(path)
-
-
 def test_generator_is_seeded_and_tau_zero_is_the_baseline(tmp_path):
-    source = dtviz.load(save_folder(tmp_path / "m", tiny(in_channels=3, seed=5), {"steps": 6}), device="cpu")
+    source = dtviz.load(save_model_folder(tmp_path / "m", tiny(in_channels=3, seed=5), "lightningdit", {"steps": 6}), device="cpu")
     gen = Generator(source)
     assert type(gen.model) is LightningDiT
     assert gen.sampler().timesteps() == ldit_sampler().timesteps()  # the shift reaches the sampler
@@ -301,7 +288,7 @@ def test_vae_with_other_latent_channels_is_refused(tmp_path, monkeypatch):
         open(os.path.join(folder, "diffusion_pytorch_model.safetensors"), "wb").close()
         return str(folder)
 
-    folder = save_folder(tmp_path / "latent", tiny(in_channels=8), {"steps": 2})
+    folder = save_model_folder(tmp_path / "latent", tiny(in_channels=8), "lightningdit", {"steps": 2})
     beside = vae(4, os.path.join(folder, "vae"))
     source = dtviz.load(folder, device="cpu")
     assert not source.info.can_sample and source.info.extra["latent"]

@@ -6,21 +6,18 @@ relative-position index by loops, and the long-skip wiring read off hooks.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
 
 import dtviz
 from dtviz.generate import SAMPLER_DEFAULTS, Generator, SampleSettings, initial_noise, noise_generators
 from dtviz.nn.mdt import MDT_CONFIGS, MDTConfig, MDTv2, config_from_state_dict, relative_position_index
 from dtviz.pruning import PruneSpec, pruned
 from dtviz.samplers import DDIMSampler, DDPMSampler, guided_denoiser, power_cosine_scale
-from tests.factories import family_state, randomized_mdt, save_checkpoint, tiny_mdt_config
+from tests.factories import family_state, randomized_mdt, save_checkpoint, save_model_folder, tiny_mdt_config
 from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask
 
 MDT_CFG, MDT_POW = 3.8, 4.0  # MDT scripts/image_sample.py defaults
@@ -213,14 +210,8 @@ def test_sampling_schedules_match_oracle(model, schedule, expected_steps, mask_k
 
 def save_mdt_folder(path: str, seed: int = 0) -> tuple[str, MDTv2]:
     """A dtviz model folder (config.json + model.safetensors) with a tiny pixel-space MDTv2."""
-    cfg = tiny_mdt_config(NUM_CLASSES, hidden=32, depth=1, in_channels=3)
-    m = randomized_mdt(cfg, seed=seed)
-    os.makedirs(path, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, os.path.join(path, "model.safetensors"))
-    with open(os.path.join(path, "config.json"), "w") as fh:
-        json.dump({"family": "mdt", "model": cfg.to_dict(), "sampler": {"steps": 4},
-                   "class_names": [f"class {i}" for i in range(NUM_CLASSES)]}, fh)
-    return path, m
+    m = randomized_mdt(tiny_mdt_config(NUM_CLASSES, hidden=32, depth=1, in_channels=3), seed=seed)
+    return save_model_folder(path, m, "mdt", {"steps": 4}), m
 
 
 @torch.no_grad()

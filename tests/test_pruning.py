@@ -7,7 +7,6 @@ through the model zeroed for that row and picked out, so batch shapes match and 
 from __future__ import annotations
 
 import copy
-import json
 import os
 
 import numpy as np
@@ -20,7 +19,7 @@ from dtviz.pruning import (PruneSpec, adaln_modules, format_schedule, global_mas
                            parse_schedule, pruned, removed_dims, schedule_active, spec_removed_dims)
 from dtviz.samplers import DDIMSampler, EulerFlowSampler, guided_denoiser
 from dtviz.stats import head_dims, mean_vector, tail_dims, topk_dims
-from tests.factories import randomized_dit, tiny_config
+from tests.factories import randomized_dit, save_model_folder, tiny_config
 
 NUM_CLASSES = 10
 
@@ -34,20 +33,16 @@ def save_tiny_folder(path: str, family: str = "sit", seed: int = 0, input_size: 
                      classifier: bool = False, steps: int = 4) -> str:
     """A dtviz model folder (config.json + model.safetensors) holding a tiny random 1-channel model."""
     cfg = tiny_config(NUM_CLASSES, hidden=32, depth=2, in_channels=1, learn_sigma=False, input_size=input_size, patch=patch)
-    m = randomized_dit(cfg, seed=seed)
-    os.makedirs(path, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, os.path.join(path, "model.safetensors"))
-    config = {"family": family, "model": cfg.to_dict(), "class_names": [f"glyph {i}" for i in range(NUM_CLASSES)],
-              "sampler": {"steps": steps}}
+    extra = {"class_names": [f"glyph {i}" for i in range(NUM_CLASSES)]}
     if classifier:
         from dtviz.builtin.classifier import GlyphClassifier
 
         torch.manual_seed(seed)
         clf = GlyphClassifier(NUM_CLASSES, width=4, size=input_size)
+        os.makedirs(path, exist_ok=True)
         save_file({k: v.contiguous() for k, v in clf.state_dict().items()}, os.path.join(path, "classifier.safetensors"))
-        config["classifier"] = {"file": "classifier.safetensors", "input_range": [0, 1]}
-    with open(os.path.join(path, "config.json"), "w") as fh:
-        json.dump(config, fh)
+        extra["classifier"] = {"file": "classifier.safetensors", "input_range": [0, 1]}
+    save_model_folder(path, randomized_dit(cfg, seed=seed), family, {"steps": steps}, extra)
     return path
 
 
