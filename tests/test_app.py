@@ -197,6 +197,21 @@ def test_pruning_sampler_switch_and_inspector_schedule():
     assert images(at, "baseline") != ode and at.query_params["pr_sampler"] == "sde"
 
 
+@pytest.mark.parametrize("family", ["mdt", "lightningdit"])
+def test_pruning_page_samples_mdt_and_lightningdit(tmp_path, family):
+    from tests.factories import (randomized_lightningdit, randomized_mdt, save_model_folder, tiny_lightningdit_config,
+                                 tiny_mdt_config)
+
+    model = (randomized_mdt(tiny_mdt_config(in_channels=3)) if family == "mdt"
+             else randomized_lightningdit(tiny_lightningdit_config(in_channels=3)))
+    folder = save_model_folder(tmp_path / family, model, family, {"steps": 3})
+    at = pruning_app({"src": folder}, pr_n=4, pr_mode="head", pr_by="k", pr_k=4)
+    expected = ["DDPM (ancestral)", "DDIM (η = 0)"] if family == "mdt" else ["Euler ODE", "Euler–Maruyama SDE"]
+    assert at.selectbox(key="pr_sampler").options == expected
+    assert metric(at, "Removed dims").value.startswith("4 / 32")
+    assert len(images(at, "pruned")) == 4 and images(at, "pruned") != images(at, "baseline")
+
+
 def test_pruning_page_on_a_matrix_offers_the_inspector_only(tmp_path):
     path = tmp_path / "E.npy"
     np.save(path, np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32))
