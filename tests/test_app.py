@@ -126,7 +126,10 @@ def test_pruning_tau_changes_removed_dims_and_pruned_grid():
     at = pruning_app(pr_n=8)
     assert at.title[0].value == "Live pruning"
     removed, pruned, baseline = metric(at, "Removed dims").value, images(at, "pruned"), images(at, "baseline")
-    assert removed.startswith("2 / 128")  # τ = 0.01 (the sidebar's), the built-in model's c̄ at t0
+    from dtviz.stats import ConditionStats
+
+    tail = ConditionStats().fit(dtviz.load("builtin").embeddings()).at_tau(0.01)["tail_count"]
+    assert 0 < tail and removed.startswith(f"{tail} / 128")  # τ = 0.01 (the sidebar's): `dtviz stats`' tail of c̄ at t0
     assert len(pruned) == 8 and 'title="' in grid(at, "pruned")  # class names on hover
     at.number_input(key="pr_tau_box").set_value(0.2).run()
     ok(at)

@@ -39,6 +39,8 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+import dtviz  # noqa: E402
+from dtviz.stats import ConditionStats  # noqa: E402
 
 HEAD_LABEL = "Head dims"
 
@@ -212,7 +214,8 @@ def test_cold_deep_link_opens_its_page(server, browser):
     count = open_and_check(browser, server + "/cosine?tau=0.1", "cosine (cold deep link)")
     assert dialogs(browser) == [], dialogs(browser)
     assert "/cosine" in browser.current_url and browser.find_element(By.TAG_NAME, "h1").text.startswith("Cosine")
-    assert count.startswith("119 /"), count  # τ = 0.1 from the link: 119 of the built-in model's 128 dims
+    head = ConditionStats().fit(dtviz.load("builtin").embeddings()).at_tau(0.1)["head_count"]
+    assert count.startswith(f"{head} / 128"), (count, head)  # τ = 0.1 from the link, as `dtviz stats --tau 0.1`
     shot(browser, "deep-link")
 
 
