@@ -38,7 +38,7 @@ def main():
     else:
         st.markdown("Zero dimensions of c in every adaLN modulation while sampling, and compare with the unpruned "
                     "samples from the same noise. The pruned side recomputes when a control is released; the "
-                    "baseline is computed once per classes, seed, steps and CFG.")
+                    "baseline is computed once per classes, seed, sampler, steps and CFG.")
         run = sample_controls(ctx, gen)
         if run is not None:
             pruning_section(ctx, run)
