@@ -90,7 +90,8 @@ class Detection:
 
 
 def detect_family(keys: Iterable[str]) -> Detection:
-    """REPA has ``projectors.*``, LightningDiT ``feat_rope``/``mlp.w12``, MDT ``en_inblocks``/``de_blocks``.
+    """REPA has ``projectors.*``, LightningDiT ``feat_rope``/``mlp.w12``, MDTv2 ``en_inblocks``/``de_blocks``,
+    MDTv1 ``sideblocks`` beside plain ``blocks``.
     DiT, SiT and MG share every key, so those come back as DiT with ``ambiguous=True``."""
     keys = list(keys)
 
@@ -102,5 +103,7 @@ def detect_family(keys: Iterable[str]) -> Detection:
     if has("feat_rope") or has("mlp.w12"):
         return Detection(FAMILIES["lightningdit"], "keys feat_rope / mlp.w12 (LightningDiT's RoPE and SwiGLU)", False)
     if any(k.startswith(("en_inblocks.", "de_blocks.")) for k in keys):
-        return Detection(FAMILIES["mdt"], "keys en_inblocks / de_blocks (MDT's encoder-decoder)", False)
+        return Detection(FAMILIES["mdt"], "keys en_inblocks / de_blocks (MDTv2's encoder-decoder)", False)
+    if any(k.startswith("sideblocks.") for k in keys):
+        return Detection(FAMILIES["mdt"], "keys blocks.* with sideblocks.* (MDTv1's side-interpolator)", False)
     return Detection(FAMILIES["dit"], "DiT, SiT and Model-Guidance share these key names; assumed DiT — pass the family to change it", True)

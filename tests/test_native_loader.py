@@ -137,12 +137,18 @@ def test_every_family_builds_its_backbone_strictly_and_foreign_keys_are_refused(
         path = save_checkpoint(family_state(family), str(tmp_path / f"{family}.pt"))
         model = dtviz.load(path, device="cpu").build_model()
         assert type(model).__name__ == {"dit": "DiT", "repa": "DiT", "lightningdit": "LightningDiT", "mdt": "MDTv2"}[family]
-    # an MDTv1-like file (DiT blocks plus sideblocks) reads as DiT; its extra weights must not be dropped silently
+    # a DiT file with a key DiT does not have: refused, not dropped silently
     state = family_state("dit")
-    state["sideblocks.0.attn.qkv.weight"] = torch.zeros(96, 32)
-    src = dtviz.load(save_checkpoint(state, str(tmp_path / "v1.pt")), device="cpu")
-    with pytest.raises(DtvizInputError, match=r"1 key\(s\) a DiT does not have \(first: 'sideblocks.0.attn.qkv.weight'\)"):
+    state["extra_head.weight"] = torch.zeros(96, 32)
+    src = dtviz.load(save_checkpoint(state, str(tmp_path / "extra.pt")), device="cpu")
+    with pytest.raises(DtvizInputError, match=r"1 key\(s\) a DiT does not have \(first: 'extra_head.weight'\)"):
         src.build_model()
+    # MDTv1 (DiT blocks plus a side-interpolator): detected as MDT, analysis only, said so
+    state["sideblocks.0.attn.qkv.weight"] = state.pop("extra_head.weight")
+    src = dtviz.load(save_checkpoint(state, str(tmp_path / "v1.pt")), device="cpu")
+    assert src.family.key == "mdt" and "MDTv1" in src.info.family_note and not src.info.can_sample
+    assert "dtviz samples MDTv2 only" in src.info.sample_note
+    assert src.embeddings().shape == (10, 32)
 
 
 # ------------------------------------------------------------------------------------ bad input

@@ -111,6 +111,8 @@ class NativeSource(Source):
         backbone = backbone_for(family)
         if backbone is None:
             return False, f"sampling {FAMILIES[family].label} needs its own backbone, which dtviz does not implement yet; analysis only."
+        if family == "mdt" and "blocks.0.adaLN_modulation.1.weight" in self.state:
+            return False, "this is an MDTv1 checkpoint (blocks.* + sideblocks.*); dtviz samples MDTv2 only, so analysis only."
         missing = [k for k in backbone.required_keys if k not in self.state]
         if missing:
             return False, f"the file holds only part of a model (no {missing[0]!r}); analysis only."
