@@ -29,13 +29,13 @@ refuses one whose latent channels differ from in_channels, and applies no mean/s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dtviz.nn.dit import ConditionedBackbone, Mlp, get_2d_sincos_pos_embed, modulate
+from dtviz.nn.dit import ConditionedBackbone, DiTConfig, Mlp, get_2d_sincos_pos_embed, modulate
 
 #################################################################################
 #                                   Config                                      #
@@ -43,29 +43,18 @@ from dtviz.nn.dit import ConditionedBackbone, Mlp, get_2d_sincos_pos_embed, modu
 
 
 @dataclass
-class LightningDiTConfig:
+class LightningDiTConfig(DiTConfig):
+    """DiT's fields with the released ImageNet-256 defaults, plus the architecture switches."""
+
     input_size: int = 16  # latent side: 256 px through VA-VAE f16
     patch_size: int = 1
     in_channels: int = 32
-    hidden_size: int = 1152
-    depth: int = 28
-    num_heads: int = 16
-    mlp_ratio: float = 4.0
-    num_classes: int = 1000
     learn_sigma: bool = False
-    class_dropout_prob: float = 0.1
     use_qknorm: bool = False
     use_swiglu: bool = True
     use_rope: bool = True
     use_rmsnorm: bool = True
     wo_shift: bool = False
-
-    @property
-    def out_channels(self) -> int:
-        return self.in_channels * 2 if self.learn_sigma else self.in_channels
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # The published sizes (LightningDiT_models in models/lightningdit.py).

@@ -25,14 +25,14 @@ so that loading stays strict. c = t_embedder(t) + y_embedder(y) feeds every ``ad
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from dtviz.nn import dit
-from dtviz.nn.dit import ConditionedBackbone, FinalLayer, get_2d_sincos_pos_embed, xavier_linears
+from dtviz.nn.dit import ConditionedBackbone, DiTConfig, FinalLayer, get_2d_sincos_pos_embed, xavier_linears
 
 #################################################################################
 #                                   Config                                      #
@@ -40,30 +40,15 @@ from dtviz.nn.dit import ConditionedBackbone, FinalLayer, get_2d_sincos_pos_embe
 
 
 @dataclass
-class MDTConfig:
-    input_size: int = 32
-    patch_size: int = 2
-    in_channels: int = 4
-    hidden_size: int = 1152
-    depth: int = 28            # MDT's count: 2·((depth − decode_layer) // 2) encoder blocks + decode_layer
-    num_heads: int = 16
-    mlp_ratio: float = 4.0
-    num_classes: int = 1000
-    learn_sigma: bool = True
-    class_dropout_prob: float = 0.1
+class MDTConfig(DiTConfig):
+    """DiT's fields (``depth`` counts MDT's way: 2·((depth − decode_layer) // 2) encoder blocks + decode_layer)."""
+
     decode_layer: int = 4
     mask_ratio: float | None = None  # training only; None at inference, as in MDT's sampling scripts
 
     @property
-    def out_channels(self) -> int:
-        return self.in_channels * 2 if self.learn_sigma else self.in_channels
-
-    @property
     def half_depth(self) -> int:
         return (self.depth - self.decode_layer) // 2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # The published sizes (models.py MDTv2_*_2). decode_layer: README/run.sh flags (XL 4, S 6); B and L have no
