@@ -47,7 +47,8 @@ def add_class_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", default=None, choices=SAMPLER_NAMES,
                    help="default: the family's (ddpm/ddim for integer-t models, euler/sde for flow models)")
     p.add_argument("--vae", default=None, metavar="PATH",
-                   help="local diffusers AutoencoderKL folder for latent models (default: vae/ beside the model, then the HF cache)")
+                   help="local diffusers AutoencoderKL folder for latent models, or a VA-VAE folder (checkpoint + "
+                        "latents_stats.pt) for LightningDiT (default: vae/ beside the model, then the HF cache)")
 
 
 def build_parser() -> argparse.ArgumentParser:

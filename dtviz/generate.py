@@ -125,8 +125,9 @@ def build_denoiser(source: Source) -> torch.nn.Module:
 class Generator:
     """Builds the model once; ``sample`` returns images in [0, 1] as (N, H, W, C) float32 numpy.
 
-    Latent models (in_channels not 1 or 3) decode through a VAE: ``vae`` (a local AutoencoderKL folder), else
-    the one dtviz.vae.find_vae finds next to the checkpoint or in the Hugging Face cache.
+    Latent models (in_channels not 1 or 3) decode through a VAE: ``vae`` (a local AutoencoderKL folder, or a VA-VAE
+    folder for LightningDiT, dtviz.vavae), else the one dtviz.vae.find_vae finds next to the checkpoint or in the
+    Hugging Face cache.
     """
 
     def __init__(self, source: Source, vae: str | None = None):

@@ -1,14 +1,16 @@
-"""The VAE that turns latent samples (4-channel DiT/SiT/diffusers models) into images.
+"""The VAE that turns latent samples (4-channel DiT/SiT/diffusers models, 32-channel LightningDiT) into images.
 
 A local diffusers ``AutoencoderKL`` folder in the sd-vae-ft-ema / sd-vae-ft-mse layout (config.json +
-diffusion_pytorch_model.safetensors or .bin), looked up offline, in this order (``find_vae``):
+diffusion_pytorch_model.safetensors or .bin), or a VA-VAE folder for LightningDiT (an LDM-layout checkpoint plus
+LightningDiT's latents_stats.pt, see dtviz.vavae), looked up offline, in this order (``find_vae``):
 
     1. the path given by the user (``--vae PATH``; a pipeline folder holding vae/ is accepted too)
     2. ``vae/`` next to the checkpoint (a model folder's own vae/, or a diffusers pipeline's vae/)
     3. the local Hugging Face cache: stabilityai/sd-vae-ft-ema, then stabilityai/sd-vae-ft-mse snapshots
 
 Nothing is ever downloaded or written. Decoding follows DiT ``sample.py`` (``vae.decode(samples / 0.18215).sample``)
-and diffusers ``DiTPipeline.__call__`` (``(samples / 2 + 0.5).clamp(0, 1)``).
+and diffusers ``DiTPipeline.__call__`` (``(samples / 2 + 0.5).clamp(0, 1)``); a VA-VAE decodes as LightningDiT's
+``inference.py`` does (``samples * std / latent_multiplier + mean``, no 0.18215; dtviz.vavae.VAVAE.decode).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 import torch
 
 from dtviz.errors import DtvizInputError
+from dtviz.vavae import VAVAE, is_vavae_dir, load_vavae, problem
 
 VAE_DIR = "vae"
 VAE_REPOS = ("stabilityai/sd-vae-ft-ema", "stabilityai/sd-vae-ft-mse")
@@ -80,13 +83,14 @@ def find_vae(source_path=None, vae=None) -> str | None:
     if vae:
         path = os.path.expanduser(str(vae))
         for candidate in (path, os.path.join(path, VAE_DIR)):
-            if is_vae_dir(candidate):
+            if is_vae_dir(candidate) or is_vavae_dir(candidate):
                 return candidate
         raise DtvizInputError(
-            f"expected a diffusers AutoencoderKL folder (config.json + {' or '.join(WEIGHT_FILES)}) at {path!r}, "
-            "but it is not one; point --vae at e.g. a local copy of stabilityai/sd-vae-ft-ema.")
+            f"expected a diffusers AutoencoderKL folder (config.json + {' or '.join(WEIGHT_FILES)}) or a VA-VAE folder "
+            f"(LDM checkpoint + latents_stats.pt) at {path!r}, but it is neither; point --vae at e.g. a local copy of "
+            "stabilityai/sd-vae-ft-ema, or of hustvl/vavae-imagenet256-f16d32-dinov2 for LightningDiT.")
     here = beside_checkpoint(source_path)
-    if is_vae_dir(here):
+    if is_vae_dir(here) or is_vavae_dir(here):
         return here
     cached = cached_vaes()
     return cached[0] if cached else None
@@ -96,12 +100,16 @@ def missing_vae_note(source_path=None) -> str:
     """One sentence: what is missing and where dtviz looked."""
     places = ", ".join(search_locations(source_path))
     return (f"sampling this latent model needs a VAE decoder (a local diffusers AutoencoderKL folder such as "
-            f"{VAE_REPOS[0]}), but none was found in {places}; pass --vae PATH to sample — analysis still works.")
+            f"{VAE_REPOS[0]}, or for LightningDiT a VA-VAE checkpoint with its latents_stats.pt), but none was found "
+            f"in {places}; pass --vae PATH to sample — analysis still works.")
 
 
 def latent_channel_note(path: str, in_channels: int) -> str:
     """"" when the VAE folder's config.json declares ``in_channels`` latent channels (diffusers' AutoencoderKL
-    default, 4, when it declares none), else one sentence saying what was expected and what was found."""
+    default, 4, when it declares none), else one sentence saying what was expected and what was found. A VA-VAE
+    folder: "" when its checkpoint and latents_stats.pt have ``in_channels`` channels (dtviz.vavae.problem)."""
+    if not is_vae_dir(path) and is_vavae_dir(path):
+        return problem(path, in_channels)
     try:
         with open(os.path.join(path, "config.json"), encoding="utf-8") as fh:
             config = json.load(fh)
@@ -111,18 +119,23 @@ def latent_channel_note(path: str, in_channels: int) -> str:
     if found is None or found == int(in_channels):
         return ""
     return (f"expected a VAE with {in_channels} latent channels (the model's in_channels), but the one at {path!r} "
-            f"has {found}; pass --vae PATH to a diffusers AutoencoderKL with latent_channels = {in_channels} "
-            "(LightningDiT's VA-VAE is not one) — analysis still works.")
+            f"has {found}; pass --vae PATH to a diffusers AutoencoderKL with latent_channels = {in_channels}, or for "
+            "LightningDiT to a VA-VAE folder (its checkpoint + latents_stats.pt) — analysis still works.")
 
 
 def load_vae(path: str, device="cpu") -> torch.nn.Module:
-    """``AutoencoderKL.from_pretrained(path, local_files_only=True)`` in eval mode, float32, on ``device``."""
-    if not is_vae_dir(path):
-        raise DtvizInputError(f"expected a diffusers AutoencoderKL folder (config.json + weights) at {path!r}, but it is not one.")
+    """``AutoencoderKL.from_pretrained(path, local_files_only=True)`` in eval mode, float32, on ``device``;
+    a VA-VAE folder: dtviz.vavae.load_vavae."""
+    vavae = not is_vae_dir(path) and is_vavae_dir(path)
+    if not is_vae_dir(path) and not vavae:
+        raise DtvizInputError(f"expected a diffusers AutoencoderKL folder (config.json + weights) or a VA-VAE folder "
+                              f"(checkpoint + latents_stats.pt) at {path!r}, but it is not one.")
     try:
         from diffusers import AutoencoderKL
     except ImportError as err:
         raise DtvizInputError("decoding latents needs the diffusers package, which is not installed; pip install diffusers.") from err
+    if vavae:
+        return load_vavae(path, device)
     try:
         vae = AutoencoderKL.from_pretrained(path, local_files_only=True, torch_dtype=torch.float32)
     except Exception as err:  # diffusers raises OSError/ValueError/RuntimeError/safetensors errors here
@@ -133,8 +146,11 @@ def load_vae(path: str, device="cpu") -> torch.nn.Module:
 
 @torch.no_grad()
 def decode(vae: torch.nn.Module, latents: torch.Tensor, scale: float = SCALE) -> np.ndarray:
-    """(N, C, h, w) latents -> (N, H, W, 3) float32 images in [0, 1]: DiT sample.py ``vae.decode(z / 0.18215)``,
-    then DiTPipeline's ``(x / 2 + 0.5).clamp(0, 1)``."""
+    """(N, C, h, w) latents -> (N, H, W, 3) float32 images in [0, 1]: DiT sample.py ``vae.decode(z / 0.18215)``
+    (a VAVAE: LightningDiT's de-normalisation instead, ``scale`` unused), then DiTPipeline's ``(x / 2 + 0.5).clamp(0, 1)``."""
     param = next(vae.parameters())
-    x = vae.decode(latents.to(param.device, param.dtype) / scale).sample
+    if isinstance(vae, VAVAE):
+        x = vae.decode(latents)
+    else:
+        x = vae.decode(latents.to(param.device, param.dtype) / scale).sample
     return (x.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()

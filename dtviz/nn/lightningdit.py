@@ -21,10 +21,12 @@ released forward drops the sigma half, and so does this one. Every ``adaLN_modul
 c = t_embedder(t) + y_embedder(y) and nothing else does, which is where dtviz's pruning hooks sit.
 
 Sampling follows the released inference config (dtviz.generate SAMPLER_DEFAULTS["lightningdit"]: Euler ODE
-with timestep shift, CFG on the first 3 channels only, unguided for t < cfg_interval_start). Not reproduced:
-decoding. The released latents are VA-VAE f16d32 latents normalised per channel (latents_stats.pt; inference.py
-maps samples to x·std + mean before the VA-VAE decoder); dtviz decodes through a diffusers AutoencoderKL only,
-refuses one whose latent channels differ from in_channels, and applies no mean/std.
+with timestep shift, CFG on the first 3 channels only, unguided for t < cfg_interval_start). Decoding follows
+inference.py too: the released latents are VA-VAE f16d32 latents normalised per channel, so samples become
+x·std / latent_multiplier + mean (latents_stats.pt; multiplier 1.0) before the VA-VAE decoder, without SD's
+0.18215. dtviz.vavae loads the VA-VAE checkpoint (LDM layout) into a diffusers AutoencoderKL from a folder given
+with --vae or found as vae/ beside the checkpoint; a VAE or stats file whose channels differ from in_channels
+is refused with one sentence.
 """
 from __future__ import annotations
 

@@ -119,7 +119,8 @@ class NativeSource(Source):
         return self._latent_support()
 
     def _latent_support(self) -> tuple[bool, str]:
-        """Latent models (in_channels not 1 or 3) sample only through a VAE (dtviz.vae.find_vae); sets _vae_extra."""
+        """Latent models (in_channels not 1 or 3) sample only through a VAE (dtviz.vae.find_vae: an AutoencoderKL
+        folder, or a VA-VAE folder for LightningDiT) whose latent channels match; sets _vae_extra."""
         from dtviz.vae import find_vae, latent_channel_note, missing_vae_note
 
         model_cfg = self.sidecar.get("model") or {}
