@@ -126,8 +126,8 @@ def latent_channel_note(path: str, in_channels: int) -> str:
 def load_vae(path: str, device="cpu") -> torch.nn.Module:
     """``AutoencoderKL.from_pretrained(path, local_files_only=True)`` in eval mode, float32, on ``device``;
     a VA-VAE folder: dtviz.vavae.load_vavae."""
-    vavae = not is_vae_dir(path) and is_vavae_dir(path)
-    if not is_vae_dir(path) and not vavae:
+    vavae = not is_vae_dir(path)
+    if vavae and not is_vavae_dir(path):
         raise DtvizInputError(f"expected a diffusers AutoencoderKL folder (config.json + weights) or a VA-VAE folder "
                               f"(checkpoint + latents_stats.pt) at {path!r}, but it is not one.")
     try:
