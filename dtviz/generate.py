@@ -157,7 +157,7 @@ class Generator:
         from dtviz.vae import find_vae, latent_channel_note, load_vae, missing_vae_note
 
         path = self.source.info.extra.get("path")
-        found = find_vae(path, vae)
+        found = find_vae(path, vae, latent_channels=self.model.config.in_channels)
         if found is None:
             raise DtvizInputError(f"{self.source.info.name}: {missing_vae_note(path)}")
         mismatch = latent_channel_note(found, self.model.config.in_channels)

@@ -6,7 +6,8 @@ LightningDiT's latents_stats.pt, see dtviz.vavae), looked up offline, in this or
 
     1. the path given by the user (``--vae PATH``; a pipeline folder holding vae/ is accepted too)
     2. ``vae/`` next to the checkpoint (a model folder's own vae/, or a diffusers pipeline's vae/)
-    3. the local Hugging Face cache: stabilityai/sd-vae-ft-ema, then stabilityai/sd-vae-ft-mse snapshots
+    3. the local Hugging Face cache: stabilityai/sd-vae-ft-ema, stabilityai/sd-vae-ft-mse, then (for LightningDiT)
+       hustvl/vavae-imagenet256-f16d32-dinov2 snapshots, skipping those whose latent channels do not fit the model
 
 Nothing is ever downloaded or written. Decoding follows DiT ``sample.py`` (``vae.decode(samples / 0.18215).sample``)
 and diffusers ``DiTPipeline.__call__`` (``(samples / 2 + 0.5).clamp(0, 1)``); a VA-VAE decodes as LightningDiT's
@@ -24,7 +25,7 @@ from dtviz.errors import DtvizInputError
 from dtviz.vavae import VAVAE, is_vavae_dir, load_vavae, problem
 
 VAE_DIR = "vae"
-VAE_REPOS = ("stabilityai/sd-vae-ft-ema", "stabilityai/sd-vae-ft-mse")
+VAE_REPOS = ("stabilityai/sd-vae-ft-ema", "stabilityai/sd-vae-ft-mse", "hustvl/vavae-imagenet256-f16d32-dinov2")
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 SCALE = 0.18215  # DiT sample.py; AutoencoderKL.config.scaling_factor of sd-vae-ft-*
 
@@ -63,7 +64,7 @@ def cached_vaes(cache_dir: str | None = None) -> list[str]:
         except OSError:
             main = None
         paths = [os.path.join(snapshots, r) for r in revisions]
-        ranked = sorted((p for p in paths if is_vae_dir(p)),
+        ranked = sorted((p for p in paths if is_vae_dir(p) or is_vavae_dir(p)),
                         key=lambda p: (os.path.basename(p) == main, os.stat(p).st_mtime), reverse=True)
         found.extend(ranked)
     return found
@@ -78,8 +79,9 @@ def search_locations(source_path=None) -> list[str]:
     return ([here] if here else []) + [os.path.join(cache, "models--" + r.replace("/", "--")) for r in VAE_REPOS]
 
 
-def find_vae(source_path=None, vae=None) -> str | None:
-    """The first VAE folder in the lookup order above, or None. An explicit ``vae`` that is not one is an error."""
+def find_vae(source_path=None, vae=None, latent_channels: int | None = None) -> str | None:
+    """The first VAE folder in the lookup order above, or None. An explicit ``vae`` that is not one is an error.
+    With ``latent_channels``, the HF cache offers only VAEs with that many (sd-vae: 4, VA-VAE f16d32: 32)."""
     if vae:
         path = os.path.expanduser(str(vae))
         for candidate in (path, os.path.join(path, VAE_DIR)):
@@ -92,7 +94,7 @@ def find_vae(source_path=None, vae=None) -> str | None:
     here = beside_checkpoint(source_path)
     if is_vae_dir(here) or is_vavae_dir(here):
         return here
-    cached = cached_vaes()
+    cached = [p for p in cached_vaes() if latent_channels is None or not latent_channel_note(p, latent_channels)]
     return cached[0] if cached else None
 
 

@@ -183,6 +183,24 @@ def one_sentence_refusal(path, *fragments):
     return source
 
 
+def test_hf_cache_serves_each_model_the_vae_that_fits(ldit_ckpt, tmp_path):
+    """sd-vae-ft-ema (4 channels) comes first in the cache order, but a 32-channel LightningDiT gets the VA-VAE."""
+    cache = tmp_path / "hf-cache"
+    for repo, make in (("stabilityai/sd-vae-ft-ema", lambda d: tiny_autoencoder(channels=4).save_pretrained(str(d))),
+                       ("hustvl/vavae-imagenet256-f16d32-dinov2", lambda d: vavae_folder(d, tiny_autoencoder()))):
+        repo_dir = cache / ("models--" + repo.replace("/", "--"))
+        (repo_dir / "refs").mkdir(parents=True)
+        (repo_dir / "refs" / "main").write_text("r1")
+        make(repo_dir / "snapshots" / "r1")
+    sd, vavae = (str(cache / f"models--{r}" / "snapshots" / "r1") for r in
+                 ("stabilityai--sd-vae-ft-ema", "hustvl--vavae-imagenet256-f16d32-dinov2"))
+    assert find_vae(ldit_ckpt) == sd and find_vae(ldit_ckpt, latent_channels=4) == sd
+    assert find_vae(ldit_ckpt, latent_channels=32) == vavae
+    source = dtviz.load(ldit_ckpt, device="cpu")
+    assert source.info.can_sample and source.info.extra["vae"] == vavae
+    assert Generator(source).sample([1], SampleSettings(steps=2)).shape == (1, 16, 16, 3)
+
+
 def test_missing_stats_wrong_stats_and_wrong_vae_are_one_sentence(ldit_ckpt, tmp_path):
     beside = os.path.join(os.path.dirname(ldit_ckpt), "vae")
     vavae_folder(beside, tiny_autoencoder())

@@ -129,7 +129,7 @@ class NativeSource(Source):
         in_channels = int(model_cfg.get("in_channels", weight_shape[1]))
         if in_channels in (1, 3):
             return True, ""
-        vae = find_vae(self.path)
+        vae = find_vae(self.path, latent_channels=in_channels)
         self._vae_extra = {"latent": True, "vae": vae}
         if not vae:
             return False, missing_vae_note(self.path)
