@@ -61,6 +61,11 @@ DIT_CONFIGS = {
 _HEADS_BY_WIDTH = {cfg["hidden_size"]: cfg["num_heads"] for cfg in DIT_CONFIGS.values()}
 
 
+def block_count(state, prefix: str) -> int:
+    """Number of blocks under ``prefix`` ("blocks.", MDT's "de_blocks.", …) in a state dict's keys."""
+    return 1 + max((int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)), default=-1)
+
+
 def config_from_state_dict(state: dict, num_heads: int | None = None) -> DiTConfig:
     """Read a DiTConfig off the tensor shapes of a DiT-keyed state dict.
 
@@ -71,7 +76,7 @@ def config_from_state_dict(state: dict, num_heads: int | None = None) -> DiTConf
     hidden, in_channels, patch, _ = proj.shape
     tokens = state["pos_embed"].shape[1] if "pos_embed" in state else None
     grid = int(round(math.sqrt(tokens))) if tokens else 32 // patch
-    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    depth = block_count(state, "blocks.")
     out_dim = state["final_layer.linear.weight"].shape[0]  # p*p*out_channels
     out_channels = out_dim // (patch * patch)
     mlp_hidden = state["blocks.0.mlp.fc1.weight"].shape[0]
@@ -163,8 +168,12 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
         qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        x = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (B, H, T, D/H)
+        x = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=self.logit_bias(x))  # (B, H, T, D/H)
         return self.proj(x.transpose(1, 2).reshape(B, T, D))
+
+    def logit_bias(self, x: torch.Tensor) -> torch.Tensor | None:
+        """An additive (heads, T, T) bias on the attention logits: none in DiT (MDT adds relative positions)."""
+        return None
 
 
 class Mlp(nn.Module):

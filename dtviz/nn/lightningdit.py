@@ -37,7 +37,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from dtviz.nn.dit import ConditionedBackbone, DiTConfig, Mlp, get_2d_sincos_pos_embed, modulate
+from dtviz.nn import dit
+from dtviz.nn.dit import ConditionedBackbone, DiTConfig, Mlp, block_count, get_2d_sincos_pos_embed, modulate
 
 #################################################################################
 #                                   Config                                      #
@@ -86,7 +87,7 @@ def config_from_state_dict(state: dict, num_heads: int | None = None) -> Lightni
                 else state["blocks.0.attn.q_norm.weight"].shape[0] if "blocks.0.attn.q_norm.weight" in state else None)
     tokens = state["pos_embed"].shape[1] if "pos_embed" in state else None
     grid = int(round(math.sqrt(tokens))) if tokens else 16 // patch
-    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    depth = block_count(state, "blocks.")
     out_channels = state["final_layer.linear.weight"].shape[0] // (patch * patch)
     swiglu = "blocks.0.mlp.w12.weight" in state
     if swiglu:
@@ -224,17 +225,12 @@ class LightningDiTBlock(nn.Module):
         return x + gate_mlp.unsqueeze(1) * self.mlp(_modulate(self.norm2(x), shift_mlp, scale_mlp))
 
 
-class FinalLayer(nn.Module):
-    def __init__(self, cfg: LightningDiTConfig):
-        super().__init__()
-        D, p = cfg.hidden_size, cfg.patch_size
-        self.norm_final = _norm(D, cfg.use_rmsnorm)
-        self.linear = nn.Linear(D, p * p * cfg.out_channels, bias=True)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D, bias=True))  # shift kept even with wo_shift
+class FinalLayer(dit.FinalLayer):
+    """DiT's final layer with LightningDiT's norm (RMSNorm when use_rmsnorm); its shift is kept even with wo_shift."""
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
-        return self.linear(modulate(self.norm_final(x), shift, scale))
+    def __init__(self, cfg: LightningDiTConfig):
+        super().__init__(cfg.hidden_size, cfg.patch_size, cfg.out_channels)
+        self.norm_final = _norm(cfg.hidden_size, cfg.use_rmsnorm)
 
 
 class LightningDiT(ConditionedBackbone):

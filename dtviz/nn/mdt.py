@@ -29,10 +29,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from dtviz.nn import dit
-from dtviz.nn.dit import ConditionedBackbone, DiTConfig, FinalLayer, get_2d_sincos_pos_embed, xavier_linears
+from dtviz.nn.dit import ConditionedBackbone, DiTConfig, FinalLayer, block_count, get_2d_sincos_pos_embed, xavier_linears
 
 #################################################################################
 #                                   Config                                      #
@@ -61,11 +60,6 @@ MDT_CONFIGS = {
 }
 
 
-def _count(state, prefix: str) -> int:
-    """Number of blocks under ``prefix`` (e.g. "de_blocks.")."""
-    return 1 + max((int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)), default=-1)
-
-
 def config_from_state_dict(state: dict) -> MDTConfig:
     """Read an MDTConfig off the tensor shapes of an MDTv2-keyed state dict.
 
@@ -73,7 +67,7 @@ def config_from_state_dict(state: dict) -> MDTConfig:
     """
     hidden, in_channels, patch, _ = state["x_embedder.proj.weight"].shape  # (D, C, p, p)
     grid = int(round(math.sqrt(state["pos_embed"].shape[1])))
-    half, decode = _count(state, "en_inblocks."), _count(state, "de_blocks.")
+    half, decode = block_count(state, "en_inblocks."), block_count(state, "de_blocks.")
     first = "en_inblocks.0." if half else "de_blocks.0."
     out_channels = state["final_layer.linear.weight"].shape[0] // (patch * patch)  # p·p·out_channels rows
     return MDTConfig(
@@ -127,12 +121,9 @@ class Attention(dit.Attention):
         super().__init__(dim, num_heads)
         self.rel_pos_bias = RelativePositionBias(grid, num_heads)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, D = x.shape
-        qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        # softmax(q·kᵀ/√d + bias)·v, MDT's explicit attention, fused; the scale is the same 1/√head_dim.
-        x = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=self.rel_pos_bias().to(x.dtype))
-        return self.proj(x.transpose(1, 2).reshape(B, T, D))
+    def logit_bias(self, x: torch.Tensor) -> torch.Tensor:
+        # softmax(q·kᵀ/√d + bias)·v: MDT's explicit attention, fused; the scale is the same 1/√head_dim.
+        return self.rel_pos_bias().to(x.dtype)
 
 
 #################################################################################
