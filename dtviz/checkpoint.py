@@ -93,7 +93,8 @@ def read_torch(path: str) -> object:
     with open(path, "rb") as fh:
         head = fh.read(4)
     is_zip = head.startswith(b"PK")
-    if not is_zip and not head[:1] == b"\x80":
+    is_pickle = head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")  # PROTO opcode + version
+    if not is_zip and not is_pickle:
         raise DtvizInputError(
             f"expected a PyTorch checkpoint (zip archive or pickle), but {path!r} starts with bytes {head!r}; "
             "it is not a checkpoint."

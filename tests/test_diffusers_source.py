@@ -286,7 +286,7 @@ def _truncated_weights(folder):
 
 
 def _garbage_weights(folder):
-    (folder / WEIGHTS).write_bytes(os.urandom(4096))
+    (folder / WEIGHTS).write_bytes(np.random.default_rng(0).bytes(4096))
 
 
 def _embedder_missing(folder):

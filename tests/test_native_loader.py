@@ -174,7 +174,10 @@ def test_bad_inputs_give_one_clear_sentence(tmp_path):
         "missing": (str(tmp_path / "nope.pt"), "does not exist"),
         "directory": (str(tmp_path), "neither"),
         "zero bytes": (_write(tmp_path / "empty.pt", b""), "empty"),
-        "random bytes": (_write(tmp_path / "rand.pt", os.urandom(2048)), "not a checkpoint"),
+        "random bytes": (_write(tmp_path / "rand.pt", np.random.default_rng(0).bytes(2048)), "not a checkpoint"),
+        # the pickle PROTO opcode by chance, but no pickle protocol after it (1 random file in 256 starts so)
+        "random bytes after 0x80": (_write(tmp_path / "rand80.pt", b"\x80\xf1" + np.random.default_rng(1).bytes(2046)),
+                                    "not a checkpoint"),
         "truncated": (_write(tmp_path / "trunc.pt", raw[: len(raw) // 2]), "truncated"),
         "text file": (_write(tmp_path / "notes.ckpt", b"hello, this is not a checkpoint\n"), "not a checkpoint"),
         "unknown extension": (_write(tmp_path / "model.h5", b"xx"), "extensions"),
