@@ -36,6 +36,25 @@ class GlyphClassifier(nn.Module):
         return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
+def corrupt(images: torch.Tensor, gen: torch.Generator, p: float = 0.5) -> torch.Tensor:
+    """What pruning does to a sample that still reads as its glyph: grain, slight blur, contrast.
+
+    Each image is corrupted with probability ``p``: Gaussian grain (std up to 0.25), a 3×3 blur mixed in
+    with weight up to 0.7, and contrast/brightness changes (gain 0.6–1.3, offset ±0.15). Trained on
+    these, the classifier scores a grainy but legible sample as its letter (the model card reports its
+    accuracy on clean and on noised real glyphs).
+    """
+    n = images.shape[0]
+    u = lambda *shape: torch.rand(shape, generator=gen)  # noqa: E731
+    pick = (u(n) < p).float().view(n, 1, 1, 1)
+    blur = F.avg_pool2d(F.pad(images, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    mix = 0.7 * u(n, 1, 1, 1)
+    x = (1 - mix) * images + mix * blur
+    x = x * (0.6 + 0.7 * u(n, 1, 1, 1)) + 0.3 * (u(n, 1, 1, 1) - 0.5)
+    x = x + 0.25 * u(n, 1, 1, 1) * torch.randn(images.shape, generator=gen)
+    return (pick * x.clamp(0, 1) + (1 - pick) * images)
+
+
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, epochs: int = 4,
                      batch_size: int = 256, lr: float = 2e-3, seed: int = 0, log=print) -> GlyphClassifier:
     """Plain Adam with a cosine schedule; images (N, 1, H, W) in [0, 1], labels (N,)."""
@@ -53,6 +72,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
             idx = order[i:i + batch_size]
             # One-pixel random shifts: samples are never exactly centred.
             x = torch.roll(images[idx], shifts=tuple(torch.randint(-1, 2, (2,), generator=gen).tolist()), dims=(2, 3))
+            x = corrupt(x, gen)
             loss = F.cross_entropy(model(x), labels[idx], label_smoothing=0.05)
             opt.zero_grad()
             loss.backward()
