@@ -28,6 +28,9 @@ SAFETENSORS_EXTENSIONS = (".safetensors",)
 # Training wrappers: the EMA weights are the ones sampled in every DiT-family repo.
 WRAPPER_KEYS = ("ema", "model", "state_dict", "module", "net")
 SAFE_GLOBALS = [argparse.Namespace]
+# Registered once, process-wide: ``torch.serialization.safe_globals`` is a context manager over one process-global
+# list, so a thread leaving it dropped Namespace from the allow-list of loads still running in other threads.
+torch.serialization.add_safe_globals(SAFE_GLOBALS)
 _STRIP_PREFIXES = ("module.", "_orig_mod.", "model.")
 
 
@@ -104,7 +107,7 @@ def read_torch(path: str) -> object:
     try:
         # torch warns about legacy pickles of protocol > 2; the weights-only unpickler reads them or fails with
         # our one-sentence message, so the warning would only add a second, confusing line to stderr.
-        with torch.serialization.safe_globals(SAFE_GLOBALS), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as err:
