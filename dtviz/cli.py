@@ -22,10 +22,10 @@ PARTS = ("y+t", "y", "t")
 
 def _add_source_args(p: argparse.ArgumentParser, many: bool = False) -> None:
     if many:
-        p.add_argument("sources", nargs="+", metavar="SOURCE", help="'builtin', a checkpoint, a pipeline folder or a matrix")
+        p.add_argument("sources", nargs="+", metavar="SOURCE", help="'builtin', 'builtin-wide', a checkpoint, a pipeline folder or a matrix")
     else:
         p.add_argument("source", nargs="?", default="builtin", metavar="SOURCE",
-                       help="'builtin' (default), a checkpoint, a pipeline folder, hf:<repo> or a matrix")
+                       help="'builtin' (default), 'builtin-wide', a checkpoint, a pipeline folder, hf:<repo> or a matrix")
     p.add_argument("--family", default="auto", help="auto, dit, sit, repa, lightningdit, mdt, mg")
     p.add_argument("--device", default=None, help="auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--labels", default=None, help="labels file for a matrix, one per line")
@@ -202,10 +202,10 @@ def check_output_dir(out: str, source_path: str | None) -> str:
 
 def cmd_sample(args) -> int:
     from dtviz.generate import Generator, SampleSettings
-    from dtviz.loading import load
+    from dtviz.loading import BUILTINS, load
 
     source = load(args.source, family=args.family, device=args.device)
-    out = check_output_dir(args.out, source.info.extra.get("path") if args.source != "builtin" else None)
+    out = check_output_dir(args.out, source.info.extra.get("path") if args.source not in BUILTINS else None)
     if args.per_class < 1:
         raise DtvizInputError(f"--per-class must be at least 1; got {args.per_class}.")
     ids = select_classes(source.num_classes, args.classes, args.random, args.seed)

@@ -1,6 +1,6 @@
 """``dtviz.load(source)``: one entry point for every kind of source.
 
-    "builtin"                          the model shipped in assets/builtin (the default everywhere)
+    "builtin", "builtin-wide"          a model shipped in assets/<name>/ (BUILTINS; "builtin" is the default)
     a diffusers pipeline folder        model_index.json + transformer/ (DiTPipeline layout)
     "hf:<repo id>"                     a DiT pipeline already in the local Hugging Face cache (offline)
     a dtviz model folder               config.json + model.safetensors (the built-in layout)
@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from dtviz.checkpoint import SAFETENSORS_EXTENSIONS, TORCH_EXTENSIONS, read_any, unwrap_state_dict
 from dtviz.errors import DtvizInputError
@@ -19,18 +20,46 @@ from dtviz.sources.native import LABEL_KEY, MODEL_FILE, SIDECAR, NativeSource
 
 BUILTIN = "builtin"
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
-BUILTIN_DIR = os.path.join(ASSETS, "builtin")
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A model shipped with dtviz: its source name, its folder under assets/ and one line saying what it is."""
+    name: str
+    folder: str
+    description: str
+
+    @property
+    def path(self) -> str:
+        return os.path.join(ASSETS, self.folder)
+
+
+# name -> shipped model; the dashboard's source picker lists them in this order.
+BUILTINS = {b.name: b for b in (
+    Builtin(BUILTIN, "builtin", "the default glyph DiT (1000 classes)"),
+    Builtin("builtin-wide", "builtin-wide",
+            "the earlier glyph DiT, label table initialised wide (std 0.5): y dominates c, little shared direction"),
+)}
+BUILTIN_DIR = BUILTINS[BUILTIN].path
+
+
+def builtin_dir(name: str = BUILTIN) -> str:
+    """The folder of the shipped model ``name`` (a key of BUILTINS)."""
+    if name not in BUILTINS:
+        raise DtvizInputError(f"expected one of the built-in models {', '.join(map(repr, BUILTINS))}, but got {name!r}.")
+    return BUILTINS[name].path
 
 
 def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str | None = None) -> Source:
     """Open ``source`` (see the module docstring) and return a Source. Errors are DtvizInputError."""
     source = str(source).strip() or BUILTIN
-    if source == BUILTIN:
-        if not os.path.isfile(os.path.join(BUILTIN_DIR, MODEL_FILE)):
-            raise DtvizInputError(f"the built-in model is missing: expected {os.path.join(BUILTIN_DIR, MODEL_FILE)!r}; "
-                                  "regenerate it with scripts/train_builtin.py.")
-        src = NativeSource(BUILTIN_DIR, family=family, device=device)
-        src.info.name = BUILTIN
+    if source in BUILTINS:
+        folder = BUILTINS[source].path
+        if not os.path.isfile(os.path.join(folder, MODEL_FILE)):
+            raise DtvizInputError(f"the built-in model {source!r} is missing: expected "
+                                  f"assets/{BUILTINS[source].folder}/{MODEL_FILE}; regenerate it with scripts/train_builtin.py.")
+        src = NativeSource(folder, family=family, device=device)
+        src.info.name = source
         return src
     if source.startswith("hf:"):
         from dtviz.sources.diffusers_dit import load_cached_pipeline
@@ -54,7 +83,8 @@ def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str |
     if lower.endswith(TORCH_EXTENSIONS + SAFETENSORS_EXTENSIONS):
         return _checkpoint_or_matrix(path, family, device, labels)
     if not os.path.exists(path):
-        raise DtvizInputError(f"expected 'builtin', a checkpoint file or a pipeline folder, but {path!r} does not exist.")
+        raise DtvizInputError(f"expected {' or '.join(map(repr, BUILTINS))}, a checkpoint file or a pipeline folder, "
+                              f"but {path!r} does not exist.")
     raise DtvizInputError(
         f"expected a file ending in {', '.join(TORCH_EXTENSIONS + SAFETENSORS_EXTENSIONS + MATRIX_EXTENSIONS)}, "
         f"but {os.path.basename(path)!r} has none of these extensions."
@@ -78,4 +108,4 @@ def _checkpoint_or_matrix(path: str, family: str, device, labels) -> Source:
     return NativeSource(path, family=family, device=device, contents=obj)  # raises the "no label table" message
 
 
-__all__ = ["load", "BUILTIN", "BUILTIN_DIR", "MatrixSource", "NativeSource"]
+__all__ = ["load", "BUILTIN", "BUILTIN_DIR", "BUILTINS", "builtin_dir", "MatrixSource", "NativeSource"]

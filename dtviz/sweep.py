@@ -252,7 +252,7 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
 def add_sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="pruning sweep: samples and Table-2 metrics for each setting")
     p.add_argument("source", nargs="?", default="builtin", metavar="SOURCE",
-                   help="'builtin' (default), a checkpoint or a model folder that can sample")
+                   help="'builtin' (default), 'builtin-wide', a checkpoint or a model folder that can sample")
     p.add_argument("--family", default="auto", help="auto, dit, sit, repa, mg")
     p.add_argument("--device", default=None, help="auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps; under torchrun one GPU per process")
     add_class_selection(p)

@@ -16,7 +16,7 @@ FAMILY_CHOICES = ("auto", "dit", "sit", "repa", "lightningdit", "mdt", "mg")
 PARTS = ("y+t", "y", "t")
 PART_LABELS = {"y+t": "y+t", "y": "y only", "t": "t only"}
 SOURCE_KINDS = ("builtin", "path", "hf", "upload")
-SOURCE_LABELS = {"builtin": "Built-in glyph model", "path": "Local checkpoint / folder",
+SOURCE_LABELS = {"builtin": "Built-in glyph models", "path": "Local checkpoint / folder",
                  "hf": "Hugging Face cache", "upload": "Upload a matrix"}
 UPLOAD_TYPES = ["npy", "npz", "csv", "tsv", "txt", "pt", "pth", "safetensors"]
 UPLOAD_LIMIT_MB = MAX_UPLOAD_BYTES // 2 ** 20  # the uploader label and max_upload_size; the check is the library's

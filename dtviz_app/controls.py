@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from dtviz.errors import DtvizInputError
+from dtviz.loading import BUILTIN, BUILTINS
 from dtviz_app.cache import cached_pipelines, resolved_device, safe_load
 from dtviz_app.constants import (DEFAULT_K, DEFAULT_TAU, FAMILY_CHOICES, PART_LABELS, PARTS, SOURCE_KINDS,
                                  SOURCE_LABELS, TAU_GRID, TAU_MAX, TAU_MIN, UPLOAD_LIMIT_MB, UPLOAD_ROOT,
@@ -30,8 +31,8 @@ def _source_picker() -> tuple[str | None, str | None, str]:
     raw = st.query_params.get("src")
     if raw is not None and raw != _last().get("src"):
         _last()["src"] = raw
-        if raw == "builtin":
-            ss["src_kind"] = "builtin"
+        if raw in BUILTINS:
+            ss["src_kind"], ss["src_builtin"] = "builtin", raw
         elif raw.startswith("hf:"):
             ss["src_kind"], ss["src_hf"] = "hf", raw[3:]
         else:
@@ -40,7 +41,11 @@ def _source_picker() -> tuple[str | None, str | None, str]:
     kind = st.radio("Source", SOURCE_KINDS, key="src_kind", format_func=SOURCE_LABELS.get)
     source, labels = None, None
     if kind == "builtin":
-        source = "builtin"
+        ss.setdefault("src_builtin", BUILTIN)
+        source = st.selectbox("Built-in model", tuple(BUILTINS), key="src_builtin",
+                              format_func=lambda name: f"{name} — {BUILTINS[name].description}",
+                              help="Models shipped in assets/ (no download): " + "; ".join(
+                                  f"{b.name}: {b.description}" for b in BUILTINS.values()))
     elif kind == "path":
         path = st.text_input("Checkpoint file or folder", key="src_path",
                              placeholder="/models/SiT-XL-2-256.pt or a diffusers folder",
@@ -68,7 +73,7 @@ def _source_picker() -> tuple[str | None, str | None, str]:
         if kind == "upload" and source:
             st.caption("Uploaded files are not part of the shareable link.")
     else:
-        url_store("src", source, "builtin")
+        url_store("src", source, BUILTIN)
     return source, labels, kind
 
 

@@ -8,9 +8,7 @@ import streamlit as st
 import dtviz_app as common
 from dtviz import plots
 from dtviz.errors import DtvizInputError
-from dtviz.loading import BUILTIN, BUILTIN_DIR
-
-BUILTIN_SNAPSHOTS = os.path.join(BUILTIN_DIR, "snapshots")
+from dtviz.loading import BUILTINS
 DEFAULT_N = 11
 
 
@@ -49,7 +47,7 @@ def frame(series: dict, x: str) -> pd.DataFrame:
 
 
 def default_folder(ctx) -> str:
-    return BUILTIN_SNAPSHOTS if ctx.source_key == BUILTIN else ""
+    return os.path.join(BUILTINS[ctx.source_key].path, "snapshots") if ctx.source_key in BUILTINS else ""
 
 
 def report_figures(ctx):
