@@ -132,25 +132,63 @@ class SettingResult:
     removed: tuple = (0, 0.0)  # (count, share), see pruning.spec_removed_dims
 
 
+def prunes_nothing(spec: PruneSpec) -> bool:
+    """True when ``spec`` removes no dim whatever c is: tail τ = 0 (no |c_i| < 0) or k = 0 (either mode).
+    Its samples are the baseline's, so the sweep reuses those instead of sampling again."""
+    return (spec.mode == "tail" and spec.tau == 0) or spec.k == 0
+
+
+class SweepProgress:
+    """A tqdm bar (stderr) over every network evaluation of the sweep, with rate and ETA.
+
+    ``runs`` sampling runs are expected; the total (runs × evaluations per run) is set at the first
+    ``on_step(i, n)``, because n depends on the sampler (e.g. DDPM's 250, an SDE's extra last step)."""
+
+    def __init__(self, runs: int, enabled: bool = True):
+        self.runs, self.enabled, self.bar = runs, enabled, None
+
+    def on_step(self, step: int, num_steps: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.runs * num_steps, desc=f"sweep ({self.runs} sampling runs)", unit="step",
+                            dynamic_ncols=True)
+        self.bar.update(1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: int = 64, world: World = World(),
-              classifier=None) -> list[SettingResult] | None:
+              classifier=None, progress: bool = True) -> list[SettingResult] | None:
     """Baseline + each spec on the same noise: images, per-sample MSE, classifier verdicts, removed dims.
 
     ``generator``: a dtviz.generate.Generator; ``labels``: (N,) class ids, sample i drawn from noise
-    (settings.seed, i). Returns the results in table order on rank 0, None on the other ranks."""
+    (settings.seed, i). The baseline is sampled once per chunk and reused for specs that prune nothing.
+    ``progress``: a tqdm bar on rank 0. Returns the results in table order on rank 0, None elsewhere."""
     from dtviz.generate import to_uint8
     from dtviz.quality import correct_per_sample, per_sample_mse
 
     labels = np.asarray(labels, dtype=np.int64)
     names = [BASELINE] + [s.slug() for s in specs]
     parts = {name: [] for name in names}  # name -> [(indices, uint8, mse, correct)]
-    for idx in world.chunks(len(labels), batch_size):
-        base = generator.sample(labels[idx], settings, indices=idx, batch_size=len(idx))
-        for name, spec in zip(names, [None] + list(specs)):
-            images = base if spec is None else generator.sample(labels[idx], settings, indices=idx,
-                                                                batch_size=len(idx), prune=spec)
-            correct = None if classifier is None else correct_per_sample(images, labels[idx], classifier)
-            parts[name].append((idx, to_uint8(images), per_sample_mse(base, images), correct))
+    chunks = world.chunks(len(labels), batch_size)
+    runs = len(chunks) * (1 + sum(not prunes_nothing(s) for s in specs))
+    with SweepProgress(runs, enabled=world.is_main and progress) as bar:
+        for idx in chunks:
+            base = generator.sample(labels[idx], settings, indices=idx, batch_size=len(idx), on_step=bar.on_step)
+            for name, spec in zip(names, [None] + list(specs)):
+                # the baseline stands for every spec that prunes nothing (τ = 0 tail, k = 0): sampled once
+                images = base if spec is None or prunes_nothing(spec) else generator.sample(
+                    labels[idx], settings, indices=idx, batch_size=len(idx), prune=spec, on_step=bar.on_step)
+                correct = None if classifier is None else correct_per_sample(images, labels[idx], classifier)
+                parts[name].append((idx, to_uint8(images), per_sample_mse(base, images), correct))
     gathered = world.gather(parts)
     if not world.is_main:
         return None

@@ -182,3 +182,42 @@ def test_builtin_head_removal_hurts_tail_pruning_does_not():
     assert baseline >= 0.5, f"the trained built-in model should mostly draw its classes; got {baseline:.2f}"
     assert head <= baseline - 0.3, f"removing each sample's 8 largest |c_i| should hurt: {head:.2f} vs {baseline:.2f}"
     assert tail >= baseline - 0.1, f"zeroing |c_i| < 0.05 should keep the class: {tail:.2f} vs {baseline:.2f}"
+
+
+# ------------------------------------------------------------------------- one baseline, progress bar
+
+def test_sweep_samples_the_baseline_once_and_shows_progress(glyph_folder, capsys):
+    """τ = 0 under three schedules is one baseline run, not four: counted as forward passes of the real
+    tiny model; their rows keep the samples sampling τ = 0 would give; a tqdm bar reports every step."""
+    import dtviz
+    from dtviz.generate import Generator, SampleSettings
+    from dtviz.sweep import prunes_nothing, run_sweep, sweep_specs
+
+    generator = Generator(dtviz.load(glyph_folder, device="cpu"))
+    settings = SampleSettings(seed=1)
+    labels = np.array([0, 3, 7, 7])
+    calls = []
+    handle = generator.model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        steps = []
+        generator.sample(labels[:2], settings, batch_size=2, on_step=lambda i, n: steps.append(n))
+        per_run = len(calls)  # forward passes of one sampling run of one chunk
+        calls.clear()
+        specs = sweep_specs("tail", [0.0, 0.3], None, ["every", "first", "last:2"])
+        assert [prunes_nothing(s) for s in specs] == [True] * 3 + [False] * 3
+        results = run_sweep(generator, specs, labels, settings, batch_size=2)
+    finally:
+        handle.remove()
+    assert per_run > 0 and len(calls) == 2 * (1 + 3) * per_run  # 2 chunks × (baseline + 3 pruned settings)
+
+    # unchanged results: τ = 0 rows are what sampling with τ = 0 gives, bit for bit
+    from dtviz.pruning import PruneSpec
+    from dtviz.generate import to_uint8
+
+    sampled = to_uint8(generator.sample(labels, settings, prune=PruneSpec(tau=0.0, schedule="last:2"), batch_size=2))
+    for r in results[:4]:
+        assert np.array_equal(r.images, sampled) and not r.sample_mse.any()
+    assert all(r.sample_mse.mean() > 0 for r in results[4:])
+    err = capsys.readouterr().err
+    assert "sweep (8 sampling runs)" in err and f"{8 * len(steps)}/{8 * steps[0]}" in err
+    assert prunes_nothing(PruneSpec(mode="head", k=0)) and not prunes_nothing(PruneSpec(mode="head", tau=0.0))
