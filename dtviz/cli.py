@@ -1,4 +1,4 @@
-"""The ``dtviz`` command line: stats, table, sample (and sweep, from dtviz.sweep).
+"""The ``dtviz`` command line: stats, table, sample (and sweep, from dtviz.sweep; serve, from dtviz.serve).
 
 Every error is one sentence on stderr and a non-zero exit; the numbers come from dtviz.stats, the
 same functions the dashboard and the tests use.
@@ -29,6 +29,31 @@ def _add_source_args(p: argparse.ArgumentParser, many: bool = False) -> None:
     p.add_argument("--family", default="auto", help="auto, dit, sit, repa, lightningdit, mdt, mg")
     p.add_argument("--device", default=None, help="auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--labels", default=None, help="labels file for a matrix, one per line")
+    add_prompts_arg(p)
+    add_checkpoint_reading_args(p)
+
+
+def add_checkpoint_reading_args(p: argparse.ArgumentParser) -> None:
+    """What a native checkpoint's file may not say (dtviz.sources.release_config); pass on with source_options."""
+    p.add_argument("--num-heads", type=int, default=None, metavar="N",
+                   help="attention heads of a native checkpoint (default: its training args/config or shapes, else "
+                        "a reading stated in the family note)")
+    p.add_argument("--null-row", default="auto", choices=("auto", "yes", "no"),
+                   help="is the label table's last row the null (CFG) row? auto: the training args/config say, else "
+                        "yes (stated in the family note); no for a model trained with class_dropout_prob=0")
+
+
+def source_options(args) -> dict:
+    """load() keywords from add_checkpoint_reading_args."""
+    return {"num_heads": getattr(args, "num_heads", None), "null_row": getattr(args, "null_row", "auto")}
+
+
+def add_prompts_arg(p: argparse.ArgumentParser) -> None:
+    from dtviz.prompts import PROMPT_SETS
+
+    p.add_argument("--prompts", default=None, metavar="FILE",
+                   help="text-to-image pipelines (SD3, Flux, PixArt, Sana): the rows, one prompt per line, or a shipped "
+                        f"set: {', '.join(PROMPT_SETS)} (default varied)")
 
 
 def _add_analysis_args(p: argparse.ArgumentParser) -> None:
@@ -37,15 +62,31 @@ def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tau", type=float, default=0.01)
 
 
+def sampler_spec(text: str) -> str:
+    """argparse type of --sampler: a known name, options checked later by Generator.sampler."""
+    from dtviz.flow_samplers import parse_sampler_spec
+
+    try:
+        name, _ = parse_sampler_spec(text)
+    except DtvizInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if name not in SAMPLER_NAMES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(SAMPLER_NAMES)}; got {text!r}")
+    return text
+
+
 def add_class_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", default=None, help="comma-separated class ids")
     p.add_argument("--random", type=int, default=None, metavar="N", help="N random classes")
     p.add_argument("--per-class", type=int, default=1, metavar="K", help="samples per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale")
-    p.add_argument("--sampler", default=None, choices=SAMPLER_NAMES,
-                   help="default: the family's (ddpm/ddim for integer-t models, euler/sde for flow models)")
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (Flux-dev: the embedded guidance)")
+    p.add_argument("--size", type=int, default=None, metavar="PX",
+                   help="text-to-image pipelines: image side in px (default the pipeline's; smaller is faster on CPU)")
+    p.add_argument("--sampler", default=None, type=sampler_spec, metavar="NAME[:KEY=VALUE,...]",
+                   help=f"one of {', '.join(SAMPLER_NAMES)}; default: the family's release default (README, Samplers); "
+                        "flow options e.g. sde:diffusion_form=linear,last_step=tweedie or ode:method=dopri5,atol=1e-6")
     p.add_argument("--vae", default=None, metavar="PATH",
                    help="local diffusers AutoencoderKL folder for latent models, or a VA-VAE folder (checkpoint + "
                         "latents_stats.pt) for LightningDiT (default: vae/ beside the model, then the HF cache)")
@@ -71,10 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_args(p)
     add_class_selection(p)
     p.add_argument("--out", required=True, help="output folder (created; must not be a checkpoint folder)")
+    p.add_argument("--noise", default=None, metavar="FILE.pt",
+                   help="initial noise: one tensor (samples × C × H × W) saved with torch.save, e.g. a release's z")
+    p.add_argument("--seed-convention", default="per-sample", choices=("per-sample", "release"),
+                   help="per-sample: each sample's noise from (seed, index); release: torch.manual_seed(seed) and the "
+                        "draws of the family's sample.py / generate.py, to replay its seeded run")
+    p.add_argument("--scale", type=int, default=None,
+                   help="grid.png upscaling factor, nearest neighbour (default: tiles >= 128 px, x8 for 16 px samples)")
 
     from dtviz.sweep import add_sweep_parser
 
     add_sweep_parser(sub)
+    from dtviz.serve import add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 
@@ -88,7 +139,8 @@ def stats_summary(source, t=None, part="y+t", tau=0.01) -> dict:
     summary = ConditionStats().fit(E).summary(tau)
     t_used = None if source.family.convention is None else (source.t0 if t is None else source.family.convention.check(t))
     out = {"source": source.info.name, "family": source.family.key, "family_note": source.info.family_note,
-           "num_classes": source.num_classes, "dim": source.dim, "t": t_used, "part": part}
+           "num_classes": source.num_classes, "rows": source.info.extra.get("rows", "classes"), "dim": source.dim,
+           "t": t_used, "part": part}
     out.update(summary)
     return out
 
@@ -96,7 +148,7 @@ def stats_summary(source, t=None, part="y+t", tau=0.01) -> dict:
 def cmd_stats(args) -> int:
     from dtviz.loading import load
 
-    source = load(args.source, family=args.family, device=args.device, labels=args.labels)
+    source = load(args.source, family=args.family, device=args.device, **source_options(args), labels=args.labels, prompts=args.prompts)
     s = stats_summary(source, args.t, args.part, args.tau)
     if args.json:
         print(json.dumps(s))
@@ -128,7 +180,7 @@ def table_rows(sources, t=None, part="y+t", tau=0.01) -> list[dict]:
 def cmd_table(args) -> int:
     from dtviz.loading import load
 
-    sources = [load(s, family=args.family, device=args.device, labels=args.labels) for s in args.sources]
+    sources = [load(s, family=args.family, device=args.device, **source_options(args), labels=args.labels, prompts=args.prompts) for s in args.sources]
     rows = table_rows(sources, args.t, args.part, args.tau)
     if args.json:
         print(json.dumps(rows))
@@ -204,15 +256,28 @@ def cmd_sample(args) -> int:
     from dtviz.generate import Generator, SampleSettings
     from dtviz.loading import BUILTINS, load
 
-    source = load(args.source, family=args.family, device=args.device)
+    source = load(args.source, family=args.family, device=args.device, **source_options(args), prompts=args.prompts)
     out = check_output_dir(args.out, source.info.extra.get("path") if args.source not in BUILTINS else None)
     if args.per_class < 1:
         raise DtvizInputError(f"--per-class must be at least 1; got {args.per_class}.")
+    if args.scale is not None and args.scale < 1:
+        raise DtvizInputError(f"--scale must be a whole number >= 1; got {args.scale}.")
     ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
     labels = np.repeat(ids, args.per_class)
-    images = Generator(source, vae=args.vae).sample(labels, SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler))
+    noise = None
+    if args.noise:
+        from dtviz.seeding import load_noise
+
+        noise = load_noise(args.noise)
+    settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler,
+                              seed_convention=args.seed_convention, size=args.size)
+    images = Generator(source, vae=args.vae).sample(labels, settings, noise=noise)
     index = write_samples(out, images, labels, source.class_names)
-    print(f"wrote {len(labels)} samples to {out} ({index})")
+    from dtviz.grid import sample_grid
+
+    grid = os.path.join(out, "grid.png")  # not a sample: FID tools should read the files index.csv lists
+    sample_grid(images, labels, source.class_names, args.scale, args.per_class).save(grid)
+    print(f"wrote {len(labels)} samples to {out} ({index}) and the captioned grid {grid}")
     return 0
 
 
@@ -226,9 +291,20 @@ def main(argv: list[str] | None = None) -> int:
             from dtviz.sweep import cmd_sweep
 
             return cmd_sweep(args)
+        if args.command == "serve":
+            from dtviz.serve import cmd_serve
+
+            return cmd_serve(args)
         return COMMANDS[args.command](args)
     except DtvizInputError as err:
         print(f"dtviz: error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - a bug in dtviz: one sentence that says so, the traceback on request
+        if os.environ.get("DTVIZ_DEBUG"):
+            raise
+        print(f"dtviz: internal error ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'no message'}); "
+              "this is a bug in dtviz, not your input — rerun with DTVIZ_DEBUG=1 for the traceback and report it.",
+              file=sys.stderr)
         return 2
 
 

@@ -2,13 +2,20 @@
 
 "t0" is the first sampling step in each family's own convention (the paper reports statistics there):
 
-    dit, mdt, diffusers   integer t ∈ {0..999}, 999 = noise        → t0 = 999
+    dit, mdt              integer t ∈ {0..999}, 999 = noise        → t0 = 999
+    diffusers             integer t ∈ {0..999}, 999 = noise        → t0 = its scheduler's first timestep at
+                                                                    DiTPipeline's default 50 steps (980 for
+                                                                    DDIM "leading"; DiffusersSource.t0)
     sit, lightningdit     t ∈ [0, 1], 0 = noise                     → t0 = 0
     repa, mg              t ∈ [0, 1], 1 = noise                     → t0 = 1
+    sd3, flux, sana       t ∈ [0, 1000] (σ·1000, the scheduler's),  → t0 = the pipeline scheduler's first
+                          1000 = noise                                 timestep (dtviz.sources.diffusers_t2i)
+    pixart                integer t ∈ {0..999}, 999 = noise         → t0 = the same
     matrix                precomputed embeddings: no timestep
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -49,9 +56,14 @@ class TimeConvention:
 
 
 DDPM_1000 = TimeConvention(0, 999, 999, True, ("ddpm", "ddim"))
-FLOW_0_NOISE = TimeConvention(0.0, 1.0, 0.0, False, ("euler", "sde"))
-FLOW_1_NOISE = TimeConvention(0.0, 1.0, 1.0, False, ("euler", "sde"))
-SAMPLER_NAMES = ("ddpm", "ddim", "euler", "sde")
+FLOW_0_NOISE = TimeConvention(0.0, 1.0, 0.0, False, ("euler", "sde", "ode", "heun"))
+FLOW_1_NOISE = TimeConvention(0.0, 1.0, 1.0, False, ("euler", "sde", "heun", "ode"))
+# Text-to-image pipelines sample through the pipeline itself, its own scheduler (dtviz.t2i_sampling).
+FLOW_1000 = TimeConvention(0.0, 1000.0, 1000.0, False, ("pipeline",))
+DDPM_1000_PIPELINE = TimeConvention(0, 999, 999, True, ("pipeline",))
+# a diffusers pipeline samples with its own scheduler object (dtviz.pipeline_sampler) unless asked for DiT's own
+DIFFUSERS_1000 = TimeConvention(0, 999, 999, True, ("scheduler", "ddpm", "ddim"))
+SAMPLER_NAMES = ("ddpm", "ddim", "euler", "sde", "scheduler", "ode", "heun")
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,11 @@ FAMILIES = {
     "lightningdit": Family("lightningdit", "LightningDiT", FLOW_0_NOISE),
     "mdt": Family("mdt", "MDT", DDPM_1000),
     "mg": Family("mg", "Model-Guidance", FLOW_1_NOISE),
-    "diffusers": Family("diffusers", "diffusers DiT", DDPM_1000, native=False),
+    "diffusers": Family("diffusers", "diffusers DiT", DIFFUSERS_1000, native=False),
+    "sd3": Family("sd3", "Stable Diffusion 3", FLOW_1000, native=False),
+    "flux": Family("flux", "Flux", FLOW_1000, native=False),
+    "pixart": Family("pixart", "PixArt", DDPM_1000_PIPELINE, native=False),
+    "sana": Family("sana", "Sana", FLOW_1000, native=False),
     "matrix": Family("matrix", "precomputed matrix", None, native=False),
 }
 NATIVE_FAMILIES = tuple(k for k, f in FAMILIES.items() if f.native)
@@ -89,10 +105,13 @@ class Detection:
     ambiguous: bool
 
 
-def detect_family(keys: Iterable[str]) -> Detection:
-    """REPA has ``projectors.*``, LightningDiT ``feat_rope``/``mlp.w12``, MDTv2 ``en_inblocks``/``de_blocks``,
+def detect_family(keys: Iterable[str], shapes: Mapping | None = None) -> Detection:
+    """REPA has ``projectors.*`` (its legacy layout ``decoder_blocks.*``), LightningDiT ``feat_rope``/``mlp.w12``
+    or, without RoPE and SwiGLU, RMSNorm weights (``blocks.{i}.norm1.weight``, ``final_layer.norm_final.weight``,
+    qk-norm without bias) or wo_shift's (4D, D) adaLN (``shapes`` needed); MDTv2 ``en_inblocks``/``de_blocks``,
     MDTv1 ``sideblocks`` beside plain ``blocks``.
-    DiT, SiT and MG share every key, so those come back as DiT with ``ambiguous=True``."""
+    DiT, SiT and MG share every key, so those come back as DiT with ``ambiguous=True``. A training wrapper's
+    args/config say more (dtviz.sources.release_config); this is the reading for plain state dicts."""
     keys = list(keys)
 
     def has(fragment: str) -> bool:
@@ -100,10 +119,18 @@ def detect_family(keys: Iterable[str]) -> Detection:
 
     if any(k.startswith("projectors.") for k in keys):
         return Detection(FAMILIES["repa"], "keys projectors.* (REPA's alignment projectors)", False)
+    if any(k.startswith("decoder_blocks.") for k in keys):
+        return Detection(FAMILIES["repa"], "keys decoder_blocks.* (REPA's legacy layout)", False)
     if has("feat_rope") or has("mlp.w12"):
         return Detection(FAMILIES["lightningdit"], "keys feat_rope / mlp.w12 (LightningDiT's RoPE and SwiGLU)", False)
     if any(k.startswith(("en_inblocks.", "de_blocks.")) for k in keys):
         return Detection(FAMILIES["mdt"], "keys en_inblocks / de_blocks (MDTv2's encoder-decoder)", False)
     if any(k.startswith("sideblocks.") for k in keys):
         return Detection(FAMILIES["mdt"], "keys blocks.* with sideblocks.* (MDTv1's side-interpolator)", False)
-    return Detection(FAMILIES["dit"], "DiT, SiT and Model-Guidance share these key names; assumed DiT — pass the family to change it", True)
+    if has(".norm1.weight") or "final_layer.norm_final.weight" in keys or (has("attn.q_norm.weight") and not has("attn.q_norm.bias")):
+        return Detection(FAMILIES["lightningdit"], "keys norm1.weight / q_norm without bias (LightningDiT's RMSNorm)", False)
+    ada, proj = shapes.get("blocks.0.adaLN_modulation.1.weight") if shapes else None, shapes.get("x_embedder.proj.weight") if shapes else None
+    if ada is not None and proj is not None and ada[0] == 4 * proj[0]:
+        return Detection(FAMILIES["lightningdit"], "a (4D, D) adaLN without shifts (LightningDiT's wo_shift)", False)
+    qk = " (qk-norm: REPA --qk-norm, or a LightningDiT with LayerNorm qk-norm and no RoPE/SwiGLU/RMSNorm)" if has("attn.q_norm.weight") else ""
+    return Detection(FAMILIES["dit"], f"DiT, SiT and Model-Guidance share these key names{qk}; assumed DiT — pass the family to change it", True)

@@ -19,18 +19,24 @@ import numpy as np
 import torch
 
 from dtviz.errors import DtvizInputError
+from dtviz.pipeline_sampler import PipelineSchedulerSampler, check_steps
 from dtviz.pruning import PruneSpec, chain_steps, global_mask, pruned
-from dtviz.samplers import DDIMSampler, DDPMSampler, EulerFlowSampler, EulerMaruyamaSampler, guided_denoiser
+from dtviz.flow_samplers import FLOW_SAMPLER_OPTIONS, flow_sampler, parse_sampler_spec
+from dtviz.samplers import DDIMSampler, DDPMSampler, guided_denoiser
+from dtviz.seeding import check_convention, check_noise, initial_noise, noise_generators, release_draws
 from dtviz.sources.base import Source
 
 # Family defaults, as in each family's own sample.py (DiT: p_sample_loop, --num-sampling-steps 250).
-# ``name``: "euler" (ODE) or "sde" (Euler–Maruyama) for velocity families, "ddim" or "ddpm" for ε families.
+# ``name``: "euler", "heun", "ode" (torchdiffeq) or "sde" for velocity families (dtviz.flow_samplers), "ddim" or
+# "ddpm" for ε families.
 SAMPLER_DEFAULTS = {
     "dit": dict(name="ddpm", steps=250, cfg_scale=4.0, guided_channels=3),
     # MDT scripts/image_sample.py (the README's FID run): p_sample_loop, 250 steps, cfg_scale 3.8, --scale_pow 4 for
     # forward_with_cfg's power-cosine schedule, which guides model_out[:, :3] (masked_diffusion/models.py).
     "mdt": dict(name="ddpm", steps=250, cfg_scale=3.8, guided_channels=3, scale_pow=4.0),
-    "sit": dict(name="euler", steps=50, cfg_scale=4.0, guided_channels=3),
+    # SiT sample.py ODE (its README's default mode): dopri5, atol 1e-6, rtol 1e-3 on 250 grid points
+    # (--num-sampling-steps); SDE: 250 steps; --cfg-scale 4.0 on model_out[:, :3] (models.py forward_with_cfg).
+    "sit": dict(name="ode", steps=250, cfg_scale=4.0, guided_channels=3),
     # LightningDiT configs/reproductions/lightningdit_xl_vavae_f16d32_800ep_cfg.yaml (the FID-1.35 model) via inference.py:
     # Euler ODE on linspace(0, 1, num_sampling_steps=250), i.e. 249 evaluations, timestep_shift 0.3
     # (transport/integrators.py ode); cfg 6.7 on model_out[:, :3] only and none while t < cfg_interval_start 0.125
@@ -39,12 +45,16 @@ SAMPLER_DEFAULTS = {
                          timestep_shift=0.3),
     "repa": dict(name="euler", steps=50, cfg_scale=1.8, guided_channels=None, interval=(0.0, 0.7)),
     "mg": dict(name="euler", steps=50, cfg_scale=1.0, guided_channels=None),
-    # diffusers DiTPipeline.__call__: 50 steps of its scheduler (DDIM in facebook/DiT-*), guidance_scale 4.0 on
-    # all in_channels ε channels (set in Generator: latent_channels = transformer.config.in_channels).
-    "diffusers": dict(name="ddim", steps=50, cfg_scale=4.0, guided_channels=None),
+    # diffusers DiTPipeline.__call__: 50 steps of the pipeline's own scheduler object (dtviz.pipeline_sampler; DDIM in
+    # facebook/DiT-*), guidance_scale 4.0 on all in_channels ε channels (set in Generator: latent_channels =
+    # transformer.config.in_channels).
+    "diffusers": dict(name="scheduler", steps=50, cfg_scale=4.0, guided_channels=None),
 }
-SAMPLER_LABELS = {"ddpm": "DDPM (ancestral)", "ddim": "DDIM (η = 0)", "euler": "Euler ODE", "sde": "Euler–Maruyama SDE"}
-# The schedule dtviz.samplers implements (DiT's linear betas); a diffusers scheduler config must match it.
+SAMPLER_LABELS = {"ddpm": "DDPM (ancestral)", "ddim": "DDIM (η = 0)", "euler": "Euler ODE", "sde": "Euler–Maruyama SDE",
+                  "scheduler": "the pipeline's own scheduler", "heun": "Heun ODE (REPA)",
+                  "ode": "adaptive ODE (dopri5, SiT)"}
+# The schedule DiT's samplers in dtviz.samplers implement (linear betas); a diffusers pipeline sampled with them
+# (--sampler ddim / ddpm instead of its own scheduler) must declare it.
 LINEAR_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                        prediction_type="epsilon")
 
@@ -54,20 +64,9 @@ class SampleSettings:
     steps: int | None = None
     cfg_scale: float | None = None
     seed: int = 0
-    sampler: str | None = None  # None = the family's default (SAMPLER_DEFAULTS); see Generator.sampler
-
-
-def initial_noise(shape: tuple, seed: int, indices, device) -> torch.Tensor:
-    """(len(indices), *shape) standard normal, row i drawn from (seed, indices[i]) alone."""
-    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(int(seed) * 1_000_003 + int(i))) for i in indices]
-    return torch.stack(rows).to(device)
-
-
-def noise_generators(seed: int, indices) -> list[torch.Generator]:
-    """One generator per row for a stochastic sampler's noise (samplers.randn_rows), seeded from (seed, index)
-    alone like ``initial_noise`` but on a separate stream, so the SDE / DDPM noise of a sample does not depend
-    on its batch and baseline and pruned runs share it."""
-    return [torch.Generator().manual_seed(int(seed) * 1_000_003 + int(i) + (1 << 40)) for i in indices]
+    sampler: str | None = None  # None = the family's default (SAMPLER_DEFAULTS); "name[:key=value,...]", see Generator.sampler
+    seed_convention: str = "per-sample"  # or "release": the release script's own draws (dtviz.seeding)
+    size: int | None = None  # text-to-image pipelines: image side in px (None = the pipeline's default; dtviz.t2i_sampling)
 
 
 class DiffusersDenoiser(torch.nn.Module):
@@ -87,13 +86,13 @@ class DiffusersDenoiser(torch.nn.Module):
         return self.transformer(x, timestep=t, class_labels=y).sample
 
 
-def check_scheduler(pipeline_path: str) -> bool:
-    """The pipeline's scheduler/scheduler_config.json must describe DiT's linear ε schedule (LINEAR_SCHEDULE),
-    which dtviz.samplers runs; a missing config means DiT's own schedule. Returns its ``clip_sample`` (diffusers'
-    DDIMScheduler/DDPMScheduler default True: x̂0 clamped to [-1, 1]; False without a config, as DiT)."""
+def check_scheduler(pipeline_path: str) -> None:
+    """Before DiT's own DDIM / DDPM (dtviz.samplers, DiT's settings: no clipping) run a diffusers pipeline: its
+    scheduler/scheduler_config.json must describe DiT's linear ε schedule (LINEAR_SCHEDULE); a missing config
+    means DiT's own schedule. The pipeline's own scheduler (sampler "scheduler") has no such limit."""
     path = os.path.join(pipeline_path, "scheduler", "scheduler_config.json")
     if not os.path.isfile(path):
-        return False
+        return
     try:
         with open(path, encoding="utf-8") as fh:
             config = json.load(fh)
@@ -104,21 +103,14 @@ def check_scheduler(pipeline_path: str) -> bool:
         same = value == expected if isinstance(expected, str) else isinstance(value, (int, float)) and abs(value - expected) < 1e-12
         if not same or config.get("trained_betas"):
             raise DtvizInputError(
-                f"dtviz samples DiT's linear schedule (1000 steps, betas 1e-4..0.02, epsilon), but {path!r} sets "
-                f"{key} = {value!r}; this pipeline offers analysis only.")
-    clip = bool(config.get("clip_sample", True))
-    if clip and config.get("clip_sample_range", 1.0) != 1.0:
-        raise DtvizInputError(f"dtviz clips x0 to [-1, 1] only, but {path!r} sets clip_sample_range = "
-                              f"{config['clip_sample_range']!r}; this pipeline offers analysis only.")
-    return clip
+                f"DiT's own samplers run DiT's linear schedule (1000 steps, betas 1e-4..0.02, epsilon), but the "
+                f"pipeline's scheduler config sets {key} = {value!r}; sample it with --sampler scheduler (its own).")
 
 
 def build_denoiser(source: Source) -> torch.nn.Module:
     """The network as ``model(x, t, y)``: a native source's DiT, or a diffusers pipeline's transformer wrapped."""
     if source.family.key == "diffusers":
-        denoiser = DiffusersDenoiser(source.transformer)
-        denoiser.clip_sample = check_scheduler(source.info.extra["path"])
-        return denoiser
+        return DiffusersDenoiser(source.transformer)
     return source.build_model()
 
 
@@ -129,6 +121,15 @@ class Generator:
     folder for LightningDiT, dtviz.vavae), else the one dtviz.vae.find_vae finds next to the checkpoint or in the
     Hugging Face cache.
     """
+
+    def __new__(cls, source: Source, vae: str | None = None):
+        """A text-to-image pipeline samples through the pipeline itself: dtviz.t2i_sampling.PipelineGenerator,
+        which has this class's interface."""
+        if getattr(source.info, "extra", {}).get("rows") == "prompts":
+            from dtviz.t2i_sampling import PipelineGenerator
+
+            return PipelineGenerator(source, vae=vae)
+        return super().__new__(cls)
 
     def __init__(self, source: Source, vae: str | None = None):
         latent = bool(source.info.extra.get("latent"))
@@ -143,7 +144,8 @@ class Generator:
         defaults.update(getattr(source, "sidecar", {}).get("sampler", {}))
         if family == "diffusers":
             defaults["guided_channels"] = cfg.in_channels
-            defaults["clip_denoised"] = self.model.clip_sample
+            if getattr(source, "scheduler", None) is None:  # no scheduler config: DiT's own DDIM, on DiT's schedule
+                defaults["name"] = "ddim"
         if cfg.in_channels < 3:
             defaults["guided_channels"] = None
         self.defaults = defaults
@@ -176,60 +178,93 @@ class Generator:
     def sampler_names(self) -> tuple[str, ...]:
         """The samplers this model's time convention allows (families.TimeConvention.samplers), its default first."""
         names = self.source.family.convention.samplers
+        if "scheduler" in names and getattr(self.source, "scheduler", None) is None:
+            names = tuple(n for n in names if n != "scheduler")
         return (self.defaults["name"],) + tuple(n for n in names if n != self.defaults["name"])
 
     def sampler(self, steps: int | None = None, name: str | None = None):
-        """The sampler ``name`` (default: the family's) with ``steps`` network evaluations."""
+        """The sampler ``name`` (default: the family's) with ``steps`` network evaluations; for flow models
+        "name:key=value,..." sets the release's options (dtviz.flow_samplers.FLOW_SAMPLER_OPTIONS)."""
         steps = int(steps or self.defaults["steps"])
         if steps < 1:
             raise DtvizInputError(f"steps must be at least 1; got {steps}.")
         conv = self.source.family.convention
+        name, options = parse_sampler_spec(name)
         name = name or self.defaults["name"]
+        if options and name not in FLOW_SAMPLER_OPTIONS:
+            raise DtvizInputError(f"the {name} sampler takes no options; got {', '.join(options)}.")
         if name not in self.sampler_names:
             raise DtvizInputError(f"{self.source.info.name} samples with {' or '.join(self.sampler_names)}; got {name!r}.")
+        if name == "scheduler":
+            check_steps(self.source.scheduler, steps)
+            return PipelineSchedulerSampler(self.source.scheduler, steps)
+        if self.source.family.key == "diffusers":
+            check_scheduler(self.source.info.extra["path"])
         if name == "ddim":
-            return DDIMSampler(steps=steps, clip_denoised=self.defaults.get("clip_denoised", False))
+            sampler = DDIMSampler(steps=steps, clip_denoised=self.defaults.get("clip_denoised", False))
+            try:
+                sampler.timesteps()
+            except ValueError as err:
+                raise DtvizInputError(f"{err}; pick one of those step counts.") from None
+            return sampler
         if name == "ddpm":
             if steps > 1000:
                 raise DtvizInputError(f"DDPM takes at most 1000 steps (one per training step); got {steps}.")
             return DDPMSampler(steps=steps, learned_sigma=self.model.config.learn_sigma,
                                clip_denoised=self.defaults.get("clip_denoised", False))
-        if name == "sde":
-            if steps < 2:
-                raise DtvizInputError(f"the SDE sampler needs at least 2 steps; got {steps}.")
-            return EulerMaruyamaSampler(steps=steps, t_start=conv.noise_at, t_end=conv.data_at)
-        return EulerFlowSampler(steps=steps, t_start=conv.noise_at, t_end=conv.data_at,
-                                timestep_shift=self.defaults.get("timestep_shift", 0.0))
+        return flow_sampler(name, steps, options, conv.noise_at, conv.data_at, self.defaults.get("timestep_shift", 0.0))
 
     @torch.no_grad()
     def sample(self, labels, settings: SampleSettings = SampleSettings(), indices=None, on_step=None,
-               batch_size: int = 256, prune: PruneSpec | None = None) -> np.ndarray:
+               batch_size: int = 256, prune: PruneSpec | None = None, noise: torch.Tensor | None = None) -> np.ndarray:
         """``prune``: zero dims of c during sampling (dtviz.pruning); the noise is the same as without it.
+        ``noise``: the initial noise, (len(labels), C, H, W), instead of the seed's (e.g. a release's saved z).
         Safe to call from several threads at once (they take turns on the model)."""
         with self._lock:
             if prune is None:
-                return self._sample(labels, settings, indices, on_step, batch_size)
+                return self._sample(labels, settings, indices, on_step, batch_size, noise)
+            if getattr(self.sampler(settings.steps, settings.sampler), "adaptive", False) and prune.schedule.startswith("last"):
+                raise DtvizInputError(f"the adaptive ODE chooses its number of network evaluations while it runs, so "
+                                      f"schedule {prune.schedule!r} has no last steps to count; use every or first, or a "
+                                      f"fixed-step sampler (euler, heun, sde).")
             mask = self.global_mask(prune) if prune.mask == "global" else None
             with pruned(self.model, prune, mask=mask, null_class=self.source.num_classes) as pruner:
-                return self._sample(labels, settings, indices, chain_steps(pruner.on_step, on_step), batch_size)
+                return self._sample(labels, settings, indices, chain_steps(pruner.on_step, on_step), batch_size, noise)
 
     @torch.no_grad()
-    def _sample(self, labels, settings: SampleSettings, indices, on_step, batch_size: int) -> np.ndarray:
+    def _sample(self, labels, settings: SampleSettings, indices, on_step, batch_size: int, noise=None) -> np.ndarray:
         """``sample`` without the lock and without pruning hooks of its own (the caller holds the lock)."""
         labels = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.source.device)
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.source.num_classes):
             raise DtvizInputError(f"class ids must lie in 0..{self.source.num_classes - 1}; got {labels.tolist()[:5]}…")
         indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
-        cfg_scale = float(self.defaults["cfg_scale"] if settings.cfg_scale is None else settings.cfg_scale)
+        null_row = self.source.info.extra.get("null_row", True)  # False: trained with class_dropout_prob = 0
+        cfg_scale = float((self.defaults["cfg_scale"] if null_row else 1.0) if settings.cfg_scale is None else settings.cfg_scale)
+        if cfg_scale != 1.0 and not null_row:
+            raise DtvizInputError(
+                f"classifier-free guidance needs a null (CFG) label row, and this model's table has none (read as "
+                f"{self.source.num_classes} classes without one); sample with cfg 1, or pass --null-row yes if its last "
+                f"row is the null row.")
         denoise = guided_denoiser(self.model, self.source.num_classes, cfg_scale,
                                   self.defaults.get("guided_channels"), self.defaults.get("interval"),
                                   scale_pow=self.defaults.get("scale_pow"))
         sampler = self.sampler(settings.steps, settings.sampler)
+        n, device, step_noise = len(labels), self.source.device, None
+        check_convention(settings.seed_convention, self.source.family.key)
+        if noise is not None:
+            noise = check_noise(noise, n, self.image_shape, device)
+        if settings.seed_convention == "release":  # one batch, drawn as the release script draws (dtviz.seeding)
+            if not np.array_equal(indices, np.arange(n)):
+                raise DtvizInputError("the release seed convention draws one batch for all samples; it takes no indices.")
+            z, step_noise = release_draws(self.source.family.key, self.model, self.image_shape, n, settings.seed, device,
+                                          self.source.num_classes)
+            noise, batch_size = (z if noise is None else noise), max(n, 1)
         out = []
-        for i in range(0, len(labels), batch_size):
-            noise = initial_noise(self.image_shape, settings.seed, indices[i:i + batch_size], self.source.device)
-            x = sampler.sample(denoise, noise, labels[i:i + batch_size], on_step=on_step,
-                               generator=noise_generators(settings.seed, indices[i:i + batch_size]))
+        for i in range(0, n, batch_size):
+            rows = indices[i:i + batch_size]
+            x0 = noise[i:i + batch_size] if noise is not None else initial_noise(self.image_shape, settings.seed, rows, device)
+            x = sampler.sample(denoise, x0, labels[i:i + batch_size], on_step=on_step,
+                               generator=step_noise or noise_generators(settings.seed, rows))
             out.append(self._to_images(x))
         if out:
             return np.concatenate(out)

@@ -4,10 +4,10 @@ Families differ only in the direction of t and in what the network predicts:
 
     DiT / MDT           ε-prediction on integer t ∈ {0..999}, 999 = noise: DDIM (``DDIMSampler``) or DiT's
                         ancestral DDPM with respacing and learned-range variance (``DDPMSampler``)
-    SiT / LightningDiT  velocity on t ∈ [0, 1], 0 = noise: Euler from t = 0 to 1 (``EulerFlowSampler``) or
-                        Euler–Maruyama (``EulerMaruyamaSampler``, SiT's sample_sde)
+    SiT / LightningDiT  velocity on t ∈ [0, 1], 0 = noise: Euler from t = 0 to 1 (``EulerFlowSampler``); SiT's
+                        adaptive ODE and SDE in dtviz.flow_samplers
     REPA / MG           velocity on t ∈ [0, 1], 1 = noise: Euler from t = 1 to 0, CFG only inside the
-                        guidance interval; or Euler–Maruyama (REPA's euler_maruyama_sampler)
+                        guidance interval; REPA's Heun ODE and Euler–Maruyama in dtviz.flow_samplers
 
 For a flow dx/dt = v(x, t) the Euler update x ← x + v·(t_next − t) is the same for both directions.
 ``on_step(i, n)`` is called before the i-th of n network evaluations; pruning schedules count it.
@@ -45,11 +45,13 @@ def guided_denoiser(model: torch.nn.Module, null_class: int, cfg_scale: float, g
     ``guided_channels`` channels (DiT/SiT guide only 3 of their 4 latent channels; None = all). With an
     ``interval`` (REPA's guidance interval, in t units) the batch is doubled only for t inside it. With
     ``scale_pow`` (MDT) s varies with each row's integer t: ``power_cosine_scale``; None = constant cfg_scale.
+    cfg_scale ≤ 1 runs the conditional rows alone, one forward per call, as REPA, LightningDiT and diffusers do.
+    ``guide_t``: judge the interval at this t instead of t's (REPA's Heun corrector uses the step's t_cur).
     """
 
-    def denoise(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        t_value = float(t.flatten()[0])
-        use_cfg = cfg_scale != 1.0 and (interval is None or interval[0] <= t_value <= interval[1])
+    def denoise(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guide_t: float | None = None) -> torch.Tensor:
+        t_value = float(t.flatten()[0]) if guide_t is None else float(guide_t)
+        use_cfg = cfg_scale > 1.0 and (interval is None or interval[0] <= t_value <= interval[1])
         if not use_cfg:
             return model(x, t, y)
         out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null_class)]))
@@ -61,6 +63,7 @@ def guided_denoiser(model: torch.nn.Module, null_class: int, cfg_scale: float, g
         guided = uncond[:, :ch] + scale * (cond[:, :ch] - uncond[:, :ch])
         return torch.cat([guided, cond[:, ch:]], dim=1)
 
+    denoise.takes_guide_t = True
     return denoise
 
 
@@ -71,7 +74,8 @@ class EulerFlowSampler:
     ``timestep_shift`` s > 0 (LightningDiT ``transport/integrators.py`` ``ode``; 0 = off, the default) moves
     the grid towards the noise end for s < 1: u = linspace(0, 1, steps + 1) as the share of the way from
     noise to data becomes s·u / (1 + (s − 1)·u), computed in float32 as LightningDiT does, so with
-    t_start = 0, t_end = 1 the grid is bit-identical to LightningDiT's.
+    t_start = 0, t_end = 1 the grid is bit-identical to LightningDiT's. Of a learned-sigma output (2C channels)
+    only the first C are the velocity (SiT's forward drops the rest).
     """
 
     steps: int = 32
@@ -100,7 +104,7 @@ class EulerFlowSampler:
             if on_step:
                 on_step(i, self.steps)
             t = torch.full((x.shape[0],), float(grid[i]), device=x.device)
-            x = x + denoise(x, t, labels) * float(grid[i + 1] - grid[i])
+            x = x + denoise(x, t, labels)[:, :noise.shape[1]] * float(grid[i + 1] - grid[i])
         return x
 
 
@@ -112,7 +116,9 @@ def linear_betas(num_steps: int = 1000, start: float = 1e-4, end: float = 0.02) 
 
 @dataclass
 class DDIMSampler:
-    """DDIM (η = 0) or DDPM-like ancestral (η = 1) sampling for ε-prediction on integer t, 999 = noise.
+    """DDIM (η = 0) or DDPM-like ancestral (η = 1) sampling for ε-prediction on integer t, 999 = noise:
+    DiT ``diffusion/gaussian_diffusion.py`` ``ddim_sample_loop`` on ``create_diffusion("ddimN")``, whose
+    timesteps are DiT's ``space_timesteps(T, "ddimN")`` (``ddim_timesteps``; N = 30 → 986, 952, 918, …, 0).
 
     Learned-sigma models return 2C channels; only the first C (ε) are used.
     """
@@ -123,9 +129,8 @@ class DDIMSampler:
     clip_denoised: bool = False  # diffusers DDIMScheduler clip_sample: x̂0 clamped to [-1, 1], ε kept as predicted
 
     def timesteps(self) -> list[int]:
-        # Evenly spaced integer steps from T-1 down to 0, as DiT's space_timesteps("ddimN") does.
-        stride = self.num_train_steps / self.steps
-        return sorted({int(round(i * stride)) for i in range(self.steps)}, reverse=True)
+        """The original integer t of each network evaluation, noise first (``ddim_timesteps``)."""
+        return ddim_timesteps(self.num_train_steps, self.steps)[::-1]
 
     @torch.no_grad()
     def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None,
@@ -160,8 +165,11 @@ def randn_rows(like: torch.Tensor, generator=None) -> torch.Tensor:
 
     ``generator``: None (torch's global RNG), one ``torch.Generator`` for the whole batch, or a list of B
     generators, row i drawn from generator i alone, so a row's noise does not depend on its batch
-    (what dtviz.generate.Generator passes; see ``initial_noise`` there).
+    (what dtviz.generate.Generator passes; see ``initial_noise`` there), or a callable ``f(like)`` that draws
+    itself (dtviz.generate's release seed convention: the release's shapes and dtype from the global RNG).
     """
+    if callable(generator):
+        return generator(like)
     if generator is None:
         return torch.randn_like(like)
     if isinstance(generator, torch.Generator):
@@ -170,107 +178,6 @@ def randn_rows(like: torch.Tensor, generator=None) -> torch.Tensor:
         raise ValueError(f"need one generator per row: {len(generator)} for {like.shape[0]} rows")
     rows = [torch.randn(like.shape[1:], generator=g, dtype=like.dtype) for g in generator]
     return torch.stack(rows).to(like.device)
-
-
-@dataclass
-class EulerMaruyamaSampler:
-    """Euler–Maruyama for velocity models on the linear path, t from ``t_start`` (noise) to ``t_end`` (data).
-
-    Follows SiT ``transport/transport.py`` ``Sampler.sample_sde`` (Euler, diffusion_form="sigma",
-    diffusion_norm=1, last_step="Mean", last_step_size=0.04; ``transport/integrators.py`` ``sde``) and REPA
-    ``samplers.py`` ``euler_maruyama_sampler``; both are the same scheme in mirrored time:
-
-        x_t = α_t·x_data + σ_t·ε          SiT/LightningDiT (0 → 1): α = t,     σ = 1 − t
-                                          REPA/MG          (1 → 0): α = 1 − t, σ = t
-        score   s = (α/α̇·v − x) / (σ² − α/α̇·σ̇·σ)       (= −(x + α·u)/σ, u = dx/dσ; ``get_score_from_velocity``
-                                                         in SiT ``transport/path.py`` ICPlan and in REPA)
-        w(t)    = diffusion_scale·σ_t                    (SiT compute_diffusion "sigma"·norm; REPA
-                                                         compute_diffusion = 2t = g², i.e. w = t)
-        step    x ← x + (v ± w·s)·Δt + √(2w)·√|Δt|·z     (+ towards data with Δt > 0, SiT's drift + w·score;
-                                                         − with Δt < 0, REPA's v − ½·g²·s)
-
-    ``steps`` network evaluations: t on linspace(t_start, t_end ∓ last_step_size, steps) (SiT: t0 = 0,
-    t1 = 1 − 0.04; REPA: linspace(1, 0.04, num_steps)), ``steps − 1`` stochastic steps between those, then
-    one noise-free last step to ``t_end``. ``last_step="mean"`` uses the SDE drift there (both families'
-    default; SiT "Mean", REPA's ``mean_x``); "euler" uses the ODE velocity (SiT "Euler"); None stops at
-    t_end ∓ last_step_size without another evaluation (SiT last_step=None, then steps − 1 evaluations).
-
-    CFG: the drift is affine in v at fixed x, so guiding v (``guided_denoiser``) equals REPA guiding the drift.
-    Computed in float64 like REPA's sampler; the result has the noise's dtype.
-    """
-
-    steps: int = 250
-    t_start: float = 0.0
-    t_end: float = 1.0
-    diffusion_scale: float = 1.0
-    last_step: str | None = "mean"
-    last_step_size: float = 0.04
-
-    def __post_init__(self):
-        if {float(self.t_start), float(self.t_end)} != {0.0, 1.0}:
-            raise ValueError(f"the linear path runs between t = 0 and 1; got {self.t_start} → {self.t_end}")
-        if self.last_step not in ("mean", "euler", None):
-            raise ValueError(f"last_step must be 'mean', 'euler' or None; got {self.last_step!r}")
-        if self.steps < (1 if self.last_step else 2):
-            raise ValueError(f"{self.steps} steps leave no network evaluation")
-        if not 0 < self.last_step_size < 1:
-            raise ValueError(f"last_step_size must lie in (0, 1); got {self.last_step_size}")
-
-    @property
-    def direction(self) -> float:
-        """+1 when t grows towards data (SiT), −1 when it shrinks (REPA)."""
-        return 1.0 if self.t_end > self.t_start else -1.0
-
-    def grid(self) -> torch.Tensor:
-        """(steps + 1,) float64: the ``steps`` evaluation times, then t_end."""
-        t1 = self.t_end - self.direction * self.last_step_size
-        return torch.cat([torch.linspace(self.t_start, t1, self.steps, dtype=torch.float64),
-                          torch.tensor([self.t_end], dtype=torch.float64)])
-
-    def timesteps(self) -> list[float]:
-        """The t of each network evaluation, in the model's convention."""
-        n = self.steps if self.last_step else self.steps - 1
-        return self.grid()[:n].tolist()
-
-    def coefficients(self, t: float) -> tuple[float, float, float, float]:
-        """(α_t, α̇_t, σ_t, σ̇_t) of the linear path in the model's t (SiT ICPlan; REPA path_type="linear")."""
-        d = self.direction
-        sigma = d * (self.t_end - t)
-        return 1.0 - sigma, d, sigma, -d
-
-    def score(self, v: torch.Tensor, x: torch.Tensor, t: float) -> torch.Tensor:
-        """∇log p_t(x) from the velocity v = dx/dt: (α/α̇·v − x) / (σ² − α/α̇·σ̇·σ); (B, C, H, W)."""
-        alpha, d_alpha, sigma, d_sigma = self.coefficients(t)
-        ratio = alpha / d_alpha
-        return (ratio * v - x) / (sigma ** 2 - ratio * d_sigma * sigma)
-
-    def drift(self, v: torch.Tensor, x: torch.Tensor, t: float) -> tuple[torch.Tensor, float]:
-        """(drift along t, w(t)): v + direction·w·s, w = diffusion_scale·σ_t; the noise is √(2w)·dW."""
-        w = self.diffusion_scale * self.coefficients(t)[2]
-        return v + self.direction * w * self.score(v, x, t), w
-
-    @torch.no_grad()
-    def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None,
-               generator=None) -> torch.Tensor:
-        """``generator``: the Brownian increments' source (``randn_rows``); fix it to repeat a run exactly."""
-        grid = self.grid()
-        n_eval = len(self.timesteps())
-        x = noise.double()  # (B, C, H, W)
-        for i in range(self.steps - 1):
-            if on_step:
-                on_step(i, n_eval)
-            t_cur, dt = float(grid[i]), float(grid[i + 1] - grid[i])
-            v = denoise(x.to(noise.dtype), torch.full((x.shape[0],), t_cur, device=x.device), labels).double()
-            d, w = self.drift(v[:, :x.shape[1]], x, t_cur)
-            x = x + d * dt + math.sqrt(2 * w) * math.sqrt(abs(dt)) * randn_rows(x, generator)
-        if self.last_step:
-            if on_step:
-                on_step(self.steps - 1, n_eval)
-            t_cur, dt = float(grid[-2]), float(grid[-1] - grid[-2])
-            v = denoise(x.to(noise.dtype), torch.full((x.shape[0],), t_cur, device=x.device), labels).double()
-            v = v[:, :x.shape[1]]
-            x = x + (self.drift(v, x, t_cur)[0] if self.last_step == "mean" else v) * dt
-        return x.to(noise.dtype)
 
 
 def space_timesteps(num_timesteps: int, steps: int) -> list[int]:
@@ -284,6 +191,29 @@ def space_timesteps(num_timesteps: int, steps: int) -> list[int]:
         taken.append(round(cur))
         cur += stride
     return sorted(set(taken))
+
+
+def ddim_timesteps(num_timesteps: int, steps: int) -> list[int]:
+    """DiT ``diffusion/respace.py`` ``space_timesteps(num_timesteps, "ddim<steps>")``, ascending: range(0, T, k)
+    for the smallest integer stride k ≥ 1 giving exactly ``steps`` values (T = 1000, 30 steps: k = 34, 0 … 986).
+    Counts no stride gives (e.g. 1, 37, 60) raise ValueError, as in DiT; ``ddim_step_counts`` lists the others."""
+    for stride in range(1, num_timesteps):
+        if len(range(0, num_timesteps, stride)) == steps:
+            return list(range(0, num_timesteps, stride))
+    raise ValueError(f"DiT's DDIM respacing cannot take exactly {steps} steps out of {num_timesteps} with an integer "
+                     f"stride (nearest possible: {', '.join(map(str, nearest_ddim_counts(num_timesteps, steps)))})")
+
+
+def ddim_step_counts(num_timesteps: int) -> list[int]:
+    """Every step count ``ddim_timesteps`` accepts, ascending (T = 1000: 2 … 36, 38, 40, 42, …, 500, 1000)."""
+    return sorted({len(range(0, num_timesteps, k)) for k in range(1, num_timesteps)})
+
+
+def nearest_ddim_counts(num_timesteps: int, steps: int) -> list[int]:
+    """The accepted counts just below and above ``steps``."""
+    counts = ddim_step_counts(num_timesteps)
+    below, above = [c for c in counts if c < steps][-1:], [c for c in counts if c > steps][:1]
+    return below + above
 
 
 def respaced_betas(base_betas: torch.Tensor, use_timesteps: list[int]) -> torch.Tensor:

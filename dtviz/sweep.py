@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dtviz.cli import add_class_selection, check_output_dir, select_classes, write_samples
+from dtviz.cli import (add_checkpoint_reading_args, add_class_selection, add_prompts_arg, check_output_dir,
+                       select_classes, source_options, write_samples)
 from dtviz.errors import DtvizInputError
 from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule, paper_schedule, parse_schedule, spec_removed_dims
 
@@ -153,7 +154,7 @@ class SweepProgress:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.runs * num_steps, desc=f"sweep ({self.runs} sampling runs)", unit="step",
+            self.bar = tqdm(total=self.runs * num_steps or None, desc=f"sweep ({self.runs} sampling runs)", unit="step",
                             dynamic_ncols=True)
         self.bar.update(1)
 
@@ -293,6 +294,8 @@ def add_sweep_parser(sub) -> None:
                    help="'builtin' (default), 'builtin-wide', a checkpoint or a model folder that can sample")
     p.add_argument("--family", default="auto", help="auto, dit, sit, repa, mg")
     p.add_argument("--device", default=None, help="auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps; under torchrun one GPU per process")
+    add_prompts_arg(p)
+    add_checkpoint_reading_args(p)
     add_class_selection(p)
     p.add_argument("--mode", default="tail", choices=MODES, help="tail: zero |c_i| < τ (or the k smallest); head: zero |c_i| >= τ (or the k largest)")
     sel = p.add_mutually_exclusive_group()
@@ -320,12 +323,12 @@ def cmd_sweep(args) -> int:
     specs = sweep_specs(args.mode, taus, ks, schedules, args.mask, args.prune_null)
 
     with distributed(args.device) as (world, device):
-        source = load(args.source, family=args.family, device=device)
+        source = load(args.source, family=args.family, device=device, prompts=args.prompts, **source_options(args))
         out = check_output_dir(args.out, source.info.extra.get("path"))
         ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
         labels = np.repeat(ids, args.per_class)
         generator = Generator(source, vae=args.vae)
-        settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler)
+        settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler, size=args.size)
         results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source))
         if not world.is_main:
             return 0

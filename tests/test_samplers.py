@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from dtviz.pruning import PruneSpec, pruned
-from dtviz.samplers import (DDPMSampler, EulerMaruyamaSampler, guided_denoiser, linear_betas, respaced_betas,
-                            space_timesteps)
+from dtviz.flow_samplers import EulerMaruyamaSampler
+from dtviz.samplers import DDPMSampler, guided_denoiser, linear_betas, respaced_betas, space_timesteps
 from tests.factories import randomized_dit, tiny_config
 from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask, save_tiny_folder
 
@@ -237,14 +237,14 @@ def test_generator_sampler_names(tmp_path):
     from dtviz.generate import SAMPLER_DEFAULTS, Generator, SampleSettings
 
     sit = Generator(dtviz.load(save_tiny_folder(str(tmp_path / "sit"), family="sit"), device="cpu"))
-    assert type(sit.sampler(name="sde")).__name__ == "EulerMaruyamaSampler" and sit.sampler().__class__.__name__ == "EulerFlowSampler"
+    assert type(sit.sampler(name="sde")).__name__ == "EulerMaruyamaSampler" and sit.sampler().__class__.__name__ == "AdaptiveFlowSampler"
     settings = SampleSettings(seed=4, steps=4, sampler="sde")
     labels = [0, 3, 5, 9]
     whole = sit.sample(labels, settings)
     assert np.array_equal(whole, sit.sample(labels, settings))  # seeded: repeatable
     assert np.allclose(sit.sample(labels, settings, batch_size=1), whole, atol=1e-5)  # per-sample noise
     assert not np.array_equal(whole, sit.sample(labels, SampleSettings(seed=4, steps=4)))
-    with pytest.raises(DtvizInputError, match="euler or sde"):
+    with pytest.raises(DtvizInputError, match="ode or euler or sde or heun"):
         sit.sampler(name="ddpm")
     assert SAMPLER_DEFAULTS["dit"]["name"] == "ddpm" and SAMPLER_DEFAULTS["dit"]["steps"] == 250  # DiT's sample.py
     dit = Generator(dtviz.load(save_tiny_folder(str(tmp_path / "dit"), family="dit"), device="cpu"))
