@@ -21,6 +21,7 @@ from typing import Iterator
 
 import torch
 
+from dtviz import budgets
 from dtviz.errors import DtvizInputError
 
 TORCH_EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt")
@@ -80,6 +81,29 @@ class LazySafetensors(Mapping):
         return len(self._keys)
 
 
+class RenamedKeys(Mapping):
+    """A read-only view of ``state`` under new key names (``names``: new -> old); lazy if ``state`` is."""
+
+    def __init__(self, state: Mapping, names: dict[str, str]):
+        self._state, self._names = state, names
+
+    def __getitem__(self, key: str):
+        return self._state[self._names[key]]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def shapes(self) -> dict[str, tuple]:
+        old = self._state.shapes() if hasattr(self._state, "shapes") else {k: tuple(v.shape) for k, v in self._state.items() if isinstance(v, torch.Tensor)}
+        return {new: old[o] for new, o in self._names.items() if o in old}
+
+
 def read_safetensors(path: str) -> LazySafetensors:
     path = check_readable_file(path)
     try:
@@ -104,6 +128,12 @@ def read_torch(path: str) -> object:
         )
     if is_zip and not zipfile.is_zipfile(path):
         raise DtvizInputError(f"expected a PyTorch checkpoint, but {path!r} is a damaged or truncated zip archive.")
+    # budgets before work: a zip is memory-mapped (only its compressed members are inflated), a legacy pickle read whole
+    if is_zip:
+        budgets.check_zip_members(path, os.path.basename(path))
+    else:
+        budgets.check_bytes("a pickled checkpoint (read whole, no mmap)", os.path.getsize(path),
+                            budgets.MAX_PICKLE_CHECKPOINT_BYTES, os.path.basename(path))
     try:
         # torch warns about legacy pickles of protocol > 2; the weights-only unpickler reads them or fails with
         # our one-sentence message, so the warning would only add a second, confusing line to stderr.
@@ -116,8 +146,10 @@ def read_torch(path: str) -> object:
             f"refused to load {path!r}: it holds Python objects other than tensors{found}, and dtviz never "
             "unpickles arbitrary objects; re-save the state dict alone (or as .safetensors)."
         ) from err
+    except MemoryError as err:
+        raise budgets.out_of_memory(os.path.basename(path)) from err
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError, IndexError, TypeError,
-            AttributeError, MemoryError, OverflowError) as err:
+            AttributeError, OverflowError) as err:
         raise DtvizInputError(f"expected a PyTorch checkpoint, but {path!r} could not be read: it is damaged, truncated or not a checkpoint ({_short(err)}).") from err
 
 

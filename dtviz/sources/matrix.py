@@ -16,6 +16,7 @@ import zipfile
 import numpy as np
 import torch
 
+from dtviz import budgets
 from dtviz.checkpoint import check_readable_file, read_safetensors, read_torch
 from dtviz.device import resolve_device
 from dtviz.errors import DtvizInputError
@@ -73,8 +74,16 @@ def validate_matrix(matrix, name: str) -> np.ndarray:
 
 
 def load_matrix(path: str, labels: str | list[str] | None = None, device=None) -> MatrixSource:
+    """Sizes are checked against dtviz.budgets before anything is read; a MemoryError becomes one sentence."""
     path = check_readable_file(path, "an embedding matrix file")
-    lower = path.lower()
+    try:
+        return _load_matrix(path, labels, device)
+    except MemoryError as err:
+        raise budgets.out_of_memory(os.path.basename(path)) from err
+
+
+def _load_matrix(path: str, labels, device) -> MatrixSource:
+    lower, name = path.lower(), os.path.basename(path)
     file_labels = None
     if lower.endswith(".npy"):
         matrix = _np_load(path)
@@ -83,19 +92,22 @@ def load_matrix(path: str, labels: str | list[str] | None = None, device=None) -
     elif lower.endswith((".csv", ".tsv", ".txt")):
         matrix, file_labels = read_csv_matrix(path)
     elif lower.endswith(".safetensors"):
+        budgets.check_bytes("a file", os.path.getsize(path), budgets.MAX_MATRIX_BYTES, name)
         matrix, file_labels = _from_mapping(dict(read_safetensors(path)), path)
     else:
+        budgets.check_bytes("a file", os.path.getsize(path), budgets.MAX_MATRIX_BYTES, name)
         obj = read_torch(path)
         matrix, file_labels = (obj, None) if isinstance(obj, torch.Tensor) else _from_mapping(obj, path)
     if isinstance(labels, str):
         labels = read_labels_file(labels)
     elif labels is None and os.path.isfile(path + ".labels.txt"):
         labels = read_labels_file(path + ".labels.txt")
-    return MatrixSource(matrix, labels if labels is not None else file_labels, name=os.path.basename(path), device=device)
+    return MatrixSource(matrix, labels if labels is not None else file_labels, name=name, device=device)
 
 
 def read_labels_file(path: str) -> list[str]:
     path = check_readable_file(path, "a labels text file")
+    budgets.check_bytes("text", os.path.getsize(path), budgets.MAX_LABELS_BYTES, os.path.basename(path))
     try:
         with open(path, encoding="utf-8") as fh:
             return [line.rstrip("\n") for line in fh if line.strip()]
@@ -109,8 +121,15 @@ def _np_load(path: str):
     magic, kind = (b"PK", ".npz archive") if path.lower().endswith(".npz") else (b"\x93NUMPY", ".npy file")
     if not head.startswith(magic):  # np.load would otherwise fall back to unpickling and blame pickles
         raise DtvizInputError(f"expected a NumPy {kind}, but {path!r} starts with bytes {head[:4]!r}; it is not a NumPy file.")
+    # the header's shape (or each member's declared size) first; a .npy is then memory-mapped, so the float32
+    # copy validate_matrix makes is the only one in memory
+    if kind == ".npy file":
+        if budgets.check_npy(path, os.path.basename(path)).hasobject:  # cannot be memory-mapped; never unpickled
+            raise DtvizInputError(f"refused to load {path!r}: it holds pickled Python objects, which dtviz never unpickles; save a numeric array.")
+    else:
+        budgets.check_npz(path, os.path.basename(path))
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if kind == ".npy file" else None)
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise DtvizInputError(f"refused to load {path!r}: it holds pickled Python objects, which dtviz never unpickles; save a numeric array.") from err
@@ -147,37 +166,71 @@ def _from_mapping(obj, path: str):
 
 
 def read_csv_matrix(path: str) -> tuple[np.ndarray, list[str] | None]:
-    """Numbers with an optional header row and an optional text column (first or last) of labels."""
+    """Numbers with an optional header row and an optional text column (first or last) of labels.
+
+    Two streaming passes (shape and label column, then the values straight into float32), so memory is the
+    matrix, not the text; the file size is checked against ``budgets.MAX_CSV_BYTES`` first."""
+    budgets.check_bytes("text", os.path.getsize(path), budgets.MAX_CSV_BYTES, os.path.basename(path))
     delimiter = "\t" if path.lower().endswith(".tsv") else None
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            text = fh.read()
-    except UnicodeDecodeError as err:
-        raise DtvizInputError(f"expected a CSV text file of numbers, but {path!r} is not text.") from err
     if delimiter is None:
         try:
-            delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",;\t ").delimiter
+            with open(path, newline="", encoding="utf-8") as fh:
+                delimiter = csv.Sniffer().sniff(fh.read(4096), delimiters=",;\t ").delimiter
         except csv.Error:
             delimiter = ","
-    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter) if any(c.strip() for c in r)]
-    if not rows:
+        except UnicodeDecodeError as err:
+            raise DtvizInputError(f"expected a CSV text file of numbers, but {path!r} is not text.") from err
+    # pass 1: the first two rows (header?), the widths, and which of the first / last columns are all numbers
+    count, first, second, widths = 0, None, None, set()
+    numeric_ends = [True, True]  # over rows 2.. (row 1 may be a header)
+    for row in _csv_rows(path, delimiter):
+        if count == 0:
+            first = row
+        else:
+            second = row if count == 1 else second
+            numeric_ends = [numeric_ends[0] and _is_number(row[0]), numeric_ends[1] and _is_number(row[-1])]
+        widths.add(len(row))
+        count += 1
+    if not count:
         raise DtvizInputError(f"expected rows of numbers in {path!r}, but it holds none.")
-    if not all(_is_number(c) for c in rows[0] if c.strip()) and len(rows) > 1 and _numeric_share(rows[1]) > _numeric_share(rows[0]):
-        rows = rows[1:]  # header
-    widths = {len(r) for r in rows}
+    header = (not all(_is_number(c) for c in first if c.strip()) and second is not None
+              and _numeric_share(second) > _numeric_share(first))
+    if header:
+        widths = {len(r) for r in _csv_rows(path, delimiter, skip=1)}
+    else:
+        numeric_ends = [numeric_ends[0] and _is_number(first[0]), numeric_ends[1] and _is_number(first[-1])]
     if len(widths) != 1:
         raise DtvizInputError(f"expected every row of {path!r} to have the same number of columns, but found widths {sorted(widths)[:5]}.")
-    label_col = None
-    for col in (0, len(rows[0]) - 1):
-        if not all(_is_number(r[col]) for r in rows):
-            label_col = col
-            break
-    labels = [r[label_col] for r in rows] if label_col is not None else None
-    numeric = [[c for j, c in enumerate(r) if j != label_col] for r in rows]
-    bad = next(((i, c) for i, r in enumerate(numeric) for c in r if not _is_number(c)), None)
-    if bad is not None:
-        raise DtvizInputError(f"expected numbers in {path!r}, but row {bad[0] + 1} holds {bad[1]!r}.")
-    return np.array([[float(c) for c in r] for r in numeric], dtype=np.float32).reshape(len(numeric), -1), labels
+    width = widths.pop()
+    label_col = 0 if not numeric_ends[0] else (width - 1 if not numeric_ends[1] else None)
+    # pass 2: the values
+    n = count - header
+    matrix = np.empty((n, width - (label_col is not None)), dtype=np.float32)
+    labels = [] if label_col is not None else None
+    for i, row in enumerate(_csv_rows(path, delimiter, skip=int(header))):
+        if label_col is not None:
+            labels.append(row[label_col])
+        values = [c for j, c in enumerate(row) if j != label_col]
+        try:
+            matrix[i] = [float(c) for c in values]
+        except ValueError:
+            bad = next(c for c in values if not _is_number(c))
+            raise DtvizInputError(f"expected numbers in {path!r}, but row {i + 1} holds {bad!r}.") from None
+    return matrix, labels
+
+
+def _csv_rows(path: str, delimiter: str, skip: int = 0):
+    """The non-blank rows of a CSV file, read lazily; one sentence when it is not UTF-8 text."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = (r for r in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in r))
+            for i, row in enumerate(rows):
+                if i >= skip:
+                    yield row
+    except UnicodeDecodeError as err:
+        raise DtvizInputError(f"expected a CSV text file of numbers, but {path!r} is not text.") from err
+    except csv.Error as err:
+        raise DtvizInputError(f"expected a CSV text file of numbers, but {path!r} could not be parsed ({str(err)[:80]}).") from err
 
 
 def _is_number(text: str) -> bool:

@@ -1,0 +1,157 @@
+"""Budgets before work (issue 13, findings 2, 3 and 7): sizes are checked before a file is read, and memory
+stays bounded. Peak and retained RSS are measured in a fresh subprocess (ru_maxrss there is this file's
+alone), against the bounds documented in the README's reliability section.
+
+    a zip-bomb .npz: 20 480² float32 zeros declared (1.6 GB), 1.6 MB on disk   -> refused, peak growth < 150 MB
+    a sparse 2 GiB .npy (header + truncate)                                    -> refused, peak growth < 150 MB
+    a sparse 300 MB .csv                                                       -> refused, peak growth < 150 MB
+    a real 40 MB CSV                                                           -> parsed, peak < 2× its float32 matrix + 100 MB
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+import zlib
+
+import numpy as np
+import pytest
+
+from dtviz import budgets
+from dtviz.errors import DtvizInputError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REFUSED_PEAK_MB = 150  # peak RSS growth allowed for refusing a file (the README's figure)
+
+
+# ================================================================================ hostile files
+
+def npy_header(shape, descr="<f4") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": tuple(shape)})
+    return buf.getvalue()
+
+
+def zip_bomb(path: str, shape=(20_480, 20_480)) -> str:
+    """An .npz whose one member 'embeddings.npy' inflates to a float32 zero array of ``shape``: the zeros are
+    one deflate block (ended by a full flush, so it can be repeated) written many times; a valid zip (CRC too)."""
+    header = npy_header(shape)
+    chunk = bytes(64 << 20)
+    total = int(np.prod(shape)) * 4
+    assert total % len(chunk) == 0
+    comp = zlib.compressobj(1, zlib.DEFLATED, -15)
+    head = comp.compress(header) + comp.flush(zlib.Z_FULL_FLUSH)
+    block = comp.compress(chunk) + comp.flush(zlib.Z_FULL_FLUSH)
+    tail = comp.flush(zlib.Z_FINISH)
+    crc = zlib.crc32(header)
+    for _ in range(total // len(chunk)):
+        crc = zlib.crc32(chunk, crc)
+    size, csize = len(header) + total, len(head) + len(block) * (total // len(chunk)) + len(tail)
+    name = b"embeddings.npy"
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 8, 0, 0x21, crc, csize, size, len(name), 0) + name)
+        fh.write(head)
+        for _ in range(total // len(chunk)):
+            fh.write(block)
+        fh.write(tail)
+        cd_offset = fh.tell()
+        central = struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 8, 0, 0x21, crc, csize, size, len(name),
+                              0, 0, 0, 0, 0, 0) + name
+        fh.write(central)
+        fh.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(central), cd_offset, 0))
+    return path
+
+
+def sparse_npy(path: str, shape=(524_288, 1024)) -> str:
+    """A 2 GiB float32 .npy that takes no disk: the header, then a hole (truncate)."""
+    header = npy_header(shape)
+    with open(path, "wb") as fh:
+        fh.write(header)
+    os.truncate(path, len(header) + int(np.prod(shape)) * 4)
+    return path
+
+
+def sparse_csv(path: str, size: int = 300 * 2 ** 20) -> str:
+    with open(path, "w") as fh:
+        fh.write("a,b\n1,2\n")
+    os.truncate(path, size)
+    return path
+
+
+# ================================================================================ RSS in a subprocess
+
+PROBE = textwrap.dedent("""
+    import gc, json, os, resource, sys
+    import dtviz
+    from dtviz.errors import DtvizInputError
+
+    def rss_mb():
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+    before = rss_mb()
+    try:
+        src = dtviz.load(sys.argv[1])
+        message, shape = None, list(src.matrix.shape)
+    except DtvizInputError as err:
+        message, shape = str(err), None
+    del_ = None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    src = None
+    gc.collect()
+    print(json.dumps({"message": message, "shape": shape, "before": before, "peak": peak, "after": rss_mb()}))
+""")
+
+
+def probe(path: str) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    out = subprocess.run([sys.executable, "-c", PROBE, path], capture_output=True, text=True, timeout=120, env=env,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("make", [zip_bomb, sparse_npy, sparse_csv], ids=["zip-bomb-npz", "sparse-2GiB-npy", "sparse-csv"])
+def test_oversized_files_are_refused_before_reading(tmp_path, make):
+    ext = {"zip_bomb": ".npz", "sparse_npy": ".npy", "sparse_csv": ".csv"}[make.__name__]
+    path = make(str(tmp_path / f"hostile{ext}"))
+    assert os.path.getsize(path) > 1e6
+    got = probe(path)
+    assert got["message"] and "budget" in got["message"] and "\n" not in got["message"], got
+    assert str(tmp_path) not in got["message"]  # the file's name only, never the server's path
+    assert got["peak"] - got["before"] < REFUSED_PEAK_MB, got
+    assert got["after"] - got["before"] < REFUSED_PEAK_MB, got
+
+
+def test_a_real_csv_is_parsed_row_by_row(tmp_path):
+    """40 MB of text -> a 20 000 × 256 float32 matrix (20 MB): the text is never held whole."""
+    rng = np.random.default_rng(0)
+    E = rng.standard_normal((20_000, 256)).astype(np.float32)
+    path = str(tmp_path / "big.csv")
+    np.savetxt(path, E, delimiter=",", fmt="%.6f", header=",".join(f"c{i}" for i in range(256)), comments="")
+    got = probe(path)
+    assert got["message"] is None and got["shape"] == [20_000, 256], got
+    assert got["peak"] - got["before"] < 2 * E.nbytes / 2 ** 20 + 100, got
+
+
+# ================================================================================ header checks (no subprocess)
+
+def test_npz_member_header_is_checked_even_when_its_declared_size_is_small(tmp_path):
+    """A member whose .npy header claims a huge shape is refused from the header alone."""
+    path = str(tmp_path / "liar.npz")
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("embeddings.npy", npy_header((10 ** 6, 10 ** 6)) + bytes(64))
+    with pytest.raises(DtvizInputError, match="budget"):
+        budgets.check_npz(path, "liar.npz")
+
+
+def test_sample_work_budget():
+    budgets.check_sample_work(16, 250)
+    with pytest.raises(DtvizInputError, match="64 samples × 1000 steps"):
+        budgets.check_sample_work(64, 1000)
