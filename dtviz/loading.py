@@ -50,8 +50,12 @@ def builtin_dir(name: str = BUILTIN) -> str:
     return BUILTINS[name].path
 
 
-def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str | None = None) -> Source:
-    """Open ``source`` (see the module docstring) and return a Source. Errors are DtvizInputError."""
+def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str | None = None, prompts=None) -> Source:
+    """Open ``source`` (see the module docstring) and return a Source. Errors are DtvizInputError.
+
+    ``prompts`` (a text-to-image pipeline's rows): a file (one per line), a shipped set name (dtviz.prompts) or a
+    list; without it a text-to-image pipeline takes ``labels`` as its prompts file, else the default set."""
+    prompts = labels if prompts is None else prompts
     source = str(source).strip() or BUILTIN
     if source in BUILTINS:
         folder = BUILTINS[source].path
@@ -64,11 +68,17 @@ def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str |
     if source.startswith("hf:"):
         from dtviz.sources.diffusers_dit import load_cached_pipeline
 
-        return load_cached_pipeline(source[3:], device=device)
+        return load_cached_pipeline(source[3:], device=device, prompts=prompts)
     path = os.path.expanduser(source)
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "model_index.json")):
             from dtviz.sources.diffusers_dit import DiffusersSource
+            from dtviz.sources.t2i_pipeline import is_t2i_folder
+
+            if is_t2i_folder(path):
+                from dtviz.sources.diffusers_t2i import TextToImageSource
+
+                return TextToImageSource(path, prompts=prompts, device=device)
 
             return DiffusersSource(path, device=device)
         if os.path.isfile(os.path.join(path, SIDECAR)) and os.path.isfile(os.path.join(path, MODEL_FILE)):

@@ -296,6 +296,18 @@ class Pruner:
             return None
         return self._masked(output)
 
+    def mask_output(self, module, args, output):
+        """Forward hook on a module whose output is c (B, d) — a text-to-image transformer's ``time_text_embed``,
+        read by every adaLN layer — with the row labels set by the caller (``set_rows``) for the whole batch."""
+        self._row_keep = None
+        if not self.active():
+            return None
+        return self._masked(output)
+
+    def set_rows(self, labels) -> None:
+        """(B,) labels of the rows the next forwards run; rows labelled ``null_class`` are the CFG null rows."""
+        self._labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+
     def _masked(self, c: torch.Tensor) -> torch.Tensor:
         """c (B, d) with the dims this forward's keep-mask drops set to exactly 0."""
         if self._row_keep is None:
@@ -408,6 +420,26 @@ def pruned(model: torch.nn.Module, spec: PruneSpec, mask=None, null_class: int |
         yield pruner
     finally:
         _remove(handles)
+
+
+@contextlib.contextmanager
+def pruned_output(module: torch.nn.Module, spec: PruneSpec, mask=None, null_label: int = -1):
+    """Run with the output c (B, d) of ``module`` pruned by ``spec`` (a forward hook); yields the ``Pruner``, whose
+    ``set_rows`` names each batch's rows (``null_label`` = a CFG null row) and ``on_step`` counts sampler steps.
+    Used for text-to-image pipelines (dtviz.t2i_sampling): their c is the output of ``time_text_embed``, so zeroing
+    c_i equals zeroing column i of every norm1.linear, norm1_context.linear, norm.linear and norm_out.linear."""
+    if spec.mask == "global":
+        if mask is None:
+            raise DtvizInputError("a global PruneSpec needs its (d,) keep-mask; pass mask=global_mask(source, spec).")
+        mask = torch.as_tensor(np.asarray(mask, dtype=bool)).to(next(module.parameters()).device)
+    else:
+        mask = None
+    pruner = Pruner(spec=spec, null_class=int(null_label), mask=mask)
+    handle = module.register_forward_hook(pruner.mask_output)
+    try:
+        yield pruner
+    finally:
+        handle.remove()
 
 
 def chain_steps(*hooks):

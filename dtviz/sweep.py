@@ -143,10 +143,11 @@ class SweepProgress:
     """A tqdm bar (stderr) over every network evaluation of the sweep, with rate and ETA.
 
     ``runs`` sampling runs are expected; the total (runs × evaluations per run) is set at the first
-    ``on_step(i, n)``, because n depends on the sampler (e.g. DDPM's 250, an SDE's extra last step)."""
+    ``on_step(i, n)``, because n depends on the sampler (e.g. DDPM's 250, an SDE's extra last step).
+    An adaptive solver reports n = 0 (unknown): the bar then counts runs as they start, still with an ETA."""
 
     def __init__(self, runs: int, enabled: bool = True):
-        self.runs, self.enabled, self.bar = runs, enabled, None
+        self.runs, self.enabled, self.bar, self.per_step = runs, enabled, None, True
 
     def on_step(self, step: int, num_steps: int) -> None:
         if not self.enabled:
@@ -154,9 +155,11 @@ class SweepProgress:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=self.runs * num_steps or None, desc=f"sweep ({self.runs} sampling runs)", unit="step",
-                            dynamic_ncols=True)
-        self.bar.update(1)
+            self.per_step = num_steps > 0
+            self.bar = tqdm(total=self.runs * num_steps if self.per_step else self.runs, dynamic_ncols=True,
+                            desc=f"sweep ({self.runs} sampling runs)", unit="step" if self.per_step else "run")
+        if self.per_step or step == 0:
+            self.bar.update(1)
 
     def __enter__(self):
         return self

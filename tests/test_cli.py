@@ -73,6 +73,48 @@ def test_sample_writes_pngs_and_index(tmp_path, capsys):
     assert Image.open(out / rows[0]["file"]).size == (16, 16)
 
 
+def test_sample_writes_an_upscaled_captioned_grid(tmp_path, capsys):
+    """grid.png: every tile is its sample PNG enlarged by pixel repetition (×8 by default for 16 px,
+    --scale otherwise), with the class name drawn under it; a bad --scale is one sentence."""
+    from PIL import Image
+
+    from dtviz.grid import _caption_lines, _font, sample_grid
+
+    for scale, args in ((8, []), (3, ["--scale", "3"])):
+        out = tmp_path / f"x{scale}"
+        assert main(["sample", "builtin", "--classes", "3,17", "--per-class", "2", "--steps", "4", "--seed", "5",
+                     "--out", str(out), *args]) == 0
+        assert "grid.png" in capsys.readouterr().out
+        rows = list(csv.DictReader(open(out / "index.csv")))
+        assert "grid.png" not in [r["file"] for r in rows]  # index.csv lists the samples only
+        grid = np.asarray(Image.open(out / "grid.png").convert("RGB"))
+        gap, tile = max(2, scale), 16 * scale
+        cols = 4  # 2 classes × 2 samples fit in one row
+        for i, r in enumerate(rows):
+            sample = np.asarray(Image.open(out / r["file"]).convert("RGB"))
+            x = gap + i * (tile + gap)
+            block = grid[gap:gap + tile, x:x + tile]
+            assert np.array_equal(block, np.repeat(np.repeat(sample, scale, 0), scale, 1))  # nearest neighbour
+            caption = grid[gap + tile + 1:, x:x + tile]
+            assert (caption < 128).any()  # dark text under the tile
+        assert grid.shape[1] == cols * (tile + gap) + gap
+    with pytest.raises(SystemExit):
+        main(["sample", "builtin", "--classes", "3", "--scale", "x", "--out", str(tmp_path / "bad")])
+    capsys.readouterr()
+    assert main(["sample", "builtin", "--classes", "3", "--scale", "0", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "--scale must be a whole number >= 1; got 0." in err and err.count("\n") == 1
+
+    # a long name is cut to two lines that fit the tile, ending in an ellipsis
+    from PIL import ImageDraw
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (1, 1))), _font(12)
+    lines = _caption_lines(draw, "LATIN CAPITAL LETTER A WITH CIRCUMFLEX AND ACUTE AND MORE WORDS", font, 128)
+    assert len(lines) == 2 and lines[-1].endswith("…") and all(draw.textlength(s, font=font) <= 128 for s in lines)
+    one = sample_grid(np.zeros((1, 16, 16, 3), np.uint8), [0], ["a"], scale=1)
+    assert one.size[0] == 16 + 2 * 2  # scale 1: the tile at its own size
+
+
 def test_sample_sampler_switch(tmp_path, capsys):
     from PIL import Image
 

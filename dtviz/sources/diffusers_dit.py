@@ -218,7 +218,8 @@ def hub_cache_dir() -> str:
 
 
 def list_cached_pipelines(cache_dir: str | None = None) -> list[dict]:
-    """Every cached ``models--<org>--<name>/snapshots/<rev>/model_index.json`` whose _class_name is DiTPipeline.
+    """Every cached ``models--<org>--<name>/snapshots/<rev>/model_index.json`` whose _class_name is DiTPipeline
+    or a text-to-image pipeline dtviz reads (dtviz.sources.t2i_pipeline.KINDS: SD3, Flux, PixArt, Sana).
 
     Returns dicts {repo_id, revision, path}, grouped by repo id; within a repo the snapshot refs/main points
     to comes first (what huggingface_hub itself opens offline), then the most recently modified. No network.
@@ -250,7 +251,7 @@ def list_cached_pipelines(cache_dir: str | None = None) -> list[dict]:
     return found
 
 
-def load_cached_pipeline(repo_id: str, device=None) -> DiffusersSource:
+def load_cached_pipeline(repo_id: str, device=None, prompts=None) -> Source:
     """Open the newest cached snapshot of ``repo_id`` (see list_cached_pipelines) without touching the network."""
     repo_id = str(repo_id).strip()
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
@@ -265,6 +266,13 @@ def load_cached_pipeline(repo_id: str, device=None) -> DiffusersSource:
             f"(cached DiT pipelines: {available}); download it once with `hf download {repo_id}` or pass a local pipeline folder."
         )
     newest = matches[0]
+    from dtviz.sources.t2i_pipeline import is_t2i_folder
+
+    if is_t2i_folder(newest["path"]):  # SD3 / Flux / PixArt / Sana: rows are prompts
+        from dtviz.sources.diffusers_t2i import TextToImageSource
+
+        return TextToImageSource(newest["path"], prompts=prompts, device=device, name=newest["repo_id"],
+                                 extra={"repo_id": newest["repo_id"], "revision": newest["revision"]})
     return DiffusersSource(newest["path"], device=device, name=newest["repo_id"],
                            extra={"repo_id": newest["repo_id"], "revision": newest["revision"]})
 
@@ -280,6 +288,9 @@ def _read_ref(path: str) -> str | None:
 def _is_dit_pipeline(index_path: str) -> bool:
     try:
         with open(index_path, encoding="utf-8") as fh:
-            return json.load(fh).get("_class_name") == PIPELINE_CLASS
+            name = json.load(fh).get("_class_name")
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):  # a broken index is not listed; loading it says why
         return False
+    from dtviz.sources.t2i_pipeline import KINDS
+
+    return name == PIPELINE_CLASS or name in KINDS  # text-to-image pipelines too (dtviz.sources.diffusers_t2i)
