@@ -1,0 +1,58 @@
+"""Template matching (dtviz.builtin.templates): invariant to where and how large the ink is, and it names
+real rendered glyphs it has never seen (random face, scale, shift, rotation) as their class."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from dtviz.builtin.glyphs import GlyphRenderer, render_dataset
+from dtviz.builtin.templates import TemplateMatcher, ink_normalise
+from dtviz.loading import BUILTIN_DIR
+
+CODEPOINTS = tuple(json.load(open(os.path.join(BUILTIN_DIR, "config.json")))["codepoints"])
+
+
+def _plus(size: int, cy: float, cx: float, arm: int, width: int = 1) -> np.ndarray:
+    img = np.zeros((size, size), np.float32)
+    img[int(cy) - arm:int(cy) + arm + 1, int(cx) - width:int(cx) + width + 1] = 1
+    img[int(cy) - width:int(cy) + width + 1, int(cx) - arm:int(cx) + arm + 1] = 1
+    return img
+
+
+def _ring(size: int, cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    return (np.abs(np.hypot(yy - cy, xx - cx) - r) < 1.0).astype(np.float32)
+
+
+def test_synthetic_known_answers():
+    a = _plus(32, 10, 10, 4)  # small plus, top left
+    b = _plus(32, 20, 18, 8, width=2)  # twice as large, elsewhere
+    ring = _ring(32, 16, 16, 6)
+    v = ink_normalise(np.stack([a, b, ring, np.zeros((32, 32), np.float32)]))[:, 0]
+    assert np.allclose(np.linalg.norm(v[:3], axis=1), 1) and np.allclose(v[:3].sum(1), 0, atol=1e-9)
+    assert not v[3].any()  # a blank frame is all zeros
+    assert v[0] @ v[1] > 0.85  # same shape, other place and size
+    assert v[0] @ v[2] < 0.5 and v[1] @ v[2] < 0.5  # another shape
+    # the same image in every accepted layout gives the same vector
+    assert np.allclose(ink_normalise(a[None, :, :, None]), ink_normalise(a[None, None]))
+
+
+def test_a_shifted_glyph_is_named_by_its_template():
+    codepoints = CODEPOINTS[:40]
+    matcher = TemplateMatcher(codepoints).fit()
+    renderer = GlyphRenderer(16)
+    images = np.stack([renderer.render(cp, face=3, scale=0.85, dx=1.0, dy=-1.0) for cp in codepoints])
+    assert matcher.predict(images).tolist() == list(range(len(codepoints)))
+
+
+def test_scores_real_rendered_glyphs_at_least_90_percent():
+    matcher = TemplateMatcher(CODEPOINTS[:200]).fit()
+    x, y = render_dataset(list(CODEPOINTS[:64]), 2, seed=4242)  # jitter the templates never saw
+    assert matcher.accuracy(x, y) >= 0.9
+    assert matcher.correct(x[:4], y[:4]).dtype == bool
+
+
+def test_rejects_wrong_shapes():
+    with pytest.raises(ValueError, match="expected images"):
+        ink_normalise(np.zeros((16, 16)))
