@@ -9,9 +9,11 @@ LightningDiT's latents_stats.pt, see dtviz.vavae), looked up offline, in this or
     3. the local Hugging Face cache: stabilityai/sd-vae-ft-ema, stabilityai/sd-vae-ft-mse, then (for LightningDiT)
        hustvl/vavae-imagenet256-f16d32-dinov2 snapshots, skipping those whose latent channels do not fit the model
 
-Nothing is ever downloaded or written. Decoding follows DiT ``sample.py`` (``vae.decode(samples / 0.18215).sample``)
-and diffusers ``DiTPipeline.__call__`` (``(samples / 2 + 0.5).clamp(0, 1)``); a VA-VAE decodes as LightningDiT's
-``inference.py`` does (``samples * std / latent_multiplier + mean``, no 0.18215; dtviz.vavae.VAVAE.decode).
+Nothing is ever downloaded or written. Decoding follows diffusers ``DiTPipeline.__call__``
+(``vae.decode(latents / vae.config.scaling_factor)``, plus ``shift_factor`` where the VAE config sets one, as
+diffusers' other pipelines add it; then ``(samples / 2 + 0.5).clamp(0, 1)``) and DiT ``sample.py``
+(``vae.decode(samples / 0.18215)``: sd-vae-ft-*'s scaling_factor); a VA-VAE decodes as LightningDiT's
+``inference.py`` does (``samples * std / latent_multiplier + mean``, no scaling factor; dtviz.vavae.VAVAE.decode).
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ from dtviz.vavae import VAVAE, is_vavae_dir, load_vavae, problem
 VAE_DIR = "vae"
 VAE_REPOS = ("stabilityai/sd-vae-ft-ema", "stabilityai/sd-vae-ft-mse", "hustvl/vavae-imagenet256-f16d32-dinov2")
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
-SCALE = 0.18215  # DiT sample.py; AutoencoderKL.config.scaling_factor of sd-vae-ft-*
 
 
 def is_vae_dir(path) -> bool:
@@ -146,13 +147,24 @@ def load_vae(path: str, device="cpu") -> torch.nn.Module:
     return vae.to(device).eval()
 
 
+def latent_scaling(vae) -> tuple[float, float]:
+    """(scaling_factor, shift_factor) of an AutoencoderKL's config: latents = (z − shift)·scale, so the decoder
+    gets latents / scale + shift. diffusers' defaults (0.18215, none = 0) where the config sets none."""
+    config = vae.config
+    scale = getattr(config, "scaling_factor", None)
+    shift = getattr(config, "shift_factor", None)
+    return float(0.18215 if scale is None else scale), float(shift or 0.0)
+
+
 @torch.no_grad()
-def decode(vae: torch.nn.Module, latents: torch.Tensor, scale: float = SCALE) -> np.ndarray:
-    """(N, C, h, w) latents -> (N, H, W, 3) float32 images in [0, 1]: DiT sample.py ``vae.decode(z / 0.18215)``
-    (a VAVAE: LightningDiT's de-normalisation instead, ``scale`` unused), then DiTPipeline's ``(x / 2 + 0.5).clamp(0, 1)``."""
+def decode(vae: torch.nn.Module, latents: torch.Tensor) -> np.ndarray:
+    """(N, C, h, w) latents -> (N, H, W, 3) float32 images in [0, 1]: ``vae.decode(z / scaling_factor + shift_factor)``
+    (``latent_scaling``; a VAVAE: LightningDiT's de-normalisation instead), then DiTPipeline's ``(x / 2 + 0.5).clamp(0, 1)``."""
     param = next(vae.parameters())
     if isinstance(vae, VAVAE):
         x = vae.decode(latents)
     else:
-        x = vae.decode(latents.to(param.device, param.dtype) / scale).sample
+        scale, shift = latent_scaling(vae)
+        z = latents.to(param.device, param.dtype) / scale
+        x = vae.decode(z + shift if shift else z).sample
     return (x.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()

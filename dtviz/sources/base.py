@@ -66,6 +66,12 @@ class Source(ABC):
         conv = self.family.convention
         return None if conv is None else conv.t0
 
+    @property
+    def t0_note(self) -> str:
+        """What t0 assumes, when it is not simply the convention's noise end ("" then); e.g. a diffusers
+        pipeline's "t0 = 980, the first timestep of its DDIMScheduler at DiTPipeline's default 50 steps"."""
+        return ""
+
     # --- work ----------------------------------------------------------------------------------
     def embeddings(self, classes=None, t: float | None = None, part: str = "y+t", batch_size: int = 4096) -> np.ndarray:
         ids = self._class_ids(classes)

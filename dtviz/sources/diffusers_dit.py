@@ -13,6 +13,10 @@ is always computed by calling the model's own modules, never with the native for
 
 The label table has num_classes + 1 rows; the last row is the null (classifier-free guidance) class
 and is never returned. Everything is read from disk offline; nothing is ever written next to the model.
+
+t0 is the first timestep of the pipeline's own scheduler at DiTPipeline's default 50 steps
+(dtviz.pipeline_sampler.first_timestep: 980 for facebook/DiT-*'s DDIMScheduler, "leading" spacing), not
+the noise end 999; without a scheduler config it is 999.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from dtviz.checkpoint import read_any
 from dtviz.device import resolve_device
 from dtviz.errors import DtvizInputError
 from dtviz.families import FAMILIES
+from dtviz.pipeline_sampler import PIPELINE_STEPS, first_timestep, load_scheduler
 from dtviz.sources.base import Source, SourceInfo, check_finite
 
 PIPELINE_CLASS = "DiTPipeline"
@@ -45,7 +50,8 @@ FAMILY_NOTE = "diffusers DiTPipeline (CombinedTimestepLabelEmbeddings)"
 class DiffusersSource(Source):
     """A DiTPipeline folder: model_index.json, transformer/{config.json, diffusion_pytorch_model.*}, vae/, scheduler/.
 
-    Only the transformer is loaded (with diffusers' own class); the VAE and scheduler are not needed for c.
+    The transformer and the scheduler are loaded with diffusers' own classes (the scheduler fixes t0 and samples,
+    dtviz.pipeline_sampler); the VAE is loaded only to sample (dtviz.vae).
     """
 
     def __init__(self, path: str, device=None, name: str | None = None, extra: dict | None = None):
@@ -72,6 +78,9 @@ class DiffusersSource(Source):
 
         vae = find_vae(path)  # the pipeline's own vae/, else the HF cache (dtviz.vae); a few stat calls
         note = FAMILY_NOTE if shared else FAMILY_NOTE + "; each block has its own embedder, c is block 0's"
+        self.scheduler = load_scheduler(path)  # None without scheduler/scheduler_config.json
+        self._t0, self._t0_note = pipeline_t0(self.scheduler)
+        note += "; " + self._t0_note
         self.info = SourceInfo(
             name=name or os.path.basename(os.path.normpath(path)),
             family=FAMILIES["diffusers"], num_classes=num_classes,
@@ -82,6 +91,15 @@ class DiffusersSource(Source):
             extra={"path": path, "transformer_class": config["_class_name"], "blocks_share_embedder": shared,
                    "latent": True, "vae": vae, **(extra or {})},
         )
+
+    @property
+    def t0(self) -> float:
+        """The first timestep of the pipeline's scheduler at its default step count (``pipeline_t0``)."""
+        return self._t0
+
+    @property
+    def t0_note(self) -> str:
+        return self._t0_note
 
     # ---------------------------------------------------------------------------------- embeddings
     @torch.no_grad()
@@ -175,6 +193,16 @@ def load_transformer(transformer_dir: str, config: dict) -> torch.nn.Module:
             f"(and {len(missing) - 1} more) are missing; the weights file is incomplete."
         )
     return model
+
+
+def pipeline_t0(scheduler) -> tuple[float, str]:
+    """(t0, the sentence saying what it assumes): the scheduler's first timestep at DiTPipeline's default step
+    count, or 999 (the noise end) without a scheduler."""
+    if scheduler is None:
+        return 999.0, "t0 = 999, the noise end (no scheduler/scheduler_config.json)"
+    t0 = first_timestep(scheduler, PIPELINE_STEPS)
+    return t0, (f"t0 = {t0:g}, the first timestep of its {type(scheduler).__name__} at DiTPipeline's default "
+                f"{PIPELINE_STEPS} steps")
 
 
 def blocks_share_embedder(transformer) -> bool:

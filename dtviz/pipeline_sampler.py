@@ -1,0 +1,125 @@
+"""A diffusers DiTPipeline sampled with its own scheduler object, step for step as ``DiTPipeline.__call__`` does.
+
+The pipeline folder's ``scheduler/scheduler_config.json`` names a diffusers scheduler class (DDIMScheduler in
+facebook/DiT-*, DPMSolverMultistepScheduler in the diffusers DiT documentation, Euler, DDPM, …); dtviz loads
+that class with diffusers and never re-implements it. Per step, for the scheduler's ``timesteps`` t
+(diffusers ``pipelines/dit/pipeline_dit.py``):
+
+    x_in   = scheduler.scale_model_input(x, t)                     identity for DDIM / DPM-Solver
+    out    = transformer([x_in; x_in], t, [y; null])               CFG on the first in_channels channels
+                                                                   (dtviz.samplers.guided_denoiser)
+    ε      = out[:, :C] when out has 2C channels (learned sigma dropped), else out
+    x      = scheduler.step(ε, t, x_in).prev_sample                x_in, not x: the pipeline passes the
+                                                                   scaled input on (it matters only for
+                                                                   schedulers that scale, e.g. Euler)
+
+The initial latents are used as drawn (the pipeline does not multiply them by ``init_noise_sigma``).
+Stepping the B guided rows equals the pipeline stepping its doubled batch and keeping the first half, since
+every scheduler update is element-wise. A stochastic scheduler's noise comes from ``generator`` (one per row,
+dtviz's convention), not from torch's global RNG as in the pipeline.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+
+from dtviz.errors import DtvizInputError
+from dtviz.samplers import Denoiser, StepHook
+
+SCHEDULER_DIR = "scheduler"
+SCHEDULER_CONFIG = "scheduler_config.json"
+PIPELINE_STEPS = 50  # DiTPipeline.__call__'s default num_inference_steps
+
+
+def load_scheduler(pipeline_path: str):
+    """The pipeline's own diffusers scheduler from ``scheduler/scheduler_config.json`` (local files only), or None
+    when the folder has no scheduler config. A class that is not a diffusers scheduler, or a config diffusers
+    cannot read, is one DtvizInputError."""
+    folder = os.path.join(pipeline_path, SCHEDULER_DIR)
+    path = os.path.join(folder, SCHEDULER_CONFIG)
+    if not os.path.isfile(path):
+        return None
+    where = os.path.join(SCHEDULER_DIR, SCHEDULER_CONFIG)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = json.load(fh)
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise DtvizInputError(f"expected JSON in the pipeline's {where}, but it could not be parsed ({err}).") from err
+    import diffusers
+    from diffusers import SchedulerMixin
+
+    name = config.get("_class_name") if isinstance(config, dict) else None
+    cls = getattr(diffusers, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
+        raise DtvizInputError(f"expected a diffusers scheduler class as _class_name in the pipeline's {where}, "
+                              f"but found {str(name)[:80]!r}.")
+    try:
+        return cls.from_pretrained(folder, local_files_only=True)
+    except Exception as err:  # diffusers raises ValueError/TypeError/OSError for a config it cannot use
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise DtvizInputError(f"expected a {name} config diffusers can load in the pipeline's {where}, but it "
+                              f"could not ({first_line}).") from err
+
+
+def fresh(scheduler):
+    """A new scheduler of the same class and config: multistep schedulers keep state between steps."""
+    return type(scheduler).from_config(scheduler.config)
+
+
+def scheduler_timesteps(scheduler, steps: int) -> torch.Tensor:
+    """The scheduler's own timesteps for ``steps`` inference steps (``set_timesteps(steps)``, as the pipeline)."""
+    s = fresh(scheduler)
+    s.set_timesteps(steps)
+    return s.timesteps
+
+
+def first_timestep(scheduler, steps: int = PIPELINE_STEPS) -> float:
+    """t0 of a pipeline: its scheduler's first timestep at ``steps`` steps (DDIM leading, 50 steps: 980)."""
+    return float(scheduler_timesteps(scheduler, steps)[0])
+
+
+def check_steps(scheduler, steps: int) -> None:
+    """One DtvizInputError when the scheduler cannot take ``steps`` inference steps."""
+    try:
+        scheduler_timesteps(scheduler, steps)
+    except Exception as err:  # diffusers raises ValueError for steps > num_train_timesteps and the like
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise DtvizInputError(f"the pipeline's {type(scheduler).__name__} cannot take {steps} steps ({first_line}).") from err
+
+
+@dataclass
+class PipelineSchedulerSampler:
+    """``steps`` inference steps of the pipeline's ``scheduler`` (a diffusers SchedulerMixin, never modified)."""
+
+    scheduler: object
+    steps: int = PIPELINE_STEPS
+
+    def timesteps(self) -> list[float]:
+        """The t of each network evaluation, noise first, in the scheduler's units."""
+        return [float(t) for t in scheduler_timesteps(self.scheduler, self.steps)]
+
+    @torch.no_grad()
+    def sample(self, denoise: Denoiser, noise: torch.Tensor, labels: torch.Tensor, on_step: StepHook | None = None,
+               generator=None) -> torch.Tensor:
+        """``denoise`` the guided model (B rows in, B rows out); ``generator``: a stochastic scheduler's noise."""
+        import inspect
+
+        scheduler = fresh(self.scheduler)
+        scheduler.set_timesteps(self.steps)
+        takes_generator = "generator" in inspect.signature(scheduler.step).parameters
+        extra = {"generator": generator} if takes_generator and generator is not None else {}
+        channels = noise.shape[1]
+        x = noise  # (B, C, H, W)
+        timesteps = scheduler.timesteps
+        for i, t in enumerate(timesteps):
+            if on_step:
+                on_step(i, len(timesteps))
+            x_in = scheduler.scale_model_input(x, t)
+            t_rows = t[None].to(x.device).expand(x.shape[0])  # the scheduler's dtype (int64 DDIM, float Euler)
+            out = denoise(x_in, t_rows, labels)
+            eps = out[:, :channels] if out.shape[1] // 2 == channels else out
+            x = scheduler.step(eps, t, x_in, **extra).prev_sample
+        return x
