@@ -41,7 +41,7 @@ common.start_page(module)
 try:
     nav.run()
 except DtvizInputError as err:  # bad input inside a page: the library's sentence, never a traceback
-    st.error(str(err))
+    common.show_error(err)  # plain text, no server path
 except Exception as err:  # noqa: BLE001 — a bug must not take the other pages down
     if type(err).__module__.startswith("streamlit"):
         raise

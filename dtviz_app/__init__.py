@@ -10,6 +10,7 @@ the split into modules is an implementation detail. Each module imports only tho
 
     constants    choices, defaults, limits, the logger
     urlstate     settings mirrored in the URL: url_seed / url_store / bound and the parsers
+    access       served roots for visitors' paths, plain-text errors without server paths, session uploads
     cache        st.cache_resource / st.cache_data: models, arrays, statistics, samples, the heatmap
     context      Ctx: the opened source, the settings, cached accessors
     controls     the sidebar widgets and sidebar() itself
@@ -21,8 +22,10 @@ from __future__ import annotations
 from dtviz_app.constants import (DEFAULT_K, DEFAULT_TAU, FAMILY_CHOICES, GLOBAL_KEYS, LOG, PAGE_PREFIXES,
                                  PART_LABELS, PARTS, SOURCE_KINDS, SOURCE_LABELS, TAU_GRID, TAU_MAX, TAU_MIN,
                                  UPLOAD_LIMIT_MB, UPLOAD_ROOT, UPLOAD_TYPES)
-from dtviz_app.urlstate import (bound, choice, fmt_bool, fmt_float, fmt_ints, ids_below, int_in, parse_bool,
+from dtviz_app.urlstate import (MAX_INT, bound, choice, fmt_bool, fmt_float, fmt_ints, ids_below, int_in, parse_bool,
                                 parse_ints, parse_positive, prune_url, url_seed, url_store)
+from dtviz_app.access import (is_upload, link_name, open_name, plain, served, session_upload_dir, show_error,
+                               shown, sweep_uploads)
 from dtviz_app.cache import (cached_pipelines, cluster_order, compare_row, condition_stats, cosine_heatmap,
                              embeddings, file_stamp, generator, load_source, projection, refresh_if_changed,
                              resolved_device, safe_load, sample_run, series_over_t, series_over_training)
@@ -40,8 +43,11 @@ __all__ = [
     "UPLOAD_LIMIT_MB", "UPLOAD_ROOT", "DEFAULT_TAU", "DEFAULT_K", "TAU_GRID", "TAU_MIN", "TAU_MAX", "GLOBAL_KEYS",
     "PAGE_PREFIXES",
     # URL state
-    "url_seed", "url_store", "bound", "choice", "parse_bool", "fmt_bool", "parse_ints", "ids_below", "int_in",
+    "MAX_INT", "url_seed", "url_store", "bound", "choice", "parse_bool", "fmt_bool", "parse_ints", "ids_below", "int_in",
     "fmt_ints", "parse_positive", "fmt_float", "prune_url",
+    # served roots, error text, uploads
+    "served", "open_name", "link_name", "is_upload", "plain", "shown", "show_error", "session_upload_dir",
+    "sweep_uploads",
     # caching
     "resolved_device", "load_source", "embeddings", "condition_stats", "cluster_order", "projection",
     "compare_row", "series_over_t", "series_over_training", "generator", "sample_run", "cosine_heatmap",

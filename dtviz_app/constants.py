@@ -5,7 +5,6 @@ The base of ``dtviz_app``: the other modules import from here, never the reverse
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 
 from dtviz.sources.matrix import MAX_UPLOAD_BYTES
@@ -20,12 +19,13 @@ SOURCE_LABELS = {"builtin": "Built-in glyph models", "path": "Local checkpoint /
                  "hf": "Hugging Face cache", "upload": "Upload a matrix"}
 UPLOAD_TYPES = ["npy", "npz", "csv", "tsv", "txt", "pt", "pth", "safetensors"]
 UPLOAD_LIMIT_MB = MAX_UPLOAD_BYTES // 2 ** 20  # the uploader label and max_upload_size; the check is the library's
-UPLOAD_ROOT = os.path.join(tempfile.gettempdir(), "dtviz-uploads")
+# This server process's own folder (0700, unpredictable name) for per-session uploads; removed at exit.
+UPLOAD_ROOT = tempfile.mkdtemp(prefix="dtviz-uploads-")
 DEFAULT_TAU = 0.01
 DEFAULT_K = 10
 # Log-spaced "nice" thresholds for the τ slider: 1, 1.5, 2, 3, 5, 7 per decade from 1e-4 to 100.
 TAU_GRID = tuple(float(f"{m * 10.0 ** e:.6g}") for e in range(-4, 2) for m in (1, 1.5, 2, 3, 5, 7)) + (100.0,)
 TAU_MIN, TAU_MAX = 1e-6, 1e3
 
-GLOBAL_KEYS = ("src", "fam", "dev", "t", "part", "thr", "tau", "k")
+GLOBAL_KEYS = ("src", "fam", "dev", "t", "part", "thr", "tau", "k", "pmode", "pset", "ptext")
 PAGE_PREFIXES = ("cos_", "mag_", "var_", "proj_", "cmp_", "dyn_", "nn_", "pr_")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dtviz_app.cache import condition_stats, embeddings
-from dtviz_app.constants import UPLOAD_ROOT
+from dtviz_app.access import is_upload, link_name
 
 
 # ================================================================================ context
@@ -87,8 +87,12 @@ class Ctx:
         return self.source.info
 
     @property
-    def names(self) -> list[str]:
-        return list(self.source.class_names)
+    def names(self) -> tuple[str, ...]:
+        """The row names, copied once per run (a tuple, so no page can change the source's list): format_func
+        calls this once per option, so a copy per call made rendering quadratic in N."""
+        if "names" not in self._memo:
+            self._memo["names"] = tuple(self.source.class_names)
+        return self._memo["names"]
 
     @property
     def model_label(self) -> str:
@@ -124,7 +128,7 @@ class Ctx:
                 "part": self.part, "tau": tau}
 
     def settings(self) -> dict:
-        return {"source": self.source_key if not self.source_key.startswith(UPLOAD_ROOT) else f"upload: {self.info.name}",
+        return {"source": f"upload: {self.info.name}" if is_upload(self.source_key) else link_name(self.source_key),
                 "family": self.family, "device": self.device, "t": self.t, "part": self.part,
                 "threshold": "top-k" if self.threshold == "topk" else "τ", "tau": self.tau,
                 "k": self.k if self.threshold == "topk" else None}
@@ -137,7 +141,7 @@ class Ctx:
             "family": info.family.label,
             "family note": info.family_note,
             "d": info.dim,
-            "classes": info.num_classes,
+            "classes": info.num_classes if info.extra.get("rows") != "prompts" else f"{info.num_classes} prompts",
             "parameters": format_count(info.parameters),
             "t convention": conv.describe() + f"; t0 = {conv.t0:g}" if conv else "none (precomputed matrix)",
             "device": str(info.device),

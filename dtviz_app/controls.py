@@ -5,20 +5,17 @@ timestep and threshold widgets, and the model card; ``sidebar()`` draws it and r
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import os
-import re
 from typing import Any
 
 import streamlit as st
 
 from dtviz.errors import DtvizInputError
 from dtviz.loading import BUILTIN, BUILTINS
+from dtviz_app.access import link_name, open_name, plain, save_upload, show_error, sweep_uploads
 from dtviz_app.cache import cached_pipelines, resolved_device, safe_load
 from dtviz_app.constants import (DEFAULT_K, DEFAULT_TAU, FAMILY_CHOICES, PART_LABELS, PARTS, SOURCE_KINDS,
-                                 SOURCE_LABELS, TAU_GRID, TAU_MAX, TAU_MIN, UPLOAD_LIMIT_MB, UPLOAD_ROOT,
-                                 UPLOAD_TYPES)
+                                 SOURCE_LABELS, TAU_GRID, TAU_MAX, TAU_MIN, UPLOAD_LIMIT_MB, UPLOAD_TYPES)
 from dtviz_app.context import Ctx
 from dtviz_app.urlstate import _last, bound, choice, fmt_float, parse_positive, url_seed, url_store
 
@@ -26,7 +23,8 @@ from dtviz_app.urlstate import _last, bound, choice, fmt_float, parse_positive, 
 # ================================================================================ sidebar
 
 def _source_picker() -> tuple[str | None, str | None, str]:
-    """Sidebar source widgets → (source string for dtviz.load, labels path, kind). Writes ``src`` to the URL."""
+    """Sidebar source widgets → (source string for dtviz.load, labels path, kind). Writes ``src`` to the URL.
+    A typed path must lie inside the served roots (access.open_name); the link names it relative to its root."""
     ss = st.session_state
     raw = st.query_params.get("src")
     if raw is not None and raw != _last().get("src"):
@@ -48,12 +46,19 @@ def _source_picker() -> tuple[str | None, str | None, str]:
                                   f"{b.name}: {b.description}" for b in BUILTINS.values()))
     elif kind == "path":
         path = st.text_input("Checkpoint file or folder", key="src_path",
-                             placeholder="/models/SiT-XL-2-256.pt or a diffusers folder",
+                             placeholder="models/SiT-XL-2-256.pt or a diffusers folder",
                              help="A .pt/.pth/.ckpt/.safetensors checkpoint, a diffusers DiT pipeline folder, a dtviz "
                                   "model folder, or an N×d matrix (.npy/.npz/.csv/.pt).").strip()
         source = path or None
         if not path:
-            st.caption("Enter a path on the machine running the dashboard.")
+            st.caption("Enter a path inside the folders this server serves (relative to the folder `dtviz serve` "
+                       "was started in, or to a `--root`).")
+        else:
+            try:
+                source = open_name(path)
+            except DtvizInputError:
+                url_store("src", path, BUILTIN)  # the link reproduces the refusal, as any other bad source
+                raise
     elif kind == "hf":
         repos = cached_pipelines()
         wanted = ss.get("src_hf")
@@ -66,6 +71,10 @@ def _source_picker() -> tuple[str | None, str | None, str]:
             st.caption(f"No DiT pipelines in {from_env}. Download one with `hf download facebook/DiT-XL-2-256`.")
     else:
         source, labels = _upload_widgets()
+    if kind in ("path", "hf") and source:  # a text-to-image pipeline's rows: prompts (dtviz_app.prompt_picker)
+        from dtviz_app.prompt_picker import prompt_picker
+
+        labels = prompt_picker(source)
     if kind == "upload" or source is None:
         if "src" in st.query_params:
             del st.query_params["src"]
@@ -73,7 +82,7 @@ def _source_picker() -> tuple[str | None, str | None, str]:
         if kind == "upload" and source:
             st.caption("Uploaded files are not part of the shareable link.")
     else:
-        url_store("src", source, BUILTIN)
+        url_store("src", link_name(source), BUILTIN)
     return source, labels, kind
 
 
@@ -88,25 +97,6 @@ def _upload_widgets() -> tuple[str | None, str | None]:
         st.caption("Larger files: use the local path field instead.")
         return None, None
     return save_upload(up), (save_upload(lab) if lab is not None else None)
-
-
-def save_upload(up) -> str:
-    """Write an upload to a private temp folder (never next to the user's files); the path carries the
-    content hash, so it doubles as the cache key."""
-    from dtviz.sources import matrix
-
-    matrix.check_upload_size(up.name, up.size)  # MAX_UPLOAD_BYTES, read at call time
-    data = up.getvalue()
-    digest = hashlib.sha1(data).hexdigest()[:16]
-    name = re.sub(r"[^\w.+-]", "_", os.path.basename(up.name)) or "upload.npy"
-    root = os.path.join(UPLOAD_ROOT, digest)
-    path = os.path.join(root, name)
-    if not os.path.isfile(path):
-        os.makedirs(root, mode=0o700, exist_ok=True)
-        with open(path + ".part", "wb") as fh:
-            fh.write(data)
-        os.replace(path + ".part", path)
-    return path
 
 
 def detection_ambiguous(source) -> bool:
@@ -237,12 +227,13 @@ def sidebar() -> Ctx | None:
 
     ss = st.session_state
     ss.pop("_load_error", None)
+    sweep_uploads()  # rate-limited: the uploads of sessions that ended
     with st.sidebar:
         st.subheader("Model")
         try:
             source_key, labels, kind = _source_picker()
         except DtvizInputError as err:
-            st.error(str(err))
+            show_error(err)
             ss["_load_error"] = str(err)
             return None
         devices = ["auto", *available_devices()]
@@ -274,11 +265,11 @@ def sidebar() -> Ctx | None:
                     src = safe_load(source_key, family, dev, labels)
             url_store("fam", family, "auto")
         except DtvizInputError as err:
-            st.error(str(err))
+            show_error(err)
             ss["_load_error"] = str(err)
             return None
         info = src.info
-        st.caption(f"**{info.name}** — {info.family.label}: {info.family_note}")
+        st.caption(f"**{plain(info.name)}** — {info.family.label}: {plain(info.family_note)}")
 
         st.subheader("Settings")
         t = _timestep_widgets(info.family.convention)
@@ -294,7 +285,7 @@ def sidebar() -> Ctx | None:
         ctx.stats  # noqa: B018 — surface a bad matrix (NaN, wrong shape) here, once
     except DtvizInputError as err:
         with st.sidebar:
-            st.error(str(err))
+            show_error(err)
         ss["_load_error"] = str(err)
         return None
     with st.sidebar:
@@ -306,5 +297,5 @@ def sidebar() -> Ctx | None:
 def card_markdown(card: dict, header: tuple[str, str] = ("", "")) -> str:
     lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
     for k, v in card.items():
-        lines.append(f"| {k} | {str(v).replace('|', '/')} |")
+        lines.append(f"| {k} | {plain(str(v).replace('|', '/'))} |")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import unicodedata
 
 import streamlit as st
 
+from dtviz_app.access import show_error
 from dtviz_app.context import Ctx
 
 
@@ -70,7 +71,7 @@ def require_ctx() -> Ctx:
     if ctx is None:
         err = st.session_state.get("_load_error")
         if err:
-            st.error(err)
+            show_error(err)
             st.caption("Choose another source in the sidebar; the other pages and the built-in model keep working.")
         else:
             st.info("Choose a model in the sidebar (the built-in glyph model works without any input).")

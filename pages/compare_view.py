@@ -11,36 +11,41 @@ from dtviz.errors import DtvizInputError
 from dtviz.loading import BUILTIN, BUILTIN_DIR
 
 SNAPSHOTS = os.path.join(BUILTIN_DIR, "snapshots")
+SNAPSHOT_NAMES = f"{BUILTIN}/snapshots/"  # how links name them (dtviz.served: a built-in model's folder)
 
 
 def known_sources(ctx) -> list[str]:
-    """The built-in model, its training snapshots, the cached HF pipelines and the current source."""
+    """The built-in model, its training snapshots, the cached HF pipelines and the current source, by the
+    names links use (relative to their served root; never an upload)."""
     options = [BUILTIN]
     try:
-        options += sorted(os.path.join(SNAPSHOTS, f) for f in os.listdir(SNAPSHOTS) if f.endswith(".safetensors"))
+        options += sorted(SNAPSHOT_NAMES + f for f in os.listdir(SNAPSHOTS) if f.endswith(".safetensors"))
     except OSError:
         pass
     options += [f"hf:{r}" for r in common.cached_pipelines()]
-    if ctx is not None and ctx.source_key not in options and not ctx.source_key.startswith(common.UPLOAD_ROOT):
-        options.append(ctx.source_key)
+    current = None if ctx is None or common.is_upload(ctx.source_key) else common.link_name(ctx.source_key)
+    if current is not None and current not in options:
+        options.append(current)
     return options
 
 
 def default_sources(options) -> list[str]:
-    first = [o for o in options if o.startswith(SNAPSHOTS)][:1]
+    first = [o for o in options if o.startswith(SNAPSHOT_NAMES)][:1]
     return [BUILTIN] + first
 
 
 def label(source: str) -> str:
-    return os.path.relpath(source, os.path.dirname(BUILTIN_DIR)) if source.startswith(BUILTIN_DIR) else source
+    """Options are already link names (relative to their root); a typed line is shown as typed (scrubbed on display)."""
+    return source
 
 
 def rows_for(ctx, sources):
     rows, errors = [], []
     for s in sources:
         try:
-            common.refresh_if_changed(s)
-            rows.append(common.compare_row(s, ctx.device, ctx.part, ctx.tau))
+            real = common.open_name(s)  # inside the served roots, or the one refusal sentence
+            common.refresh_if_changed(real)
+            rows.append(common.compare_row(real, ctx.device, ctx.part, ctx.tau))
         except DtvizInputError as err:
             errors.append((s, str(err)))
     return rows, errors
@@ -66,7 +71,7 @@ def main():
     chosen = common.bound(st.multiselect, "cmp_src", default_sources(options), parse=lambda raw: _known(raw, options),
                           fmt="\n".join, label="Sources", options=options, format_func=label)
     extra = common.bound(st.text_area, "cmp_more", "", label="More sources (one path or hf:<repo> per line)",
-                         placeholder="/models/DiT-XL-2-256x256.pt\n/models/SiT-XL-2-256.pt", height=80)
+                         placeholder="models/DiT-XL-2-256x256.pt\nmodels/SiT-XL-2-256.pt", height=80)
     sources = list(dict.fromkeys(chosen + [line.strip() for line in extra.splitlines() if line.strip()]))
     if not sources:
         st.info("Choose at least one source.")
@@ -74,7 +79,7 @@ def main():
     with st.spinner(f"Computing {len(sources)} Table-1 rows…"):
         rows, errors = rows_for(ctx, sources)
     for source, message in errors:
-        st.error(f"{label(source)}: {message}")
+        common.show_error(f"{label(source)}: {message}")
     if not rows:
         return
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

@@ -47,7 +47,7 @@ def frame(series: dict, x: str) -> pd.DataFrame:
 
 
 def default_folder(ctx) -> str:
-    return os.path.join(BUILTINS[ctx.source_key].path, "snapshots") if ctx.source_key in BUILTINS else ""
+    return f"{ctx.source_key}/snapshots" if ctx.source_key in BUILTINS else ""  # a served name, not a server path
 
 
 def report_figures(ctx):
@@ -58,7 +58,7 @@ def report_figures(ctx):
                   {"name": "npr-over-t", "title": "nPR over t", "figure": npr}]
     folder = default_folder(ctx)
     if folder:
-        cosine, npr = training_figures(ctx, common.series_over_training(folder, ctx.part), folder)
+        cosine, npr = training_figures(ctx, common.series_over_training(common.open_name(folder), ctx.part), folder)
         items += [{"name": "cosine-over-training", "title": "Cosine over training", "figure": cosine},
                   {"name": "npr-over-training", "title": "nPR over training", "figure": npr}]
     return items
@@ -92,16 +92,16 @@ def training_section(ctx):
     st.subheader("Over training steps")
     folder = common.bound(st.text_input, "dyn_folder", default_folder(ctx),
                           label="Folder of checkpoints of one training run",
-                          placeholder="/runs/sit-xl/checkpoints",
+                          placeholder="runs/sit-xl/checkpoints",
                           help="Files named like step_000250.safetensors (or with 'step' metadata); each is read "
                                "at its own t0. The built-in model ships its training snapshots.").strip()
     if not folder:
         st.caption("Enter a folder to plot cosine and nPR over the training steps.")
         return
     try:
-        series = common.series_over_training(folder, ctx.part)
+        series = common.series_over_training(common.open_name(folder), ctx.part)  # inside the served roots only
     except DtvizInputError as err:
-        st.error(str(err))
+        common.show_error(err)
         return
     cosine, npr = training_figures(ctx, series, folder)
     common.show_figure(cosine, "cosine-over-training", frame(series, "step"), title="Cosine over training")

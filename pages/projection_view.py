@@ -69,7 +69,7 @@ def projection_section(ctx):
     try:
         coords = panels(ctx, method, int(top), progress=st.progress(0.0, text="Projecting…"))
     except DtvizInputError as err:
-        st.warning(str(err))
+        common.show_error(err, warning=True)
         return
     fig, groups = figure(ctx, coords, method, colour)
     common.show_figure(fig, "projection", lambda: plots.projection_frame(coords, ctx.names, groups),

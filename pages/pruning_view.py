@@ -33,7 +33,7 @@ def main():
     gen, reason = common.generator(ctx)
     run = None
     if gen is None:
-        st.info(f"No samples for this source — {reason} The dimension inspector below needs no sampling.",
+        st.info(f"No samples for this source — {common.shown(reason)} The dimension inspector below needs no sampling.",
                 icon=":material/info:")
     else:
         st.markdown("Zero dimensions of c in every adaLN modulation while sampling, and compare with the unpruned "
@@ -68,7 +68,8 @@ def sample_controls(ctx, gen) -> dict | None:
                          min_value=1, max_value=MAX_N, step=1,
                          help="Random classes: one sample per class. Chosen classes: the classes in turn.")
     with cols[1]:
-        seed = common.bound(st.number_input, "pr_seed", 0, parse=common.int_in(0), label="Seed", min_value=0, step=1,
+        seed = common.bound(st.number_input, "pr_seed", 0, parse=common.int_in(0), label="Seed", min_value=0,
+                                max_value=common.MAX_INT, step=1,
                             help="Draws the random classes and the initial noise; baseline and pruned samples share it.")
     with cols[2]:
         sampler = common.bound(st.selectbox, "pr_sampler", gen.sampler_names[0], parse=common.choice(gen.sampler_names),
@@ -82,6 +83,13 @@ def sample_controls(ctx, gen) -> dict | None:
         cfg = common.bound(st.number_input, "pr_cfg", float(gen.defaults["cfg_scale"]), parse=_cfg_value,
                            fmt=common.fmt_float, label="CFG scale", min_value=0.0, max_value=20.0, step=0.5,
                            format="%g", help="Classifier-free guidance; 1 = none.")
+    size = None
+    if "height" in gen.defaults:  # a text-to-image pipeline: its image size, smaller on CPU (minutes per image)
+        default = int(gen.defaults["height"]) if ctx.device != "cpu" else min(int(gen.defaults["height"]), 256)
+        size = common.bound(st.number_input, "pr_size", default, parse=common.int_in(16, 2048), label="Image size (px)",
+                            min_value=16, max_value=2048, step=16,
+                            help=f"The pipeline's default is {gen.defaults['height']} px; on CPU a full-size SD3 / Flux "
+                                 "image takes minutes, so the page starts smaller (fewer steps help too).")
     ids = chosen if pick == "chosen" else select_classes(n_all, None, min(int(n), n_all), int(seed))
     if not ids:
         st.info("Choose at least one class.")
@@ -91,7 +99,7 @@ def sample_controls(ctx, gen) -> dict | None:
         st.info("The SDE sampler needs at least 2 steps.")
         return None
     return {"labels": labels, "steps": int(steps), "cfg": float(cfg), "seed": int(seed),
-            "sampler": None if sampler == gen.defaults["name"] else sampler}
+            "sampler": None if sampler == gen.defaults["name"] else sampler, "size": size}
 
 
 def _cfg_value(raw: str) -> float:
@@ -103,7 +111,16 @@ def _cfg_value(raw: str) -> float:
 
 def sampled(ctx, run: dict, spec=None) -> dict:
     """generate.sample_readout through the app's cache (the baseline when ``spec`` is None)."""
-    return common.sample_run(ctx.model_key, run["labels"], run["steps"], run["cfg"], run["seed"], spec, run["sampler"])
+    bar = st.empty()
+
+    def on_step(i: int, n: int) -> None:  # live progress (SD3 / Flux on CPU take minutes)
+        bar.progress(min(i / max(n, 1), 1.0), text=f"Sampling the {'pruned' if spec else 'baseline'} grid: step {i + 1} of {n}")
+
+    try:
+        return common.sample_run(ctx.model_key, run["labels"], run["steps"], run["cfg"], run["seed"], spec,
+                                 run["sampler"], run.get("size"), _on_step=on_step)
+    finally:
+        bar.empty()
 
 
 def side_by_side(ctx, run: dict, base: dict, result: dict, right_title: str, grids: tuple[str, str]) -> None:

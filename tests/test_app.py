@@ -329,14 +329,23 @@ def test_widgets_to_url_and_back():
 
 
 def test_bad_path_shows_library_message_and_app_recovers(tmp_path):
+    from dtviz.served import refusal
+
     missing = str(tmp_path / "missing.pt")
     at = new_app(src=missing)
     at.run()
     assert not at.exception
-    messages = [e.value for e in at.error]
-    assert library_message(missing) in messages
+    # served roots (tests/conftest.py serves pytest's temp folder): missing gets the refusal, no existence oracle
+    assert [e.value for e in at.error][:1] == [dtviz_app.plain(refusal("missing.pt"))]
     # the source is part of the link, so the link reproduces the error too
     assert at.query_params["src"] == missing
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    at = new_app(src=str(bad))
+    at.run()
+    assert not at.exception
+    messages = [e.value for e in at.error]
+    assert dtviz_app.shown(library_message(str(bad))) in messages and str(tmp_path) not in " ".join(messages)
     # other pages keep working once a good source is chosen
     at.radio(key="src_kind").set_value("builtin").run()
     ok(at)
@@ -352,7 +361,7 @@ def test_nan_matrix_shows_library_message(tmp_path):
     at = new_app(src=str(path))
     at.run()
     assert not at.exception
-    assert library_message(str(path)) in [e.value for e in at.error]
+    assert dtviz_app.shown(library_message(str(path))) in [e.value for e in at.error]
 
 
 def test_export_report_of_all_pages():
@@ -397,7 +406,9 @@ def test_uploaded_matrix(tmp_path):
     at.file_uploader(key="src_upload").upload("nan.npy", bad.getvalue()).run()
     assert not at.exception
     np.save(tmp_path / "nan.npy", E)
-    assert library_message(str(tmp_path / "nan.npy")) in [e.value for e in at.error]
+    shown = [e.value for e in at.error]
+    assert dtviz_app.shown(library_message(str(tmp_path / "nan.npy")).replace(str(tmp_path / "nan.npy"), "nan.npy")) in shown
+    assert dtviz_app.UPLOAD_ROOT not in " ".join(shown)  # the stored path is never shown
 
 
 def test_family_override_when_detection_is_ambiguous(tmp_path):
@@ -412,7 +423,8 @@ def test_family_override_when_detection_is_ambiguous(tmp_path):
     at.selectbox(key="fam").set_value("sit").run()
     ok(at)
     assert at.slider(key="t").value == 0.0  # SiT's convention: t0 = 0, the slider starts there
-    assert at.query_params["fam"] == "sit" and at.query_params["src"] == path
+    # the link names the source relative to its served root (here pytest's temp folder, see conftest.py)
+    assert at.query_params["fam"] == "sit" and at.query_params["src"] == f"{tmp_path.name}/dit_or_sit.pt"
     # the link reproduces the override
     again = new_app(**at.query_params)
     again.run()

@@ -440,6 +440,9 @@ def app_test(monkeypatch):
 
 
 def test_subset_in_the_running_app(corpus, app_test, capsys):
+    import dtviz_app
+    from dtviz.served import refusal
+
     new_app, ok = app_test
     root, cases = corpus
     by_name = {c.name: c for c in cases}
@@ -454,7 +457,10 @@ def test_subset_in_the_running_app(corpus, app_test, capsys):
         assert errors and all(one_sentence(m) for m in errors), (name, errors)
         with pytest.raises(DtvizInputError) as info:
             dtviz.load(case.path, device="cpu")
-        assert str(info.value) in errors, (name, errors)
+        if os.path.exists(case.path):  # shown as plain text, the path relative to its served root
+            assert dtviz_app.shown(str(info.value)) in errors, (name, errors)
+        else:  # served roots: a missing path gets the refusal (no existence oracle)
+            assert errors == [dtviz_app.plain(refusal(os.path.basename(case.path)))] * len(errors), (name, errors)
         at.radio(key="src_kind").set_value("builtin").run()
         ok(at)
         handled += 1
