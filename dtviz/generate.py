@@ -52,7 +52,7 @@ SAMPLER_DEFAULTS = {
 }
 SAMPLER_LABELS = {"ddpm": "DDPM (ancestral)", "ddim": "DDIM (η = 0)", "euler": "Euler ODE", "sde": "Euler–Maruyama SDE",
                   "scheduler": "the pipeline's own scheduler", "heun": "Heun ODE (REPA)",
-                  "ode": "adaptive ODE (dopri5, SiT)"}
+                  "ode": "adaptive ODE (dopri5, SiT)", "pipeline": "the text-to-image pipeline itself (its scheduler)"}
 # The schedule DiT's samplers in dtviz.samplers implement (linear betas); a diffusers pipeline sampled with them
 # (--sampler ddim / ddpm instead of its own scheduler) must declare it.
 LINEAR_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
@@ -284,22 +284,24 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def sample_readout(generator: Generator, labels, settings: SampleSettings, prune: PruneSpec | None = None,
-                   baseline: np.ndarray | None = None, classifier=None) -> dict:
+                   baseline: np.ndarray | None = None, classifier=None, matcher=None, on_step=None) -> dict:
     """One run of the live pruning view: the samples and their read-outs.
 
         images    (N, H, W, C) float32 in [0, 1]
         removed   (count, share of d) of the dims ``prune`` zeroes (pruning.spec_removed_dims; (0, 0.0) unpruned)
         drift     {"mse", "psnr"} against ``baseline`` (quality.pixel_drift), None without a baseline
         accuracy  share of samples ``classifier`` names as their class (quality.class_accuracy), None without one
+        template_accuracy  the same by template matching (quality.template_accuracy), None without ``matcher``
 
     The baseline is passed in (computed once, cached by the caller), so a new pruning costs one sampling run.
     """
     from dtviz.pruning import spec_removed_dims
-    from dtviz.quality import class_accuracy, pixel_drift
+    from dtviz.quality import class_accuracy, pixel_drift, template_accuracy
 
     labels = np.asarray(labels, dtype=np.int64)
-    images = generator.sample(labels, settings, prune=prune)
+    images = generator.sample(labels, settings, prune=prune, on_step=on_step)  # on_step(i, n): progress
     removed = (0, 0.0) if prune is None else spec_removed_dims(generator.source, prune, classes=np.unique(labels))
     return {"images": images, "removed": removed,
             "drift": None if baseline is None else pixel_drift(baseline, images),
-            "accuracy": None if classifier is None else class_accuracy(images, labels, classifier)}
+            "accuracy": None if classifier is None else class_accuracy(images, labels, classifier),
+            "template_accuracy": None if matcher is None else template_accuracy(images, labels, matcher)}

@@ -4,6 +4,9 @@
     PSNR       = 10 · log10(1 / MSE) dB (inf when the images are identical)
     class acc. = share of samples the built-in GlyphClassifier names as their own class — the CPU
                  stand-in for FID/IS/CLIP; only for models that ship a classifier (the built-in one)
+    template acc. = share of samples whose nearest class by template matching (dtviz.builtin.templates:
+                 correlation with ink-normalised canonical renders, no learned weights) is their own —
+                 a second, independent read-out for glyph models (config.json lists their code points)
 
 Baseline and pruned samples share their noise (dtviz.generate), so the drift is due to pruning alone.
 Per-sample forms are given so a distributed sweep can gather them and reduce in one fixed order.
@@ -115,4 +118,31 @@ def correct_per_sample(images: np.ndarray, labels, classifier=None) -> np.ndarra
 def class_accuracy(images: np.ndarray, labels, classifier=None) -> float:
     """Share of ``images`` the classifier (default: the built-in one) names as ``labels``."""
     correct = correct_per_sample(images, labels, classifier)
+    return float(correct.mean()) if len(correct) else float("nan")
+
+
+# ------------------------------------------------------------------------------- template matching
+
+def template_matcher_for(source):
+    """A fitted TemplateMatcher for a glyph model (a dtviz folder whose config.json lists one code point per
+    class and 1-channel images), else None. Templates are cached per code-point set."""
+    sidecar = getattr(source, "sidecar", None) or {}
+    codepoints, image = sidecar.get("codepoints"), sidecar.get("image") or {}
+    if not isinstance(codepoints, list) or len(codepoints) != getattr(source, "num_classes", -1):
+        return None
+    if image.get("channels", 1) != 1 or not isinstance(image.get("size"), int):
+        return None
+    from dtviz.builtin.templates import TemplateMatcher
+
+    return TemplateMatcher(tuple(int(c) for c in codepoints), size=image["size"]).fit()
+
+
+def template_correct(images: np.ndarray, labels, matcher) -> np.ndarray:
+    """(N,) bool: is each sample's nearest template its own class? images (N, H, W, 1) in [0, 1]."""
+    return matcher.correct(images, labels)
+
+
+def template_accuracy(images: np.ndarray, labels, matcher) -> float:
+    """Share of ``images`` whose nearest class by template matching is ``labels``."""
+    correct = template_correct(images, labels, matcher)
     return float(correct.mean()) if len(correct) else float("nan")

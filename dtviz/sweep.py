@@ -11,7 +11,8 @@ writes
 Settings are the product (τ or k) × schedule for one mode and mask. ``removed_dims`` is the count of
 the global mask, or for ``--mask per-sample`` the mean over the chosen classes of each class's count at
 t0 (the per-sample mask then follows c from step to step). Quality without FID: class accuracy
-from the built-in glyph classifier (empty for models without one — never estimated) and the pixel drift
+from the built-in glyph classifier and, independently, by template matching (``template_accuracy``,
+dtviz.builtin.templates; both empty for models without them — never estimated) and the pixel drift
 (MSE, PSNR) of each sample from its baseline, which shares its noise.
 
 Distributed: ``torchrun --nproc_per_node=N -m dtviz sweep ...`` (gloo on CPU, nccl on CUDA). The samples
@@ -37,7 +38,7 @@ from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule, paper_schedu
 
 BASELINE = "baseline"
 TABLE_COLUMNS = ("setting", "label", "mode", "tau", "k", "mask", "schedule", "prune_null", "removed_dims",
-                 "removed_share", "class_accuracy", "drift_mse", "drift_psnr", "samples")
+                 "removed_share", "class_accuracy", "template_accuracy", "drift_mse", "drift_psnr", "samples")
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -130,6 +131,7 @@ class SettingResult:
     images: np.ndarray  # (N, H, W, C) uint8, as written
     sample_mse: np.ndarray  # (N,) float64, against the baseline
     correct: np.ndarray | None  # (N,) bool, or None without a classifier
+    template_correct: np.ndarray | None = None  # (N,) bool by template matching, or None without a matcher
     removed: tuple = (0, 0.0)  # (count, share), see pruning.spec_removed_dims
 
 
@@ -170,18 +172,18 @@ class SweepProgress:
 
 
 def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: int = 64, world: World = World(),
-              classifier=None, progress: bool = True) -> list[SettingResult] | None:
+              classifier=None, progress: bool = True, matcher=None) -> list[SettingResult] | None:
     """Baseline + each spec on the same noise: images, per-sample MSE, classifier verdicts, removed dims.
 
     ``generator``: a dtviz.generate.Generator; ``labels``: (N,) class ids, sample i drawn from noise
     (settings.seed, i). The baseline is sampled once per chunk and reused for specs that prune nothing.
     ``progress``: a tqdm bar on rank 0. Returns the results in table order on rank 0, None elsewhere."""
     from dtviz.generate import to_uint8
-    from dtviz.quality import correct_per_sample, per_sample_mse
+    from dtviz.quality import correct_per_sample, per_sample_mse, template_correct
 
     labels = np.asarray(labels, dtype=np.int64)
     names = [BASELINE] + [s.slug() for s in specs]
-    parts = {name: [] for name in names}  # name -> [(indices, uint8, mse, correct)]
+    parts = {name: [] for name in names}  # name -> [(indices, uint8, mse, correct, template correct)]
     chunks = world.chunks(len(labels), batch_size)
     runs = len(chunks) * (1 + sum(not prunes_nothing(s) for s in specs))
     with SweepProgress(runs, enabled=world.is_main and progress) as bar:
@@ -192,7 +194,8 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
                 images = base if spec is None or prunes_nothing(spec) else generator.sample(
                     labels[idx], settings, indices=idx, batch_size=len(idx), prune=spec, on_step=bar.on_step)
                 correct = None if classifier is None else correct_per_sample(images, labels[idx], classifier)
-                parts[name].append((idx, to_uint8(images), per_sample_mse(base, images), correct))
+                by_template = None if matcher is None else template_correct(images, labels[idx], matcher)
+                parts[name].append((idx, to_uint8(images), per_sample_mse(base, images), correct, by_template))
     gathered = world.gather(parts)
     if not world.is_main:
         return None
@@ -208,6 +211,7 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
             images=np.concatenate([p[1] for p in pieces]),
             sample_mse=np.concatenate([p[2] for p in pieces]),
             correct=None if classifier is None else np.concatenate([p[3] for p in pieces]),
+            template_correct=None if matcher is None else np.concatenate([p[4] for p in pieces]),
             removed=(0, 0.0) if spec is None else spec_removed_dims(generator.source, spec, classes=np.unique(labels)),
         ))
     return results
@@ -243,6 +247,7 @@ def table_rows(results: list[SettingResult]) -> list[dict]:
             "removed_dims": _num(r.removed[0]),
             "removed_share": _num(float(r.removed[1])),
             "class_accuracy": "" if r.correct is None else _num(float(r.correct.mean())),
+            "template_accuracy": "" if r.template_correct is None else _num(float(r.template_correct.mean())),
             "drift_mse": _num(drift["mse"]),
             "drift_psnr": _num(drift["psnr"]),
             "samples": str(len(r.sample_mse)),
@@ -264,13 +269,14 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
     lines = [
         "Performance under sparsification of c (layout of the paper's Table 2). "
         "t_i: prune every step, t_0: prune only at start, t_{n-k,n}: prune during the last k steps.",
-        "Class acc.: the built-in glyph classifier (— when the model has none); drift: pixel MSE / PSNR "
+        "Class acc.: the built-in glyph classifier; template acc.: nearest class by template matching (— when the "
+        "model has none); drift: pixel MSE / PSNR "
         "of each sample against the baseline with the same noise.",
     ]
     if note:
         lines.append(note)
-    lines += ["", "| Prune | Threshold τ | # Removed Dims | Class acc. ↑ | Drift MSE ↓ | PSNR ↑ |",
-              "|---|---|---|---|---|---|"]
+    lines += ["", "| Prune | Threshold τ | # Removed Dims | Class acc. ↑ | Template acc. ↑ | Drift MSE ↓ | PSNR ↑ |",
+              "|---|---|---|---|---|---|---|"]
     for i, r in enumerate(results):
         s = r.spec
         prune = "" if i else (results[1].spec.mode.capitalize() if len(results) > 1 else "")
@@ -283,9 +289,10 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
         count, share = r.removed
         removed = f"{count}/{dim} ({100 * share:.2f}%)" if isinstance(count, (int, np.integer)) else f"≈{count:.1f}/{dim} ({100 * share:.2f}%)"
         acc = "—" if r.correct is None else f"{r.correct.mean():.4f}"
+        tacc = "—" if r.template_correct is None else f"{r.template_correct.mean():.4f}"
         drift = drift_summary(r.sample_mse)
         psnr = "∞" if math.isinf(drift["psnr"]) else f"{drift['psnr']:.2f}"
-        lines.append(f"| {prune} | {threshold} | {removed} | {acc} | {drift['mse']:.4g} | {psnr} |")
+        lines.append(f"| {prune} | {threshold} | {removed} | {acc} | {tacc} | {drift['mse']:.4g} | {psnr} |")
     return "\n".join(lines) + "\n"
 
 
@@ -314,7 +321,7 @@ def add_sweep_parser(sub) -> None:
 def cmd_sweep(args) -> int:
     from dtviz.generate import Generator, SampleSettings
     from dtviz.loading import load
-    from dtviz.quality import classifier_for
+    from dtviz.quality import classifier_for, template_matcher_for
 
     if args.per_class < 1:
         raise DtvizInputError(f"--per-class must be at least 1; got {args.per_class}.")
@@ -332,7 +339,8 @@ def cmd_sweep(args) -> int:
         labels = np.repeat(ids, args.per_class)
         generator = Generator(source, vae=args.vae)
         settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler, size=args.size)
-        results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source))
+        results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source),
+                            matcher=template_matcher_for(source))
         if not world.is_main:
             return 0
         os.makedirs(out, exist_ok=True)

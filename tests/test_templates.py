@@ -56,3 +56,36 @@ def test_scores_real_rendered_glyphs_at_least_90_percent():
 def test_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="expected images"):
         ink_normalise(np.zeros((16, 16)))
+
+
+def test_sweep_reports_template_accuracy_for_glyph_models(tmp_path):
+    """A glyph model folder (config lists its code points) gets a template_accuracy column; it is the library's
+    read-out of the same samples. A model without code points leaves it empty."""
+    import csv
+
+    import dtviz
+    from dtviz.cli import main
+    from dtviz.generate import Generator, SampleSettings
+    from dtviz.quality import template_accuracy, template_matcher_for
+    from tests.test_pruning import NUM_CLASSES, save_tiny_folder
+
+    folder = save_tiny_folder(str(tmp_path / "glyph"), input_size=16, patch=4, classifier=True, steps=2)
+    plain = save_tiny_folder(str(tmp_path / "plain"), input_size=16, patch=4, steps=2)
+    cfg_path = os.path.join(folder, "config.json")
+    cfg = json.load(open(cfg_path))
+    cfg.update(codepoints=list(CODEPOINTS[:NUM_CLASSES]), image={"size": 16, "channels": 1})
+    json.dump(cfg, open(cfg_path, "w"))
+    rows = {}
+    for name, path in (("glyph", folder), ("plain", plain)):
+        out = str(tmp_path / f"out-{name}")
+        assert main(["sweep", path, "--device", "cpu", "--classes", "0,3,7", "--per-class", "2", "--seed", "1",
+                     "--tau", "0.3", "--out", out]) == 0
+        rows[name] = list(csv.DictReader(open(os.path.join(out, "table.csv"), newline="")))
+        assert "Template acc." in open(os.path.join(out, "table.md"), encoding="utf-8").read()
+    assert all(r["template_accuracy"] == "" for r in rows["plain"])
+    src = dtviz.load(folder, device="cpu")
+    labels = np.repeat([0, 3, 7], 2)
+    images = Generator(src).sample(labels, SampleSettings(seed=1))
+    expected = template_accuracy(images, labels, template_matcher_for(src))
+    assert float(rows["glyph"][0]["template_accuracy"]) == pytest.approx(expected)
+    assert all(0 <= float(r["template_accuracy"]) <= 1 for r in rows["glyph"])
