@@ -50,19 +50,24 @@ def builtin_dir(name: str = BUILTIN) -> str:
     return BUILTINS[name].path
 
 
-def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str | None = None, prompts=None) -> Source:
+def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str | None = None, prompts=None,
+         num_heads: int | None = None, null_row: str = "auto") -> Source:
     """Open ``source`` (see the module docstring) and return a Source. Errors are DtvizInputError.
+
+    ``num_heads`` and ``null_row`` (auto | yes | no) set, for a native checkpoint, what its file may not say
+    (dtviz.sources.release_config: read from the training args/config when present, else a noted reading).
 
     ``prompts`` (a text-to-image pipeline's rows): a file (one per line), a shipped set name (dtviz.prompts) or a
     list; without it a text-to-image pipeline takes ``labels`` as its prompts file, else the default set."""
-    prompts = labels if prompts is None else prompts
     source = str(source).strip() or BUILTIN
+    prompts = labels if prompts is None else prompts
+    native = dict(num_heads=num_heads, null_row=null_row)
     if source in BUILTINS:
         folder = BUILTINS[source].path
         if not os.path.isfile(os.path.join(folder, MODEL_FILE)):
             raise DtvizInputError(f"the built-in model {source!r} is missing: expected "
                                   f"assets/{BUILTINS[source].folder}/{MODEL_FILE}; regenerate it with scripts/train_builtin.py.")
-        src = NativeSource(folder, family=family, device=device)
+        src = NativeSource(folder, family=family, device=device, **native)
         src.info.name = source
         return src
     if source.startswith("hf:"):
@@ -82,7 +87,7 @@ def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str |
 
             return DiffusersSource(path, device=device)
         if os.path.isfile(os.path.join(path, SIDECAR)) and os.path.isfile(os.path.join(path, MODEL_FILE)):
-            return NativeSource(path, family=family, device=device)
+            return NativeSource(path, family=family, device=device, **native)
         raise DtvizInputError(
             f"expected a checkpoint file, a diffusers pipeline folder (with model_index.json) or a dtviz model folder "
             f"(with {SIDECAR} and {MODEL_FILE}), but {path!r} is a folder with neither."
@@ -91,7 +96,7 @@ def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str |
     if lower.endswith(MATRIX_EXTENSIONS):
         return load_matrix(path, labels=labels, device=device)
     if lower.endswith(TORCH_EXTENSIONS + SAFETENSORS_EXTENSIONS):
-        return _checkpoint_or_matrix(path, family, device, labels)
+        return _checkpoint_or_matrix(path, family, device, labels, native)
     if not os.path.exists(path):
         raise DtvizInputError(f"expected {' or '.join(map(repr, BUILTINS))}, a checkpoint file or a pipeline folder, "
                               f"but {path!r} does not exist.")
@@ -101,7 +106,7 @@ def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str |
     )
 
 
-def _checkpoint_or_matrix(path: str, family: str, device, labels) -> Source:
+def _checkpoint_or_matrix(path: str, family: str, device, labels, native: dict) -> Source:
     """A .pt/.safetensors file is a model if it has the label table, else a matrix if it holds one."""
     import torch
 
@@ -110,12 +115,12 @@ def _checkpoint_or_matrix(path: str, family: str, device, labels) -> Source:
         return load_matrix(path, labels=labels, device=device)
     state = unwrap_state_dict(obj, repr(path)) if hasattr(obj, "keys") else obj
     if hasattr(state, "keys") and (LABEL_KEY in state or any(str(k).startswith(("t_embedder.", "y_embedder.", "blocks.")) for k in state)):
-        return NativeSource(path, family=family, device=device, contents=obj)
+        return NativeSource(path, family=family, device=device, contents=obj, **native)
     if hasattr(obj, "keys") and any(k in obj for k in ("embeddings", "embedding", "c")):
         return load_matrix(path, labels=labels, device=device)
     if hasattr(state, "keys") and len(state) == 1 and isinstance(next(iter(state.values())), torch.Tensor):
         return load_matrix(path, labels=labels, device=device)
-    return NativeSource(path, family=family, device=device, contents=obj)  # raises the "no label table" message
+    return NativeSource(path, family=family, device=device, contents=obj, **native)  # raises the "no label table" message
 
 
 __all__ = ["load", "BUILTIN", "BUILTIN_DIR", "BUILTINS", "builtin_dir", "MatrixSource", "NativeSource"]

@@ -138,3 +138,31 @@ def save_model_folder(path, model, family: str, sampler: dict | None = None, ext
     with open(os.path.join(path, "config.json"), "w") as fh:
         json.dump(config, fh)
     return path
+
+
+def save_train_wrapper(state: dict, path: str, **args) -> str:
+    """As DiT/SiT/REPA train.py save: {"model", "ema", "opt", "args": argparse.Namespace(**args)}."""
+    noisy = {k: v + 1.0 for k, v in state.items()}
+    torch.save({"model": noisy, "ema": state, "opt": {"state": {}, "param_groups": []},
+                "args": argparse.Namespace(**args)}, path)
+    return path
+
+
+def save_lightning_wrapper(state: dict, path: str, model: dict, data: dict | None = None) -> str:
+    """As LightningDiT train.py saves: {"model", "ema", "opt", "config": train_config} (its YAML as a dict)."""
+    config = {"data": {"image_size": 256, **(data or {})}, "vae": {"model_name": "vavae_f16d32", "downsample_ratio": 16},
+              "model": model, "train": {"global_batch_size": 8}}
+    torch.save({"model": {k: v + 1.0 for k, v in state.items()}, "ema": state, "opt": {}, "config": config}, path)
+    return path
+
+
+def repa_legacy_state(state: dict, encoder_depth: int) -> dict:
+    """REPA's --legacy layout: blocks.{i >= encoder_depth} named decoder_blocks.{i - encoder_depth} (the inverse of
+    REPA utils.load_legacy_checkpoints)."""
+    out = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "blocks" and int(parts[1]) >= encoder_depth:
+            parts[:2] = ["decoder_blocks", str(int(parts[1]) - encoder_depth)]
+        out[".".join(parts)] = value
+    return out

@@ -11,7 +11,7 @@ so dtviz.samplers, dtviz.generate and dtviz.pruning serve every family without k
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 
@@ -24,8 +24,12 @@ class Backbone:
     required_keys: tuple[str, ...]              # present in any full checkpoint (not an embedder-only file)
     ignored_prefixes: tuple[str, ...] = ()      # training-only keys a checkpoint may hold (REPA's projectors)
 
-    def build(self, state=None, config: dict | None = None):
+    def build(self, state=None, config: dict | None = None, overrides: dict | None = None):
+        """``overrides``: config fields the shapes cannot show (num_heads, num_classes, class_dropout_prob), as
+        read by dtviz.sources.release_config from a training wrapper, a sidecar or the user."""
         cfg = self.config_class(**config) if config else self.config_from_state_dict(state)
+        if overrides:
+            cfg = replace(cfg, **{k: v for k, v in overrides.items() if k in {f.name for f in fields(cfg)}})
         return self.model_class(cfg)
 
 

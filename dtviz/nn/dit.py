@@ -8,7 +8,9 @@ facebookresearch/DiT ``models.py``, so ``load_state_dict`` works on their files 
     pos_embed                              fixed 2-D sin-cos table, (1, T, D)
     t_embedder.mlp.{0,2}.{weight,bias}     Linear(256, D) -> SiLU -> Linear(D, D)
     y_embedder.embedding_table.weight      (num_classes + 1, D); the last row is the null (CFG) class
+                                           (num_classes rows and no null row with class_dropout_prob = 0)
     blocks.{i}.attn.{qkv,proj}, blocks.{i}.mlp.{fc1,fc2}, blocks.{i}.adaLN_modulation.1
+    blocks.{i}.attn.{q,k}_norm.{weight,bias}   REPA --qk-norm only
     final_layer.{linear,adaLN_modulation.1}
 
 The conditioning vector of the paper is ``c = t_embedder(t) + y_embedder(y)``; every
@@ -40,7 +42,8 @@ class DiTConfig:
     mlp_ratio: float = 4.0
     num_classes: int = 1000
     learn_sigma: bool = True
-    class_dropout_prob: float = 0.1
+    class_dropout_prob: float = 0.1  # > 0: the label table has a null (CFG) row after the num_classes rows
+    qk_norm: bool = False  # REPA's --qk-norm: timm's LayerNorm(head_dim) on q and k (keys attn.{q,k}_norm.*)
 
     @property
     def out_channels(self) -> int:
@@ -69,8 +72,9 @@ def block_count(state, prefix: str) -> int:
 def config_from_state_dict(state: dict, num_heads: int | None = None) -> DiTConfig:
     """Read a DiTConfig off the tensor shapes of a DiT-keyed state dict.
 
-    Head count is not visible in the weights: it comes from the published size with the same width,
-    else one head per 64 channels (the DiT default head width).
+    Head count is visible only through qk-norm's weights (REPA --qk-norm); else it comes from the published
+    size with the same width, else one head per 64 channels (the DiT default head width). The last label row
+    is read as the null row; dtviz.sources.release_config decides both where the file says more.
     """
     proj = state["x_embedder.proj.weight"]  # (D, C, p, p)
     hidden, in_channels, patch, _ = proj.shape
@@ -80,6 +84,9 @@ def config_from_state_dict(state: dict, num_heads: int | None = None) -> DiTConf
     out_dim = state["final_layer.linear.weight"].shape[0]  # p*p*out_channels
     out_channels = out_dim // (patch * patch)
     mlp_hidden = state["blocks.0.mlp.fc1.weight"].shape[0]
+    qk_norm = "blocks.0.attn.q_norm.weight" in state
+    if qk_norm and not num_heads:
+        num_heads = hidden // state["blocks.0.attn.q_norm.weight"].shape[0]
     return DiTConfig(
         input_size=grid * patch,
         patch_size=patch,
@@ -90,6 +97,7 @@ def config_from_state_dict(state: dict, num_heads: int | None = None) -> DiTConf
         mlp_ratio=mlp_hidden / hidden,
         num_classes=state["y_embedder.embedding_table.weight"].shape[0] - 1,
         learn_sigma=out_channels == 2 * in_channels,
+        qk_norm=qk_norm,
     )
 
 
@@ -157,18 +165,22 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
 
 
 class Attention(nn.Module):
-    """timm's Attention with the same parameter names (qkv, proj)."""
+    """timm's Attention with the same parameter names (qkv, proj; q_norm, k_norm with qk_norm, as timm's
+    ``Attention(qk_norm=True)`` of REPA's SiT: LayerNorm(head_dim), eps 1e-5, with weight and bias)."""
 
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool = False):
         super().__init__()
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.q_norm = nn.LayerNorm(dim // num_heads) if qk_norm else nn.Identity()
+        self.k_norm = nn.LayerNorm(dim // num_heads) if qk_norm else nn.Identity()
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, D = x.shape
-        qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
-        x = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=self.logit_bias(x))  # (B, H, T, D/H)
+        q, k, v = self.qkv(x).reshape(B, T, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k = self.q_norm(q), self.k_norm(k)  # (B, H, T, D/H)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=self.logit_bias(x))  # (B, H, T, D/H)
         return self.proj(x.transpose(1, 2).reshape(B, T, D))
 
     def logit_bias(self, x: torch.Tensor) -> torch.Tensor | None:
@@ -190,10 +202,10 @@ class Mlp(nn.Module):
 class DiTBlock(nn.Module):
     """Transformer block with adaptive layer norm zero (adaLN-Zero) conditioning."""
 
-    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0):
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0, qk_norm: bool = False):
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(hidden_size, num_heads)
+        self.attn = Attention(hidden_size, num_heads, qk_norm)
         self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True))
@@ -278,7 +290,7 @@ class DiT(ConditionedBackbone):
         pos = get_2d_sincos_pos_embed(config.hidden_size, grid)
         self.pos_embed = nn.Parameter(torch.from_numpy(pos).float().unsqueeze(0), requires_grad=False)
         self.blocks = nn.ModuleList(
-            [DiTBlock(config.hidden_size, config.num_heads, config.mlp_ratio) for _ in range(config.depth)]
+            [DiTBlock(config.hidden_size, config.num_heads, config.mlp_ratio, config.qk_norm) for _ in range(config.depth)]
         )
         self.final_layer = FinalLayer(config.hidden_size, config.patch_size, self.out_channels)
         self.initialize_weights()

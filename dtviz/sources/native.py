@@ -2,7 +2,8 @@
 
 c is computed from five tensors that every family shares, with DiT's own formula:
 
-    y_embedder.embedding_table.weight   (K + 1, d)   row K is the null (CFG) class
+    y_embedder.embedding_table.weight   (K + 1, d)   row K is the null (CFG) class; (K, d) without one
+                                                     (class_dropout_prob = 0: dtviz.sources.release_config)
     t_embedder.mlp.0.{weight,bias}      (d, 256), (d,)
     t_embedder.mlp.2.{weight,bias}      (d, d), (d,)
 
@@ -28,6 +29,7 @@ from dtviz.families import FAMILIES, detect_family, get_family
 from dtviz.nn import backbone_for
 from dtviz.nn.dit import timestep_features
 from dtviz.sources.base import Source, SourceInfo, check_finite
+from dtviz.sources.release_config import read_heads, read_null_row, read_training_record, repa_legacy_layout
 
 LABEL_KEY = "y_embedder.embedding_table.weight"
 T_KEYS = ("t_embedder.mlp.0.weight", "t_embedder.mlp.0.bias", "t_embedder.mlp.2.weight", "t_embedder.mlp.2.bias")
@@ -36,17 +38,26 @@ MODEL_FILE = "model.safetensors"
 
 
 class NativeSource(Source):
-    def __init__(self, path: str, family: str = "auto", device=None, sidecar: dict | None = None, contents=None):
-        """``contents``: what ``read_any`` already returned for ``path`` (so the file is read once)."""
+    def __init__(self, path: str, family: str = "auto", device=None, sidecar: dict | None = None, contents=None,
+                 num_heads: int | None = None, null_row: str = "auto"):
+        """``contents``: what ``read_any`` already returned for ``path`` (so the file is read once).
+        ``num_heads`` / ``null_row`` (auto|yes|no): what the file may not say (dtviz.sources.release_config)."""
         self.path = path
         weights_path = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
         self.sidecar = sidecar if sidecar is not None else find_sidecar(weights_path)
-        self.state = unwrap_state_dict(contents if contents is not None else read_any(weights_path), repr(weights_path))
+        raw = contents if contents is not None else read_any(weights_path)
+        self.record = read_training_record(raw)  # DiT/SiT/REPA args or LightningDiT config, if the wrapper has one
+        unwrapped = unwrap_state_dict(raw, repr(weights_path))
+        self._file_keys = list(unwrapped.keys())  # before any renaming: what family detection reads
+        self.state, layout_note = repa_legacy_layout(unwrapped)
         self.weights_path = weights_path
         device = resolve_device(device)
         family_obj, note = self._family(family)
         self.label_table, self.t_mlp = self._embedder_tensors(weights_path)
-        num_classes, dim = self.label_table.shape[0] - 1, self.label_table.shape[1]
+        dim = self.label_table.shape[1]
+        notes = self._read_architecture(family_obj.key, num_heads, null_row, weights_path)
+        note = "; ".join(n for n in (note, layout_note, *notes) if n)
+        num_classes = self.label_table.shape[0] - int(self.null_row)
         names = list(self.sidecar.get("class_names", []))[:num_classes] if self.sidecar else []
         names += [f"class {i}" for i in range(len(names), num_classes)]
         self._vae_extra: dict = {}
@@ -55,7 +66,8 @@ class NativeSource(Source):
             name=self.sidecar.get("name", os.path.basename(os.path.normpath(path))) if self.sidecar else os.path.basename(path),
             family=family_obj, num_classes=num_classes, dim=dim, class_names=names, device=device,
             parameters=_count_parameters(self.state), family_note=note, can_sample=can_sample,
-            sample_note=sample_note, extra={"path": path, **self._vae_extra},
+            sample_note=sample_note, extra={"path": path, "null_row": self.null_row, **self._vae_extra,
+                                            **({"training_args": self.record.plain} if self.record.plain else {})},
         )
         self._t_cache: dict[float, torch.Tensor] = {}
         self._on_device = {k: v.to(device) for k, v in self.t_mlp.items()}
@@ -71,8 +83,36 @@ class NativeSource(Source):
         if self.sidecar.get("family"):
             fam = get_family(self.sidecar["family"])
             return fam, f"family declared in {SIDECAR}: {fam.label}"
-        det = detect_family(self.state.keys())
+        det = detect_family(self._file_keys, {k: _shape(self.state, k) for k in
+                                                ("x_embedder.proj.weight", "blocks.0.adaLN_modulation.1.weight") if k in self.state})
+        if self.record.family and (det.ambiguous or det.family.key == self.record.family):
+            return FAMILIES[self.record.family], f"{FAMILIES[self.record.family].label}: {self.record.family_reason}"
+        if self.record.family:  # unambiguous keys win over a wrapper that names another release's model
+            return det.family, f"{det.reason} (though {self.record.family_reason})"
         return det.family, det.reason
+
+    def _read_architecture(self, family: str, num_heads, null_row: str, where: str) -> list[str]:
+        """Sets null_row and the backbone overrides the shapes cannot show; returns the notes of what was assumed."""
+        rows, model_cfg = self.label_table.shape[0], self.sidecar.get("model") or {}
+        self.null_row, null_note = read_null_row(rows, self.record, model_cfg, null_row)
+        if self.null_row and rows < 2:
+            raise DtvizInputError(
+                f"expected {LABEL_KEY!r} of shape (num_classes + 1, d) with at least one class plus the null row, but "
+                f"found shape {tuple(self.label_table.shape)} in {where!r}; pass --null-row no if it has no null row.")
+        self.overrides = {"num_classes": rows - int(self.null_row)}
+        if not self.null_row:
+            self.overrides["class_dropout_prob"] = 0.0
+        elif model_cfg.get("class_dropout_prob", 0.1) <= 0:
+            self.overrides["class_dropout_prob"] = 0.1
+        heads_note = ""
+        if "x_embedder.proj.weight" in self.state:  # a full model: its attention will be built
+            head_dim = next((_shape(self.state, k)[-1] for k in ("blocks.0.attn.q_norm.weight", "feat_rope.freqs_cos")
+                             if k in self.state), None)
+            heads, heads_note = read_heads(_shape(self.state, "x_embedder.proj.weight")[0], head_dim, family,
+                                           self.record, model_cfg, num_heads)
+            if heads:
+                self.overrides["num_heads"] = heads
+        return [n for n in (null_note, heads_note) if n]
 
     def _embedder_tensors(self, where: str) -> tuple[torch.Tensor, dict]:
         state = self.state
@@ -88,9 +128,9 @@ class NativeSource(Source):
             )
         table = _float_tensor(state[LABEL_KEY], LABEL_KEY, where)
         mlp = {k: _float_tensor(state[k], k, where) for k in T_KEYS}
-        if table.ndim != 2 or table.shape[0] < 2 or table.shape[1] < 1:
+        if table.ndim != 2 or table.shape[0] < 1 or table.shape[1] < 1:
             raise DtvizInputError(
-                f"expected {LABEL_KEY!r} of shape (num_classes + 1, d) with at least one class plus the null row, "
+                f"expected {LABEL_KEY!r} of shape (num_classes + 1, d) (or (num_classes, d) without a null row), "
                 f"but found shape {tuple(table.shape)} in {where!r}."
             )
         d = table.shape[1]
@@ -166,7 +206,7 @@ class NativeSource(Source):
         if not self.info.can_sample and not self.info.extra.get("latent"):  # a latent model may get --vae later
             raise DtvizInputError(f"this source cannot sample: {self.info.sample_note}")
         backbone = backbone_for(self.family.key)
-        model = backbone.build(self.state, self.sidecar.get("model"))
+        model = backbone.build(self.state, self.sidecar.get("model"), self.overrides)
         own = model.state_dict()
         foreign = [k for k in self.state.keys() if k not in own and not k.startswith(backbone.ignored_prefixes)]
         if foreign:  # e.g. an MDTv1 file (blocks.* + sideblocks.*) read as DiT: refuse rather than drop its weights
@@ -197,6 +237,13 @@ def find_sidecar(weights_path: str) -> dict:
             if isinstance(data, dict) and "family" in data and "class_names" in data:
                 return data
     return {}
+
+
+def _shape(state: Mapping, key: str) -> tuple:
+    """A tensor's shape without reading it when the mapping is lazy (dtviz.checkpoint.LazySafetensors)."""
+    if hasattr(state, "shapes"):
+        return tuple(state.shapes()[key])
+    return tuple(state[key].shape)
 
 
 def _float_tensor(value, key: str, where: str) -> torch.Tensor:
