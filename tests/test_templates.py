@@ -89,3 +89,20 @@ def test_sweep_reports_template_accuracy_for_glyph_models(tmp_path):
     expected = template_accuracy(images, labels, template_matcher_for(src))
     assert float(rows["glyph"][0]["template_accuracy"]) == pytest.approx(expected)
     assert all(0 <= float(r["template_accuracy"]) <= 1 for r in rows["glyph"])
+
+
+def test_card_reports_both_readouts_clean_and_noised():
+    import torch
+
+    from dtviz.builtin.card import load_classifier, readout_lines, readout_robustness
+
+    r = readout_robustness(BUILTIN_DIR, per_class=1, classes=40)
+    assert r["images"] == r["classes"] == 40
+    x, y = render_dataset(list(CODEPOINTS[:40]), 1, seed=r["seed"])  # the same fresh renders, scored independently
+    clean = float((load_classifier(BUILTIN_DIR).predict(torch.from_numpy(x)).numpy() == y).mean())
+    assert r["classifier"]["clean"] == pytest.approx(clean)
+    assert r["templates"]["clean"] >= 0.9
+    assert all(0 <= r[k]["noised"] <= 1 for k in ("classifier", "templates"))
+    line = readout_lines(r)[0]
+    assert f"{100 * r['classifier']['noised']:.1f}%" in line and f"{100 * r['templates']['clean']:.1f}%" in line
+    assert readout_lines(None) == []

@@ -25,6 +25,32 @@ def load_classifier(model_dir: str):
         return load(os.path.join(model_dir, json.load(fh)["classifier"]["file"]))
 
 
+def readout_robustness(model_dir: str, per_class: int = 4, seed: int | None = None, classes: int | None = None,
+                       corrupt_seed: int = 0) -> dict:
+    """Both read-outs on real glyphs never trained on: fresh renders (random face, scale, shift, rotation; jitter
+    seed = the training seed + 20000), clean and noised with ``classifier.corrupt`` at p = 1 (grain, blur,
+    contrast: what pruning does to a sample that still reads as its glyph).
+
+    Returns {"classifier": {"clean", "noised"}, "templates": {"clean", "noised"}, "images", "classes", "seed"}
+    (accuracies in [0, 1]); ``classes`` limits it to the first classes (tests)."""
+    from dtviz.builtin.classifier import corrupt
+    from dtviz.builtin.glyphs import render_dataset
+    from dtviz.builtin.templates import TemplateMatcher
+
+    with open(os.path.join(model_dir, "config.json")) as fh:
+        cfg = json.load(fh)
+    codepoints = cfg["codepoints"][:classes] if classes else cfg["codepoints"]
+    seed = cfg.get("training", {}).get("seed", 0) + 20_000 if seed is None else seed
+    x, y = render_dataset(codepoints, per_class, cfg["image"]["size"], seed=seed)  # (N, 1, H, W), (N,)
+    noised = corrupt(torch.from_numpy(x), torch.Generator().manual_seed(corrupt_seed), p=1.0)
+    clf, matcher = load_classifier(model_dir), TemplateMatcher(tuple(cfg["codepoints"]), size=cfg["image"]["size"]).fit()
+    out = {"images": len(y), "classes": len(codepoints), "seed": seed, "classifier": {}, "templates": {}}
+    for name, images in (("clean", torch.from_numpy(x)), ("noised", noised)):
+        out["classifier"][name] = float((clf.predict(images).numpy() == y).mean())
+        out["templates"][name] = matcher.accuracy(images.numpy(), y)
+    return out
+
+
 def table_stats(source, t=None, tau: float = 0.01) -> dict:
     s = ConditionStats().fit(source.embeddings(t=t))
     row = s.summary(tau)
@@ -60,6 +86,7 @@ def measure(model_dir: str, per_class: int = 2, seed: int = 7) -> dict:
         "samples_per_class": per_class, "class_accuracy": float((pred == labels).mean()),
         "classes_at_or_above_50pct": int((per_class_acc >= 0.5).sum()),
         "sample16_median_s": float(np.median(times)), "sampler": gen.defaults,
+        "readouts": readout_robustness(model_dir),
         "t0": table_stats(src), "t_data": table_stats(src, t=conv.data_at), "snapshots": snapshots,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
     }
@@ -89,6 +116,17 @@ def class_count_note(m: dict, tr: dict, metrics: dict) -> str:
     return (f"- Why {m['num_classes']} classes and not ImageNet's 1000: {m['num_classes']} classes reached the quality"
             f" bar after {tr['steps']} steps ({minutes:.0f} min of CPU); 1000 classes were not shown to reach it within"
             " a few hours of CPU, so the largest count shown to reach the bar is shipped.")
+
+
+def readout_lines(r: dict | None) -> list[str]:
+    """The card's lines on both read-outs, clean and noised (``readout_robustness``); none when not measured."""
+    if not r:
+        return []
+    c, t = r["classifier"], r["templates"]
+    return [f"- On {r['images']} fresh real glyphs ({r['classes']} classes, jitter seed {r['seed']}), clean / noised with the"
+            " corruptions pruning produces (grain, slight blur, contrast; `classifier.corrupt`, p = 1): shipped classifier"
+            f" {100 * c['clean']:.1f}% / {100 * c['noised']:.1f}%; template matching (no learned weights,"
+            f" `dtviz/builtin/templates.py`) {100 * t['clean']:.1f}% / {100 * t['noised']:.1f}%."]
 
 
 def render(cfg: dict, m: dict) -> str:
@@ -124,6 +162,7 @@ def render(cfg: dict, m: dict) -> str:
         f"- Class accuracy of generated samples: **{100 * m['class_accuracy']:.1f}%** "
         f"({m['samples_per_class']} samples × {m['num_classes']} classes, default sampler and guidance, scored by the shipped classifier).",
         f"- Shipped classifier, held-out real glyphs: {100 * metrics.get('classifier_heldout_accuracy', float('nan')):.1f}%.",
+        *readout_lines(m.get("readouts")),
         f"- Classes with ≥ 50% of their samples recognised: {m['classes_at_or_above_50pct']} of {m['num_classes']}.",
         f"- Sampling 16 images, default settings: median {m['sample16_median_s']:.2f} s ({m['machine']}).",
         "",
