@@ -148,6 +148,8 @@ class Generator:
                 defaults["name"] = "ddim"
         if cfg.in_channels < 3:
             defaults["guided_channels"] = None
+        if not source.info.extra.get("null_row", True):  # trained with class_dropout_prob = 0: nothing to guide with
+            defaults["cfg_scale"] = 1.0
         self.defaults = defaults
         self.image_shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
         self._global_masks: dict[tuple, np.ndarray] = {}
@@ -238,9 +240,8 @@ class Generator:
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.source.num_classes):
             raise DtvizInputError(f"class ids must lie in 0..{self.source.num_classes - 1}; got {labels.tolist()[:5]}…")
         indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
-        null_row = self.source.info.extra.get("null_row", True)  # False: trained with class_dropout_prob = 0
-        cfg_scale = float((self.defaults["cfg_scale"] if null_row else 1.0) if settings.cfg_scale is None else settings.cfg_scale)
-        if cfg_scale != 1.0 and not null_row:
+        cfg_scale = float(self.defaults["cfg_scale"] if settings.cfg_scale is None else settings.cfg_scale)
+        if cfg_scale != 1.0 and not self.source.info.extra.get("null_row", True):
             raise DtvizInputError(
                 f"classifier-free guidance needs a null (CFG) label row, and this model's table has none (read as "
                 f"{self.source.num_classes} classes without one); sample with cfg 1, or pass --null-row yes if its last "

@@ -129,6 +129,7 @@ def test_plain_table_reading_is_stated_and_can_be_set(tmp_path, capsys):
     assert src.num_classes == 10 and "null row: no (set by the user)" in src.info.family_note
     assert_forward_matches(src.build_model(), state, 4, 999.0)  # the 10-row table loads strictly
     gen = Generator(src)
+    assert gen.defaults["cfg_scale"] == 1.0  # the default the UI and CLI show: unguided
     images = gen.sample([9], SampleSettings(steps=2, sampler="ddim"))  # unguided by default: no null row
     assert images.shape[0] == 1 and np.isfinite(images).all()
     with pytest.raises(DtvizInputError, match="needs a null"):
