@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
+import os
+from urllib.parse import urlsplit, urlunsplit
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -16,6 +18,10 @@ from plotly.offline import get_plotlyjs
 from dtviz.errors import DtvizInputError
 
 SHARE_KEYS = ("share_url", "url", "link")
+ENV_BASE_URL = "DTVIZ_BASE_URL"  # the dashboard's public address, e.g. https://lab.example.org/dtviz
+LOCAL_NOTE = ("This link works only on the machine that made this report (it points at {host}); "
+              "to give reports a public link, start the dashboard with "
+              "dtviz serve --base-url URL or set DTVIZ_BASE_URL.")
 
 _STYLE = """
 body { font-family: Arial, Helvetica, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }
@@ -48,12 +54,52 @@ _RENDER = """
 """
 
 
-def export_report(sections, model_card: dict, settings: dict, title: str = "dtviz report") -> str:
+# ------------------------------------------------------------------------------------ share link
+
+def check_base_url(text: str) -> str:
+    """A public base URL ("https://host[:port][/path]") without its trailing slash, or DtvizInputError."""
+    parts = urlsplit(str(text).strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise DtvizInputError(f"a base URL must look like https://host/path, with no query; got {str(text)[:80]!r}.")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def share_link(url: str, base_url: str | None = None, app_path: str = "") -> tuple[str, str]:
+    """(href, note) for the dashboard address ``url`` of this view.
+
+    With a public ``base_url`` (else env DTVIZ_BASE_URL) the view's page and query go onto it, less the
+    server's own ``app_path`` (Streamlit's server.baseUrlPath). Without one, a link to this machine
+    (localhost, 127.x, ::1, 0.0.0.0) is kept and the note says it works only here."""
+    base = base_url if base_url is not None else os.environ.get(ENV_BASE_URL, "")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return "", ""  # not an address of a dashboard: no link at all
+    if base:
+        try:
+            base = check_base_url(base)
+        except DtvizInputError:
+            base = ""  # a broken setting must not break the export: the local link and its note instead
+    if base:
+        path, prefix = parts.path, "/" + app_path.strip("/")
+        if prefix != "/" and (path == prefix or path.startswith(prefix + "/")):
+            path = path[len(prefix):]
+        return urlunsplit(urlsplit(base)[:2] + (urlsplit(base).path + "/" + path.lstrip("/"), parts.query, "")), ""
+    host = (parts.hostname or "").lower()
+    if host in ("localhost", "::1", "0.0.0.0", "") or host.startswith("127."):
+        return url, LOCAL_NOTE.format(host=parts.netloc or "this machine")
+    return url, ""
+
+
+# ---------------------------------------------------------------------------------------- report
+
+def export_report(sections, model_card: dict, settings: dict, title: str = "dtviz report",
+                  base_url: str | None = None, app_path: str = "") -> str:
     """The report as an HTML string (write it with ``open(path, "w", encoding="utf-8")``).
 
     ``sections``: ``(title, figure)`` pairs, or dicts with "title", "figure" and optionally "name" (the
     download file name). ``model_card`` and ``settings``: flat or nested dicts, shown as tables; a
-    "share_url" (or "url") in ``settings`` becomes a link that reopens the dashboard on this view."""
+    "share_url" (or "url") in ``settings`` becomes a link that reopens the dashboard on this view, on the
+    public ``base_url`` when one is configured (see ``share_link``)."""
     items = [_section(s, k) for k, s in enumerate(sections)]
     settings = dict(settings or {})
     share = next((settings.pop(k) for k in SHARE_KEYS if settings.get(k)), None)
@@ -68,8 +114,11 @@ def export_report(sections, model_card: dict, settings: dict, title: str = "dtvi
         f"<h1>{_esc(title)}</h1>",
         f"<p class='meta'>Written {_esc(now)} by dtviz {_esc(__version__)} · {len(items)} figure(s)</p>",
     ]
-    if share:
-        parts.append(f"<p>Open this view in the dashboard: <a href='{_esc(share)}'>{_esc(share)}</a></p>")
+    href, note = share_link(str(share), base_url, app_path) if share else ("", "")
+    if href:
+        parts.append(f"<p>Open this view in the dashboard: <a href='{_esc(href)}'>{_esc(href)}</a></p>")
+        if note:
+            parts.append(f"<p class='meta share-note'>{_esc(note)}</p>")
     if items:
         parts.append("<nav>" + "".join(f"<a href='#section-{k}'>{_esc(t)}</a>" for k, (t, _, _) in enumerate(items)) + "</nav>")
     parts += ["<h2>Model</h2>", _table(model_card or {}), "<h2>Settings</h2>", _table(settings)]

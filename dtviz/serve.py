@@ -30,6 +30,9 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--host", default=DEFAULT_HOST,
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the whole network)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--base-url", default=None, metavar="URL",
+                   help="the dashboard's public address behind your proxy or tunnel (e.g. https://lab.example.org/dtviz): "
+                        "the \"Open this view\" link of exported reports points there (default: env DTVIZ_BASE_URL)")
 
 
 def serve_command(args: argparse.Namespace, cwd: str | None = None) -> tuple[list[str], dict]:
@@ -45,6 +48,10 @@ def serve_command(args: argparse.Namespace, cwd: str | None = None) -> tuple[lis
             "--server.headless", "true", "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2 ** 20),
             "--browser.gatherUsageStats", "false"]
     env = {**os.environ, ENV_ROOTS: os.pathsep.join(roots.roots)}
+    if getattr(args, "base_url", None):
+        from dtviz.report import ENV_BASE_URL, check_base_url
+
+        env[ENV_BASE_URL] = check_base_url(args.base_url)
     return argv, env
 
 

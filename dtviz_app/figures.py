@@ -109,7 +109,8 @@ def _report_callable(card: dict, settings: dict, items_source: Callable[[], list
     def make():
         from dtviz.report import export_report
 
-        return export_report(items_source(), card, settings, title)
+        # the link of the report: on DTVIZ_BASE_URL when configured, less this server's own path prefix
+        return export_report(items_source(), card, settings, title, app_path=st.get_option("server.baseUrlPath") or "")
 
     return make
 

@@ -62,3 +62,55 @@ def test_report_json_cannot_close_its_script_element():
     page = export_report([("x", fig)], {}, {})
     island = page.split("class='dtviz-figure-data'", 1)[1]
     assert "</script><script>alert" not in island.split("</script>", 1)[0]
+
+
+# ------------------------------------------------------------------------------------- share link
+
+def _share_paragraphs(page: str) -> tuple[list[str], list[str]]:
+    links = re.findall(r"Open this view in the dashboard: <a href='([^']*)'>", page)
+    notes = re.findall(r"<p class='meta share-note'>([^<]*)</p>", page)
+    return links, notes
+
+
+def test_report_link_uses_the_public_base_url_or_says_it_is_local(monkeypatch):
+    fig = go.Figure(go.Scatter(x=[1], y=[2]))
+    local = "http://localhost:8501/dtviz/cosine?src=builtin&tau=0.01"
+    monkeypatch.delenv("DTVIZ_BASE_URL", raising=False)
+
+    links, notes = _share_paragraphs(export_report([("f", fig)], {}, {"share_url": local}))
+    assert links == ["http://localhost:8501/dtviz/cosine?src=builtin&amp;tau=0.01"]
+    assert len(notes) == 1 and "works only on the machine that made this report" in notes[0]
+    assert "localhost:8501" in notes[0] and "--base-url" in notes[0]
+
+    # configured by argument or by the environment; the server's own path prefix is replaced
+    want = "https://lab.example.org/viz/cosine?src=builtin&amp;tau=0.01"
+    links, notes = _share_paragraphs(export_report([("f", fig)], {}, {"share_url": local},
+                                                   base_url="https://lab.example.org/viz/", app_path="dtviz"))
+    assert links == [want] and notes == []
+    monkeypatch.setenv("DTVIZ_BASE_URL", "https://lab.example.org/viz")
+    links, notes = _share_paragraphs(export_report([("f", fig)], {}, {"share_url": local}, app_path="/dtviz/"))
+    assert links == [want] and notes == []
+
+    # a broken setting never breaks the export: the local link and its note; a non-web URL: no link
+    monkeypatch.setenv("DTVIZ_BASE_URL", "javascript:alert(1)")
+    links, notes = _share_paragraphs(export_report([("f", fig)], {}, {"share_url": local}))
+    assert links[0].startswith("http://localhost:8501/") and len(notes) == 1
+    assert _share_paragraphs(export_report([("f", fig)], {}, {"share_url": "javascript:alert(1)"})) == ([], [])
+    # an address another machine can reach is kept as it is, without the note
+    monkeypatch.delenv("DTVIZ_BASE_URL")
+    assert _share_paragraphs(export_report([("f", fig)], {}, {"share_url": "http://10.1.2.3:8501/?t=0"})) == (
+        ["http://10.1.2.3:8501/?t=0"], [])
+
+
+def test_serve_passes_a_checked_base_url(tmp_path, capsys):
+    import argparse
+
+    from dtviz.cli import main
+    from dtviz.serve import serve_command
+
+    args = argparse.Namespace(root=[], host="127.0.0.1", port=8501, base_url="https://lab.example.org/dtviz/")
+    _, env = serve_command(args, cwd=str(tmp_path))
+    assert env["DTVIZ_BASE_URL"] == "https://lab.example.org/dtviz"
+    assert main(["serve", "--base-url", "lab.example.org?x=1"]) == 2  # refused before any server starts
+    err = capsys.readouterr().err
+    assert "a base URL must look like https://host/path" in err and err.strip().count("\n") == 0
