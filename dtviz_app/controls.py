@@ -103,6 +103,8 @@ def detection_ambiguous(source) -> bool:
     """True when the family came from key detection and DiT / SiT / MG cannot be told apart."""
     from dtviz.families import detect_family
 
+    if hasattr(source, "family_ambiguous"):  # a native checkpoint: its training args/config may have settled it
+        return bool(source.family_ambiguous)
     state = getattr(source, "state", None)
     sidecar = getattr(source, "sidecar", None) or {}
     if state is None or sidecar.get("family") or not hasattr(state, "keys"):

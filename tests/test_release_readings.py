@@ -105,6 +105,7 @@ def test_label_table_without_null_row_keeps_every_class(tmp_path):
     path = save_train_wrapper(state, str(tmp_path / "0000100.pt"), model="DiT-XL/2", image_size=64, num_classes=10)
     src = dtviz.load(path, device="cpu")
     assert src.num_classes == 10 and src.info.extra["null_row"] is False
+    assert src.family.key == "dit" and not src.family_ambiguous  # the args name DiT's train.py: nothing to ask
     np.testing.assert_allclose(src.embeddings(), reference_c(state, range(10), 999.0), rtol=1e-4, atol=1e-4)
     # the same table with the null row (num_classes + 1 rows) is read with it
     with_null = random_dit_state(dropout=0.1)
@@ -125,6 +126,7 @@ def test_plain_table_reading_is_stated_and_can_be_set(tmp_path, capsys):
     path = save_checkpoint(state, str(tmp_path / "plain.pt"))
     src = dtviz.load(path, device="cpu")
     assert src.num_classes == 9 and "--null-row no" in src.info.family_note  # the reading taken, and how to change it
+    assert src.family_ambiguous  # plain DiT keys: the dashboard asks for the family
     src = dtviz.load(path, device="cpu", null_row="no", num_heads=4)
     assert src.num_classes == 10 and "null row: no (set by the user)" in src.info.family_note
     assert_forward_matches(src.build_model(), state, 4, 999.0)  # the 10-row table loads strictly

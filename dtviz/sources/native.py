@@ -75,6 +75,7 @@ class NativeSource(Source):
 
     # ------------------------------------------------------------------------------------ loading
     def _family(self, family: str):
+        self.family_ambiguous = False  # True only when plain keys could not tell DiT / SiT / MG apart
         if family and family != "auto":
             fam = get_family(family)
             if not fam.native:
@@ -89,6 +90,7 @@ class NativeSource(Source):
             return FAMILIES[self.record.family], f"{FAMILIES[self.record.family].label}: {self.record.family_reason}"
         if self.record.family:  # unambiguous keys win over a wrapper that names another release's model
             return det.family, f"{det.reason} (though {self.record.family_reason})"
+        self.family_ambiguous = det.ambiguous
         return det.family, det.reason
 
     def _read_architecture(self, family: str, num_heads, null_row: str, where: str) -> list[str]:
