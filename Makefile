@@ -13,7 +13,7 @@ setup:
 	PYTHON=$(PYTHON) bash scripts/setup.sh
 
 run: setup
-	$(PYTHON) -m streamlit run app.py --server.port $(PORT)
+	$(PYTHON) -m dtviz serve --port $(PORT)
 
 test:
 	PYTHON=$(PYTHON) bash scripts/setup.sh --browser

@@ -109,9 +109,27 @@ class ServedRoots:
             candidates = [path] if os.path.isabs(path) else [os.path.join(r, path) for r in self.roots]
         for candidate in candidates:
             real = os.path.realpath(candidate)
-            if self.allows(real) and os.path.exists(real) and os.access(real, os.R_OK):
+            if self.allows(real) and os.path.exists(real) and os.access(real, os.R_OK) and self._sidecar_ok(real):
                 return real
         raise DtvizInputError(refusal(text))
+
+    def _sidecar_ok(self, real: str) -> bool:
+        """A matrix's labels file (``<file>.labels.txt``, read by dtviz.sources.matrix) must be served too: a
+        symlink there must not turn a served matrix into a reader of any text file."""
+        sidecar = real + ".labels.txt"
+        return not os.path.lexists(sidecar) or self.allows(os.path.realpath(sidecar))
+
+    def resolve_folder(self, source: str, extensions: tuple[str, ...]) -> str:
+        """``resolve`` for a folder whose files (those ending in ``extensions``) are read one by one (training
+        checkpoints): a file that is a symlink out of the roots refuses the whole folder, with the same sentence."""
+        real = self.resolve(source)
+        if os.path.isdir(real):
+            for entry in os.listdir(real):
+                path = os.path.join(real, entry)
+                if entry.lower().endswith(extensions) and not (self.allows(os.path.realpath(path))
+                                                               and self._sidecar_ok(os.path.realpath(path))):
+                    raise DtvizInputError(refusal(str(source)))
+        return real
 
     def name(self, source: str) -> str:
         """The name of a source in a link: relative to its root (``builtin/…`` for a shipped model's files).

@@ -24,8 +24,8 @@ from dtviz_app.constants import (DEFAULT_K, DEFAULT_TAU, FAMILY_CHOICES, GLOBAL_
                                  UPLOAD_LIMIT_MB, UPLOAD_ROOT, UPLOAD_TYPES)
 from dtviz_app.urlstate import (MAX_INT, bound, choice, fmt_bool, fmt_float, fmt_ints, ids_below, int_in, parse_bool,
                                 parse_ints, parse_positive, prune_url, url_seed, url_store)
-from dtviz_app.access import (is_upload, link_name, open_name, plain, served, session_upload_dir, show_error,
-                               shown, sweep_uploads)
+from dtviz_app.access import (is_upload, link_name, open_folder, open_name, plain, served, session_upload_dir,
+                               show_error, shown, sweep_uploads)
 from dtviz_app.cache import (cached_pipelines, cluster_order, compare_row, condition_stats, cosine_heatmap,
                              embeddings, file_stamp, generator, load_source, projection, refresh_if_changed,
                              resolved_device, safe_load, sample_run, series_over_t, series_over_training)
@@ -46,7 +46,7 @@ __all__ = [
     "MAX_INT", "url_seed", "url_store", "bound", "choice", "parse_bool", "fmt_bool", "parse_ints", "ids_below", "int_in",
     "fmt_ints", "parse_positive", "fmt_float", "prune_url",
     # served roots, error text, uploads
-    "served", "open_name", "link_name", "is_upload", "plain", "shown", "show_error", "session_upload_dir",
+    "served", "open_name", "open_folder", "link_name", "is_upload", "plain", "shown", "show_error", "session_upload_dir",
     "sweep_uploads",
     # caching
     "resolved_device", "load_source", "embeddings", "condition_stats", "cluster_order", "projection",

@@ -2,6 +2,7 @@
 error text shown as plain text without server paths, and per-session upload folders.
 
     open_name(text)    a visitor's source / folder → what dtviz.load takes (or the one refusal sentence)
+    open_folder(text)  the same for a folder of training checkpoints (each file inside the roots too)
     link_name(source)  a source as the URL names it: relative to its root, never an upload
     shown(text)        error text as it is displayed: no absolute path, markdown escaped (plain text)
     show_error(text)   st.error / st.warning of shown(text)
@@ -44,6 +45,13 @@ def open_name(text: str) -> str:
     """A source or folder typed by a visitor (URL, text box) → the string for the loader; DtvizInputError with
     the one refusal sentence when it is not inside a served root (same sentence whether it exists or not)."""
     return served().resolve(text)
+
+
+def open_folder(text: str) -> str:
+    """A folder of training checkpoints typed by a visitor: inside the roots, and every checkpoint in it too."""
+    from dtviz.dynamics import SNAPSHOT_EXTENSIONS
+
+    return served().resolve_folder(text, tuple(SNAPSHOT_EXTENSIONS))
 
 
 def link_name(source: str) -> str:

@@ -42,7 +42,7 @@ def frame(series: dict, x: str) -> pd.DataFrame:
     keys = [x, "cosine_mean", "cosine_min", "cosine_max", "npr_mean_vector", "npr_per_class_mean"]
     df = pd.DataFrame({k: series[k] for k in keys})
     if "path" in series:
-        df["path"] = series["path"]
+        df["path"] = [common.link_name(p) for p in series["path"]]  # as links name them: no server path
     return df
 
 
@@ -58,7 +58,7 @@ def report_figures(ctx):
                   {"name": "npr-over-t", "title": "nPR over t", "figure": npr}]
     folder = default_folder(ctx)
     if folder:
-        cosine, npr = training_figures(ctx, common.series_over_training(common.open_name(folder), ctx.part), folder)
+        cosine, npr = training_figures(ctx, common.series_over_training(common.open_folder(folder), ctx.part), folder)
         items += [{"name": "cosine-over-training", "title": "Cosine over training", "figure": cosine},
                   {"name": "npr-over-training", "title": "nPR over training", "figure": npr}]
     return items
@@ -99,7 +99,7 @@ def training_section(ctx):
         st.caption("Enter a folder to plot cosine and nPR over the training steps.")
         return
     try:
-        series = common.series_over_training(common.open_name(folder), ctx.part)  # inside the served roots only
+        series = common.series_over_training(common.open_folder(folder), ctx.part)  # inside the served roots only
     except DtvizInputError as err:
         common.show_error(err)
         return

@@ -92,6 +92,26 @@ def test_outside_gets_one_sentence_whatever_exists(tree, tmp_path, monkeypatch):
     assert refused(roots, "\x00x") == refusal("\x00x")
 
 
+def test_files_read_beside_a_served_path_must_be_served_too(tree):
+    """A matrix's <file>.labels.txt and the checkpoints of a dynamics folder: a symlink out refuses."""
+    served, outside = tree
+    roots = ServedRoots.of([served])
+    np.save(served / "L.npy", np.zeros((2, 3), np.float32))
+    os.symlink(outside / "secret.txt", served / "L.npy.labels.txt")
+    assert refused(roots, "L.npy") == refusal("L.npy")
+    (served / "L.npy.labels.txt").unlink()
+    (served / "L.npy.labels.txt").write_text("a\nb\n")
+    assert dtviz.load(roots.resolve("L.npy")).class_names == ["a", "b"]
+    run = served / "run"
+    run.mkdir()
+    (run / "step_000100.safetensors").write_bytes(b"x")
+    assert roots.resolve_folder("run", (".safetensors",)) == os.path.realpath(run)
+    os.symlink(outside / "secret.npy", run / "step_000200.safetensors")
+    with pytest.raises(DtvizInputError) as info:
+        roots.resolve_folder("run", (".safetensors",))
+    assert str(info.value) == refusal("run")
+
+
 def test_excluded_folder_inside_a_root_is_refused(tree):
     served, _ = tree
     (served / "uploads").mkdir()
@@ -342,7 +362,7 @@ def test_sweep_removes_folders_of_sessions_the_server_forgot(app_roots, monkeypa
 
 # ------------------------------------------------------------------------------------------ dtviz serve
 
-def test_serve_help_and_command(tree, tmp_path):
+def test_serve_help_and_command(tree, tmp_path, capsys):
     served, outside = tree
     out = subprocess.run([sys.executable, "-m", "dtviz", "serve", "--help"], capture_output=True, text=True,
                          cwd=ROOT, timeout=60)
@@ -357,9 +377,11 @@ def test_serve_help_and_command(tree, tmp_path):
     assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8642"
     assert options["--server.headless"] == "true"
     assert env[ENV_ROOTS].split(os.pathsep) == [os.path.realpath(served), os.path.realpath(outside)]
-    bad = subprocess.run([sys.executable, "-m", "dtviz", "serve", "--root", str(served / "E.npy")],
-                         capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--root expects a folder" in bad.stderr
+    from dtviz.cli import main
+
+    assert main(["serve", "--root", str(served / "E.npy")]) == 2  # refused before any server starts
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--root expects a folder, but" in err and "E.npy" in err
 
 
 def free_port() -> int:
