@@ -242,6 +242,28 @@ class ConditionStats:
         return {"tau": float(tau), "s_tail": share, "s_head": {k: 1 - v for k, v in share.items()},
                 "head_dims": head.tolist(), "head_count": int(head.size), "tail_count": int(self.dim_ - head.size)}
 
+    def tau_for_tail(self, share: float = 0.4, reading: str = "mean_vector") -> float:
+        """The τ at which s_tail ≈ ``share``: the magnitude of the ⌊share·d⌉-th smallest |c̄ᵢ| (``mean_vector``),
+        or of the pooled |c| of all classes (``per_class_mean``: the mean over classes of s_tail is then ≈ share).
+        Exactly that many dims lie below it (fewer only where magnitudes tie). The paper's τ = 0.01 gives
+        s_tail ≈ 0.38–0.40 on its XL models (Sec. 5); this is the same share for any model's scale."""
+        marks = self.tau_marks(reading)
+        return float(marks[int(round(np.clip(share, 0, 1) * (len(marks) - 1)))])
+
+    def tau_marks(self, reading: str = "mean_vector") -> np.ndarray:
+        """(d + 1,) ascending τ values, one more dim below τ at each: mark k is the k-th smallest magnitude (of c̄,
+        or the k/d quantile of the pooled per-class |c|), the last is just above the largest — the positions a τ
+        control can snap to."""
+        if reading == "mean_vector":
+            a = self._abs_mean_sorted
+        elif reading == "per_class_mean":
+            pooled = np.sort(self._abs_rows_sorted.reshape(-1))
+            a = pooled[np.minimum((np.arange(self.dim_) / self.dim_ * pooled.size).round().astype(int), pooled.size - 1)]
+        else:
+            raise DtvizInputError(f"expected reading 'mean_vector' or 'per_class_mean', but got {reading!r}.")
+        top = float(a[-1]) * 1.01 if a[-1] > 0 else 1e-6
+        return np.append(np.asarray(a, dtype=np.float64), top)
+
     def table_row(self) -> dict:
         """The paper's Table 1 row: d, PR, nPR (both readings) and the off-diagonal cosine."""
         return {

@@ -1,0 +1,48 @@
+"""The live pruning page's starting point, chosen from the model's own statistics (issue 11 §3).
+
+The paper's central contrast: pruning the *tail* — a large share of dims, s_tail ≈ 0.4, which is what its
+τ = 0.01 removes on its XL models (Sec. 5) — changes little, while pruning a *few head* dims (2 of 1152 at
+τ = 5.0 in Table 2) destroys the class. A fixed τ means nothing across models (this project's glyph
+models have |c̄ᵢ| ~ 0.1–1), so the default τ is the one at which s_tail ≈ 0.4 for *this* model.
+
+The mask: the paper's is global (one set of dims from c̄). That stands for each class only when the classes
+share a direction: at an off-diagonal cosine below 0.9 (the paper's lowest, DiT-XL/2: 0.9001) a small |c̄ᵢ|
+is often a dim where classes cancel on average while each class is large there, so the default is then
+the per-sample mask (each row's own |c|), with τ at s_tail ≈ 0.4 of the per-class reading.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALIGNED_COSINE = 0.9  # the paper's least aligned ImageNet model (DiT-XL/2, Table 1) and issue 11's goal
+TAIL_SHARE = 0.4
+HEAD_K = 2
+
+
+@dataclass(frozen=True)
+class PruningDefaults:
+    mask: str  # "global" or "per-sample"
+    tau: float  # τ at which s_tail ≈ tail_share for that mask's reading
+    tau_by_mask: dict  # mask -> its τ (the page jumps to it when the mask changes)
+    tail_share: float
+    head_k: int
+    why: str  # one sentence for the page
+
+
+def reading_for(mask: str) -> str:
+    """The s_tail reading a mask prunes by: c̄ for the global mask, each class's own c per sample."""
+    return "mean_vector" if mask == "global" else "per_class_mean"
+
+
+def pruning_defaults(stats, tail_share: float = TAIL_SHARE, head_k: int = HEAD_K) -> PruningDefaults:
+    """Defaults from a fitted ``dtviz.stats.ConditionStats`` (see the module docstring)."""
+    cosine = (stats.cosine_summary_ or {}).get("mean", float("nan"))
+    aligned = not cosine < ALIGNED_COSINE  # NaN (no cosine) keeps the paper's mask
+    mask = "global" if aligned else "per-sample"
+    by_mask = {m: stats.tau_for_tail(tail_share, reading_for(m)) for m in ("global", "per-sample")}
+    why = (f"classes share a direction (cosine {cosine:.2f} ≥ {ALIGNED_COSINE}), so one mask from c̄ stands for "
+           "every class, as in the paper" if aligned else
+           f"classes share little direction (cosine {cosine:.2f} < {ALIGNED_COSINE}), so c̄ is a poor guide to each "
+           "class's small dims: each sample's own |c| decides")
+    return PruningDefaults(mask=mask, tau=by_mask[mask], tau_by_mask=by_mask, tail_share=tail_share,
+                           head_k=min(head_k, int(stats.dim_)), why=why)

@@ -1,0 +1,37 @@
+"""Pruning-page defaults from the model's own statistics: τ at s_tail ≈ 0.4 (both readings, checked against
+an independent float64 count), the mask from the cosine, and the τ marks a control snaps to."""
+import numpy as np
+import pytest
+
+from dtviz.pruning_defaults import ALIGNED_COSINE, pruning_defaults
+from dtviz.stats import ConditionStats
+
+
+def _count_below(values: np.ndarray, tau: float) -> float:
+    return float(np.mean(np.abs(values.astype(np.float64)) < tau))
+
+
+@pytest.mark.parametrize("shift", [0.0, 5.0])
+def test_tau_at_forty_percent_tail_both_readings(shift):
+    rng = np.random.default_rng(0)
+    E = rng.normal(size=(50, 40)) * np.geomspace(1e-3, 1, 40) + shift * np.r_[np.ones(4), np.zeros(36)]
+    s = ConditionStats().fit(E)
+    tau = s.tau_for_tail(0.4, "mean_vector")
+    assert _count_below(E.mean(0), tau) == pytest.approx(16 / 40)  # round(0.4 · 40) dims of c̄ below τ
+    tau_pc = s.tau_for_tail(0.4, "per_class_mean")
+    per_class = np.mean([_count_below(row, tau_pc) for row in E])
+    assert per_class == pytest.approx(0.4, abs=1 / 40)
+    marks = s.tau_marks("mean_vector")
+    assert len(marks) == 41 and np.all(np.diff(marks) > 0)
+    assert [_count_below(E.mean(0), m) * 40 for m in marks[:3]] == [0, 1, 2] and _count_below(E.mean(0), marks[-1]) == 1
+
+
+def test_mask_follows_alignment_known_answers():
+    rng = np.random.default_rng(1)
+    shared = rng.normal(size=32)
+    aligned = shared + 0.05 * rng.normal(size=(20, 32))  # cosine ≈ 1
+    spread = rng.normal(size=(20, 32))  # cosine ≈ 0
+    a, b = pruning_defaults(ConditionStats().fit(aligned)), pruning_defaults(ConditionStats().fit(spread))
+    assert ConditionStats().fit(aligned).cosine_summary_["mean"] >= ALIGNED_COSINE
+    assert a.mask == "global" and a.tau == a.tau_by_mask["global"] and "paper" in a.why
+    assert b.mask == "per-sample" and b.tau == b.tau_by_mask["per-sample"] and a.head_k == b.head_k == 2
