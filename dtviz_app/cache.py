@@ -115,20 +115,32 @@ def generator(ctx: "Ctx"):
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, seed: int, spec=None,
-               sampler: str | None = None) -> dict:
-    """generate.sample_readout for (model, classes, seed, steps, CFG, sampler[, pruning]), drift against the
-    cached baseline of the same settings; the baseline (spec None) is itself one cached entry."""
+               sampler: str | None = None, size: int | None = None) -> dict:
+    """generate.sample_readout for (model, classes, seed, steps, CFG, sampler[, size, pruning]), drift against the
+    cached baseline of the same settings; the baseline (spec None) is itself one cached entry. A progress bar shows
+    the steps while it runs (created in here, so a cache hit replays it as the empty placeholder it ends as)."""
     from dtviz.generate import SampleSettings, sample_readout
-    from dtviz.quality import classifier_for
+    from dtviz.quality import classifier_for, template_matcher_for
 
     gen, reason = _generator(*model_key)
     if gen is None:
         raise DtvizInputError(reason)
     # the same positional arguments as the page's call, so this hits the baseline's cache entry
-    base = None if spec is None else sample_run(model_key, labels, steps, cfg_scale, seed, None, sampler)["images"]
+    base = None if spec is None else sample_run(model_key, labels, steps, cfg_scale, seed, None, sampler, size)["images"]
     started = time.perf_counter()
-    settings = SampleSettings(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler)
-    out = sample_readout(gen, labels, settings, spec, base, classifier_for(gen.source))
+    settings = SampleSettings(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler, size=size)
+    bar = st.empty()
+    what = "baseline" if spec is None else "pruned"
+
+    def on_step(i: int, n: int) -> None:  # SD3 / Flux on CPU take minutes: show where the run is
+        if i % max(1, n // 20) == 0:
+            bar.progress(min(i / max(n, 1), 1.0), text=f"Sampling the {what} grid: step {i + 1} of {n}")
+
+    try:
+        out = sample_readout(gen, labels, settings, spec, base, classifier_for(gen.source), on_step=on_step,
+                             matcher=template_matcher_for(gen.source))
+    finally:
+        bar.empty()
     LOG.info("sampled %d × %d %s steps (%s) in %.2f s", len(labels), steps, sampler or "default",
              "baseline" if spec is None else spec.label(), time.perf_counter() - started)
     return out

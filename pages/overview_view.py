@@ -35,8 +35,12 @@ def main():
         st.subheader("Model card")
         keys = ("model", "family", "family note", "d", "classes", "parameters", "t convention", "device")
         st.markdown(common.card_markdown({k: card[k] for k in keys if k in card}, ("property", "value")))
+        if ctx.info.extra.get("c_from_text") is False:  # PixArt-α/Σ, Sana: text only by cross-attention
+            st.info("This model forms c from the timestep alone — text enters by cross-attention, not through c — "
+                    "so c is the same vector for every prompt (cosine 1 between all rows). Its rows are still the "
+                    "prompts; the views show one point repeated.", icon=":material/info:")
         if not ctx.info.can_sample and ctx.info.sample_note:
-            st.caption(f"Sampling: {ctx.info.sample_note}")
+            st.caption(f"Sampling: {common.shown(ctx.info.sample_note)}")
     with right:
         st.subheader("Table 1 row at the current settings")
         st.caption(f"{ctx.t_text}, part {ctx.part}. The paper does not say whether PR is taken of the mean vector "

@@ -8,8 +8,9 @@ import pandas as pd
 import streamlit as st
 
 import dtviz_app as common
-from dtviz import plots
+from dtviz import budgets, plots
 from dtviz.cli import select_classes
+from dtviz.errors import DtvizInputError
 from dtviz.generate import SAMPLER_LABELS
 from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule, parse_schedule
 
@@ -98,6 +99,11 @@ def sample_controls(ctx, gen) -> dict | None:
     if sampler == "sde" and steps < 2:
         st.info("The SDE sampler needs at least 2 steps.")
         return None
+    try:  # per-request cap: one visitor's run holds the shared model for everyone (dtviz.budgets)
+        budgets.check_sample_work(len(labels), int(steps))
+    except DtvizInputError as err:
+        st.warning(str(err), icon=":material/block:")
+        return None
     return {"labels": labels, "steps": int(steps), "cfg": float(cfg), "seed": int(seed),
             "sampler": None if sampler == gen.defaults["name"] else sampler, "size": size}
 
@@ -111,16 +117,8 @@ def _cfg_value(raw: str) -> float:
 
 def sampled(ctx, run: dict, spec=None) -> dict:
     """generate.sample_readout through the app's cache (the baseline when ``spec`` is None)."""
-    bar = st.empty()
-
-    def on_step(i: int, n: int) -> None:  # live progress (SD3 / Flux on CPU take minutes)
-        bar.progress(min(i / max(n, 1), 1.0), text=f"Sampling the {'pruned' if spec else 'baseline'} grid: step {i + 1} of {n}")
-
-    try:
-        return common.sample_run(ctx.model_key, run["labels"], run["steps"], run["cfg"], run["seed"], spec,
-                                 run["sampler"], run.get("size"), _on_step=on_step)
-    finally:
-        bar.empty()
+    return common.sample_run(ctx.model_key, run["labels"], run["steps"], run["cfg"], run["seed"], spec,
+                             run["sampler"], run.get("size"))  # shows a progress bar while sampling
 
 
 def side_by_side(ctx, run: dict, base: dict, result: dict, right_title: str, grids: tuple[str, str]) -> None:

@@ -1,0 +1,91 @@
+"""The dashboard (AppTest) on tiny text-to-image pipelines: every page renders on an SD3 folder with prompts as
+rows, prompts typed in the box (and from a link, bounded) become the rows, the live pruning page samples through
+the pipeline, and PixArt's overview says c is the same for every prompt."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+import dtviz_app  # noqa: E402
+from t2i_factories import build_pixart, build_sd3, save_pipeline  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APP = os.path.join(ROOT, "app.py")
+TYPED = "a photo of a dog\na red car at night\na small green tree"
+
+
+@pytest.fixture(autouse=True)
+def steady_state_navigation(monkeypatch):
+    """As in test_app.py: pin Streamlit's steady-state navigation (st.navigation) for AppTest."""
+    from streamlit.runtime import pages_manager
+
+    original = pages_manager.PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        pages_manager.PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("t2i_app")
+    return {"sd3": save_pipeline(build_sd3(), str(root / "sd3")), "pixart": save_pipeline(build_pixart(), str(root / "pixart"))}
+
+
+def new_app(**query) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update({k: str(v) for k, v in query.items()})
+    return at
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def card_value(at: AppTest, key: str) -> str:
+    text = "\n".join(m.value for m in at.markdown)
+    line = next(line for line in text.splitlines() if line.startswith(f"| {key} |"))
+    return line.split("|")[2].strip()
+
+
+def test_every_page_renders_on_an_sd3_folder_with_typed_prompts(folders):
+    at = new_app(src=folders["sd3"], pmode="text", ptext=TYPED)
+    ok(at.run())
+    assert at.text_area(key="ptext").value == TYPED
+    assert card_value(at, "classes") == "3 prompts"
+    for module, *_ in dtviz_app.PAGES:
+        at.switch_page(dtviz_app.view_path(module)).run()
+        ok(at)
+        assert at.title, module
+
+
+def test_a_links_prompts_are_bounded(folders):
+    from dtviz_app.prompt_picker import URL_MAX_PROMPTS
+
+    too_many = "\n".join(f"a cat {i}" for i in range(URL_MAX_PROMPTS + 1))
+    at = ok(new_app(src=folders["sd3"], pmode="text", ptext=too_many).run())
+    assert any(f"at most {URL_MAX_PROMPTS} prompts" in c.value for c in at.caption)
+    assert at.text_area(key="ptext").value == ""  # ignored: the default set is used until prompts are typed
+
+
+def test_live_pruning_samples_through_the_pipeline(folders):
+    at = ok(new_app(src=folders["sd3"], pset="varied").run())
+    at.query_params.update({"pr_n": "2", "pr_steps": "2", "pr_size": "16"})
+    at.switch_page(dtviz_app.view_path("pruning")).run()
+    ok(at)
+    assert at.number_input(key="pr_size").value == 16
+    grids = [h.proto.body for h in at.get("html") if "data-grid=" in h.proto.body]
+    assert len(grids) >= 2 and all("<img" in g for g in grids)
+
+
+def test_pixart_overview_says_c_is_the_same_for_every_prompt(folders):
+    at = ok(new_app(src=folders["pixart"]).run())
+    assert any("same vector for every prompt" in i.value for i in at.info)
