@@ -192,6 +192,18 @@ def magnitude_histogram(v, bins: int = 60, log: bool = False) -> tuple[np.ndarra
 MAX_COSINE_CLASSES = 10_000
 
 
+def _short_decimal(lo: float, hi: float) -> float:
+    """The decimal with the fewest significant digits in (lo, hi]; hi itself when there is none (lo ≥ hi)."""
+    if not hi > lo or hi <= 0:
+        return float(hi)
+    for sig in range(1, 17):
+        unit = 10.0 ** (np.floor(np.log10(hi)) - sig + 1)
+        for cand in (float(f"{hi:.{sig}g}"), float(f"{np.floor(hi / unit) * unit:.{sig}g}")):
+            if lo < cand <= hi:
+                return cand
+    return float(hi)
+
+
 @dataclass
 class ConditionStats:
     """Fit on E (N×d) once; read the τ-dependent numbers for any τ cheaply.
@@ -251,9 +263,9 @@ class ConditionStats:
         return float(marks[int(round(np.clip(share, 0, 1) * (len(marks) - 1)))])
 
     def tau_marks(self, reading: str = "mean_vector") -> np.ndarray:
-        """(d + 1,) ascending τ values, one more dim below τ at each: mark k is the k-th smallest magnitude (of c̄,
-        or the k/d quantile of the pooled per-class |c|), the last is just above the largest — the positions a τ
-        control can snap to."""
+        """(d + 1,) ascending τ values, one more dim below τ at each: mark k is the shortest decimal in
+        (a_{k-1}, a_k], a = the sorted magnitudes (of c̄, or the k/d quantiles of the pooled per-class |c|), the
+        last just above the largest — the positions a τ control snaps to (ties give repeated marks)."""
         if reading == "mean_vector":
             a = self._abs_mean_sorted
         elif reading == "per_class_mean":
@@ -261,8 +273,10 @@ class ConditionStats:
             a = pooled[np.minimum((np.arange(self.dim_) / self.dim_ * pooled.size).round().astype(int), pooled.size - 1)]
         else:
             raise DtvizInputError(f"expected reading 'mean_vector' or 'per_class_mean', but got {reading!r}.")
-        top = float(a[-1]) * 1.01 if a[-1] > 0 else 1e-6
-        return np.append(np.asarray(a, dtype=np.float64), top)
+        a = np.asarray(a, dtype=np.float64)
+        uppers = np.append(a, a[-1] * 1.1 if a[-1] > 0 else 1e-6)
+        lowers = np.concatenate([[a[0] / 2], a])
+        return np.array([_short_decimal(lo, hi) for lo, hi in zip(lowers, uppers)])
 
     def table_row(self) -> dict:
         """The paper's Table 1 row: d, PR, nPR (both readings) and the off-diagonal cosine."""
