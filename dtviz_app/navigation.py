@@ -8,7 +8,7 @@ import unicodedata
 
 import streamlit as st
 
-from dtviz_app.access import show_error
+from dtviz_app.access import plain, show_error
 from dtviz_app.context import Ctx
 
 
@@ -82,7 +82,7 @@ def require_ctx() -> Ctx:
 def page_header(ctx: Ctx, title: str, metrics: bool = True, caption: str | None = None) -> None:
     """The page title, the line that says model, t, part and τ, and the headline numbers."""
     st.title(title)
-    st.caption(caption or ctx.title_context)
+    st.caption(caption or plain(ctx.title_context))  # the model's name is the file's: shown literally
     if metrics:
         at, row = ctx.at_tau, ctx.table_row
         cols = st.columns(4)

@@ -273,6 +273,17 @@ def test_markdown_in_a_source_name_is_literal_text(app_roots):
     assert errors and not at.exception
     html = rendered(errors[0])
     assert odd in html and "<a" not in html and "<img" not in html and "<strong>" not in html, html
+    # a good matrix with such a name: the captions that name it render no link or image
+    good = "[x](evil.example) ![i](evil.png) <img src=x>.npy"
+    np.save(served / good, np.ones((3, 2), np.float32))
+    at = new_app(src=good)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    captions = [c.value for c in at.caption if "evil" in c.value]
+    assert len(captions) >= 2, [c.value for c in at.caption]  # the sidebar's and the page's
+    for caption in captions:
+        html = rendered(caption)
+        assert "<a" not in html and "<img" not in html and good in html.replace("&lt;", "<").replace("&gt;", ">"), html
     for raw in ("# big", "- item", "1. item", "<b>x</b> `code` ~~s~~ | a | b |"):
         html = rendered(dtviz_app.plain(raw))
         assert re.sub(r"</?p>\n?", "", html).replace("&lt;", "<").replace("&gt;", ">") == raw, (raw, html)
