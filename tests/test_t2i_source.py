@@ -199,3 +199,43 @@ def test_sd3_samples_without_t5(pipes, tmp_path):
     images = Generator(src).sample([1], SampleSettings(steps=2, size=16))
     assert images.shape == (1, 16, 16, 3) and np.isfinite(images).all()
     assert not os.path.exists(os.path.join(folder, "text_encoder_3"))
+
+
+# ------------------------------------------------------------------------------ bad input
+
+@pytest.mark.parametrize("content, expected", [
+    (b"\x00\x01\x02binary", "binary data"),
+    (b"\xff\xfe\xfa not utf-8", "UTF-8"),
+    (("x" * 1001).encode(), "at most 1000 characters"),
+    (("a cat\n" * 10_001).encode(), "at most 10000 prompts"),
+    (b"\n\n   \n", "at least one prompt"),
+])
+def test_bad_prompt_files_are_one_sentence_without_the_path(tmp_path, content, expected):
+    from dtviz.prompts import read_prompts
+
+    path = tmp_path / "prompts.txt"
+    path.write_bytes(content)
+    with pytest.raises(DtvizInputError, match=expected) as info:
+        read_prompts(str(path))
+    assert str(tmp_path) not in str(info.value) and "\n" not in str(info.value)
+    assert path.read_bytes() == content
+
+
+def test_a_t2i_folder_without_embedder_weights_is_one_sentence(pipes, tmp_path):
+    import shutil
+
+    folder = tmp_path / "broken"
+    shutil.copytree(pipes["folders"]["flux"], folder)
+    (folder / "transformer" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(DtvizInputError, match="expected transformer weights") as info:
+        dtviz.load(str(folder), prompts=PROMPTS)
+    assert str(tmp_path) not in str(info.value)
+
+
+def test_shipped_prompt_sets():
+    from dtviz.prompts import read_prompts
+
+    imagenet = read_prompts("imagenet-photo")
+    assert len(imagenet) == 1000 == len(set(imagenet))
+    assert imagenet[0] == "a photo of a tench" and imagenet[207] == "a photo of a golden retriever"
+    assert len(read_prompts("varied")) == 50
