@@ -65,7 +65,8 @@ def save_checkpoint(state: dict, path: str, wrapper: str = "plain") -> str:
     if wrapper == "plain":
         torch.save(state, path)
     elif wrapper == "train":
-        args = argparse.Namespace(model="DiT-XL/2", image_size=256, num_classes=10, global_batch_size=256)
+        rows = state["y_embedder.embedding_table.weight"].shape[0] if "y_embedder.embedding_table.weight" in state else 11
+        args = argparse.Namespace(model="DiT-XL/2", image_size=256, num_classes=rows - 1, global_batch_size=256)
         noisy = {k: v + 1.0 for k, v in state.items()}  # 'model' differs from 'ema': the loader must pick ema
         torch.save({"model": noisy, "ema": state, "opt": {"state": {}, "param_groups": []}, "args": args}, path)
     elif wrapper == "lightning":
