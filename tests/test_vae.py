@@ -208,11 +208,13 @@ def test_diffusers_sampling_matches_dit_pipeline(pipeline_1000, monkeypatch, cli
     np.testing.assert_allclose(ours, ref, atol=2e-4)
 
 
-def test_diffusers_scheduler_other_than_linear_is_refused(tmp_path, pipeline_1000):
+def test_diffusers_scheduler_other_than_linear_is_refused_by_dit_samplers_only(tmp_path, pipeline_1000):
     folder = shutil.copytree(pipeline_1000, tmp_path / "copy")
     diffusers.DDIMScheduler(beta_schedule="scaled_linear").save_pretrained(os.path.join(folder, "scheduler"))
+    gen = Generator(dtviz.load(str(folder), device="cpu"))  # its own scheduler samples it (tests/test_release_schedules.py)
+    assert type(gen.sampler(5)).__name__ == "PipelineSchedulerSampler"
     with pytest.raises(DtvizInputError, match="beta_schedule"):
-        Generator(dtviz.load(str(folder), device="cpu"))
+        gen.sampler(5, "ddim")
 
 
 def zero_columns(transformer, keep: np.ndarray):
