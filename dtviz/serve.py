@@ -63,7 +63,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"dtviz: warning: --host {args.host} lets every machine that reaches it open the served folders; "
               "prefer an ssh tunnel or a reverse proxy with authentication.", file=sys.stderr)
+    if os.name == "posix":  # become the server: signals (Ctrl-C, a kill) reach Streamlit itself, no orphan
+        os.execve(argv[0], argv, env)
     try:
-        return subprocess.call(argv, env=env, cwd=os.getcwd())
+        return subprocess.call(argv, env=env)
     except KeyboardInterrupt:
         return 0

@@ -401,8 +401,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_starts_a_healthy_server_on_loopback(tree):
-    served, _ = tree
+def test_serve_real_server_on_loopback_refuses_outside_over_websocket(tree, tmp_path):
+    """`dtviz serve` started in served/: healthy on 127.0.0.1 only; websocket sessions (Streamlit's protocol, as
+    a browser speaks it) open E.npy, and get one identical sentence for an existing and a missing outside file."""
+    from urllib.parse import urlencode
+
+    from test_concurrency import ws_session
+
+    served, outside = tree
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "dtviz", "serve", "--port", str(port)], cwd=str(served),
                             env={**os.environ, "PYTHONPATH": ROOT}, stdout=subprocess.DEVNULL,
@@ -420,6 +426,12 @@ def test_serve_starts_a_healthy_server_on_loopback(tree):
         listening = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
         if listening.strip():  # ss is there: the only listener is the loopback address
             assert all("127.0.0.1:" in line for line in listening.strip().splitlines()), listening
+        inside = ws_session(port, urlencode({"src": "E.npy"}), timeout=60)
+        assert inside["status"] == 0 and not inside["errors"] and not inside["exceptions"], inside
+        present = ws_session(port, urlencode({"src": "../outside/secret.npy"}), timeout=60)
+        absent = ws_session(port, urlencode({"src": "../nowhere/secret.npy"}), timeout=60)
+        assert present["errors"] == absent["errors"] and not present["exceptions"], (present, absent)
+        assert set(present["errors"]) == {dtviz_app.plain(refusal("secret.npy"))}, present["errors"]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
