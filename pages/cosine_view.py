@@ -12,9 +12,6 @@ PICKS = {"random": "random classes", "chosen": "chosen classes"}
 DEFAULT_N = 10
 
 
-HALF_WIDTH_HEIGHT = 540  # the heatmap sits in half the page: about square there, level with the histogram
-
-
 def heatmap_figure(ctx, order: str, height: int = 720):
     return common.cosine_heatmap(ctx.key, order, ctx.names, ctx.plot_context(with_tau=False), height)
 
@@ -36,7 +33,7 @@ def histogram_figure(ctx):
 
 def report_figures(ctx):
     ids = select_classes(ctx.info.num_classes, None, min(DEFAULT_N, ctx.info.num_classes), 0)
-    return [{"name": "cosine-heatmap", "title": "Cosine similarity, all classes", "figure": heatmap_figure(ctx, "id")[0]},
+    return [{"name": "cosine-heatmap", "title": "Cosine similarity, all classes", "figure": heatmap_figure(ctx, "id", plots.heatmap_height(ctx.info.num_classes))[0]},
             {"name": "cosine-submatrix", "title": "Cosine similarity, 10 random classes", "figure": submatrix_figure(ctx, ids)},
             {"name": "cosine-histogram", "title": "Off-diagonal cosine similarities", "figure": histogram_figure(ctx)[0]}]
 
@@ -46,17 +43,17 @@ def main():
     common.page_header(ctx, "Cosine similarity of the class vectors")
     cos = ctx.table_row["cosine"]
     n = ctx.info.num_classes
+    heatmap_section(ctx)  # its own full-width row: a 1000×1000 matrix needs the width (plots.heatmap_height)
     left, right = st.columns(2, gap="medium")
     with left:
-        heatmap_section(ctx)
-    with right:
         st.markdown(f"**{n * (n - 1) // 2:,} class pairs** (i ≠ j): mean **{cos['mean']:.4f}**, "
                     f"min **{cos['min']:.4f}**, max **{cos['max']:.4f}**. The paper's XL models reach 0.90–0.99 "
                     "(Table 1).")
         hist, values = histogram_figure(ctx)
         common.show_figure(hist, "cosine-histogram", pd.DataFrame({"cosine": values}),
                            title="Off-diagonal cosine similarities")
-    submatrix_section(ctx)
+    with right:
+        submatrix_section(ctx)
 
 
 @st.fragment
@@ -65,7 +62,7 @@ def heatmap_section(ctx):
     order = common.bound(st.radio, "cos_order", "id", parse=common.choice(ORDERS), label="Order classes by",
                          options=tuple(ORDERS), format_func=ORDERS.get, horizontal=True,
                          help="Clustering puts classes with similar vectors next to each other (average linkage).")
-    fig, idx = heatmap_figure(ctx, order, HALF_WIDTH_HEIGHT)
+    fig, idx = heatmap_figure(ctx, order, plots.heatmap_height(ctx.info.num_classes))
     common.show_figure(fig, "cosine-heatmap", matrix_csv(ctx, idx), title="Cosine similarity, all classes")
 
 
@@ -82,7 +79,8 @@ def submatrix_section(ctx):
             k = common.bound(st.number_input, "cos_n", min(DEFAULT_N, n_all), parse=common.int_in(2, min(40, n_all)), label="How many",
                              min_value=2, max_value=min(40, n_all), step=1)
         with cols[1]:
-            seed = common.bound(st.number_input, "cos_seed", 0, parse=common.int_in(0), label="Seed", min_value=0, step=1)
+            seed = common.bound(st.number_input, "cos_seed", 0, parse=common.int_in(0), label="Seed", min_value=0,
+                                max_value=common.MAX_INT, step=1)
         ids = select_classes(n_all, None, int(k), int(seed))
     else:
         default = select_classes(n_all, None, min(DEFAULT_N, n_all), 0)

@@ -34,7 +34,7 @@ def training_figures(ctx, series: dict, folder: str):
                          title="Cosine similarity of c over training")
     npr = plots.lines(series["step"], {"nPR of c̄": 100 * series["npr_mean_vector"],
                                        "nPR, per-class mean": 100 * series["npr_per_class_mean"]},
-                      "training step", "nPR (% of d)", context, title="nPR of c over training (sparsification)")
+                      "training step", "nPR (% of d)", context, title="Normalised participation ratio of c over training")
     return cosine, npr
 
 

@@ -87,6 +87,23 @@ def test_page_renders(app, module):
         assert line.startswith("builtin") and "t = 0 (t0" in line, line
 
 
+def test_cosine_heatmap_has_its_own_full_width_row(app):
+    """The full N×N matrix is not squeezed into half the page (a 1000×1000 matrix needs the width)."""
+    app.switch_page(dtviz_app.view_path("cosine")).run()
+    ok(app)
+    placed = []
+
+    def walk(node, in_column=False):
+        children = getattr(node, "children", None)
+        for child in (children.values() if isinstance(children, dict) else []):
+            walk(child, in_column or getattr(node, "type", None) == "column")
+        if getattr(node, "type", None) == "plotly_chart" and '"dtviz"' in node.proto.spec and '"mode"' in node.proto.spec:
+            placed.append(in_column)
+
+    walk(app.main)
+    assert placed == [False]  # exactly one full heatmap, outside every column
+
+
 # ------------------------------------------------------------------------------------ live pruning
 
 def pruning_app(query: dict | None = None, **page) -> AppTest:
@@ -122,30 +139,41 @@ def accuracies(at: AppTest) -> tuple[float, float]:
     return base, float(m.value.rstrip("%")) / 100
 
 
-def test_pruning_tau_changes_removed_dims_and_pruned_grid():
-    at = pruning_app(pr_n=8)
-    assert at.title[0].value == "Live pruning"
-    removed, pruned, baseline = metric(at, "Removed dims").value, images(at, "pruned"), images(at, "baseline")
+def builtin_defaults():
+    """The pruning page's defaults for the built-in model, from the library (never typed here)."""
+    from dtviz.pruning_defaults import pruning_defaults
     from dtviz.stats import ConditionStats
 
-    tail = ConditionStats().fit(dtviz.load("builtin").embeddings()).at_tau(0.01)["tail_count"]
-    assert 0 < tail and removed.startswith(f"{tail} / 128")  # τ = 0.01 (the sidebar's): `dtviz stats`' tail of c̄ at t0
+    stats = ConditionStats().fit(dtviz.load("builtin").embeddings())
+    return stats, pruning_defaults(stats)
+
+
+def test_pruning_tau_changes_removed_dims_and_pruned_grid():
+    at = pruning_app(pr_n=8, pr_mask="global")
+    assert at.title[0].value == "Live pruning"
+    stats, defaults = builtin_defaults()
+    removed, pruned, baseline = metric(at, "Removed dims").value, images(at, "pruned"), images(at, "baseline")
+    tail = stats.at_tau(defaults.tau_by_mask["global"])["tail_count"]
+    assert at.number_input(key="pr_tau_box").value == pytest.approx(defaults.tau_by_mask["global"])  # s_tail ≈ 0.4
+    assert tail == round(0.4 * 128) and removed.startswith(f"{tail} / 128")  # `dtviz stats`' tail of c̄ at t0
     assert len(pruned) == 8 and 'title="' in grid(at, "pruned")  # class names on hover
     at.number_input(key="pr_tau_box").set_value(0.2).run()
     ok(at)
     assert metric(at, "Removed dims").value != removed and images(at, "pruned") != pruned
     assert images(at, "baseline") == baseline  # same seeds: the baseline does not change
     assert at.query_params["pr_tau"] == "0.2"
-    # the log slider moves the same τ
-    at.select_slider(key="pr_tau_slider").set_value(0.001).run()
+    # the slider snaps to the dims' own magnitudes: its first mark leaves no dim of c̄ below τ
+    marks = at.select_slider(key="pr_tau_slider").options
+    assert len(marks) == 129 and float(marks[0]) == pytest.approx(stats.tau_marks("mean_vector")[0])
+    at.select_slider(key="pr_tau_slider").set_value(float(marks[0])).run()
     ok(at)
-    assert at.number_input(key="pr_tau_box").value == pytest.approx(0.001)
+    assert at.number_input(key="pr_tau_box").value == pytest.approx(float(marks[0]))
     assert metric(at, "Removed dims").value.startswith("0 / 128") and images(at, "pruned") == baseline
     assert metric(at, "PSNR").value.startswith("∞")
-    # the page's τ starts at the sidebar's and follows it when the sidebar changes
-    at.number_input(key="tau_box").set_value(0.1).run()
+    # another mask starts at its own s_tail ≈ 0.4
+    at.selectbox(key="pr_mask").set_value("per-sample").run()
     ok(at)
-    assert at.number_input(key="pr_tau_box").value == pytest.approx(0.1) and "pr_tau" not in at.query_params
+    assert at.number_input(key="pr_tau_box").value == pytest.approx(defaults.tau_by_mask["per-sample"])
 
 
 def test_pruning_release_samples_only_the_pruned_side(monkeypatch):
@@ -160,19 +188,23 @@ def test_pruning_release_samples_only_the_pruned_side(monkeypatch):
         return real(gen, labels, settings, prune, *args, **kwargs)
 
     monkeypatch.setattr(generate, "sample_readout", counted)
+    _, defaults = builtin_defaults()
     at = pruning_app(pr_n=4, pr_seed=11)  # settings no other test uses: nothing cached yet
-    assert calls.count(None) == 1 and PruneSpec(tau=0.01) in calls and len(calls) == 3  # baseline, τ, inspector
+    first = PruneSpec(tau=defaults.tau, mask=defaults.mask)
+    contrast = PruneSpec(mode="head", k=2, mask=defaults.mask)
+    assert calls.count(None) == 1 and first in calls and contrast in calls  # baseline, τ, contrast, inspector
+    assert len(calls) == 4
     calls.clear()
     at.number_input(key="pr_tau_box").set_value(0.3).run()
     ok(at)
-    assert calls == [PruneSpec(tau=0.3)]
+    assert calls == [PruneSpec(tau=0.3, mask=defaults.mask)]
     calls.clear()
-    at.number_input(key="pr_tau_box").set_value(0.01).run()  # back to a τ seen before: from the cache
+    at.number_input(key="pr_tau_box").set_value(defaults.tau).run()  # back to a τ seen before: from the cache
     assert calls == []
 
 
 def test_pruning_head_k8_lowers_class_accuracy():
-    at = pruning_app(pr_n=8, pr_mode="head", pr_by="k", pr_k=8)
+    at = pruning_app(pr_n=8, pr_mode="head", pr_by="k", pr_k=8, pr_mask="global")
     assert metric(at, "Removed dims").value.startswith("8 / 128")
     base, pruned = accuracies(at)
     assert pruned < base, (base, pruned)  # the paper: a few head dims carry the class
@@ -208,7 +240,7 @@ def test_pruning_page_samples_mdt_and_lightningdit(tmp_path, family):
     model = (randomized_mdt(tiny_mdt_config(in_channels=3)) if family == "mdt"
              else randomized_lightningdit(tiny_lightningdit_config(in_channels=3)))
     folder = save_model_folder(tmp_path / family, model, family, {"steps": 3})
-    at = pruning_app({"src": folder}, pr_n=4, pr_mode="head", pr_by="k", pr_k=4)
+    at = pruning_app({"src": folder}, pr_n=4, pr_mode="head", pr_by="k", pr_k=4, pr_mask="global")
     expected = ["DDPM (ancestral)", "DDIM (η = 0)"] if family == "mdt" else ["Euler ODE", "Euler–Maruyama SDE"]
     assert at.selectbox(key="pr_sampler").options == expected
     assert metric(at, "Removed dims").value.startswith("4 / 32")
@@ -225,8 +257,10 @@ def test_pruning_page_on_a_matrix_offers_the_inspector_only(tmp_path):
 
 
 def test_pruning_url_round_trip():
+    _, defaults = builtin_defaults()
+    other_mask = "global" if defaults.mask == "per-sample" else "per-sample"
     page = {"pr_n": "4", "pr_seed": "3", "pr_pick": "chosen", "pr_ids": "33,65", "pr_mode": "head", "pr_by": "k",
-            "pr_k": "3", "pr_mask": "per-sample", "pr_sched": "last", "pr_last": "5", "pr_null": "1", "pr_steps": "12",
+            "pr_k": "3", "pr_mask": other_mask, "pr_sched": "last", "pr_last": "5", "pr_null": "1", "pr_steps": "12",
             "pr_dim": "7", "pr_sort": "1", "pr_sampler": "sde", "pr_dim_sched": "last", "pr_dim_last": "2",
             "pr_dim_null": "1"}
     at = pruning_app(**page)
@@ -234,7 +268,8 @@ def test_pruning_url_round_trip():
     assert at.radio(key="pr_mode").value == "head" and at.number_input(key="pr_k").value == 3
     assert at.multiselect(key="pr_ids").value == [33, 65] and at.number_input(key="pr_last").value == 5
     assert at.toggle(key="pr_null").value is True and at.selectbox(key="pr_dim").value == 7
-    assert metric(at, "Removed dims").label == "Removed dims (mean per sample)"
+    assert metric(at, "Removed dims").label == ("Removed dims (mean per sample)" if other_mask == "per-sample"
+                                                else "Removed dims")
     assert len(images(at, "pruned")) == 4 and "LATIN CAPITAL LETTER" in grid(at, "pruned")
     assert {k: at.query_params.get(k) for k in page} == page
     # widgets → URL: a τ of its own, then back to the sidebar's (the default: left out of the link)
@@ -242,7 +277,7 @@ def test_pruning_url_round_trip():
     at.number_input(key="pr_tau_box").set_value(0.05).run()
     ok(at)
     assert "pr_by" not in at.query_params and at.query_params["pr_tau"] == "0.05"  # τ is the default selection
-    at.number_input(key="pr_tau_box").set_value(0.01).run()
+    at.number_input(key="pr_tau_box").set_value(defaults.tau_by_mask[other_mask]).run()  # the mask's own default
     assert "pr_tau" not in at.query_params
     # leaving the page drops its keys from the link
     at.switch_page(dtviz_app.view_path("variance")).run()
@@ -462,3 +497,17 @@ def test_switching_to_a_matrix_keeps_the_app_consistent(tmp_path):
     ok(at)
     assert at.radio(key="part").value == "y+t" and "no t" in at.main.caption[0].value
     assert "part" not in at.query_params and "t" not in at.query_params
+
+
+def test_diffusers_pipeline_t0_is_its_schedulers_first_step(tmp_path):
+    """A DiTPipeline's t0 is its DDIMScheduler's first timestep at 50 steps (980), and the app says so."""
+    import diffusers
+    from test_release_schedules import tiny_pipeline
+
+    folder = tiny_pipeline(tmp_path / "pipe", diffusers.DDIMScheduler(clip_sample=False))
+    at = new_app(src=folder)
+    at.run()
+    ok(at)
+    assert at.slider(key="t").value == 980
+    captions = " ".join(c.value for c in at.sidebar.caption)
+    assert "t0 = 980, the first timestep of its DDIMScheduler at DiTPipeline's default 50 steps" in captions

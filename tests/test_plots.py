@@ -203,7 +203,7 @@ def test_magnitude_histogram_counts_all_entries_and_draws_tau():
 def test_dim_profile_draws_each_vector_and_the_tau_band():
     v = np.array([0.5, -0.005, 3.0, 0.02])
     fig = plots.dim_profile({"mean vector": v, "class 1": -v}, CTX, tau=0.01)
-    assert [t.name for t in fig.data] == ["mean vector", "class 1"]
+    assert [t.name for t in fig.data][:2] == ["mean vector", "class 1"]
     np.testing.assert_allclose(fig.data[1].y, -v)
     band = [s for s in fig.layout.shapes if s.type == "rect"]
     assert band and band[0].y0 == pytest.approx(-0.01) and band[0].y1 == pytest.approx(0.01)
@@ -226,8 +226,11 @@ def test_variance_views_highlight_head_and_show_the_mean():
     fig = plots.variance_per_dim(var, CTX, head=[1, 3])
     head = next(t for t in fig.data if t.name.startswith("head"))
     assert list(head.x) == [1, 3] and list(head.y) == [5.0, 3.0]
-    assert any(f"{var.mean():.3g}" in (a.text or "") for a in fig.layout.annotations)
+    # the mean line is named in the legend (a label on the plot sat on the tick labels or the bars)
+    mean_line = next(t for t in fig.data if t.name == f"mean variance {var.mean():.3g}")
+    assert list(mean_line.y) == [var.mean()] * 2 and not fig.layout.annotations
     spec = plots.variance_spectrum(var, CTX)
+    assert any(t.name == f"mean variance {var.mean():.3g}" for t in spec.data) and not spec.layout.annotations
     assert list(spec.data[0].y) == sorted(var, reverse=True) and spec.layout.yaxis.type == "log"
     cum = plots.cumulative_variance(var, CTX)
     assert cum.data[0].y[-1] == pytest.approx(100.0)
@@ -379,3 +382,95 @@ def test_figure_csv_has_the_plotted_data():
     assert len(long) == 25 and long.loc[(long.row == "b") & (long.column == "d"), "value"].item() == pytest.approx(C[1, 3], abs=1e-6)
     frame = plots.cosine_frame(C, list("abcde"), order=[4, 3, 2, 1, 0])
     assert list(frame.columns) == ["class", "e", "d", "c", "b", "a"] and frame.iloc[0, 1] == pytest.approx(1.0)
+
+
+# ====================================================================== figures a reviewer pastes
+
+def _figure_texts(fig) -> list[str]:
+    """Every text a reader sees: titles, axis titles, annotations, trace names and hover templates."""
+    layout = fig.layout
+    texts = [layout.title.text or ""]
+    texts += [ax.title.text or "" for ax in (getattr(layout, k) for k in layout if k.startswith(("xaxis", "yaxis")))]
+    texts += [a.text or "" for a in layout.annotations]
+    texts += [str(t.name or "") + str(getattr(t, "hovertemplate", "") or "") for t in fig.data]
+    return texts
+
+
+def test_figure_text_uses_real_subscripts_and_no_si_tick_prefixes():
+    E = np.random.default_rng(11).normal(scale=0.05, size=(8, 6))
+    figures = all_figures() + [plots.magnitude_histogram(E, CTX, log_x=True, log_y=True, tau=0.01),
+                               plots.dims_below_curve(E[0], CTX, tau=0.01, normalised=True)]
+    for fig in figures:
+        for text in _figure_texts(fig):
+            assert "c_" not in text and "c̄_" not in text, text  # "|c_i|" printed its underscore
+        axes = [getattr(fig.layout, k) for k in fig.layout if k.startswith(("xaxis", "yaxis"))]
+        for ax in axes:  # "10µ" on log axes: SI prefixes never; 1e-5 on log axes, full numbers on linear ones
+            assert ax.exponentformat == ("e" if ax.type == "log" else "none"), (fig.layout.title.text, ax.type)
+    hist = plots.magnitude_histogram(E, CTX, log_x=True, tau=0.01)
+    assert hist.layout.xaxis.title.text.startswith("|c<sub>i</sub>|") and "|c<sub>i</sub>|" in hist.layout.title.text
+    dim = plots.dim_across_classes(E[:, 3], [f"n{i}" for i in range(8)], 3, CTX, tau=0.01)
+    assert dim.layout.yaxis.title.text == "c<sub>3</sub> (value)"
+
+
+def _label_position(fig, annotation, width: int = 700) -> tuple[float, float]:
+    """Where an arrow annotation's text sits, as a fraction of the plot area (x on a log axis)."""
+    m, h = fig.layout.margin, fig.layout.height
+    plot_w, plot_h = width - m.l - m.r, h - m.t - m.b
+    line = fig.data[0]
+    lx = np.log10(np.asarray(line.x, dtype=np.float64))
+    ys = np.asarray(line.y, dtype=np.float64)
+    fx = (annotation.x - lx.min()) / (lx.max() - lx.min())
+    fy = (annotation.y - min(ys.min(), 0)) / (ys.max() - min(ys.min(), 0))
+    return fx + annotation.ax / plot_w, fy - annotation.ay / plot_h
+
+
+@pytest.mark.parametrize("tau", [1e-4, 0.01, 0.3, 3.0])
+def test_dims_below_label_stays_inside_the_plot_away_from_the_ticks(tau):
+    """The "N of d dims" label points into the plot: above a point near the x axis (below it, it sat on the
+    tick labels), left of a point near the right edge."""
+    v = np.geomspace(1e-4, 4.0, 128)
+    fig = plots.dims_below_curve(v, CTX, tau=tau)
+    label = next(a for a in fig.layout.annotations if "of 128 dims" in (a.text or ""))
+    x, y = _label_position(fig, label)
+    assert 0.05 < x < 0.95 and 0.08 < y < 0.95, (tau, x, y)
+
+
+def test_tau_band_of_the_profile_shows_at_every_scale():
+    """Head values of ±5 make a ±0.01 band thinner than a pixel: dashed lines at ±τ and the first vector's
+    tail dims as markers keep it visible."""
+    rng = np.random.default_rng(12)
+    v = rng.normal(0, 0.02, 256)
+    v[:8] = rng.normal(0, 5, 8)
+    fig = plots.dim_profile({"mean vector": v, "class 1": v[::-1]}, CTX, tau=0.01)
+    lines = sorted(s.y0 for s in fig.layout.shapes if s.type == "line")
+    assert lines == pytest.approx([-0.01, 0.01]) and all(s.line.width >= 1 for s in fig.layout.shapes if s.type == "line")
+    tail = next(t for t in fig.data if t.mode == "markers")
+    assert list(tail.x) == list(np.flatnonzero(np.abs(v) < 0.01)) and f"{tail.x.size} tail dims" in tail.name
+    band = next(s for s in fig.layout.shapes if s.type == "rect")
+    assert (band.y0, band.y1) == (-0.01, 0.01)
+
+
+def test_legends_sit_below_the_plot_not_on_the_title():
+    var = np.array([0.1, 5.0, 0.2, 3.0, 0.05])
+    for fig in (plots.variance_per_dim(var, CTX, head=[1]), plots.variance_spectrum(var, CTX),
+                plots.dim_profile({"m": var}, CTX, tau=0.1)):
+        legend = fig.layout.legend
+        assert legend.yref == "container" and legend.y == 0 and legend.yanchor == "bottom"
+
+
+def test_full_cosine_heatmap_gets_a_pixel_per_class():
+    assert plots.heatmap_height(100) == 720
+    m_tb = 110 + 60  # title with its note + x axis
+    assert plots.heatmap_height(1000) - m_tb >= 950  # ~one pixel per class, in its own full-width row
+
+
+def test_titles_state_what_is_drawn():
+    import types
+
+    from pages.dynamics_view import training_figures
+
+    series = {k: np.array(v) for k, v in {"step": [0, 1], "cosine_mean": [0.5, 0.6], "cosine_min": [0.1, 0.2],
+                                           "cosine_max": [0.9, 0.9], "npr_mean_vector": [0.5, 0.4],
+                                           "npr_per_class_mean": [0.5, 0.4]}.items()}
+    for fig in training_figures(types.SimpleNamespace(part="y+t"), series, "/tmp/run"):
+        assert "sparsif" not in fig.layout.title.text.lower()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dtviz.plots.export import figure_config, figure_csv, figure_frame
 from dtviz.plots.heatmap import (HEATMAP_MAX_BYTES, cluster_order, cosine_frame, cosine_heatmap, cosine_submatrix,
-                                 heatmap_hover_layer, offdiag_histogram)
+                                 heatmap_height, heatmap_hover_layer, offdiag_histogram)
 from dtviz.plots.profiles import (cumulative_variance, dim_profile, dim_profile_frame, dims_below_curve,
                                   magnitude_frame, magnitude_histogram, variance_frame, variance_per_dim,
                                   variance_spectrum)
@@ -42,7 +42,7 @@ __all__ = [
     "OKABE_ITO", "CONTINUOUS", "HEAD_COLOUR", "TAIL_COLOUR", "TAU_COLOUR", "TEMPLATE", "FONT",
     "context_text", "unique_labels",
     # cosine: Fig. 3
-    "HEATMAP_MAX_BYTES", "cluster_order", "cosine_heatmap", "heatmap_hover_layer", "cosine_frame",
+    "HEATMAP_MAX_BYTES", "cluster_order", "cosine_heatmap", "heatmap_height", "heatmap_hover_layer", "cosine_frame",
     "cosine_submatrix", "offdiag_histogram",
     # magnitudes and variance: Figs. 5, 6, 9, 11
     "magnitude_histogram", "magnitude_frame", "dim_profile", "dim_profile_frame", "dims_below_curve",

@@ -46,6 +46,12 @@ def cluster_order(C) -> np.ndarray:
     return leaves_list(linkage(squareform(D, checks=False), method="average")).astype(np.int64)
 
 
+def heatmap_height(n: int, cap: int = 1150) -> int:
+    """Figure height (px) of the full matrix in its own full-width row: 720 up to ~500 classes, then about
+    one screen pixel per class plus the title, note and axis margins (1000 classes: 1150), up to ``cap``."""
+    return int(min(max(720, n + 150), cap))
+
+
 def cosine_heatmap(C, names, context, order=None, max_bytes: int = HEATMAP_MAX_BYTES,
                    color_range: tuple[float, float] | None = None, order_name: str = "clustering order",
                    height: int = 720) -> go.Figure:

@@ -14,8 +14,13 @@ import plotly.graph_objects as go
 
 from dtviz import stats
 from dtviz.errors import DtvizInputError
-from dtviz.plots.style import (HEAD_COLOUR, OKABE_ITO, TAIL_COLOUR, TAU_COLOUR, _bars_from_edges,
-                               _categorical_colour, _marker_line, _style, _tau_line)
+from dtviz.plots.style import (C_I, HEAD_COLOUR, OKABE_ITO, TAIL_COLOUR, TAU_COLOUR, _bars_from_edges,
+                               _categorical_colour, _legend_line, _style, _tau_line)
+
+
+# Legends under the axis title, anchored to the figure's bottom (plotly makes room): above the plot they
+# ran into the two-line title in half-width columns.
+BOTTOM_LEGEND = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
 
 
 # ============================================================================= magnitudes: Figs. 5, 6, 11
@@ -28,7 +33,7 @@ def magnitude_histogram(E, context, log_x: bool = False, log_y: bool = False, ta
     counts, edges = _magnitude_counts(A, bins, log_x)
     n_entries = A.size
     what = "vector" if A.ndim == 1 else f"{A.shape[0]} classes × {A.shape[1]} dims"
-    fig = go.Figure(_bars_from_edges(counts, edges, "components", OKABE_ITO[0], "|c_i|"))
+    fig = go.Figure(_bars_from_edges(counts, edges, "components", OKABE_ITO[0], f"|{C_I}|"))
     fig.update_layout(bargap=0)
     if log_x:
         fig.update_xaxes(type="log")
@@ -37,8 +42,8 @@ def magnitude_histogram(E, context, log_x: bool = False, log_y: bool = False, ta
     if tau is not None:
         below = int((np.abs(A) < tau).sum())
         _tau_line(fig, tau, log_x, f"τ = {tau:g}: {below:,} of {n_entries:,} below ({below / n_entries:.1%})")
-    return _style(fig, f"Magnitude histogram of |c_i| ({what})", context,
-                  "|c_i| (absolute component value" + (", log scale)" if log_x else ")"),
+    return _style(fig, f"Magnitude histogram of |{C_I}| ({what})", context,
+                  f"|{C_I}| (absolute component value" + (", log scale)" if log_x else ")"),
                   "number of components" + (" (log scale)" if log_y else ""))
 
 
@@ -62,7 +67,11 @@ def magnitude_frame(E, bins: int = 60, log_x: bool = False) -> pd.DataFrame:
 
 def dim_profile(vectors: dict, context, tau: float | None = None) -> go.Figure:
     """Per-dimension values c_i of chosen classes and of the mean vector (Fig. 6), with the ±τ band:
-    components inside the band are the tail that pruning at τ removes."""
+    components inside the band are the tail that pruning at τ removes.
+
+    The band is drawn three ways so it shows at every scale: shaded between dashed lines at ±τ (lines
+    keep a visible width when 2τ is below a pixel next to head values of ±5), and the first vector's tail
+    dims marked on its curve (a marker per dim with |c_i| < τ, named with its count in the legend)."""
     if not vectors:
         raise DtvizInputError("dim_profile needs at least one vector.")
     fig = go.Figure()
@@ -71,14 +80,24 @@ def dim_profile(vectors: dict, context, tau: float | None = None) -> go.Figure:
         v = np.asarray(v, dtype=np.float64).reshape(-1)
         d = v.size
         fig.add_trace(go.Scatter(x=np.arange(v.size), y=v, mode="lines", name=str(name), line=dict(width=1.4, color=_categorical_colour(k)),
-                                 hovertemplate=f"{name}<br>dim %{{x}}: c_i = %{{y:.4g}}<extra></extra>"))
+                                 hovertemplate=f"{name}<br>dim %{{x}}: {C_I} = %{{y:.4g}}<extra></extra>"))
     if tau is not None:
-        fig.add_hrect(y0=-tau, y1=tau, fillcolor=TAU_COLOUR, opacity=0.25, line_width=0, layer="below")
-        # the band is thin next to the head values, so say what it is above the plot, not inside it
+        fig.add_hrect(y0=-tau, y1=tau, fillcolor=TAU_COLOUR, opacity=0.3, line_width=0, layer="below")
+        for y in (-tau, tau):
+            fig.add_hline(y, line=dict(color=TAU_COLOUR, dash="dash", width=1.2), layer="below")
+        name, first = next(iter(vectors.items()))
+        first = np.asarray(first, dtype=np.float64).reshape(-1)
+        tail = np.flatnonzero(np.abs(first) < tau)
+        fig.add_trace(go.Scatter(x=tail, y=first[tail], mode="markers", name=f"{name}: {tail.size} tail dims (|{C_I}| < τ)",
+                                 marker=dict(color=TAU_COLOUR, size=7, symbol="diamond", line=dict(width=0)),
+                                 hovertemplate=f"{name}<br>dim %{{x}}: {C_I} = %{{y:.4g}} (tail)<extra></extra>"))
+        # what the band is, above the plot: inside it the text would sit on the curves
         fig.add_annotation(xref="paper", yref="paper", x=1, y=1.0, xanchor="right", yanchor="bottom", showarrow=False,
-                           font=dict(color=TAU_COLOUR), text=f"shaded band: |c_i| < τ = {tau:g} (tail)")
-    fig.update_layout(legend=dict(orientation="h", y=-0.18))
-    return _style(fig, f"Per-dimension values of c ({d} dims)", context, "dimension index i", "c_i (value)")
+                           font=dict(color=TAU_COLOUR), text=f"between the dashed lines: |{C_I}| < τ = {tau:g} (tail)")
+    fig.update_layout(legend=BOTTOM_LEGEND)
+    fig = _style(fig, f"Per-dimension values of c ({d} dims)", context, "dimension index i", f"{C_I} (value)")
+    fig.update_layout(margin=dict(b=90))  # room for the legend under the axis title
+    return fig
 
 
 def dim_profile_frame(vectors: dict) -> pd.DataFrame:
@@ -103,12 +122,28 @@ def dims_below_curve(v, context, tau: float | None = None, normalised: bool = Fa
         fig.add_trace(go.Scatter(x=[tau], y=[yv], mode="markers", marker=dict(size=12, color=TAU_COLOUR, symbol="diamond"),
                                  name=f"τ = {tau:g}", hovertemplate=f"τ = {tau:g}: %{{y:.4g}} {unit} below<extra></extra>"))
         _tau_line(fig, tau, log=True)
+        ax, ay = _label_offset(taus, y, tau, yv)
         fig.add_annotation(x=math.log10(tau), y=yv, text=f"{int(r[0])} of {v.size} dims ({s[0]:.1%})",
-                           showarrow=True, arrowhead=0, ax=60, ay=30, font=dict(color=TAU_COLOUR))
+                           showarrow=True, arrowhead=0, ax=ax, ay=ay, font=dict(color=TAU_COLOUR),
+                           bgcolor="rgba(255,255,255,0.85)")
     fig.update_xaxes(type="log")
     fig.update_layout(showlegend=False)
-    return _style(fig, "Dimensions with |c_i| below τ" + (" (share of d)" if normalised else ""), context,
-                  "threshold τ (log scale)", "dims with |c_i| < τ" + (" (% of d)" if normalised else " (count)"))
+    return _style(fig, f"Dimensions with |{C_I}| below τ" + (" (share of d)" if normalised else ""), context,
+                  "threshold τ (log scale)", f"dims with |{C_I}| < τ" + (" (% of d)" if normalised else " (count)"))
+
+
+LABEL_OFFSET_PX = (70, 45)  # (x, y) from the marked point to its label
+
+
+def _label_offset(xs, ys, x: float, y: float) -> tuple[int, int]:
+    """Pixel offset (ax, ay) of a point's label toward the middle of the plot (log x): a label below a
+    point near the x axis, or right of one near the right edge, would sit on the tick labels or outside."""
+    lx = np.log10(np.asarray(xs, dtype=np.float64)[np.asarray(xs) > 0])
+    fx = (math.log10(x) - lx.min()) / max(lx.max() - lx.min(), 1e-12) if lx.size else 0.5
+    ys = np.asarray(ys, dtype=np.float64)
+    fy = (y - min(ys.min(), 0)) / max(ys.max() - min(ys.min(), 0), 1e-12)
+    dx, dy = LABEL_OFFSET_PX
+    return (dx if fx < 0.6 else -dx), (-dy if fy < 0.5 else dy)  # plotly: ay < 0 puts the label above
 
 
 # ================================================================================= variance: Fig. 9
@@ -128,10 +163,12 @@ def variance_per_dim(var, context, head=None) -> go.Figure:
                              marker=dict(color=colour, line=dict(width=0)),
                              hovertemplate="dim %{x}: variance %{y:.4g}<extra>" + name + "</extra>"))
     mean = float(var.mean())
-    _marker_line(fig, mean, f"mean variance {mean:.3g}", "y", colour="black", dash="dot")
-    fig.update_layout(bargap=0, barmode="overlay", legend=dict(orientation="h", y=1.02, x=1, xanchor="right", yanchor="bottom"))
-    return _style(fig, "Variance of each dimension of c across classes", context, "dimension index i",
-                  "variance across classes (units of c²)")
+    _legend_line(fig, -0.5, var.size - 0.5, mean, f"mean variance {mean:.3g}")
+    fig.update_layout(bargap=0, barmode="overlay", legend=BOTTOM_LEGEND)
+    fig = _style(fig, "Variance of each dimension of c across classes", context, "dimension index i",
+                 "variance across classes (units of c²)")
+    fig.update_layout(margin=dict(b=90))
+    return fig
 
 
 def variance_spectrum(var, context, log_y: bool = True, head_count: int | None = None) -> go.Figure:
@@ -143,13 +180,16 @@ def variance_spectrum(var, context, log_y: bool = True, head_count: int | None =
                                marker=dict(size=4, color=colours), name="variance",
                                hovertemplate="rank %{x}: variance %{y:.4g}<extra></extra>"))
     mean = float(spec.mean())
-    _marker_line(fig, mean, f"mean variance {mean:.3g}", "y", log_y and mean > 0, colour="black", dash="dot")
+    _legend_line(fig, 1, spec.size, mean, f"mean variance {mean:.3g}")
+    fig.update_layout(legend=BOTTOM_LEGEND)
     if log_y:
         positive = spec[spec > 0]
         lo_hi = (positive.min(), positive.max()) if positive.size else (1e-12, 1.0)
         fig.update_yaxes(type="log", range=[math.log10(lo_hi[0]) - 0.15, math.log10(lo_hi[1]) + 0.15])
-    return _style(fig, "Variance spectrum: dimensions sorted by variance across classes", context,
-                  "rank of dimension (1 = largest variance)", "variance (units of c²" + (", log scale)" if log_y else ")"))
+    fig = _style(fig, "Variance spectrum: dimensions sorted by variance across classes", context,
+                 "rank of dimension (1 = largest variance)", "variance (units of c²" + (", log scale)" if log_y else ")"))
+    fig.update_layout(margin=dict(b=90))
+    return fig
 
 
 def cumulative_variance(var, context, marks=(20,)) -> go.Figure:

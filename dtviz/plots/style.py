@@ -20,6 +20,18 @@ CONTINUOUS = "Cividis"  # perceptually uniform and colour-blind safe
 HEAD_COLOUR, TAIL_COLOUR, TAU_COLOUR = "#D55E00", "#0072B2", "#CC79A7"
 TEMPLATE = "plotly_white"
 FONT = dict(family="Arial, Helvetica, sans-serif", size=14)
+# Tick numbers never with SI prefixes ("10µ" reads as micro-units of something): log axes as 1e-5,
+# linear axes in full (12,000 and 0.0001, not 1.2e+4).
+LOG_AXIS_NUMBERS = dict(exponentformat="e", showexponent="all")
+LINEAR_AXIS_NUMBERS = dict(exponentformat="none", separatethousands=True)
+
+
+def sub(symbol: str, index) -> str:
+    """A subscript in plotly's HTML subset: sub("c", "i") -> "c<sub>i</sub>" (no raw "c_i" in figures)."""
+    return f"{symbol}<sub>{index}</sub>"
+
+
+C_I = sub("c", "i")  # the component c_i, as figure text
 
 
 # ============================================================================================ helpers
@@ -59,6 +71,7 @@ def _style(fig: go.Figure, what: str, context, x_title: str | None = None, y_tit
            height: int = 480, note: str | None = None) -> go.Figure:
     fig.update_layout(template=TEMPLATE, title=_title(what, context, note), font=FONT, height=height,
                       margin=dict(l=70, r=30, t=110 if note else 90, b=60), hoverlabel=dict(bgcolor="white", font_size=13))
+    _number_format(fig)
     if x_title is not None:
         fig.update_xaxes(title_text=x_title)
     if y_title is not None:
@@ -79,6 +92,23 @@ def _marker_line(fig: go.Figure, value: float, text: str, axis: str = "x", log: 
         fig.add_hline(float(value), line=dict(color=colour, dash=dash, width=1.5))
         fig.add_annotation(y=pos, yref="y", x=1, xref="paper", xanchor="right", yanchor="bottom", showarrow=False,
                            text=text, font=dict(color=colour), bgcolor="rgba(255,255,255,0.85)")
+
+
+def _number_format(fig: go.Figure) -> None:
+    """LOG_AXIS_NUMBERS on log axes, LINEAR_AXIS_NUMBERS on the others (call after setting axis types)."""
+    def fmt(axis):
+        axis.update(**(LOG_AXIS_NUMBERS if axis.type == "log" else LINEAR_AXIS_NUMBERS))
+
+    fig.for_each_xaxis(fmt)
+    fig.for_each_yaxis(fmt)
+
+
+def _legend_line(fig: go.Figure, x0: float, x1: float, y: float, text: str, colour: str = "black",
+                 dash: str = "dot") -> None:
+    """A horizontal line from x0 to x1 at ``y``, named in the legend: a label drawn on the plot would sit
+    on the data or, near an axis, on its tick labels."""
+    fig.add_trace(go.Scatter(x=[x0, x1], y=[y, y], mode="lines", name=text, line=dict(color=colour, dash=dash, width=1.5),
+                             hovertemplate=text + "<extra></extra>", showlegend=True))
 
 
 def _tau_line(fig: go.Figure, tau: float | None, log: bool = False, text: str | None = None) -> None:

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from dtviz.errors import DtvizInputError
 from dtviz.plots.style import (CONTINUOUS, HEAD_COLOUR, OKABE_ITO, TAU_COLOUR, _categorical_colour, _check_names,
-                               _style, unique_labels)
+                               _style, sub, unique_labels)
 
 
 # =============================================================================== projection: Fig. 13
@@ -156,7 +156,7 @@ def lines(x, series: dict, x_title: str, y_title: str, context, title: str | Non
 
 def neighbour_bars(names_full, values_full, names_head, values_head, context, query: str | None = None) -> go.Figure:
     """The nearest classes by cosine in the full space (top) and in the head subspace (bottom)."""
-    fig = make_subplots(rows=2, cols=1, subplot_titles=("full space (all d dims)", "head subspace (dims with |c̄_i| ≥ τ)"),
+    fig = make_subplots(rows=2, cols=1, subplot_titles=("full space (all d dims)", f"head subspace (dims with |{sub('c̄', 'i')}| ≥ τ)"),
                         vertical_spacing=0.14)
     for row, (names, vals, colour) in enumerate(((names_full, values_full, OKABE_ITO[0]), (names_head, values_head, HEAD_COLOUR)), 1):
         names = unique_labels(names)
@@ -183,20 +183,20 @@ def dim_across_classes(values, names, dim: int, context, tau: float | None = Non
     ids = np.argsort(-values, kind="stable") if sort else np.arange(values.size)
     x = np.arange(values.size)
     fig = go.Figure(go.Bar(
-        x=x if sort else ids, y=values[ids], name=f"c_{dim}", marker=dict(color=OKABE_ITO[0], line=dict(width=0)),
+        x=x if sort else ids, y=values[ids], name=sub("c", dim), marker=dict(color=OKABE_ITO[0], line=dict(width=0)),
         customdata=np.stack([ids, np.asarray(names, dtype=object)[ids]], axis=1),
-        hovertemplate="%{customdata[1]} (class %{customdata[0]})<br>c_" + str(dim) + " = %{y:.4g}<extra></extra>"))
+        hovertemplate="%{customdata[1]} (class %{customdata[0]})<br>" + sub("c", dim) + " = %{y:.4g}<extra></extra>"))
     if tau is not None:
         fig.add_hrect(y0=-tau, y1=tau, fillcolor=TAU_COLOUR, opacity=0.25, line_width=0, layer="below")
     mean = float(values.mean())
     fig.add_hline(mean, line=dict(color="black", dash="dot", width=1.5))
     # the line is named in the note above the plot: a label on it would sit on the bars
-    note = f"dotted line: mean over classes c̄_{dim} = {mean:.4g}"
+    note = f"dotted line: mean over classes {sub('c̄', dim)} = {mean:.4g}"
     if tau is not None:
-        note += f" · shaded band: |c_{dim}| < τ = {tau:g} (tail)"
+        note += f" · shaded band: |{sub('c', dim)}| < τ = {tau:g} (tail)"
     fig.update_layout(bargap=0.1 if values.size <= 64 else 0, showlegend=False)
     x_title = "classes, sorted by value" if sort else "class id"
-    return _style(fig, f"Dimension {dim} of c across {values.size} classes", context, x_title, f"c_{dim} (value)",
+    return _style(fig, f"Dimension {dim} of c across {values.size} classes", context, x_title, f"{sub('c', dim)} (value)",
                   height=380, note=note)
 
 
