@@ -239,3 +239,28 @@ def test_shipped_prompt_sets():
     assert len(imagenet) == 1000 == len(set(imagenet))
     assert imagenet[0] == "a photo of a tench" and imagenet[207] == "a photo of a golden retriever"
     assert len(read_prompts("varied")) == 50
+
+
+def test_sana_loads_with_c_from_the_timestep_alone(tmp_path):
+    """Sana's c is time_embed's embedded timestep (AdaLayerNormSingle), at the first timestep of its own
+    flow DPM-Solver at SanaPipeline's default 20 steps."""
+    from diffusers import DPMSolverMultistepScheduler, SanaTransformer2DModel
+
+    torch.manual_seed(0)
+    transformer = SanaTransformer2DModel(in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8,
+                                         num_layers=1, num_cross_attention_heads=2, cross_attention_head_dim=8,
+                                         cross_attention_dim=16, caption_channels=16, sample_size=8, patch_size=1).eval()
+    transformer.save_pretrained(str(tmp_path / "transformer"))
+    scheduler = DPMSolverMultistepScheduler(flow_shift=3.0, use_flow_sigmas=True, prediction_type="flow_prediction")
+    scheduler.save_pretrained(str(tmp_path / "scheduler"))
+    (tmp_path / "model_index.json").write_text(json.dumps({
+        "_class_name": "SanaPipeline", "transformer": ["diffusers", "SanaTransformer2DModel"],
+        "scheduler": ["diffusers", "DPMSolverMultistepScheduler"]}), encoding="utf-8")
+    src = dtviz.load(str(tmp_path), prompts=PROMPTS)
+    scheduler.set_timesteps(20)
+    assert src.family.key == "sana" and src.t0 == float(scheduler.timesteps[0])
+    with torch.no_grad():
+        _, ref = transformer.time_embed(torch.tensor([src.t0]), batch_size=1, hidden_dtype=torch.float32)
+    E = src.embeddings()
+    assert (E == E[0]).all()
+    np.testing.assert_allclose(E[0], ref[0].numpy(), rtol=0, atol=1e-6)
