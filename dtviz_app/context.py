@@ -103,7 +103,12 @@ class Ctx:
         conv = self.info.family.convention
         if conv is None or self.t is None:
             return "no t (matrix)"
-        where = " (t0, noise)" if self.t == conv.t0 else (" (data end)" if self.t == conv.data_at else "")
+        t0 = self.source.t0
+        if self.t == t0:  # a pipeline's t0 is its scheduler's first step, which assumes a step count: say which
+            note = self.source.t0_note.removeprefix(f"t0 = {t0:g}, ")
+            where = f" (t0: {note})" if note else " (t0, noise)"
+        else:
+            where = " (data end)" if self.t == conv.data_at else ""
         return f"t = {self.t:g}{where}"
 
     @property
@@ -120,7 +125,7 @@ class Ctx:
     def plot_context(self, with_tau: bool = True) -> dict:
         """The ``context`` the figure builders put under every title: model, family, d, t, part (and τ)."""
         conv = self.info.family.convention
-        t = None if conv is None or self.t is None else f"{self.t:g}" + (" (t0)" if self.t == conv.t0 else "")
+        t = None if conv is None or self.t is None else f"{self.t:g}" + (" (t0)" if self.t == self.source.t0 else "")
         tau = None
         if with_tau:
             tau = f"{self.tau:.4g} (top-{self.k})" if self.threshold == "topk" else f"{self.tau:g}"
@@ -143,7 +148,8 @@ class Ctx:
             "d": info.dim,
             "classes": info.num_classes if info.extra.get("rows") != "prompts" else f"{info.num_classes} prompts",
             "parameters": format_count(info.parameters),
-            "t convention": conv.describe() + f"; t0 = {conv.t0:g}" if conv else "none (precomputed matrix)",
+            "t convention": conv.describe() + "; " + (self.source.t0_note or f"t0 = {self.source.t0:g}")
+            if conv else "none (precomputed matrix)",
             "device": str(info.device),
             "t": self.t_text, "part": self.part,
             "PR (of mean vector c̄)": f"{row['pr']['mean_vector']:.2f}",

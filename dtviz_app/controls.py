@@ -137,13 +137,15 @@ def snap_tau(tau: float) -> float:
     return min(TAU_GRID, key=lambda g: abs(math.log10(g) - math.log10(max(tau, TAU_MIN))))
 
 
-def _timestep_widgets(conv) -> float | None:
+def _timestep_widgets(conv, t0: float | None = None, t0_note: str = "") -> float | None:
+    """``t0``: the source's own (Source.t0, e.g. a pipeline scheduler's first step; default the noise end) and
+    ``t0_note``, what it assumes (Source.t0_note)."""
     ss = st.session_state
     if conv is None:
         st.caption("Timestep: none — a precomputed matrix has no t.")
         url_store("t", None, None)  # not part of this view
         return None
-    t0 = conv.t0
+    t0 = conv.t0 if t0 is None else t0
     as_t = (lambda v: int(round(v))) if conv.integer else float
 
     def parse(raw: str):
@@ -167,7 +169,7 @@ def _timestep_widgets(conv) -> float | None:
         st.button("t0", key="t0_button", on_click=_on_t0, args=(as_t(t0),), icon=":material/first_page:",
                   width="stretch", help=f"Jump to the first sampling step t0 = {t0:g} (where the paper reports its statistics).")
     with cols[1]:
-        st.caption(f"{conv.describe()}; t0 = {t0:g}")
+        st.caption(f"{conv.describe()}; {t0_note or f't0 = {t0:g}'}")
     url_store("t", t, as_t(t0), fmt_float)
     return float(t)
 
@@ -274,7 +276,7 @@ def sidebar() -> Ctx | None:
         st.caption(f"**{plain(info.name)}** — {info.family.label}: {plain(info.family_note)}")
 
         st.subheader("Settings")
-        t = _timestep_widgets(info.family.convention)
+        t = _timestep_widgets(info.family.convention, src.t0, src.t0_note)
         part_options = PARTS if info.family.convention is not None else ("y+t",)
         part = bound(st.radio, "part", "y+t", parse=choice(part_options), label="Part of c", options=part_options,
                      format_func=PART_LABELS.get, horizontal=True,
