@@ -6,7 +6,8 @@ wrote (first load, a pasted link); a missing parameter never resets a setting (p
 query string; the next run writes it back).
 
 ``bound`` wraps any widget with this; the parsers (``choice``, ``int_in``, ``ids_below``, …) reject a bad
-URL value, which is then ignored and rewritten.
+URL value, which is then ignored and rewritten, or clamp a number outside the widget's range; either way a
+note under the widget says so (hostile links: ``inf``, ``nan``, 400-digit numbers never raise).
 """
 from __future__ import annotations
 
@@ -19,10 +20,29 @@ from dtviz.errors import DtvizInputError
 from dtviz_app.constants import LOG, PAGE_PREFIXES, TAU_MAX, TAU_MIN
 
 
+MAX_INT = 2 ** 31 - 1  # the largest whole number a URL may set (seeds; number inputs are JS numbers)
+
+
+class Expected(ValueError):
+    """A parser's refusal; ``str`` says what was expected (our words only: the raw value is never echoed)."""
+
+
+class Clamped(Exception):
+    """A parser's number outside its range: ``value`` is the nearest allowed one, ``note`` says so."""
+
+    def __init__(self, value, note: str):
+        super().__init__(note)
+        self.value, self.note = value, note
+
+
 # =============================================================================== URL state
 
 def _last() -> dict:
     return st.session_state.setdefault("_url_last", {})
+
+
+def _notes() -> dict:
+    return st.session_state.setdefault("_url_notes", {})
 
 
 def url_seed(key: str, default: Any, parse: Callable[[str], Any] = str) -> bool:
@@ -36,8 +56,14 @@ def url_seed(key: str, default: Any, parse: Callable[[str], Any] = str) -> bool:
         try:
             ss[key] = parse(raw)
             return True
-        except (ValueError, TypeError, DtvizInputError):
-            LOG.info("ignored URL value %s=%r", key, raw)
+        except Clamped as clamped:
+            ss[key] = clamped.value
+            _notes()[key] = f"The link's {key} {clamped.note}."
+            return True
+        except (ValueError, TypeError, OverflowError, DtvizInputError) as err:
+            LOG.info("ignored URL value %s=%r", key, raw[:80])
+            expected = f": expected {err}" if isinstance(err, Expected) else " (not a value this setting takes)"
+            _notes()[key] = f"Ignored the link's {key}{expected}."
     if key not in ss:
         ss[key] = default
     return False
@@ -76,6 +102,9 @@ def bound(widget: Callable, key: str, default: Any, *, parse: Callable[[str], An
             st.session_state[key] = type(current)(hi)
     value = widget(key=key, **kwargs)
     url_store(key, value, default, fmt)
+    note = _notes().pop(key, None)
+    if note:
+        st.caption(note)  # our sentence and numbers only, so no visitor markdown
     return value
 
 
@@ -120,11 +149,21 @@ def ids_below(n: int) -> Callable[[str], list[int]]:
 
 
 def int_in(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """A URL parser for a whole number in lo..hi (hi defaults to ``MAX_INT``): non-numbers, inf and nan are
+    refused (``Expected``), finite numbers outside the range clamped (``Clamped``)."""
+    hi = MAX_INT if hi is None else min(int(hi), MAX_INT)
+
     def parse(raw: str) -> int:
-        v = int(float(raw))
-        if v < lo or (hi is not None and v > hi):
-            raise ValueError(raw)
-        return v
+        try:
+            v = float(raw[:64])  # longer text is not a number this setting takes (a 400-digit one is inf anyway)
+        except (ValueError, TypeError):
+            v = math.nan
+        if len(raw) > 64 or not math.isfinite(v):
+            raise Expected(f"a whole number from {lo} to {hi}")
+        if v < lo or v > hi:
+            near = lo if v < lo else hi
+            raise Clamped(near, f"{v:.6g} is outside {lo} to {hi}; {near} is used")
+        return int(v)
 
     return parse
 
