@@ -246,36 +246,27 @@ def load_scheduler(path: str):
     return cls.from_pretrained(os.path.join(path, "scheduler"), local_files_only=True)
 
 
-def scheduler_timesteps(kind: PipelineKind, scheduler, steps: int, height: int, width: int, patch_size: int) -> np.ndarray:
+def scheduler_timesteps(kind: PipelineKind, scheduler, steps: int, height: int, width: int, patch_size: int,
+                        vae_scale_factor: int) -> np.ndarray:
     """The timesteps the pipeline's __call__ sets at ``steps`` and this size (Flux: its sigmas and dynamic shift
     μ = calculate_shift(packed image sequence length); SD3: μ only when the scheduler uses dynamic shifting)."""
     mod = pipeline_module(kind)
-    vsf_h, vsf_w = height, width
-    kwargs = {}
+    cfg = scheduler.config
     if kind.family == "flux":
-        vsf = kind_vae_factor(scheduler)
-        h = 2 * (int(vsf_h) // (vsf * 2))
-        w = 2 * (int(vsf_w) // (vsf * 2))
-        sigmas = np.linspace(1.0, 1 / steps, steps)
-        if getattr(scheduler.config, "use_flow_sigmas", False):
-            sigmas = None
-        cfg = scheduler.config
+        h = 2 * (int(height) // (vae_scale_factor * 2))  # prepare_latents' latent grid, packed 2×2 below
+        w = 2 * (int(width) // (vae_scale_factor * 2))
+        sigmas = None if getattr(cfg, "use_flow_sigmas", False) else np.linspace(1.0, 1 / steps, steps)
         mu = mod.calculate_shift((h // 2) * (w // 2), cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
                                  cfg.get("base_shift", 0.5), cfg.get("max_shift", 1.15))
         timesteps, _ = mod.retrieve_timesteps(scheduler, steps, "cpu", sigmas=sigmas, mu=mu)
         return timesteps.cpu().numpy()
-    if kind.family == "sd3" and scheduler.config.get("use_dynamic_shifting", None):
-        vsf = kind_vae_factor(scheduler)
-        cfg = scheduler.config
-        kwargs["mu"] = mod.calculate_shift((height // vsf // patch_size) * (width // vsf // patch_size),
-                                           cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
+    kwargs = {}
+    if kind.family == "sd3" and cfg.get("use_dynamic_shifting", None):
+        seq = (height // vae_scale_factor // patch_size) * (width // vae_scale_factor // patch_size)
+        kwargs["mu"] = mod.calculate_shift(seq, cfg.get("base_image_seq_len", 256), cfg.get("max_image_seq_len", 4096),
                                            cfg.get("base_shift", 0.5), cfg.get("max_shift", 1.16))
     timesteps, _ = mod.retrieve_timesteps(scheduler, steps, "cpu", **kwargs)
     return timesteps.cpu().numpy()
-
-
-def kind_vae_factor(scheduler) -> int:
-    return int(getattr(scheduler, "_dtviz_vae_scale_factor", 8))
 
 
 def first_timestep(path: str, kind: PipelineKind, defaults: dict):
@@ -286,10 +277,9 @@ def first_timestep(path: str, kind: PipelineKind, defaults: dict):
         raise
     except Exception as err:
         raise DtvizInputError(f"expected a scheduler diffusers can read in scheduler/, but it could not be loaded ({type(err).__name__}).") from None
-    scheduler._dtviz_vae_scale_factor = defaults["vae_scale_factor"]
     config, _ = transformer_config(path)
     ts = scheduler_timesteps(kind, scheduler, defaults["steps"], defaults["height"], defaults["width"],
-                             int(config.get("patch_size") or 2))
+                             int(config.get("patch_size") or 2), defaults["vae_scale_factor"])
     return scheduler, float(ts[0])
 
 
