@@ -162,7 +162,11 @@ def test_repa_qk_norm_checkpoint_samples_like_the_formula(tmp_path):
     model = src.build_model()
     assert model.blocks[0].attn.num_heads == 4  # the head width is read off q_norm.weight (16)
     assert_forward_matches(model, state, 4, 0.4)
-    assert src.info.extra["training_args"]["qk_norm"] is True
+    assert src.info.extra["training_args"]["qk_norm"] is True and "the weights were used" not in src.info.family_note
+    # args the weights contradict are named (the weights are what gets built)
+    wrong = save_train_wrapper(state, str(tmp_path / "wrong.pt"), model="SiT-XL/2", num_classes=10, encoder_depth=2,
+                               enc_type="dinov2-vit-b", qk_norm=False)
+    assert "qk_norm = False (the weights: True); the weights were used" in dtviz.load(wrong).info.family_note
 
 
 def test_repa_legacy_layout_is_renamed_as_the_release_does(tmp_path):

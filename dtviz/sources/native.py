@@ -29,7 +29,8 @@ from dtviz.families import FAMILIES, detect_family, get_family
 from dtviz.nn import backbone_for
 from dtviz.nn.dit import timestep_features
 from dtviz.sources.base import Source, SourceInfo, check_finite
-from dtviz.sources.release_config import read_heads, read_null_row, read_training_record, repa_legacy_layout
+from dtviz.sources.release_config import (read_heads, read_null_row, read_training_record, repa_legacy_layout,
+                                          shape_conflicts)
 
 LABEL_KEY = "y_embedder.embedding_table.weight"
 T_KEYS = ("t_embedder.mlp.0.weight", "t_embedder.mlp.0.bias", "t_embedder.mlp.2.weight", "t_embedder.mlp.2.bias")
@@ -114,7 +115,21 @@ class NativeSource(Source):
                                            self.record, model_cfg, num_heads)
             if heads:
                 self.overrides["num_heads"] = heads
-        return [n for n in (null_note, heads_note) if n]
+        return [n for n in (null_note, heads_note, shape_conflicts(self.record, self._seen())) if n]
+
+    def _seen(self) -> dict:
+        """The architecture the shapes show, for shape_conflicts (only what the keys of a full model tell)."""
+        if "x_embedder.proj.weight" not in self.state or not self.record.values and not self.record.model_name:
+            return {}
+        from dtviz.nn.dit import block_count
+
+        hidden, _, patch, _ = _shape(self.state, "x_embedder.proj.weight")
+        has = lambda key: key in self.state  # noqa: E731
+        ada = _shape(self.state, "blocks.0.adaLN_modulation.1.weight") if has("blocks.0.adaLN_modulation.1.weight") else None
+        return dict(hidden_size=hidden, patch_size=patch, depth=block_count(self.state, "blocks."),
+                    qk_norm=has("blocks.0.attn.q_norm.weight"), use_swiglu=has("blocks.0.mlp.w12.weight"),
+                    use_rope=has("feat_rope.freqs_cos"), use_rmsnorm=has("blocks.0.norm1.weight"),
+                    wo_shift=bool(ada and ada[0] == 4 * hidden))
 
     def _embedder_tensors(self, where: str) -> tuple[torch.Tensor, dict]:
         state = self.state

@@ -198,3 +198,19 @@ def repa_legacy_layout(state: Mapping) -> tuple[Mapping, str]:
         names[".".join(parts)] = key
     return RenamedKeys(state, names), (f"REPA's legacy layout: decoder_blocks.{{i}} read as blocks.{{i + {encoder_depth}}}, "
                                        "as REPA's load_legacy_checkpoints does")
+
+
+def shape_conflicts(record: TrainingRecord, seen: Mapping) -> str:
+    """A note naming each architecture argument of the record that the weights contradict (the weights are what
+    is built, so they win; a release would refuse such a file at load_state_dict). ``seen``: what the shapes show
+    (hidden_size, depth, patch_size, qk_norm / use_* switches)."""
+    said = dict(record.values)
+    size = registry_size(record.model_name)
+    if size and size["hidden_size"] == seen.get("hidden_size"):
+        said.update(depth=size["depth"], patch_size=size["patch_size"])
+    if "use_qknorm" in said:
+        said["qk_norm"] = said.pop("use_qknorm")
+    wrong = [f"{k} = {said[k]!r} (the weights: {seen[k]!r})" for k in
+             ("depth", "patch_size", "qk_norm", "use_swiglu", "use_rope", "use_rmsnorm", "wo_shift")
+             if k in said and k in seen and said[k] is not None and bool(said[k] == seen[k]) is False]
+    return f"{record.where} give {', '.join(wrong)}; the weights were used" if wrong else ""
