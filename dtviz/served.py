@@ -78,10 +78,14 @@ class ServedRoots:
 
     @classmethod
     def from_env(cls, environ=None, cwd: str | None = None, excluded=()) -> "ServedRoots":
-        """``DTVIZ_ROOTS`` when set (by ``dtviz serve``), else the current folder."""
+        """``DTVIZ_ROOTS`` when set (by ``dtviz serve``; folders gone since are dropped, never replaced by the
+        current folder), else the current folder."""
         environ = os.environ if environ is None else environ
         listed = [r for r in environ.get(ENV_ROOTS, "").split(os.pathsep) if r]
-        folders = [os.path.realpath(r) for r in listed if os.path.isdir(r)] or [os.path.realpath(cwd or os.getcwd())]
+        if listed:
+            folders = [os.path.realpath(r) for r in listed if os.path.isdir(r)]
+        else:
+            folders = [os.path.realpath(cwd or os.getcwd())]
         return cls(tuple(dict.fromkeys(folders)), tuple(os.path.realpath(e) for e in excluded))
 
     # ---------------------------------------------------------------------------- policy

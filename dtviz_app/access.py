@@ -104,6 +104,7 @@ _OWNERS: dict[str, str] = {}  # upload folder → session id (this process only:
 _LOCK = threading.Lock()
 _SWEPT = [0.0]
 SWEEP_EVERY_S = 30.0
+_SWEEPER: list[threading.Thread] = []
 
 
 def upload_quota_bytes() -> int:
@@ -145,7 +146,26 @@ def session_upload_dir() -> str:
         with _LOCK:
             _OWNERS[folder] = _session_id()
         guard = st.session_state["_upload_guard"] = _Guard(folder)
+        _start_sweeper()
     return guard.folder
+
+
+def _start_sweeper() -> None:
+    """A daemon thread that sweeps while there are uploads, also when nobody visits."""
+    with _LOCK:
+        if _SWEEPER:
+            return
+        _SWEEPER.append(threading.Thread(target=_sweep_forever, name="dtviz-upload-sweeper", daemon=True))
+    _SWEEPER[0].start()
+
+
+def _sweep_forever() -> None:
+    while True:
+        time.sleep(SWEEP_EVERY_S)
+        try:
+            sweep_uploads(force=True)
+        except Exception:  # noqa: BLE001 — never let the sweeper die on one odd folder
+            LOG.exception("sweeping the uploads failed")
 
 
 def sweep_uploads(force: bool = False) -> list[str]:

@@ -127,6 +127,8 @@ def test_bad_roots_and_environment(tree, tmp_path):
     env = {ENV_ROOTS: os.pathsep.join([str(served), str(tmp_path / "gone")])}
     assert ServedRoots.from_env(env).roots == (os.path.realpath(served),)
     assert ServedRoots.from_env({}, cwd=str(served)).roots == (os.path.realpath(served),)
+    gone = ServedRoots.from_env({ENV_ROOTS: str(tmp_path / "gone")}, cwd=str(served))
+    assert gone.roots == () and refused(gone, "E.npy") == refusal("E.npy") and gone.resolve("builtin") == "builtin"
 
 
 def test_scrub_leaves_no_absolute_path(tree, monkeypatch, tmp_path):
