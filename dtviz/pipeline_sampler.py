@@ -110,7 +110,9 @@ class PipelineSchedulerSampler:
         scheduler = fresh(self.scheduler)
         scheduler.set_timesteps(self.steps)
         takes_generator = "generator" in inspect.signature(scheduler.step).parameters
-        extra = {"generator": generator} if takes_generator and generator is not None else {}
+        # diffusers' randn_tensor takes one torch.Generator or one per row (dtviz's per-sample noise streams)
+        per_row = isinstance(generator, torch.Generator) or (isinstance(generator, list) and len(generator) == len(noise))
+        extra = {"generator": generator} if takes_generator and per_row else {}
         channels = noise.shape[1]
         x = noise  # (B, C, H, W)
         timesteps = scheduler.timesteps

@@ -181,3 +181,13 @@ def test_vae_decode_uses_its_config_scaling_and_shift(shift):
         old = (vae.decode(z / 0.18215).sample / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).numpy()
     assert np.abs(old - ref).max() > 1e-3
     assert math.isclose(vae.config.scaling_factor, 0.5)
+
+
+def test_stochastic_pipeline_scheduler_draws_dtvizs_per_row_noise(tmp_path):
+    """DDPMScheduler draws step noise: from the seed's per-row streams, so repeatable and independent of batching."""
+    gen = Generator(dtviz.load(tiny_pipeline(tmp_path / "ddpm", diffusers.DDPMScheduler()), device="cpu"))
+    settings = SampleSettings(steps=6, seed=3)
+    a = gen.sample([1, 2, 5], settings)
+    assert np.array_equal(a, gen.sample([1, 2, 5], settings))
+    np.testing.assert_allclose(gen.sample([1, 2, 5], settings, batch_size=1), a, atol=1e-4)
+    assert np.abs(a - gen.sample([1, 2, 5], SampleSettings(steps=6, seed=4))).max() > 1e-2
