@@ -264,3 +264,8 @@ def test_sana_loads_with_c_from_the_timestep_alone(tmp_path):
     E = src.embeddings()
     assert (E == E[0]).all()
     np.testing.assert_allclose(E[0], ref[0].numpy(), rtol=0, atol=1e-6)
+
+
+def test_parameter_count_from_the_safetensors_headers(pipes):
+    src = dtviz.load(pipes["folders"]["flux"], prompts=PROMPTS)
+    assert src.info.parameters == sum(p.numel() for p in pipes["pipes"]["flux"].transformer.parameters())

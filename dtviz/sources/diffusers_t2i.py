@@ -32,7 +32,7 @@ from dtviz.families import FAMILIES
 from dtviz.prompts import resolve_prompts
 from dtviz.sources.base import Source, SourceInfo, check_finite
 from dtviz.sources.t2i_pipeline import (KINDS, PipelineKind, embedder_module, first_timestep, load_clip_pipeline,
-                                        pipeline_defaults, read_index)
+                                        pipeline_defaults, read_index, transformer_parameters)
 
 CLIP_BATCH = 64  # prompts per CLIP forward: 1000 prompts in 16 batches on CPU
 
@@ -65,7 +65,7 @@ class TextToImageSource(Source):
         self.info = SourceInfo(
             name=name or os.path.basename(os.path.normpath(path)), family=FAMILIES[self.kind.family],
             num_classes=len(self.prompts), dim=dim, class_names=list(self.prompts), device=device,
-            parameters=None, family_note=self.kind.note(self.defaults), can_sample=sample_ok, sample_note=sample_note,
+            parameters=transformer_parameters(os.path.join(path, "transformer")), family_note=self.kind.note(self.defaults), can_sample=sample_ok, sample_note=sample_note,
             extra={"path": path, "rows": "prompts", "pipeline_class": index["_class_name"], "latent": True,
                    "c_from_text": self.kind.text_in_c, "t0_note": self.t0_note, **(extra or {})},
         )

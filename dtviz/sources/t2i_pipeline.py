@@ -234,6 +234,21 @@ def read_prefixed(tdir: str, prefix: str) -> dict:
     return out
 
 
+def transformer_parameters(tdir: str) -> int | None:
+    """The transformer's parameter count from its safetensors headers (no tensor read); None for .bin weights."""
+    from safetensors import safe_open
+
+    try:
+        names = [n for n in os.listdir(tdir) if n.endswith(".safetensors")]
+        total = 0
+        for name in names:
+            with safe_open(os.path.join(tdir, name), framework="pt") as fh:
+                total += sum(int(np.prod(fh.get_slice(k).get_shape())) for k in fh.keys())
+        return total or None
+    except Exception:  # a count for the model card only; loading already checked the embedder's file
+        return None
+
+
 # ---------------------------------------------------------------------------------------- timesteps
 
 def load_scheduler(path: str):
