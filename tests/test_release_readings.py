@@ -238,8 +238,12 @@ def test_head_count_from_args_or_stated_with_its_flag(tmp_path):
     # a release model name whose width is not the file's: said, not used
     named = dtviz.load(save_train_wrapper(state, str(tmp_path / "xl.pt"), model="DiT-XL/2", num_classes=10))
     assert "'DiT-XL/2' (width 1152) does not match the weights' width 128" in named.info.family_note
-    with pytest.raises(DtvizInputError, match="num_heads must divide the width 128"):
+    with pytest.raises(DtvizInputError, match="num_heads must be a whole number that divides the width 128; got 3"):
         dtviz.load(plain, num_heads=3)
+    # a wrapper can hold anything: values of the wrong type count as not recorded, never as a traceback
+    odd = save_train_wrapper(state, str(tmp_path / "odd.pt"), model=7, num_classes="ten", num_heads=torch.tensor(4))
+    src = dtviz.load(odd, device="cpu")
+    assert src.num_classes == 10 and "assumed 2 heads" in src.info.family_note and "--null-row no" in src.info.family_note
     assert build_parser().parse_args(["sample", plain, "--out", str(tmp_path / "o"), "--num-heads", "4"]).num_heads == 4
 
 

@@ -79,8 +79,8 @@ def read_training_record(obj) -> TrainingRecord:
 
 def _from_args(args: dict) -> TrainingRecord:
     name = args.get("model") if isinstance(args.get("model"), str) else None
-    values = {k: args[k] for k in ("num_classes", "class_dropout_prob", "num_heads", "qk_norm", "legacy",
-                                   "encoder_depth", "learn_sigma") if k in args and args[k] is not None}
+    values = _typed({k: args.get(k) for k in ("num_classes", "class_dropout_prob", "num_heads", "qk_norm", "legacy",
+                                              "encoder_depth", "learn_sigma")})
     family, reason = None, ""
     if any(k in args for k in ("enc_type", "proj_coeff", "encoder_depth")):
         family, reason = "repa", "training args with enc_type / encoder_depth (REPA's train.py)"
@@ -95,13 +95,31 @@ def _from_lightning_config(config: Mapping) -> TrainingRecord:
     model = config["model"]
     name = model.get("model_type") if isinstance(model.get("model_type"), str) else None
     data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
-    values = {k: model[k] for k in ("use_qknorm", "use_swiglu", "use_rope", "use_rmsnorm", "wo_shift", "learn_sigma",
-                                    "num_heads", "class_dropout_prob") if model.get(k) is not None}
-    if data.get("num_classes") is not None:
-        values["num_classes"] = data["num_classes"]
+    values = _typed({**{k: model.get(k) for k in ("use_qknorm", "use_swiglu", "use_rope", "use_rmsnorm", "wo_shift",
+                                                  "learn_sigma", "num_heads", "class_dropout_prob")},
+                     "num_classes": data.get("num_classes")})
     family = "lightningdit" if name and name.startswith("LightningDiT") else None
     reason = f"training config model_type={name!r} (LightningDiT's train.py)" if family else ""
     return TrainingRecord("the training config", name, family, reason, values, _json_safe(config))
+
+
+_COUNTS = ("num_classes", "num_heads", "encoder_depth")
+
+
+def _typed(values: dict) -> dict:
+    """Only values of the type train.py writes: positive int counts, a float probability, bool switches; anything
+    else (a file can hold any tensor or string there) is left out, as if not recorded."""
+    out = {}
+    for key, v in values.items():
+        if key in _COUNTS:
+            ok = isinstance(v, int) and not isinstance(v, bool) and v > 0
+        elif key == "class_dropout_prob":
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+        else:
+            ok = isinstance(v, bool)
+        if ok:
+            out[key] = v
+    return out
 
 
 def _json_safe(value, depth: int = 0):
@@ -153,15 +171,13 @@ def read_heads(hidden: int, visible_head_dim: int | None, family: str, record: T
                sidecar_model: Mapping | None, num_heads: int | None) -> tuple[int | None, str]:
     """The head count and a note when it is assumed; None when the shapes show it (the backbone reads it)."""
     if num_heads is not None:
-        if int(num_heads) < 1 or hidden % int(num_heads):
-            raise DtvizInputError(f"num_heads must divide the width {hidden}; got {num_heads}.")
-        return int(num_heads), f"{num_heads} attention heads (set by the user)"
+        return _dividing(num_heads, hidden, "num_heads"), f"{num_heads} attention heads (set by the user)"
     if family == "mdt" or visible_head_dim:
         return None, ""  # MDT's relative-position tables, qk-norm weights and RoPE tables show the head width
     if sidecar_model and sidecar_model.get("num_heads"):
-        return int(sidecar_model["num_heads"]), ""
+        return _dividing(sidecar_model["num_heads"], hidden, "config.json's num_heads"), ""
     if record.values.get("num_heads"):
-        return int(record.values["num_heads"]), ""
+        return _dividing(record.values["num_heads"], hidden, f"num_heads in {record.where}"), ""
     size = registry_size(record.model_name)
     conflict = ""
     if size and size["hidden_size"] == hidden:
@@ -198,6 +214,12 @@ def repa_legacy_layout(state: Mapping) -> tuple[Mapping, str]:
         names[".".join(parts)] = key
     return RenamedKeys(state, names), (f"REPA's legacy layout: decoder_blocks.{{i}} read as blocks.{{i + {encoder_depth}}}, "
                                        "as REPA's load_legacy_checkpoints does")
+
+
+def _dividing(heads, hidden: int, what: str) -> int:
+    if isinstance(heads, bool) or not isinstance(heads, int) or heads < 1 or hidden % heads:
+        raise DtvizInputError(f"{what} must be a whole number that divides the width {hidden}; got {heads!r}.")
+    return heads
 
 
 def shape_conflicts(record: TrainingRecord, seen: Mapping) -> str:
