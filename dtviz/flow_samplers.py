@@ -108,6 +108,8 @@ class AdaptiveFlowSampler:
     the work; the solver takes as many network evaluations as its tolerances need, and on_step counts those
     evaluations (n = 0: not known in advance). For a fixed-grid method (euler, midpoint, rk4, ...) the grid's
     steps − 1 intervals are the integration steps, as in SiT. Computed in the noise's dtype, as SiT does.
+    ``max_evaluations`` bounds the solver's work (SiT sets none; dopri5 on a trained SiT takes a few hundred): past
+    it the run stops with one sentence instead of running without end.
     """
 
     steps: int = 250
@@ -116,6 +118,7 @@ class AdaptiveFlowSampler:
     method: str = "dopri5"
     atol: float = 1e-6
     rtol: float = 1e-3
+    max_evaluations: int = 10_000
 
     def __post_init__(self):
         from torchdiffeq._impl.odeint import SOLVERS
@@ -144,6 +147,9 @@ class AdaptiveFlowSampler:
 
         def fn(t, x):
             nonlocal k
+            if k >= self.max_evaluations:
+                raise DtvizInputError(f"the {self.method} ODE needed more than {self.max_evaluations} network evaluations "
+                                      f"at atol {self.atol:g}, rtol {self.rtol:g}; loosen them or use a fixed-step sampler.")
             if on_step:
                 on_step(k, 0)
             k += 1

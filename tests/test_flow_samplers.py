@@ -88,6 +88,8 @@ def test_dopri5_matches_closed_form():
     assert evals[0] == (0, 0) and [i for i, _ in evals] == list(range(len(evals)))  # evaluations counted, n unknown
     with pytest.raises(DtvizInputError, match="torchdiffeq"):
         AdaptiveFlowSampler(method="nonsense")
+    with pytest.raises(DtvizInputError, match="more than 5 network evaluations"):
+        AdaptiveFlowSampler(atol=1e-12, rtol=1e-12, max_evaluations=5).sample(field, x0(), None)
 
 
 def sit_sde_reference(x, draws, steps, form, norm, last_step, h=0.04):
@@ -280,3 +282,21 @@ def test_adaptive_ode_counts_evaluations_and_refuses_last_k(tmp_path):
         gen.sample([0], SampleSettings(steps=4), prune=PruneSpec(tau=0.1, schedule="last:2"))
     first = gen.sample([0], SampleSettings(steps=4), prune=PruneSpec(tau=0.1, schedule="first"))
     assert first.shape == (1, 8, 8, 3)
+
+
+def test_cli_reports_an_internal_error_in_one_sentence(tmp_path, capsys, monkeypatch):
+    """A bug (here injected: a RuntimeError from inside sampling) reaches the user as one sentence, exit 2;
+    DTVIZ_DEBUG=1 re-raises it with its traceback."""
+    _, ckpt = pixel_generator(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("The size of tensor a (4) must match the size of tensor b (8)\nat dimension 1")
+
+    monkeypatch.setattr(Generator, "sample", broken)
+    argv = ["sample", ckpt, "--family", "sit", "--classes", "1", "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error (RuntimeError: The size of tensor a" in err and "DTVIZ_DEBUG" in err
+    monkeypatch.setenv("DTVIZ_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        main(argv)
