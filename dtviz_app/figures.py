@@ -70,9 +70,10 @@ def short_name(name: str) -> str:
     return text or str(name)
 
 
-def image_grid(images, names: list[str], grid: str, max_columns: int = 6) -> None:
+def image_grid(images, names: list[str], grid: str, max_columns: int = 6) -> str:
     """Sample images as a grid of crisp (nearest-neighbour, plots.image_tiles) tiles, each with its class's
-    short name under it and the full name on hover. ``grid`` names the grid in the page (data-grid="…")."""
+    short name under it and the full name on hover. ``grid`` names the grid in the page (data-grid="…").
+    Returns the HTML drawn."""
     import html as html_lib
 
     from dtviz import plots
@@ -89,8 +90,10 @@ def image_grid(images, names: list[str], grid: str, max_columns: int = 6) -> Non
                      'style="display:block;image-rendering:pixelated;border:1px solid #d0d0d0;border-radius:2px">'
                      f'<figcaption style="font:12px/1.3 sans-serif;color:#444;text-align:center;white-space:nowrap;'
                      f'overflow:hidden;text-overflow:ellipsis">{short}</figcaption></figure>')
-    st.html(f'<div class="dtviz-grid" data-grid="{html_lib.escape(grid)}" style="display:grid;'
+    html = (f'<div class="dtviz-grid" data-grid="{html_lib.escape(grid)}" style="display:grid;'
             f'grid-template-columns:repeat({columns},{width}px);gap:8px 10px">{"".join(tiles)}</div>')
+    st.html(html)
+    return html
 
 
 def _csv_callable(data):

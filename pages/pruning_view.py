@@ -1,6 +1,9 @@
-"""Live pruning (paper section 5: Table 2, Figs. 7, 8, 10): sample with dimensions of c zeroed and compare
-with the unpruned samples of the same noise; inspect one dimension across classes and ablate it alone."""
-import math
+"""Live pruning (paper section 5: Table 2, Figs. 7, 8, 10): sample with dimensions of c zeroed and compare with
+the unpruned samples of the same noise; inspect one dimension across classes and ablate it alone.
+
+It opens on the paper's central contrast, from the model's own statistics (dtviz.pruning_defaults): the tail
+at the τ where s_tail ≈ 0.4 beside the head's k = 2 largest dims, with the baseline — three grids and the τ
+control in one screen (1600×1000); the dimension inspector below."""
 import time
 
 import numpy as np
@@ -12,12 +15,15 @@ from dtviz import budgets, plots
 from dtviz.cli import select_classes
 from dtviz.errors import DtvizInputError
 from dtviz.generate import SAMPLER_LABELS
-from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule, parse_schedule
+from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule
+from dtviz.pruning_defaults import pruning_defaults, reading_for
+from dtviz.reference import paper_rows
+from dtviz_app import pruning_controls
+from dtviz_app.pruning_controls import MASK_LABELS, describe, readout, readout_line
 
 PICKS = {"random": "random classes", "chosen": "chosen classes"}
 SELECT_BY = {"tau": "threshold τ", "k": "count k"}
 MODE_LABELS = {"tail": "tail (small |cᵢ|)", "head": "head (large |cᵢ|)"}
-MASK_LABELS = {"global": "global, from c̄", "per-sample": "per sample, own |c|"}
 SCHEDULES = {"every": "every step", "first": "first step", "last": "last K steps"}
 DEFAULT_N, MAX_N, DEFAULT_CHOSEN, DEFAULT_LAST = 16, 64, 8, 10
 
@@ -30,17 +36,17 @@ def report_figures(ctx):
 
 def main():
     ctx = common.require_ctx()
-    common.page_header(ctx, "Live pruning", metrics=False)
+    common.page_header(ctx, "Live pruning", metrics=False,
+                       caption=f"{ctx.title_context} · zero dims of c in every adaLN modulation while sampling; the same "
+                               "noise as the unpruned baseline")
     gen, reason = common.generator(ctx)
     run = None
     if gen is None:
         st.info(f"No samples for this source — {common.shown(reason)} The dimension inspector below needs no sampling.",
                 icon=":material/info:")
     else:
-        st.markdown("Zero dimensions of c in every adaLN modulation while sampling, and compare with the unpruned "
-                    "samples from the same noise. The pruned side recomputes when a control is released; the "
-                    "baseline is computed once per classes, seed, sampler, steps and CFG.")
-        run = sample_controls(ctx, gen)
+        with st.expander("Samples: classes, count, seed, sampler, steps, CFG", icon=":material/tune:"):
+            run = sample_controls(ctx, gen)
         if run is not None:
             pruning_section(ctx, run)
     inspector_section(ctx, run)
@@ -51,7 +57,6 @@ def main():
 def sample_controls(ctx, gen) -> dict | None:
     """Classes, number of samples, seed, steps and CFG (changing them reruns the page: a new baseline)."""
     n_all = ctx.info.num_classes
-    st.subheader("Samples")
     cols = st.columns([2, 5])
     with cols[0]:
         pick = common.bound(st.radio, "pr_pick", "random", parse=common.choice(PICKS), label="Classes",
@@ -59,9 +64,10 @@ def sample_controls(ctx, gen) -> dict | None:
     chosen = None
     if pick == "chosen":
         with cols[1]:
+            pruning_controls.class_search("pr_find", "pr_ids", ctx.names, MAX_N)
             chosen = common.bound(st.multiselect, "pr_ids", select_classes(n_all, None, min(DEFAULT_CHOSEN, n_all), 0),
                                   parse=common.ids_below(n_all), fmt=common.fmt_ints,
-                                  label="Classes (type a name to search)", options=list(range(n_all)),
+                                  label="Chosen classes", options=list(range(n_all)),
                                   format_func=lambda i: ctx.names[i], max_selections=MAX_N)
     cols = st.columns(5)
     with cols[0]:
@@ -121,114 +127,107 @@ def sampled(ctx, run: dict, spec=None) -> dict:
                              run["sampler"], run.get("size"))  # shows a progress bar while sampling
 
 
-def side_by_side(ctx, run: dict, base: dict, result: dict, right_title: str, grids: tuple[str, str]) -> None:
-    """The baseline and the pruned grid, same seeds in the same places; ``grids`` names them in the page."""
-    names = [ctx.names[i] for i in run["labels"]]
-    left, right = st.columns(2, gap="large")
-    with left:
-        st.markdown("**Baseline** · no pruning")
-        common.image_grid(base["images"], names, grids[0])
-    with right:
-        st.markdown(right_title)
-        common.image_grid(result["images"], names, grids[1])
-
-
-def describe(spec: PruneSpec) -> str:
-    """"tail |cᵢ| < τ = 0.01 · every step" etc., for the heading above the pruned grid."""
-    if spec.dims is not None:
-        what = "dims " + ", ".join(map(str, spec.dims))
-    elif spec.tau is not None:
-        what = f"{spec.mode}: |cᵢ| {'<' if spec.mode == 'tail' else '≥'} τ = {spec.tau:g}"
-    else:
-        what = f"{spec.mode}: the {spec.k} {'smallest' if spec.mode == 'tail' else 'largest'} |cᵢ|"
-    kind, k = parse_schedule(spec.schedule)
-    when = {"every": "every step", "first": "first step"}.get(kind, f"last {k} steps")
-    parts = [what, when] + ([MASK_LABELS[spec.mask]] if spec.dims is None else []) + (["null rows too"] if spec.prune_null else [])
-    return " · ".join(parts)
-
-
-def readout(ctx, spec, base: dict, result: dict) -> None:
-    """Removed dims, pixel drift and class accuracy of ``result`` against ``base``."""
-    d = ctx.info.dim
-    count, share = result["removed"]
-    cols = st.columns(4)
-    if spec.mask == "per-sample":
-        cols[0].metric("Removed dims (mean per sample)", f"{count:.1f} / {d}  ({share:.1%})",
-                       help="Each sample's own count from its c at t0; a per-sample mask is recomputed at every "
-                            "pruned step, so the count can vary along the way.")
-    else:
-        cols[0].metric("Removed dims", f"{count} / {d}  ({share:.1%})",
-                       help="Dims zeroed in every pruned row, chosen once from c̄ at t0 (at a τ, exactly the dims "
-                            "`dtviz stats --tau` puts in the tail or head).")
-    drift = result["drift"]
-    mse = drift["mse"]
-    cols[1].metric("Pixel drift (MSE)", f"{mse:.4f}" if mse == 0 or mse >= 1e-4 else f"{mse:.1e}",
-                   help="Mean squared pixel difference from the baseline, pixels in [0, 1].")
-    cols[2].metric("PSNR vs baseline", "∞ (identical)" if math.isinf(drift["psnr"]) else f"{drift['psnr']:.1f} dB")
-    if result["accuracy"] is None:
-        cols[3].metric("Class accuracy", "—", help="Only for models that ship a classifier (the built-in model).")
-    else:
-        acc, base_acc = result["accuracy"], base["accuracy"]
-        cols[3].metric(f"Class accuracy (baseline {base_acc:.0%})", f"{acc:.0%}",
-                       delta=None if acc == base_acc else f"{100 * (acc - base_acc):+.0f} points",
-                       help="Share of the samples the built-in glyph classifier names as their own class.")
-
-
 # ------------------------------------------------------------------------------------------ pruning
+
+def control_bar(ctx, run: dict, defaults) -> tuple[PruneSpec, PruneSpec | None]:
+    """The compact bar above the grids → (the pruned grid's spec, the contrast grid's spec or None)."""
+    d = ctx.info.dim
+    cols = st.columns([2.3, 1.7, 1.8, 1.5, 1.1, 1.6, 1.8], vertical_alignment="bottom")
+    mode = common.bound(cols[0].radio, "pr_mode", "tail", parse=common.choice(MODES), label="Remove", options=MODES,
+                        format_func=MODE_LABELS.get, horizontal=True,
+                        help="tail: zero the small dims (|cᵢ| < τ, or the k smallest); head: zero the large ones "
+                             "(|cᵢ| ≥ τ, or the k largest). The paper removes 2–8 head dims.")
+    by_default = "k" if ctx.threshold == "topk" else "tau"
+    common.follow("pr_by", by_default)
+    by = common.bound(cols[1].radio, "pr_by", by_default, parse=common.choice(SELECT_BY), label="Select dims by",
+                      options=tuple(SELECT_BY), format_func=SELECT_BY.get, horizontal=True)
+    mask = common.bound(cols[2].selectbox, "pr_mask", defaults.mask, parse=common.choice(MASKS), label="Mask from",
+                        options=MASKS, format_func=MASK_LABELS.get,
+                        help=f"global: one mask from c̄ at t0, for every sample. per sample: each row's own |c| at the "
+                             f"step being run. Default for this model: {MASK_LABELS[defaults.mask]} — {defaults.why}.")
+    schedule, prune_null = when_controls("pr", run["steps"], cols[3:6], compact=True)
+    contrast = common.bound(cols[6].toggle, "pr_contrast", True, parse=common.parse_bool, fmt=common.fmt_bool,
+                            label="Contrast grid", help="A third grid with the opposite pruning: the head's k largest "
+                                                       "dims when you prune the tail, the tail at s_tail ≈ 0.4 when you "
+                                                       "prune the head — the paper's central contrast.")
+    tau_default = defaults.tau_by_mask[mask]
+    common.follow("pr_tau", tau_default)  # a new mask starts at its own s_tail ≈ 0.4
+    tau, k = float(st.session_state.get("pr_tau", tau_default)), None
+    if by == "tau":
+        marks = ctx.stats.tau_marks(reading_for(mask))
+        tau = pruning_controls.tau_control(
+            "pr_tau", marks, tau_default,
+            help=f"Starts where s_tail ≈ {defaults.tail_share:.0%} for this model ({tau_default:g}; the paper's τ = 0.01 "
+                 "does that on its XL models). The slider fires when released; the box takes any value.")
+    else:
+        common.follow("pr_k", min(ctx.k, d))
+        k = int(common.bound(st.columns([1, 5])[0].number_input, "pr_k", min(ctx.k, d), parse=common.int_in(0, d),
+                             label="k (dims)", min_value=0, max_value=d, step=1,
+                             help="tail: the k smallest |c̄ᵢ|; head: the k largest. Starts at the sidebar's k."))
+    spec = PruneSpec(mode=mode, tau=tau if by == "tau" else None, k=k, mask=mask, schedule=schedule,
+                     prune_null=prune_null)
+    if not contrast:
+        return spec, None
+    if mode == "tail":
+        other = PruneSpec(mode="head", k=defaults.head_k, mask=mask, schedule=schedule, prune_null=prune_null)
+    else:
+        other = PruneSpec(mode="tail", tau=tau_default, mask=mask, schedule=schedule, prune_null=prune_null)
+    return spec, other
+
+
+def paper_line() -> str:
+    """Table 2 (REPA-XL, FID) in one line: the reference beside the grids."""
+    rows = paper_rows(2)
+    base = next(r for r in rows if r["baseline"])
+    tail = next(r for r in rows if r["prune"] == "tail" and r["tau"] == 0.01 and r["schedule"] == "every")
+    heads = [r for r in rows if r["prune"] == "head"]
+    return (f"Paper (Table 2, {base['name']}, FID ↓): baseline {base['printed']['fid']}; tail τ = 0.01 removes "
+            f"{tail['printed']['removed']} → {tail['printed']['fid']}; head "
+            + " and ".join(f"{r['removed_dims']} dims → {r['printed']['fid']}" for r in heads) + ".")
+
 
 @st.fragment
 def pruning_section(ctx, run: dict):
-    """The pruning controls and the two grids; a change reruns only this part (the baseline is cached)."""
-    st.subheader("Pruning")
-    d = ctx.info.dim
-    top = st.columns([2, 2, 5])
-    with top[0]:
-        mode = common.bound(st.radio, "pr_mode", "tail", parse=common.choice(MODES), label="Remove",
-                            options=MODES, format_func=MODE_LABELS.get,
-                            help="tail: zero the small dims (|cᵢ| < τ, or the k smallest); head: zero the large "
-                                 "ones (|cᵢ| ≥ τ, or the k largest). The paper removes 2–8 head dims.")
-    by_default = "k" if ctx.threshold == "topk" else "tau"
-    common.follow("pr_by", by_default)
-    with top[1]:
-        by = common.bound(st.radio, "pr_by", by_default, parse=common.choice(SELECT_BY), label="Select dims by",
-                          options=tuple(SELECT_BY), format_func=SELECT_BY.get)
-    with top[2]:
-        common.follow("pr_tau", ctx.tau_setting)
-        tau = common.tau_input("pr_tau", ctx.tau_setting, show=by == "tau",
-                               help="Starts at the sidebar's τ. The slider fires when released; the box takes any value.")
-        k = None
-        if by == "k":
-            common.follow("pr_k", min(ctx.k, d))
-            k = common.bound(st.columns([2, 3])[0].number_input, "pr_k", min(ctx.k, d), parse=common.int_in(0, d),
-                             label="k (dims)", min_value=0, max_value=d, step=1,
-                             help="tail: the k smallest |c̄ᵢ|; head: the k largest. Starts at the sidebar's k.")
-    low = st.columns([2, 2, 2, 3])
-    with low[0]:
-        mask = common.bound(st.radio, "pr_mask", "global", parse=common.choice(MASKS), label="Mask from",
-                            options=MASKS, format_func=MASK_LABELS.get,
-                            help="global: one mask from c̄ at t0, for every sample. per sample: each row's own |c| "
-                                 "at the step being run.")
-    schedule, prune_null = when_controls("pr", run["steps"], low[1:])
-    spec = PruneSpec(mode=mode, tau=tau if by == "tau" else None, k=None if k is None else int(k), mask=mask,
-                     schedule=schedule, prune_null=prune_null)
-    with st.spinner("Sampling the baseline…"):
-        base = sampled(ctx, run)
-    started = time.perf_counter()
-    with st.spinner("Sampling with c pruned…"):
-        result = sampled(ctx, run, spec)
-    seconds = time.perf_counter() - started
-    readout(ctx, spec, base, result)
-    side_by_side(ctx, run, base, result, f"**Pruned** · {describe(spec)}", ("baseline", "pruned"))
-    st.caption(f"{len(run['labels'])} samples, {run['steps']} steps, CFG {run['cfg']:g}, seed {run['seed']} · "
-               f"pruned grid in {seconds:.2f} s{' (cached)' if seconds < 0.05 else ''} · hover a sample for its class.")
+    """The control bar and the grids; a change reruns only this part (the baseline is cached, and each grid
+    stays on screen dimmed while its next version is sampled)."""
+    defaults = pruning_defaults(ctx.stats)
+    spec, other = control_bar(ctx, run, defaults)
+    names = [ctx.names[i] for i in run["labels"]]
+    metrics = st.container()
+    panels = [("baseline", "**Baseline** · no pruning", None), ("pruned", f"**Pruned** · {describe(spec)}", spec)]
+    if other is not None:
+        panels.append(("contrast", f"**Contrast** · {describe(other)}", other))
+    columns = st.columns(len(panels), gap="small")
+    slots = {}
+    for col, (name, title, _) in zip(columns, panels):
+        with col:
+            st.markdown(title)
+            slots[name] = (st.container(), pruning_controls.grid_slot(name))
+    results, seconds = {}, 0.0
+    for col, (name, _, pspec) in zip(columns, panels):
+        note, slot = slots[name]
+        started = time.perf_counter()
+        with note:
+            results[name] = sampled(ctx, run, pspec)
+        if name == "pruned":
+            seconds = time.perf_counter() - started
+        if name == "contrast":
+            note.caption(readout_line(ctx.info.dim, results[name]))
+        pruning_controls.fill_grid(slot, results[name]["images"], names, name)
+    with metrics:
+        readout(ctx.info.dim, spec, results["baseline"], results["pruned"])
+    st.caption(f"{len(run['labels'])} samples, {run['steps']} steps, CFG {run['cfg']:g}, seed {run['seed']} · pruned "
+               f"grid in {seconds:.2f} s{' (cached)' if seconds < 0.05 else ''} · hover a sample for its class · "
+               + paper_line())
 
 
-def when_controls(prefix: str, steps: int, cols) -> tuple[str, bool]:
+def when_controls(prefix: str, steps: int, cols, compact: bool = False) -> tuple[str, bool]:
     """Schedule (every / first / last K) and the null-row option in three columns; URL keys ``{prefix}_sched``,
     ``{prefix}_last``, ``{prefix}_null``. Returns (PruneSpec.schedule, PruneSpec.prune_null)."""
     with cols[0]:
-        sched = common.bound(st.radio, f"{prefix}_sched", "every", parse=common.choice(SCHEDULES), label="Prune at",
-                             options=tuple(SCHEDULES), format_func=SCHEDULES.get,
+        sched = common.bound(st.selectbox if compact else st.radio, f"{prefix}_sched", "every",
+                             parse=common.choice(SCHEDULES), label="Prune at", options=tuple(SCHEDULES),
+                             format_func=SCHEDULES.get,
                              help="The paper's t_i (every step), t_0 (first) and t_{n-k,n} (last K).")
     last = DEFAULT_LAST
     if sched == "last":
@@ -238,8 +237,9 @@ def when_controls(prefix: str, steps: int, cols) -> tuple[str, bool]:
                                 max_value=steps, step=1)
     with cols[2]:
         prune_null = common.bound(st.toggle, f"{prefix}_null", False, parse=common.parse_bool, fmt=common.fmt_bool,
-                                  label="Prune the null (CFG) rows too",
-                                  help="Off (the paper's setting): only the conditional rows are pruned.")
+                                  label="Null rows too" if compact else "Prune the null (CFG) rows too",
+                                  help="Prune the null (CFG) rows too. Off (the paper's setting): only the "
+                                       "conditional rows are pruned.")
     return format_schedule(sched, int(last)), prune_null
 
 
@@ -279,9 +279,15 @@ def inspector_section(ctx, run: dict | None):
     spec = PruneSpec(dims=(dim,), schedule=schedule, prune_null=prune_null)
     with st.spinner(f"Sampling without dimension {dim}…"):
         base, result = sampled(ctx, run), sampled(ctx, run, spec)
-    readout(ctx, spec, base, result)
-    side_by_side(ctx, run, base, result, f"**Without dimension {dim}** · {describe(spec)}",
-                 ("ablation-baseline", "ablated"))
+    readout(ctx.info.dim, spec, base, result)
+    names = [ctx.names[i] for i in run["labels"]]
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("**Baseline** · no pruning")
+        common.image_grid(base["images"], names, "ablation-baseline")
+    with right:
+        st.markdown(f"**Without dimension {dim}** · {describe(spec)}")
+        common.image_grid(result["images"], names, "ablated")
 
 
 if __name__ == "__main__":

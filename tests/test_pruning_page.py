@@ -1,0 +1,68 @@
+"""The live pruning page opens on the paper's contrast (AppTest, built-in model): baseline, tail at the τ where
+s_tail ≈ 0.4 and head k = 2, with both read-outs; Enter in the class search adds one best match."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+
+import dtviz  # noqa: E402
+from dtviz.pruning_defaults import pruning_defaults  # noqa: E402
+from dtviz.quality import template_accuracy, template_matcher_for  # noqa: E402
+from dtviz.stats import ConditionStats  # noqa: E402
+from test_app import grid, images, metric, ok, pruning_app, steady_state_navigation  # noqa: E402,F401
+
+
+@pytest.fixture(scope="module")
+def defaults():
+    return pruning_defaults(ConditionStats().fit(dtviz.load("builtin").embeddings()))
+
+
+def test_opens_on_tail_beside_head_with_both_readouts(defaults):
+    at = pruning_app(pr_n=6, pr_seed=21)
+    assert at.selectbox(key="pr_mask").value == defaults.mask
+    assert at.number_input(key="pr_tau_box").value == pytest.approx(defaults.tau)
+    headings = " ".join(m.value for m in at.markdown)
+    assert f"τ = {defaults.tau:g}" in headings and "head: the 2 largest" in headings
+    assert len(images(at, "contrast")) == 6 and images(at, "contrast") != images(at, "baseline")
+    line = next(c.value for c in at.caption if "dims removed" in c.value)
+    assert line.startswith(("2 / 128", "2.0 / 128"))
+    # the template read-out is the library's, on the very samples shown
+    src = dtviz.load("builtin")
+    from dtviz.generate import Generator, SampleSettings
+    from dtviz.pruning import PruneSpec
+
+    from dtviz.cli import select_classes
+
+    labels = [int(i) for i in select_classes(src.num_classes, None, 6, 21)]
+    pruned = Generator(src).sample(labels, SampleSettings(seed=21), prune=PruneSpec(tau=defaults.tau, mask=defaults.mask))
+    expected = template_accuracy(pruned, labels, template_matcher_for(src))
+    assert metric(at, "Template accuracy").value == f"{expected:.0%}"
+    assert metric(at, "Class accuracy").label.startswith("Class accuracy (baseline")
+    assert any("Paper (Table 2, REPA-XL" in c.value for c in at.caption)
+    # head pruning: the contrast becomes the tail at s_tail ≈ 0.4; the toggle removes it
+    at.radio(key="pr_mode").set_value("head").run()
+    ok(at)
+    assert f"tail: |cᵢ| < τ = {defaults.tau:g}" in " ".join(m.value for m in at.markdown)
+    at.toggle(key="pr_contrast").set_value(False).run()
+    ok(at)
+    assert not [h for h in at.get("html") if 'data-grid="contrast"' in h.proto.body]
+    assert at.query_params["pr_contrast"] == "0"
+
+
+@pytest.mark.parametrize("query, expected", [("DIGIT ONE", "DIGIT ONE"), ("LATIN CAPITAL LETTER A", "LATIN CAPITAL LETTER A"),
+                                             ("U+0041", "LATIN CAPITAL LETTER A")])
+def test_enter_adds_the_single_best_match(query, expected):
+    names = dtviz.load("builtin").class_names
+    target = next(i for i, n in enumerate(names) if n.split("  ")[-1] == expected)
+    at = pruning_app(pr_n=2, pr_pick="chosen", pr_ids="5", pr_steps=4)
+    at.text_input(key="pr_find").input(query).run()  # Enter
+    ok(at)
+    assert at.multiselect(key="pr_ids").value == [5, target]
+    assert at.text_input(key="pr_find").value == "" and any(c.value.startswith("Added: ") for c in at.caption)
+    assert "LATIN" in grid(at, "pruned") or "DIGIT" in grid(at, "pruned")
+    at.text_input(key="pr_find").input("zzzz no such glyph").run()
+    ok(at)
+    assert at.multiselect(key="pr_ids").value == [5, target]
+    assert any(c.value == "No class matches that text." for c in at.caption)
