@@ -269,3 +269,29 @@ def test_sana_loads_with_c_from_the_timestep_alone(tmp_path):
 def test_parameter_count_from_the_safetensors_headers(pipes):
     src = dtviz.load(pipes["folders"]["flux"], prompts=PROMPTS)
     assert src.info.parameters == sum(p.numel() for p in pipes["pipes"]["flux"].transformer.parameters())
+
+
+def test_sd3_null_rows_are_pruned_only_when_asked(pipes):
+    """SD3's CFG batch is [negative; prompt]: prune_null=False leaves the negative rows' c untouched."""
+    src = dtviz.load(pipes["folders"]["sd3"], prompts=PROMPTS)
+    gen = Generator(src)
+    seen = []
+    embed = gen.pipeline().transformer.time_text_embed
+    for prune_null in (False, True):
+        seen.clear()
+        spec = PruneSpec(dims=(0, 1, 2), prune_null=prune_null)
+        handle = None
+        try:
+            from dtviz.pruning import pruned_output  # the hook Generator installs, then one that records after it
+
+            with pruned_output(embed, spec, mask=gen.global_mask(spec), null_label=-1) as pruner:
+                handle = embed.register_forward_hook(lambda m, a, out: seen.append(out.clone()))
+                pruner.set_rows([-1, -1, 0, 3])
+                gen.pipeline()(prompt=[PROMPTS[0], PROMPTS[3]], num_inference_steps=1, height=16, width=16,
+                               output_type="latent", guidance_scale=7.0)
+        finally:
+            if handle is not None:
+                handle.remove()
+        c = seen[0]  # (4, d): negative rows first
+        assert (c[2:, :3] == 0).all() and (c[:2, :3] != 0).all() != prune_null
+        assert (c[:, 3:] != 0).any()
