@@ -191,3 +191,18 @@ def test_stochastic_pipeline_scheduler_draws_dtvizs_per_row_noise(tmp_path):
     assert np.array_equal(a, gen.sample([1, 2, 5], settings))
     np.testing.assert_allclose(gen.sample([1, 2, 5], settings, batch_size=1), a, atol=1e-4)
     assert np.abs(a - gen.sample([1, 2, 5], SampleSettings(steps=6, seed=4))).max() > 1e-2
+
+
+@pytest.mark.parametrize("config, match", [
+    ('{"_class_name": "os"}', "diffusers scheduler class"),
+    ("[1]", "diffusers scheduler class"),
+    ("{not json", "expected JSON"),
+    ('{"_class_name": "DDIMScheduler", "beta_schedule": "nope"}', "could not"),
+    ('{"_class_name": "DDIMScheduler", "num_train_timesteps": 10}', "default 50 steps"),
+])
+def test_bad_scheduler_config_is_one_sentence(tmp_path, config, match):
+    folder = tiny_pipeline(tmp_path / "bad", diffusers.DDIMScheduler())
+    with open(os.path.join(folder, "scheduler", "scheduler_config.json"), "w") as fh:
+        fh.write(config)
+    with pytest.raises(DtvizInputError, match=match):
+        dtviz.load(folder, device="cpu")

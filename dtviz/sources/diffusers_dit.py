@@ -200,7 +200,12 @@ def pipeline_t0(scheduler) -> tuple[float, str]:
     count, or 999 (the noise end) without a scheduler."""
     if scheduler is None:
         return 999.0, "t0 = 999, the noise end (no scheduler/scheduler_config.json)"
-    t0 = first_timestep(scheduler, PIPELINE_STEPS)
+    try:
+        t0 = first_timestep(scheduler, PIPELINE_STEPS)
+    except Exception as err:  # diffusers raises ValueError for e.g. num_train_timesteps < 50
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise DtvizInputError(f"expected a scheduler config that can take DiTPipeline's default {PIPELINE_STEPS} steps "
+                              f"(t0 is its first timestep), but its {type(scheduler).__name__} cannot ({first_line}).") from err
     return t0, (f"t0 = {t0:g}, the first timestep of its {type(scheduler).__name__} at DiTPipeline's default "
                 f"{PIPELINE_STEPS} steps")
 
