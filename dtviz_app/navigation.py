@@ -8,6 +8,8 @@ import unicodedata
 
 import streamlit as st
 
+from dtviz.loading import BUILTINS
+from dtviz.reference import reference_label
 from dtviz_app.access import plain, show_error
 from dtviz_app.context import Ctx
 
@@ -91,11 +93,16 @@ def page_header(ctx: Ctx, title: str, metrics: bool = True, caption: str | None 
         cols[1].metric("s_tail(τ) of c̄", f"{at['s_tail']['mean_vector']:.3f}",
                        help="Share of dims with |c̄ᵢ| < τ (Eq. 2). Per-class mean: "
                             f"{at['s_tail']['per_class_mean']:.3f}.")
-        cols[2].metric("nPR of c̄", f"{100 * row['npr']['mean_vector']:.2f}%",
-                       help=f"PR / d of |c̄| (Eq. 1). Mean over classes: {100 * row['npr']['per_class_mean']:.2f}%.")
+        family = None if ctx.source_key in BUILTINS else ctx.info.family.key  # built-ins: the paper's DiT-XL/2 row
+        ref = {m: reference_label(m, family, ctx.part) for m in ("npr", "cosine")}
+        cite = "The grey line: the paper's value (Table 1 for y+t, Table 4 for y; dtviz.reference)."
+        cols[2].metric("nPR of c̄", f"{100 * row['npr']['mean_vector']:.2f}%", delta=ref["npr"], delta_color="off",
+                       delta_arrow="off", help=f"PR / d of |c̄| (Eq. 1). Mean over classes: "
+                                               f"{100 * row['npr']['per_class_mean']:.2f}%. {cite}")
         cos = row.get("cosine") or {}
-        cols[3].metric("Cosine (off-diag. mean)", f"{cos.get('mean', float('nan')):.4f}",
-                       help="Mean pairwise cosine similarity of the class vectors, i ≠ j.")
+        cols[3].metric("Cosine (off-diag. mean)", f"{cos.get('mean', float('nan')):.4f}", delta=ref["cosine"],
+                       delta_color="off", delta_arrow="off",
+                       help=f"Mean pairwise cosine similarity of the class vectors, i ≠ j. {cite}")
 
 
 def class_groups(source) -> list[str] | None:

@@ -8,7 +8,8 @@ import dtviz_app as common
 from dtviz import plots
 from dtviz.cli import TABLE_COLUMNS
 from dtviz.errors import DtvizInputError
-from dtviz.loading import BUILTIN, BUILTIN_DIR
+from dtviz.loading import BUILTIN, BUILTIN_DIR, BUILTINS
+from dtviz.reference import CITATION, compare_rows, family_reference, paper_rows
 
 SNAPSHOTS = os.path.join(BUILTIN_DIR, "snapshots")
 SNAPSHOT_NAMES = f"{BUILTIN}/snapshots/"  # how links name them (dtviz.served: a built-in model's folder)
@@ -17,7 +18,7 @@ SNAPSHOT_NAMES = f"{BUILTIN}/snapshots/"  # how links name them (dtviz.served: a
 def known_sources(ctx) -> list[str]:
     """The built-in model, its training snapshots, the cached HF pipelines and the current source, by the
     names links use (relative to their served root; never an upload)."""
-    options = [BUILTIN]
+    options = list(BUILTINS)  # the shipped models by name (builtin, builtin-wide)
     try:
         options += sorted(SNAPSHOT_NAMES + f for f in os.listdir(SNAPSHOTS) if f.endswith(".safetensors"))
     except OSError:
@@ -37,6 +38,16 @@ def default_sources(options) -> list[str]:
 def label(source: str) -> str:
     """Options are already link names (relative to their root); a typed line is shown as typed (scrubbed on display)."""
     return source
+
+
+def paper_default(ctx) -> list[str]:
+    """The paper's DiT-XL/2 row (issue 11's anchor) and the row of the current source's family."""
+    family = None if ctx is None or ctx.source_key in BUILTINS else ctx.info.family.key
+    return list(dict.fromkeys(["DiT-XL/2", family_reference(family)]))
+
+
+def paper_options() -> list[str]:
+    return [r["name"] for r in paper_rows(1)]
 
 
 def rows_for(ctx, sources):
@@ -59,6 +70,7 @@ def compare_figure(ctx, rows):
 
 def report_figures(ctx):
     rows, _ = rows_for(ctx, default_sources(known_sources(ctx)))
+    rows += compare_rows(paper_default(ctx)) if rows else []
     return [{"name": "compare", "title": "Compare models: nPR and cosine", "figure": compare_figure(ctx, rows)}] if rows else []
 
 
@@ -72,6 +84,9 @@ def main():
                           fmt="\n".join, label="Sources", options=options, format_func=label)
     extra = common.bound(st.text_area, "cmp_more", "", label="More sources (one path or hf:<repo> per line)",
                          placeholder="models/DiT-XL-2-256x256.pt\nmodels/SiT-XL-2-256.pt", height=80)
+    paper = common.bound(st.multiselect, "cmp_paper", paper_default(ctx), parse=lambda raw: _known(raw, paper_options()),
+                         fmt="\n".join, label="The paper's reported rows beside yours (Table 1; hatched bars, source "
+                                               "“paper: …”)", options=paper_options())
     sources = list(dict.fromkeys(chosen + [line.strip() for line in extra.splitlines() if line.strip()]))
     if not sources:
         st.info("Choose at least one source.")
@@ -82,6 +97,10 @@ def main():
         common.show_error(f"{label(source)}: {message}")
     if not rows:
         return
+    rows += compare_rows(paper)  # family "paper": reported values, not computed (dtviz.reference)
+    if paper:
+        st.caption(f"Rows “paper: …” are the paper's reported values at t0, y+t (its Table 1; one PR/nPR reading, "
+                   f"shown as c̄'s). {CITATION}")
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "dim": st.column_config.NumberColumn("d"), "num_classes": st.column_config.NumberColumn("classes"),

@@ -16,7 +16,10 @@ def profile_vectors(ctx, ids) -> dict:
 
 
 def below_figure(ctx, normalised: bool):
-    return plots.dims_below_curve(ctx.stats.mean_vector_, ctx.plot_context(), tau=ctx.tau, normalised=normalised)
+    from dtviz.reference import pruning_markers
+
+    return plots.dims_below_curve(ctx.stats.mean_vector_, ctx.plot_context(), tau=ctx.tau, normalised=normalised,
+                                  reference=pruning_markers())  # the paper's REPA-XL points (Table 2)
 
 
 def report_figures(ctx):
@@ -56,6 +59,11 @@ def main():
         common.show_figure(below_figure(ctx, False), "dims-below-tau", title="Dimensions below τ")
     with right:
         common.show_figure(below_figure(ctx, True), "dims-below-tau-normalised", title="Share of dimensions below τ")
+    from dtviz.reference import pruning_markers
+
+    marks = pruning_markers()
+    st.caption("Hollow “paper” markers: " + "; ".join(m["label"] for m in marks) + " (its Table 2), drawn at their "
+               "share of d; those outside this model's τ range are left out.")
 
 
 @st.fragment

@@ -26,6 +26,18 @@ def report_figures(ctx):
     return [{"name": "overview-mean-profile", "title": "Profile of the mean vector c̄", "figure": fig}]
 
 
+def paper_table() -> None:
+    """The paper's Table 1 as reported (dtviz.reference), beside this model's row: the anchor of a screenshot."""
+    from dtviz.reference import CITATION, paper_rows
+
+    rows = paper_rows(1)
+    lines = ["| paper's model | d | PR | nPR | cosine |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {r['name']} | {r['printed']['d']} | {r['printed']['pr']} | {r['printed']['npr']} | "
+              f"{r['printed']['cosine']} |" for r in rows]
+    st.markdown("**The paper's reported values** (Table 1: y+t at t0)\n\n" + "\n".join(lines))
+    st.caption(CITATION)
+
+
 def main():
     ctx = common.require_ctx()
     common.page_header(ctx, f"{ctx.info.name} — overview")
@@ -48,6 +60,7 @@ def main():
         rest = {k: v for k, v in card.items() if k not in ("model", "family", "family note", "d", "classes",
                                                                "parameters", "t convention", "device", "t", "part")}
         st.markdown(common.card_markdown(rest, ("statistic", "value")))
+        paper_table()
     st.subheader("Per-dimension profile of the mean vector c̄")
     fig, data = profile_figure(ctx)
     common.show_figure(fig, "overview-mean-profile", data, title="Profile of the mean vector c̄")

@@ -106,9 +106,12 @@ def dim_profile_frame(vectors: dict) -> pd.DataFrame:
     return df
 
 
-def dims_below_curve(v, context, tau: float | None = None, normalised: bool = False, taus=None) -> go.Figure:
+def dims_below_curve(v, context, tau: float | None = None, normalised: bool = False, taus=None,
+                     reference=None) -> go.Figure:
     """#{i : |v_i| < τ} as τ grows (Fig. 11), raw or as a share of d; log-x τ grid from
-    ``stats.default_tau_grid``; the current τ is marked with its count."""
+    ``stats.default_tau_grid``; the current τ is marked with its count. ``reference``: the paper's points
+    ({"tau", "share", "label"}, ``dtviz.reference.pruning_markers``) as hollow markers, at their share of d
+    (times this d in the raw view), those inside the τ grid's range only."""
     v = np.asarray(v, dtype=np.float64).reshape(-1)
     taus = stats.default_tau_grid(v) if taus is None else np.asarray(taus, dtype=np.float64)
     raw, share = stats.dims_below_curve(v, taus)
@@ -116,6 +119,15 @@ def dims_below_curve(v, context, tau: float | None = None, normalised: bool = Fa
     unit = "% of dims" if normalised else "dims"
     fig = go.Figure(go.Scatter(x=taus, y=y, mode="lines", line=dict(color=OKABE_ITO[0], width=2.5), name="dims below τ",
                                hovertemplate=f"τ = %{{x:.3g}}: %{{y:.4g}} {unit} below<extra></extra>"))
+    inside = [m for m in (reference or []) if taus.min() <= m["tau"] <= taus.max()]
+    if inside:
+        ref_y = [100 * m["share"] if normalised else m["share"] * v.size for m in inside]
+        fig.add_trace(go.Scatter(x=[m["tau"] for m in inside], y=ref_y, mode="markers+text", name="paper",
+                                 text=["paper" for _ in inside], textposition="bottom right",
+                                 textfont=dict(color="#555555", size=11),
+                                 marker=dict(size=11, symbol="circle-open", color="#555555", line=dict(width=2)),
+                                 customdata=[m["label"] for m in inside],
+                                 hovertemplate="%{customdata}<extra>paper</extra>"))
     if tau is not None:
         r, s = stats.dims_below_curve(v, [tau])
         yv = float(s[0] * 100) if normalised else int(r[0])

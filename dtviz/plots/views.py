@@ -99,21 +99,25 @@ def projection_frame(panels: dict, names, groups=None) -> pd.DataFrame:
 
 def compare_bars(rows: list, context) -> go.Figure:
     """nPR and cosine per source side by side (Table 1, Fig. 1): left nPR in % (of c̄ and per-class
-    mean), right the mean off-diagonal cosine. ``rows`` as returned by ``dtviz.cli.table_rows``."""
+    mean), right the mean off-diagonal cosine. ``rows`` as returned by ``dtviz.cli.table_rows``; rows of family
+    "paper" (``dtviz.reference.compare_rows``) are the paper's reported values, drawn hatched; a value a row
+    does not have (None) leaves its bar out."""
     if not rows:
         raise DtvizInputError("compare_bars needs at least one row.")
     sources = unique_labels([r["source"] for r in rows])
+    hatch = dict(pattern=dict(shape=["/" if r.get("family") == "paper" else "" for r in rows], solidity=0.35))
     fig = make_subplots(rows=1, cols=2, subplot_titles=("nPR: share of d in use (%)", "mean off-diagonal cosine"),
                         horizontal_spacing=0.12)
     series = [("npr_mean_vector", "nPR of c̄ (mean vector)", OKABE_ITO[0]),
               ("npr_per_class_mean", "nPR, per-class mean", OKABE_ITO[1])]
     for key, name, colour in series:
-        if all(key in r for r in rows):
-            y = [100 * float(r[key]) for r in rows]
-            fig.add_trace(go.Bar(x=sources, y=y, name=name, marker_color=colour, text=[f"{v:.2f}%" for v in y],
+        if all(key in r for r in rows) and any(r[key] is not None for r in rows):
+            y = [None if r[key] is None else 100 * float(r[key]) for r in rows]
+            fig.add_trace(go.Bar(x=sources, y=y, name=name, marker=dict(color=colour, **hatch),
+                                 text=["" if v is None else f"{v:.2f}%" for v in y],
                                  textposition="outside", hovertemplate="%{x}<br>" + name + ": %{y:.3f}%<extra></extra>"), row=1, col=1)
     cos = [float(r["cosine_mean"]) for r in rows]
-    fig.add_trace(go.Bar(x=sources, y=cos, name="mean cosine", marker_color=OKABE_ITO[2], text=[f"{v:.4f}" for v in cos],
+    fig.add_trace(go.Bar(x=sources, y=cos, name="mean cosine", marker=dict(color=OKABE_ITO[2], **hatch), text=[f"{v:.4f}" for v in cos],
                          textposition="outside", hovertemplate="%{x}<br>mean cosine: %{y:.4f}<extra></extra>"), row=1, col=2)
     fig.update_yaxes(title_text="nPR (%)", rangemode="tozero", row=1, col=1)
     lo = min(0.0, min(cos))

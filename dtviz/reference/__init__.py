@@ -4,6 +4,7 @@
     paper_rows(table=4, part="y")            Tables 4 / 5: cosine and nPR of y+t or of y alone
     paper_rows(table=2)                      Table 2: REPA's pruning rows (τ, schedule, removed dims, FID, IS, CLIP)
     headline("cosine", model="DiT-XL/2")     one number with its label: "paper's DiT-XL/2: 0.9001"
+    reference_label("npr", family="sit")     the label beside a headline metric ("paper's SiT-XL/2: 2.28%")
     compare_rows()                           Table 1 in the columns of ``dtviz table`` (source "paper: DiT-XL/2")
     family_reference("sit")                  the paper's model for a dtviz family ("SiT-XL/2"), else DiT-XL/2
 
@@ -113,6 +114,18 @@ def headline(metric: str, model: str = ANCHOR, part: str = "y+t") -> dict:
                           f"{', '.join(r['name'] for r in paper_rows(1))} and those of Tables 4 and 5.")
 
 
+def reference_label(metric: str, family: str | None = None, part: str = "y+t") -> str | None:
+    """The paper's number to show beside a headline metric: "paper's DiT-XL/2: 0.9001". ``family``: the
+    dtviz family of the user's model (its paper row, e.g. SiT-XL/2), None for DiT-XL/2; part "t" has none."""
+    if part not in ("y+t", "y"):
+        return None
+    model = ANCHOR if family is None else family_reference(family)
+    try:
+        return headline(metric, model=model, part=part)["label"]
+    except DtvizInputError:
+        return None
+
+
 def family_reference(family: str | None) -> str:
     """The paper's model for a dtviz family key (its XL name); DiT-XL/2 for every other source."""
     return _name(FAMILY_COLUMNS.get(family or "", "DiT"))
@@ -142,4 +155,5 @@ def pruning_markers() -> list[dict]:
     return list(seen.values())
 
 
-__all__ = ["CITATION", "TABLES", "paper_rows", "headline", "family_reference", "compare_rows", "pruning_markers"]
+__all__ = ["CITATION", "TABLES", "paper_rows", "headline", "reference_label", "family_reference", "compare_rows",
+           "pruning_markers"]

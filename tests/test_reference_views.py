@@ -1,0 +1,52 @@
+"""The paper's values beside the user's: headline metrics, the compare page's "paper" rows, the dims-below-τ
+markers; and the named built-ins in the source picker."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+
+import dtviz_app  # noqa: E402
+from dtviz import plots  # noqa: E402
+from dtviz.loading import BUILTINS  # noqa: E402
+from dtviz.reference import compare_rows, headline, pruning_markers, reference_label  # noqa: E402
+from test_app import new_app, ok, steady_state_navigation  # noqa: E402,F401
+
+
+def test_figures_carry_the_paper_points():
+    v = np.geomspace(1e-3, 1.0, 128)
+    fig = plots.dims_below_curve(v, "test", tau=0.01, normalised=True, reference=pruning_markers())
+    paper = next(t for t in fig.data if t.name == "paper")
+    inside = [m for m in pruning_markers() if m["tau"] <= 1.0 * 10 ** 0.5]
+    assert list(paper.x) == [m["tau"] for m in inside] and paper.y[0] == pytest.approx(100 * 448 / 1152)
+    raw = plots.dims_below_curve(v, "test", reference=pruning_markers())
+    assert next(t for t in raw.data if t.name == "paper").y[0] == pytest.approx(128 * 448 / 1152)
+    rows = [{"source": "mine", "family": "sit", "npr_mean_vector": 0.5, "npr_per_class_mean": 0.4, "cosine_mean": 0.3}]
+    bars = plots.compare_bars(rows + compare_rows(["DiT-XL/2"]), "test")
+    cosine = next(t for t in bars.data if t.name == "mean cosine")
+    assert list(cosine.y) == [0.3, headline("cosine", "DiT-XL/2")["value"]]
+    assert list(cosine.marker.pattern.shape) == ["", "/"]  # the paper's bar is hatched
+
+
+def test_headline_metrics_compare_rows_and_source_picker():
+    at = new_app()
+    at.run()
+    ok(at)
+    deltas = {m.label: m.proto.delta for m in at.metric}
+    assert deltas["Cosine (off-diag. mean)"] == reference_label("cosine") == "paper's DiT-XL/2: 0.9001"
+    assert deltas["nPR of c̄"] == "paper's DiT-XL/2: 10.47%"
+    assert at.selectbox(key="src_builtin").options[:2] == [f"{b.name} — {b.description}" for b in BUILTINS.values()][:2]
+    at.switch_page(dtviz_app.view_path("compare")).run()
+    ok(at)
+    table = at.dataframe[0].value
+    assert "paper: DiT-XL/2" in list(table["source"])
+    row = table[table["source"] == "paper: DiT-XL/2"].iloc[0]
+    assert row["cosine_mean"] == 0.9001 and row["npr_mean_vector"] == pytest.approx(0.1047)
+    at.switch_page(dtviz_app.view_path("overview")).run()
+    ok(at)
+    assert any("| DiT-XL/2 | 1152 | 120.69 | 10.47% | 0.9001 |" in m.value for m in at.markdown)
+    # the second built-in opens by name
+    at.selectbox(key="src_builtin").set_value("builtin-wide").run()
+    ok(at)
+    assert at.query_params["src"] == "builtin-wide" and at.title[0].value.startswith("builtin-wide")
