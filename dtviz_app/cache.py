@@ -1,12 +1,16 @@
-"""Everything the dashboard computes once and shares: opened models (``st.cache_resource``) and arrays,
-statistics and figures (``st.cache_data``), keyed by everything that changes them.
+"""Everything the dashboard computes once and shares: opened models (``st.cache_resource``), the big arrays
+(E, the statistics with the N×N cosine matrix, cluster orders: ``dtviz.arraycache.ARRAYS``, one read-only copy
+each, bounded in bytes by ``budgets.MAX_CACHE_BYTES``) and small results and figures (``st.cache_data``).
 
-A checkpoint rewritten on disk (a training run's latest.pt) clears the caches (``refresh_if_changed``,
-via ``safe_load``). Library modules are imported inside the functions that use them: ``sample_run`` looks up
+Every key starts with the source's identity (``arraycache.source_identity``: resolved path + (mtime, size)), so
+the spellings of one file are one entry and a rewritten file (a training run's latest.pt) is a new one;
+``refresh_if_changed`` then drops only that source's entries. No client can empty the caches of the others
+(``guard_shared_caches``: Streamlit's ``clear_cache`` back-message clears only the sender's session state). Library modules are imported inside the functions that use them: ``sample_run`` looks up
 ``dtviz.generate.sample_readout`` at call time (the tests monkeypatch it there).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import TYPE_CHECKING
@@ -14,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
+from dtviz.arraycache import ARRAYS, source_identity
 from dtviz.errors import DtvizInputError
 from dtviz_app.constants import LOG
 
@@ -29,59 +34,86 @@ def resolved_device(device: str) -> str:
     return str(resolve_device(None if device in (None, "", "auto") else device))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def canonical(key: tuple) -> tuple:
+    """(source, …) -> ((resolved source, stamp), …): what every cache below is keyed by."""
+    return (source_identity(key[0]), *key[1:])
+
+
 def load_source(source: str, family: str, device: str, labels: str | None = None):
-    """One opened Source per (source, family, device, labels); never mutated by the app."""
+    """One opened Source per (resolved source and stamp, family, device, labels); never mutated by the app."""
+    (real, stamp) = source_identity(source)
+    return _load_source(real, stamp, family, device, labels)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _load_source(source: str, stamp, family: str, device: str, labels: str | None = None):
     import dtviz
 
     return dtviz.load(source, family=family, device=device, labels=labels)
 
 
-@st.cache_data(max_entries=32, ttl=3600, show_spinner=False)
 def embeddings(source: str, family: str, device: str, labels: str | None, t: float | None, part: str) -> np.ndarray:
-    """E (N×d float32) at (t, part); the key is everything that changes it."""
-    return load_source(source, family, device, labels).embeddings(t=t, part=part)
+    """E (N×d float32, read-only) at (t, part); one copy per resolved source, shared by every session."""
+    ident = source_identity(source)
+    return ARRAYS.get((ident, "E", family, device, labels, t, part),
+                      lambda: np.ascontiguousarray(_load_source(*ident, family, device, labels).embeddings(t=t, part=part)))
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner="Computing statistics…")
 def condition_stats(source: str, family: str, device: str, labels: str | None, t: float | None, part: str):
-    """ConditionStats fitted on E: everything that does not depend on τ (at_tau is cheap)."""
+    """ConditionStats fitted on E (with the N×N cosine matrix up to 10 000 rows): one read-only copy per
+    resolved source, never one per spelling or per reader."""
     from dtviz.stats import ConditionStats
 
-    return ConditionStats().fit(embeddings(source, family, device, labels, t, part))
+    key = (source_identity(source), "stats", family, device, labels, t, part)
+    with st.spinner("Computing statistics…") if key not in ARRAYS else contextlib.nullcontext():
+        return ARRAYS.get(key, lambda: ConditionStats().fit(embeddings(source, family, device, labels, t, part)))
 
 
-@st.cache_data(max_entries=16, ttl=3600, show_spinner="Ordering classes by clustering…")
 def cluster_order(source: str, family: str, device: str, labels: str | None, t: float | None, part: str) -> np.ndarray:
     from dtviz import plots
 
-    return np.asarray(plots.cluster_order(condition_stats(source, family, device, labels, t, part).cosine()))
+    key = (source_identity(source), "order", family, device, labels, t, part)
+    return ARRAYS.get(key, lambda: np.asarray(
+        plots.cluster_order(condition_stats(source, family, device, labels, t, part).cosine())))
+
+
+def projection(key: tuple, tau: float, top_head: int, method: str, panel: str, seed: int = 0) -> np.ndarray:
+    """One panel of the head-vs-tail view in 2-D, cached per (resolved model, t, part, τ, method, panel)."""
+    return _projection(canonical(key), tau, top_head, method, panel, seed)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def projection(key: tuple, tau: float, top_head: int, method: str, panel: str, seed: int = 0) -> np.ndarray:
-    """One panel of the head-vs-tail view in 2-D, cached per (model, t, part, τ, method, panel)."""
+def _projection(ckey: tuple, tau: float, top_head: int, method: str, panel: str, seed: int = 0) -> np.ndarray:
     from dtviz.projection import head_tail_views, project
 
+    key = (ckey[0][0], *ckey[1:])
     stats = condition_stats(*key)
     views = head_tail_views(embeddings(*key), stats.at_tau(tau)["head_dims"], top_head)
     return project(views[panel], method, seed)
 
 
-@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def compare_row(source: str, device: str, part: str, tau: float) -> dict:
     """One ``dtviz table`` row (cli.table_rows, so the numbers match the CLI), each model at its own t0."""
+    return _compare_row(source_identity(source), device, part, tau)
+
+
+@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+def _compare_row(ident: tuple, device: str, part: str, tau: float) -> dict:
     from dtviz.cli import table_rows
 
-    return table_rows([safe_load(source, "auto", device, refresh=False)], None, part, tau)[0]
+    return table_rows([safe_load(ident[0], "auto", device, refresh=False)], None, part, tau)[0]
+
+
+def series_over_t(key: tuple, n: int) -> dict:
+    """dynamics.stats_over_t on the (source, family, device, labels) of ``key``, for its part, at n timesteps."""
+    return _series_over_t(canonical(key), n)
 
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner="Computing the statistics over t…")
-def series_over_t(key: tuple, n: int) -> dict:
-    """dynamics.stats_over_t on the (source, family, device, labels) of ``key``, for its part, at n timesteps."""
+def _series_over_t(ckey: tuple, n: int) -> dict:
     from dtviz.dynamics import stats_over_t
 
-    source, family, device, labels, _t, part = key
+    (source, _stamp), family, device, labels, _t, part = ckey
     return stats_over_t(load_source(source, family, device, labels), None, part, n=n)
 
 
@@ -93,15 +125,20 @@ def series_over_training(folder: str, part: str) -> dict:
     return snapshot_series(os.path.expanduser(folder), None, part)
 
 
-@st.cache_resource(max_entries=2, show_spinner="Building the model for sampling…")
 def _generator(source: str, family: str, device: str, labels: str | None):
+    """The shared Generator of a model, by its resolved source and stamp (``_generator_for``)."""
+    return _generator_for(*source_identity(source), family, device, labels)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Building the model for sampling…")
+def _generator_for(source: str, stamp, family: str, device: str, labels: str | None):
     """(Generator, None) or (None, the library's reason it cannot sample). One per model, shared by all
     sessions: Generator.sample holds a lock, so concurrent sessions take turns and never see each other's
     pruning hooks. The failure is cached too (a latent model is built once to find it needs a VAE)."""
     from dtviz.generate import Generator
 
     try:
-        return Generator(load_source(source, family, device, labels)), None
+        return Generator(_load_source(source, stamp, family, device, labels)), None
     except DtvizInputError as err:
         return None, str(err)
 
@@ -146,11 +183,16 @@ def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, se
     return out
 
 
-@st.cache_data(max_entries=8, ttl=3600, show_spinner="Drawing the heatmap…")
 def cosine_heatmap(key: tuple, order: str, names: list[str], context: dict, height: int = 720):
     """The full N×N heatmap figure (building it takes ~0.5–1 s at N = 256–1000, so it is cached)."""
+    return _cosine_heatmap(canonical(key), order, names, context, height)
+
+
+@st.cache_data(max_entries=8, ttl=3600, show_spinner="Drawing the heatmap…")
+def _cosine_heatmap(ckey: tuple, order: str, names: list[str], context: dict, height: int = 720):
     from dtviz import plots
 
+    key = (ckey[0][0], *ckey[1:])
     idx = cluster_order(*key) if order == "cluster" else None
     return plots.cosine_heatmap(condition_stats(*key).cosine(), names, context, order=idx, height=height), idx
 
@@ -174,42 +216,33 @@ _STAMPS: dict[str, tuple] = {}  # process-wide, like the caches it guards
 
 def file_stamp(source: str) -> tuple | None:
     """(mtime, size) of a path source (for a folder: of the files in it and one level down), None otherwise."""
-    path = os.path.expanduser(source)
-    try:
-        if os.path.isfile(path):
-            st_ = os.stat(path)
-            return (st_.st_mtime_ns, st_.st_size)
-        if os.path.isdir(path):
-            stamps = []
-            for entry in os.scandir(path):
-                inner = os.scandir(entry.path) if entry.is_dir() else ()
-                for f in [entry, *inner]:
-                    if f.is_file():
-                        stamps.append((f.stat().st_mtime_ns, f.stat().st_size))
-            return (len(stamps), max(stamps, default=(0, 0)), sum(s for _, s in stamps))
-    except OSError:
-        return None
-    return None
+    return source_identity(source)[1]
 
 
-def refresh_if_changed(source: str) -> None:
-    """A checkpoint overwritten on disk (e.g. a training run's latest.pt) must not be served from the caches."""
-    stamp = file_stamp(source)
+def refresh_if_changed(source: str, family: str | None = None, device: str | None = None,
+                       labels: str | None = None) -> None:
+    """A checkpoint overwritten on disk (e.g. a training run's latest.pt) is a new key everywhere (its stamp);
+    this frees the old copy: that source's arrays, and its opened model when (family, device, labels) are
+    known. Only samples (keyed by the model's name) are cleared for every model, and only when a model
+    file really changed on disk; nothing here runs for a file that did not change."""
+    real, stamp = source_identity(source)
     if stamp is None:
         return
-    old = _STAMPS.get(source)
-    _STAMPS[source] = stamp
+    old = _STAMPS.get(real)
+    _STAMPS[real] = stamp
     if old is not None and old != stamp:
-        LOG.info("%s changed on disk: clearing the cached models and arrays", source)
-        load_source.clear()
-        _generator.clear()
-        st.cache_data.clear()
+        LOG.info("%s changed on disk: dropping its cached model and arrays", os.path.basename(real))
+        ARRAYS.drop(lambda k: k[0] == (real, old))
+        if family is not None:
+            _load_source.clear(real, old, family, device, labels)
+            _generator_for.clear(real, old, family, device, labels)
+        sample_run.clear()
 
 
 def safe_load(source: str, family: str, device: str, labels: str | None = None, refresh: bool = True):
     """load_source, with any failure turned into one sentence (DtvizInputError)."""
     if refresh:
-        refresh_if_changed(source)
+        refresh_if_changed(source, family, device, labels)
     try:
         return load_source(source, family, device, labels)
     except DtvizInputError:
@@ -217,3 +250,25 @@ def safe_load(source: str, family: str, device: str, labels: str | None = None, 
     except Exception as err:  # a library bug or an exotic file: one line for the user, the traceback in the log
         LOG.exception("loading %r failed", source)
         raise DtvizInputError(f"could not open {source!r}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")) from err
+
+
+# ================================================================================ one client, one session
+
+def guard_shared_caches() -> None:
+    """Streamlit's ``clear_cache`` back-message (any client can send it) clears st.cache_data and
+    st.cache_resource for every session of the server; here it clears only the sender's session state (and
+    nothing of ours: the array cache is not Streamlit's). Installed once at import, before any session runs."""
+    from streamlit.runtime.app_session import AppSession
+
+    if getattr(AppSession._handle_clear_cache_request, "_dtviz_guard", False):
+        return
+
+    def clear_own_session_only(self) -> None:
+        LOG.info("a client asked to clear the server's caches: cleared its own session state only")
+        self._session_state.clear()
+
+    clear_own_session_only._dtviz_guard = True
+    AppSession._handle_clear_cache_request = clear_own_session_only
+
+
+guard_shared_caches()

@@ -155,3 +155,45 @@ def test_sample_work_budget():
     budgets.check_sample_work(16, 250)
     with pytest.raises(DtvizInputError, match="64 samples × 1000 steps"):
         budgets.check_sample_work(64, 1000)
+
+
+# ================================================================================ finding 2: spellings, one copy
+
+SPELLINGS = textwrap.dedent("""
+    import gc, json, os, resource, sys
+    import numpy as np
+    folder, n = sys.argv[1], int(sys.argv[2])
+    np.save(os.path.join(folder, "m.npy"), np.random.default_rng(0).standard_normal((n, 2)).astype(np.float32))
+    os.symlink(os.path.join(folder, "m.npy"), os.path.join(folder, "link.npy"))
+    os.chdir(folder)
+    from dtviz_app import cache
+
+    def rss_mb():
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+    spellings = [os.path.join(folder, "m.npy"), folder + "/./m.npy", folder + "//m.npy", "m.npy", "link.npy"]
+    gc.collect()
+    before = rss_mb()
+    held = []  # what the sessions keep (each page's context holds its statistics)
+    for s in spellings:
+        cache.safe_load(s, "auto", "cpu")
+        held.append(cache.condition_stats(s, "matrix", "cpu", None, None, "y+t"))
+    gc.collect()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"before": before, "peak": peak, "after": rss_mb(), "copies": len({id(h) for h in held}),
+                      "cosine_mb": held[0].cosine_.nbytes / 2 ** 20, "entries": len(cache.ARRAYS)}))
+""")
+
+
+def test_spellings_of_one_file_share_one_copy_of_the_cosine_matrix(tmp_path):
+    """The issue's case, scaled to 6 000 rows (a 137 MiB cosine matrix): five spellings of one .npy (absolute,
+    ``/./``, ``//``, relative, a symlink) are one cache entry and one copy; retained growth < 2 matrices."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    out = subprocess.run([sys.executable, "-c", SPELLINGS, str(tmp_path), "6000"], capture_output=True, text=True,
+                         timeout=300, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["copies"] == 1, got
+    assert got["after"] - got["before"] < 2 * got["cosine_mb"] + 50, got
+    assert got["peak"] - got["before"] < 4 * got["cosine_mb"] + 100, got
