@@ -6,6 +6,7 @@
     a dtviz model folder               config.json + model.safetensors (the built-in layout)
     .pt/.pth/.bin/.ckpt/.safetensors   a native DiT-family state dict or training wrapper, or a matrix
     .npy/.npz/.csv/.tsv/.txt           a precomputed N×d embedding matrix
+    .traj.npz (an .npz with a trajectory member)  c captured over the sampling steps (dtviz.capture)
 """
 from __future__ import annotations
 
@@ -93,6 +94,11 @@ def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str |
             f"(with {SIDECAR} and {MODEL_FILE}), but {path!r} is a folder with neither."
         )
     lower = path.lower()
+    if lower.endswith(".npz"):
+        from dtviz.sources.trajectory import is_trajectory_file, load_trajectory
+
+        if lower.endswith(".traj.npz") or is_trajectory_file(path):
+            return load_trajectory(path, device=device)
     if lower.endswith(MATRIX_EXTENSIONS):
         return load_matrix(path, labels=labels, device=device)
     if lower.endswith(TORCH_EXTENSIONS + SAFETENSORS_EXTENSIONS):
