@@ -68,14 +68,16 @@ def is_upload(source: str | None) -> bool:
 
 # Characters that start markdown (or Streamlit's :color[…] / :material/…: / $math$) constructs: escaped, so
 # the visitor's text shows literally. A backslash escape renders as the character itself (CommonMark).
-_MARKDOWN = re.compile(r"([\\`*_~\[\]<>#|$:&@])")
+_MARKDOWN = re.compile(r"([\\`*~\[\]<>#|$:&@])")
+# "_" opens or closes emphasis only beside a non-alphanumeric character (CommonMark): step_000250 stays as is.
+_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
 _UPLOAD_FILE = re.compile(r"[0-9a-f]{8,}[/\\][0-9a-f]{8,}[/\\]")  # <session>/<content hash>/ of a stored upload
 
 
 def plain(text: str) -> str:
     """``text`` as literal text inside st.error / st.caption: markdown escaped, on one line."""
     text = " ".join(str(text).split())
-    text = _MARKDOWN.sub(r"\\\1", text)
+    text = _UNDERSCORE.sub(r"\\_", _MARKDOWN.sub(r"\\\1", text))
     text = re.sub(r"(?i)\bwww\.", lambda m: m.group(0)[:3] + "\\.", text)  # bare www. autolinks
     text = re.sub(r"^([-+=])", r"\\\1", text)  # a list item or heading underline at the start
     return re.sub(r"^(\d+)([.)])", r"\1\\\2", text)  # an ordered list item at the start

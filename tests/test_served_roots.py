@@ -286,7 +286,7 @@ def test_markdown_in_a_source_name_is_literal_text(app_roots):
     for caption in captions:
         html = rendered(caption)
         assert "<a" not in html and "<img" not in html and good in html.replace("&lt;", "<").replace("&gt;", ">"), html
-    for raw in ("# big", "- item", "1. item", "<b>x</b> `code` ~~s~~ | a | b |"):
+    for raw in ("# big", "- item", "1. item", "<b>x</b> `code` ~~s~~ | a | b |", "_em_ __strong__ a_b_c *x*"):
         html = rendered(dtviz_app.plain(raw))
         assert re.sub(r"</?p>\n?", "", html).replace("&lt;", "<").replace("&gt;", ">") == raw, (raw, html)
 
