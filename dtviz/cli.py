@@ -58,6 +58,8 @@ def add_prompts_arg(p: argparse.ArgumentParser) -> None:
 
 def _add_analysis_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--t", type=float, default=None, help="timestep in the family's convention (default t0)")
+    p.add_argument("--step", type=int, default=None, metavar="K",
+                   help="a captured trajectory file (.traj.npz): read c at step K (default 0 = t0, the first step)")
     p.add_argument("--part", default="y+t", choices=PARTS)
     p.add_argument("--tau", type=float, default=0.01)
 
@@ -141,15 +143,31 @@ def stats_summary(source, t=None, part="y+t", tau=0.01) -> dict:
     out = {"source": source.info.name, "family": source.family.key, "family_note": source.info.family_note,
            "num_classes": source.num_classes, "rows": source.info.extra.get("rows", "classes"), "dim": source.dim,
            "t": t_used, "part": part}
+    if source.family.key == "trajectory":  # t is the step index; say the sampler's timestep there too
+        timestep = source.timestep_at(int(t_used))
+        out.update(step=int(t_used), timestep=None if timestep != timestep else timestep)
     out.update(summary)
     return out
+
+
+def analysis_t(source, args) -> float | None:
+    """``--t``, or ``--step K`` of a captured trajectory file (whose t is the step index, dtviz.sources.trajectory)."""
+    step = getattr(args, "step", None)
+    if step is None:
+        return args.t
+    if source.family.key != "trajectory":
+        raise DtvizInputError(f"--step reads a captured trajectory file (.traj.npz), but {source.info.name!r} is a "
+                              f"{source.info.family.label}; use --t.")
+    if args.t is not None:
+        raise DtvizInputError("give --step or --t, not both.")
+    return float(step)
 
 
 def cmd_stats(args) -> int:
     from dtviz.loading import load
 
     source = load(args.source, family=args.family, device=args.device, **source_options(args), labels=args.labels, prompts=args.prompts)
-    s = stats_summary(source, args.t, args.part, args.tau)
+    s = stats_summary(source, analysis_t(source, args), args.part, args.tau)
     if args.json:
         print(json.dumps(s))
         return 0
@@ -181,7 +199,7 @@ def cmd_table(args) -> int:
     from dtviz.loading import load
 
     sources = [load(s, family=args.family, device=args.device, **source_options(args), labels=args.labels, prompts=args.prompts) for s in args.sources]
-    rows = table_rows(sources, args.t, args.part, args.tau)
+    rows = table_rows(sources, [analysis_t(s, args) for s in sources][0], args.part, args.tau)
     if args.json:
         print(json.dumps(rows))
     elif args.csv:
