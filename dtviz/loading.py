@@ -1,8 +1,9 @@
 """``dtviz.load(source)``: one entry point for every kind of source.
 
     "builtin", "builtin-wide"          a model shipped in assets/<name>/ (BUILTINS; "builtin" is the default)
-    a diffusers pipeline folder        model_index.json + transformer/ (DiTPipeline layout)
-    "hf:<repo id>"                     a DiT pipeline already in the local Hugging Face cache (offline)
+    a diffusers pipeline folder        model_index.json + transformer/ (DiTPipeline layout), or a text-to-image
+                                       pipeline (SD3, Flux, PixArt, Sana) whose rows are ``prompts``
+    "hf:<repo id>"                     such a pipeline already in the local Hugging Face cache (offline)
     a dtviz model folder               config.json + model.safetensors (the built-in layout)
     .pt/.pth/.bin/.ckpt/.safetensors   a native DiT-family state dict or training wrapper, or a matrix
     .npy/.npz/.csv/.tsv/.txt           a precomputed N×d embedding matrix
