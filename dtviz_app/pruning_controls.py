@@ -53,7 +53,7 @@ def tau_control(key: str, marks, default: float, *, help: str | None = None) -> 
         st.select_slider("τ — snaps to the dims' own magnitudes (each mark puts one more dim below τ)", options=options,
                          key=f"{key}_slider", on_change=_on_slider, args=(key,), format_func=lambda v: f"{v:g}")
     with cols[1]:
-        st.number_input("τ (any value)", min_value=TAU_MIN, max_value=TAU_MAX, step=None, format="%g",
+        st.number_input("τ", min_value=TAU_MIN, max_value=TAU_MAX, step=None, format="%g",
                         key=f"{key}_box", on_change=_on_box, args=(key, options), help=help)
     tau = float(ss[key])
     url_store(key, tau, default, fmt_float)

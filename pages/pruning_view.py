@@ -175,6 +175,13 @@ def control_bar(ctx, run: dict, defaults) -> tuple[PruneSpec, PruneSpec | None]:
     return spec, other
 
 
+def short(spec: PruneSpec) -> str:
+    """"tail |cᵢ| < 0.29", "head, k = 2": a grid's one-line title (``describe`` in its tooltip)."""
+    if spec.tau is not None:
+        return f"{spec.mode} |cᵢ| {'<' if spec.mode == 'tail' else '≥'} {spec.tau:g}"
+    return f"{spec.mode}, k = {spec.k}"
+
+
 def paper_line() -> str:
     """Table 2 (REPA-XL, FID) in one line: the reference beside the grids."""
     rows = paper_rows(2)
@@ -193,16 +200,16 @@ def pruning_section(ctx, run: dict):
     defaults = pruning_defaults(ctx.stats)
     spec, other = control_bar(ctx, run, defaults)
     names = [ctx.names[i] for i in run["labels"]]
-    metrics = st.container()
-    panels = [("baseline", "**Baseline** · no pruning", None), ("pruned", f"**Pruned** · {describe(spec)}", spec)]
+    panels = [("baseline", "**Baseline** · no pruning", None), ("pruned", f"**Pruned** · {short(spec)}", spec)]
     if other is not None:
-        panels.append(("contrast", f"**Contrast** · {describe(other)}", other))
+        panels.append(("contrast", f"**Contrast** · {short(other)}", other))
     columns = st.columns(len(panels), gap="small")
     slots = {}
-    for col, (name, title, _) in zip(columns, panels):
+    for col, (name, title, pspec) in zip(columns, panels):
         with col:
-            st.markdown(title)
+            st.markdown(title, help=None if pspec is None else describe(pspec))
             slots[name] = (st.container(), pruning_controls.grid_slot(name))
+    metrics = st.container()  # below the grids: the controls and all grids fit one 1600×1000 screen
     results, seconds = {}, 0.0
     for col, (name, _, pspec) in zip(columns, panels):
         note, slot = slots[name]

@@ -24,7 +24,7 @@ def test_opens_on_tail_beside_head_with_both_readouts(defaults):
     assert at.selectbox(key="pr_mask").value == defaults.mask
     assert at.number_input(key="pr_tau_box").value == pytest.approx(defaults.tau)
     headings = " ".join(m.value for m in at.markdown)
-    assert f"τ = {defaults.tau:g}" in headings and "head: the 2 largest" in headings
+    assert f"tail |cᵢ| < {defaults.tau:g}" in headings and "head, k = 2" in headings
     assert len(images(at, "contrast")) == 6 and images(at, "contrast") != images(at, "baseline")
     line = next(c.value for c in at.caption if "dims removed" in c.value)
     assert line.startswith(("2 / 128", "2.0 / 128"))
@@ -44,7 +44,7 @@ def test_opens_on_tail_beside_head_with_both_readouts(defaults):
     # head pruning: the contrast becomes the tail at s_tail ≈ 0.4; the toggle removes it
     at.radio(key="pr_mode").set_value("head").run()
     ok(at)
-    assert f"tail: |cᵢ| < τ = {defaults.tau:g}" in " ".join(m.value for m in at.markdown)
+    assert f"tail |cᵢ| < {defaults.tau:g}" in " ".join(m.value for m in at.markdown)
     at.toggle(key="pr_contrast").set_value(False).run()
     ok(at)
     assert not [h for h in at.get("html") if 'data-grid="contrast"' in h.proto.body]
