@@ -241,7 +241,7 @@ def test_compare_and_dynamics_refuse_outside(app_roots, tmp_path):
     errors = [e.value for e in at.error]
     assert len(errors) == 2 and errors[0] == errors[1], errors  # existing or not: the same line
     assert str(tmp_path) not in texts(at)
-    assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 2  # the default sources still compare
+    assert len(at.dataframe) == 1 and "builtin" in list(at.dataframe[0].value["source"])  # the others still compare
     at.query_params.update({"dyn_folder": str(outside)})
     at.switch_page(dtviz_app.view_path("dynamics")).run()
     assert not at.exception
