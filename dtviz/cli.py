@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dtviz.serve import add_serve_parser
 
     add_serve_parser(sub)
+    from dtviz.blocks_cli import add_blocks_parser
+
+    add_blocks_parser(sub)
     return parser
 
 
@@ -309,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
             from dtviz.sweep import cmd_sweep
 
             return cmd_sweep(args)
+        if args.command == "blocks":
+            from dtviz.blocks_cli import cmd_blocks
+
+            return cmd_blocks(args)
         if args.command == "serve":
             from dtviz.serve import cmd_serve
 

@@ -1,0 +1,150 @@
+"""dtviz.blocks (per-block modulation) against direct float64 computations with each model's own modules:
+m(c) = adaLN(c) chunked as the block chunks it, P(c) = c·keep; the CLI's JSON keys and DiT's chunk order."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import dtviz
+from dtviz.blocks import DIT_CHUNKS, contributions, modulation_change
+from dtviz.cli import main
+from dtviz.nn.dit import timestep_features
+from dtviz.pruning import PruneSpec, keep_mask
+from tests.factories import family_state, save_checkpoint, tiny_lightningdit_config, randomized_lightningdit
+
+NUM_CLASSES = 10
+SPECS = [PruneSpec(mode="tail", tau=0.15), PruneSpec(mode="head", k=3, mask="per-sample"),
+         PruneSpec(mode="tail", k=7, mask="per-sample")]
+
+
+def native_source(tmp_path, family: str, **options):
+    if family == "lightningdit-wo-shift":
+        state = randomized_lightningdit(tiny_lightningdit_config(NUM_CLASSES, wo_shift=True, **options)).state_dict()
+        family = "lightningdit"
+    else:
+        state = family_state(family, NUM_CLASSES)
+    path = save_checkpoint({k: v.clone() for k, v in state.items()}, str(tmp_path / f"{family}.pt"))
+    return dtviz.load(path, family=family, device="cpu")
+
+
+def oracle(model, t: float, spec: PruneSpec, blocks, chunk_names, final_chunks=("shift", "scale")):
+    """{block: {chunk: mean rel. change}} by the model's own adaLN modules in float64."""
+    model = model.double()
+    ids = torch.arange(NUM_CLASSES)
+    c = model.t_embedder.mlp(timestep_features(torch.full((NUM_CLASSES,), t)).double()) + \
+        model.y_embedder.embedding_table.weight[ids]  # (N, d) float64
+    c_np = c.detach().numpy()
+    keep = keep_mask(c_np.mean(0), spec)[None] if spec.mask == "global" else keep_mask(c_np, spec)
+    pc = c * torch.as_tensor(np.broadcast_to(keep, c.shape).copy())
+    out = {}
+    for i, (block, names) in enumerate([(b, chunk_names) for b in blocks] + [(model.final_layer, final_chunks)]):
+        m, mp = block.adaLN_modulation(c), block.adaLN_modulation(pc)
+        rel = {n: ((a - b).norm(dim=1) / a.norm(dim=1)).mean().item()
+               for n, a, b in zip(names, m.chunk(len(names), 1), mp.chunk(len(names), 1))}
+        rel["all"] = ((m - mp).norm(dim=1) / m.norm(dim=1)).mean().item()
+        out["final" if block is model.final_layer else i] = rel
+    return out
+
+
+def check(result, expected):
+    assert [b["block"] for b in result.blocks] == list(range(len(result.blocks)))
+    for b in result.blocks:
+        assert list(b["relative_change"]) == list(expected[b["block"]])
+        np.testing.assert_allclose(list(b["relative_change"].values()), list(expected[b["block"]].values()), rtol=1e-5)
+    assert list(result.final) == list(expected["final"])
+    np.testing.assert_allclose(list(result.final.values()), list(expected["final"].values()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["dit", "mdt", "lightningdit-wo-shift"])
+def test_relative_change_matches_float64_oracle(tmp_path, family):
+    source = native_source(tmp_path, family)
+    model = source.build_model()
+    if family == "mdt":
+        blocks, names = [*model.en_inblocks, *model.en_outblocks, *model.de_blocks], DIT_CHUNKS
+    elif family == "dit":
+        blocks, names = list(model.blocks), DIT_CHUNKS
+    else:
+        blocks, names = list(model.blocks), ("scale_msa", "gate_msa", "scale_mlp", "gate_mlp")
+    results = modulation_change(source, SPECS)
+    for spec, result in zip(SPECS, results):
+        check(result, oracle(model, source.t0, spec, blocks, names))
+    assert results[0].blocks[0]["relative_change"]["all"] > 0  # the spec removes something
+
+
+def test_nothing_pruned_is_zero_and_everything_is_one(tmp_path):
+    source = native_source(tmp_path, "dit")
+    none, every = modulation_change(source, [PruneSpec(mode="tail", tau=0.0), PruneSpec(mode="head", tau=0.0)])
+    assert all(v == 0 for b in none.blocks for v in b["relative_change"].values())
+    # P(c) = 0: m(P(c)) = b, so ‖Δm‖/‖m‖ = ‖W·SiLU(c)‖/‖W·SiLU(c) + b‖, not 1 — check one block by hand
+    w = source.build_model().blocks[0].adaLN_modulation[1]
+    s = torch.nn.functional.silu(torch.as_tensor(source.embeddings(), dtype=torch.float64))
+    lin = s @ w.weight.double().T
+    expected = (lin.norm(dim=1) / (lin + w.bias.double()).norm(dim=1)).mean().item()
+    assert every.blocks[0]["relative_change"]["all"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_contributions_known_answer(tmp_path):
+    source = native_source(tmp_path, "dit")
+    model = source.build_model()
+    result = contributions(source, tau=0.2)
+    c = source.embeddings().astype(np.float64)
+    order = np.argsort(-np.abs(c.mean(0)), kind="stable")
+    act = np.abs(c / (1 + np.exp(-c))).mean(0)
+    w = model.blocks[1].adaLN_modulation[1].weight.detach().double().numpy()
+    gate_mlp = np.linalg.norm(w[5 * 32:6 * 32], axis=0) * act
+    np.testing.assert_allclose(result.chunks["gate_mlp"][1], gate_mlp[order], rtol=1e-10)
+    assert np.isnan(result.chunks["gate_mlp"][-1]).all()  # the final layer has no gate
+    assert result.row_labels[-1] == "final" and result.head.sum() == (np.abs(c.mean(0)) >= 0.2).sum()
+
+
+def test_diffusers_dit_matches_its_own_modules(tmp_path):
+    diffusers = pytest.importorskip("diffusers")
+    from tests.test_diffusers_source import tiny_transformer, write_pipeline
+
+    folder = write_pipeline(tmp_path / "pipe", tiny_transformer())
+    source = dtviz.load(folder, device="cpu")
+    spec = PruneSpec(mode="head", k=4, mask="per-sample")
+    result = modulation_change(source, spec)[0]
+    tr = diffusers.DiTTransformer2DModel.from_pretrained(os.path.join(folder, "transformer")).double().eval()
+    ids, t = torch.arange(NUM_CLASSES), torch.full((NUM_CLASSES,), source.t0)
+    with torch.no_grad():
+        c0 = tr.transformer_blocks[0].norm1.emb(t, ids, hidden_dtype=torch.float64)
+        keep = torch.as_tensor(keep_mask(c0.numpy(), spec))  # the pruner's mask: block 0's c, row by row
+        for i, block in enumerate(tr.transformer_blocks):
+            c = block.norm1.emb(t, ids, hidden_dtype=torch.float64)
+            m = block.norm1.linear(torch.nn.functional.silu(c))
+            mp = block.norm1.linear(torch.nn.functional.silu(c * keep))
+            got = result.blocks[i]["relative_change"]
+            for n, a, b in zip(DIT_CHUNKS, m.chunk(6, 1), mp.chunk(6, 1)):
+                assert got[n] == pytest.approx(((a - b).norm(dim=1) / a.norm(dim=1)).mean().item(), rel=1e-5)
+        m = tr.proj_out_1(torch.nn.functional.silu(c0))
+        mp = tr.proj_out_1(torch.nn.functional.silu(c0 * keep))
+        shift = m.chunk(2, 1)[0], mp.chunk(2, 1)[0]
+    assert list(result.final) == ["shift", "scale", "all"]
+    assert result.final["shift"] == pytest.approx(((shift[0] - shift[1]).norm(dim=1) / shift[0].norm(dim=1)).mean().item(), rel=1e-5)
+
+
+def test_cli_json_keys_and_chunk_order(tmp_path, capsys):
+    path = save_checkpoint(family_state("dit", NUM_CLASSES), str(tmp_path / "dit.pt"))
+    assert main(["blocks", path, "--family", "dit", "--mode", "head", "--k", "2", "--mask", "per-sample", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == ["blocks", "final"]
+    assert [b["block"] for b in out["blocks"]] == [0, 1]
+    assert list(out["blocks"][0]) == ["block", "relative_change"]
+    assert list(out["blocks"][0]["relative_change"]) == [*DIT_CHUNKS, "all"]
+    assert list(out["final"]) == ["shift", "scale", "all"]
+    source = dtviz.load(path, family="dit", device="cpu")
+    expected = modulation_change(source, PruneSpec(mode="head", k=2, mask="per-sample"))[0].to_json()
+    assert out == expected
+
+
+def test_cli_refuses_a_matrix_in_one_sentence(tmp_path, capsys):
+    path = tmp_path / "c.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32))
+    assert main(["blocks", str(path), "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "adaLN weights" in err and "Traceback" not in err
