@@ -42,7 +42,9 @@ def save_tiny_folder(path: str, family: str = "sit", seed: int = 0, input_size: 
         os.makedirs(path, exist_ok=True)
         save_file({k: v.contiguous() for k, v in clf.state_dict().items()}, os.path.join(path, "classifier.safetensors"))
         extra["classifier"] = {"file": "classifier.safetensors", "input_range": [0, 1]}
-    save_model_folder(path, randomized_dit(cfg, seed=seed), family, {"steps": steps}, extra)
+    # Euler for flow families: the pruning tests count fixed steps (SiT's own default, the adaptive ODE, has none)
+    sampler = {"steps": steps} if family in ("dit", "mdt") else {"name": "euler", "steps": steps}
+    save_model_folder(path, randomized_dit(cfg, seed=seed), family, sampler, extra)
     return path
 
 

@@ -237,14 +237,14 @@ def test_generator_sampler_names(tmp_path):
     from dtviz.generate import SAMPLER_DEFAULTS, Generator, SampleSettings
 
     sit = Generator(dtviz.load(save_tiny_folder(str(tmp_path / "sit"), family="sit"), device="cpu"))
-    assert type(sit.sampler(name="sde")).__name__ == "EulerMaruyamaSampler" and sit.sampler().__class__.__name__ == "AdaptiveFlowSampler"
+    assert type(sit.sampler(name="sde")).__name__ == "EulerMaruyamaSampler" and sit.sampler().__class__.__name__ == "EulerFlowSampler"
     settings = SampleSettings(seed=4, steps=4, sampler="sde")
     labels = [0, 3, 5, 9]
     whole = sit.sample(labels, settings)
     assert np.array_equal(whole, sit.sample(labels, settings))  # seeded: repeatable
     assert np.allclose(sit.sample(labels, settings, batch_size=1), whole, atol=1e-5)  # per-sample noise
     assert not np.array_equal(whole, sit.sample(labels, SampleSettings(seed=4, steps=4)))
-    with pytest.raises(DtvizInputError, match="ode or euler or sde or heun"):
+    with pytest.raises(DtvizInputError, match="euler or sde or ode or heun"):
         sit.sampler(name="ddpm")
     assert SAMPLER_DEFAULTS["dit"]["name"] == "ddpm" and SAMPLER_DEFAULTS["dit"]["steps"] == 250  # DiT's sample.py
     dit = Generator(dtviz.load(save_tiny_folder(str(tmp_path / "dit"), family="dit"), device="cpu"))
