@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -22,6 +21,7 @@ from dtviz.errors import DtvizInputError
 from dtviz.pipeline_sampler import PipelineSchedulerSampler, check_steps
 from dtviz.pruning import PruneSpec, chain_steps, global_mask, pruned
 from dtviz.flow_samplers import FLOW_SAMPLER_OPTIONS, flow_sampler, parse_sampler_spec
+from dtviz.scheduling import CancelToken, FairQueue
 from dtviz.samplers import DDIMSampler, DDPMSampler, guided_denoiser
 from dtviz.seeding import check_convention, check_noise, initial_noise, noise_generators, release_draws
 from dtviz.sources.base import Source
@@ -67,6 +67,9 @@ class SampleSettings:
     sampler: str | None = None  # None = the family's default (SAMPLER_DEFAULTS); "name[:key=value,...]", see Generator.sampler
     seed_convention: str = "per-sample"  # or "release": the release script's own draws (dtviz.seeding)
     size: int | None = None  # text-to-image pipelines: image side in px (None = the pipeline's default; dtviz.t2i_sampling)
+    # Pruned-c guidance weight w (dtviz.samplers.guided_denoiser): None = ``prune`` prunes c itself; a number = c stays
+    # whole and ``prune`` defines the weaker condition P(c), D += w·(D_c − D_P(c)): one more forward per step.
+    pruned_guidance: float | None = None
 
 
 class DiffusersDenoiser(torch.nn.Module):
@@ -153,8 +156,9 @@ class Generator:
         self.defaults = defaults
         self.image_shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
         self._global_masks: dict[tuple, np.ndarray] = {}
-        # Held for the whole of every sample(): the pruning hooks live on the shared model.
-        self._lock = threading.Lock()
+        # Held for the whole of every sample(): the pruning hooks live on the shared model. First come, first
+        # served (dtviz.scheduling), so no caller waits behind later ones; a waiter can see its position.
+        self._lock = FairQueue()
 
     def _vae(self, vae: str | None):
         """The decoder for latent samples (dtviz.vae), or one DtvizInputError saying what is missing and where."""
@@ -218,11 +222,17 @@ class Generator:
 
     @torch.no_grad()
     def sample(self, labels, settings: SampleSettings = SampleSettings(), indices=None, on_step=None,
-               batch_size: int = 256, prune: PruneSpec | None = None, noise: torch.Tensor | None = None) -> np.ndarray:
+               batch_size: int = 256, prune: PruneSpec | None = None, noise: torch.Tensor | None = None,
+               cancel: CancelToken | None = None, on_wait=None) -> np.ndarray:
         """``prune``: zero dims of c during sampling (dtviz.pruning); the noise is the same as without it.
         ``noise``: the initial noise, (len(labels), C, H, W), instead of the seed's (e.g. a release's saved z).
-        Safe to call from several threads at once (they take turns on the model)."""
-        with self._lock:
+        Safe to call from several threads at once: they take turns on the model in arrival order, ``on_wait(ahead)``
+        told how many callers are ahead; ``cancel`` (dtviz.scheduling.CancelToken) is checked while waiting and
+        before every network evaluation, and stops the run with ``Cancelled``."""
+        if cancel is not None:
+            on_step = chain_steps(cancel.check, on_step)
+        check_pruned_guidance(settings, prune)
+        with self._lock.turn(cancel, on_wait):
             if prune is None:
                 return self._sample(labels, settings, indices, on_step, batch_size, noise)
             if getattr(self.sampler(settings.steps, settings.sampler), "adaptive", False) and prune.schedule.startswith("last"):
@@ -231,10 +241,27 @@ class Generator:
                                       f"fixed-step sampler (euler, heun, sde).")
             mask = self.global_mask(prune) if prune.mask == "global" else None
             with pruned(self.model, prune, mask=mask, null_class=self.source.num_classes) as pruner:
-                return self._sample(labels, settings, indices, chain_steps(pruner.on_step, on_step), batch_size, noise)
+                weak = None
+                if settings.pruned_guidance is not None:
+                    pruner.enabled = False  # c stays whole; only the extra forward of pruned-c guidance sees P(c)
+                    weak = self._pruned_forward(pruner)
+                return self._sample(labels, settings, indices, chain_steps(pruner.on_step, on_step), batch_size, noise,
+                                    weak=weak)
+
+    def _pruned_forward(self, pruner):
+        """The model run with c pruned, for pruned-c guidance: (x, t, y) -> D_P(c), None where the spec's schedule
+        leaves c whole (then P(c) = c and the guidance term is 0)."""
+        def weak(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor):
+            pruner.enabled = True
+            try:
+                return self.model(x, t, y) if pruner.active() else None
+            finally:
+                pruner.enabled = False
+        return weak
 
     @torch.no_grad()
-    def _sample(self, labels, settings: SampleSettings, indices, on_step, batch_size: int, noise=None) -> np.ndarray:
+    def _sample(self, labels, settings: SampleSettings, indices, on_step, batch_size: int, noise=None,
+                weak=None) -> np.ndarray:
         """``sample`` without the lock and without pruning hooks of its own (the caller holds the lock)."""
         labels = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=self.source.device)
         if labels.numel() and (labels.min() < 0 or labels.max() >= self.source.num_classes):
@@ -248,7 +275,8 @@ class Generator:
                 f"row is the null row.")
         denoise = guided_denoiser(self.model, self.source.num_classes, cfg_scale,
                                   self.defaults.get("guided_channels"), self.defaults.get("interval"),
-                                  scale_pow=self.defaults.get("scale_pow"))
+                                  scale_pow=self.defaults.get("scale_pow"), weak=weak,
+                                  weak_scale=float(settings.pruned_guidance or 0.0))
         sampler = self.sampler(settings.steps, settings.sampler)
         n, device, step_noise = len(labels), self.source.device, None
         check_convention(settings.seed_convention, self.source.family.key)
@@ -280,12 +308,24 @@ class Generator:
         return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def check_pruned_guidance(settings: SampleSettings, prune: PruneSpec | None) -> None:
+    """Pruned-c guidance needs a finite weight and a pruning spec to define P(c); one sentence otherwise."""
+    w = settings.pruned_guidance
+    if w is None:
+        return
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not np.isfinite(w):
+        raise DtvizInputError(f"the pruned-c guidance weight must be a finite number; got {w!r}.")
+    if prune is None:
+        raise DtvizInputError("pruned-c guidance guides with a pruned c, so it needs a pruning spec (mode, τ or k); none was given.")
+
+
 def to_uint8(images: np.ndarray) -> np.ndarray:
     return (np.clip(images, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def sample_readout(generator: Generator, labels, settings: SampleSettings, prune: PruneSpec | None = None,
-                   baseline: np.ndarray | None = None, classifier=None, matcher=None, on_step=None) -> dict:
+                   baseline: np.ndarray | None = None, classifier=None, matcher=None, on_step=None,
+                   cancel: CancelToken | None = None, on_wait=None) -> dict:
     """One run of the live pruning view: the samples and their read-outs.
 
         images    (N, H, W, C) float32 in [0, 1]
@@ -300,7 +340,11 @@ def sample_readout(generator: Generator, labels, settings: SampleSettings, prune
     from dtviz.quality import class_accuracy, pixel_drift, template_accuracy
 
     labels = np.asarray(labels, dtype=np.int64)
-    images = generator.sample(labels, settings, prune=prune, on_step=on_step)  # on_step(i, n): progress
+    if isinstance(generator, Generator):  # on_step(i, n): progress; cancel / on_wait: dtviz.scheduling
+        images = generator.sample(labels, settings, prune=prune, on_step=on_step, cancel=cancel, on_wait=on_wait)
+    else:  # a pipeline generator has its own lock: the cancel token is checked at each step only
+        images = generator.sample(labels, settings, prune=prune,
+                                  on_step=chain_steps(cancel.check if cancel is not None else None, on_step))
     removed = (0, 0.0) if prune is None else spec_removed_dims(generator.source, prune, classes=np.unique(labels))
     return {"images": images, "removed": removed,
             "drift": None if baseline is None else pixel_drift(baseline, images),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ import numpy as np
 import streamlit as st
 
 from dtviz.arraycache import ARRAYS, source_identity
+from dtviz.budgets import check_sample_work
+from dtviz.scheduling import CancelToken, Cancelled
 from dtviz.errors import DtvizInputError
 from dtviz_app.constants import LOG
 
@@ -77,19 +80,29 @@ def cluster_order(source: str, family: str, device: str, labels: str | None, t: 
         plots.cluster_order(condition_stats(source, family, device, labels, t, part).cosine())))
 
 
-def projection(key: tuple, tau: float, top_head: int, method: str, panel: str, seed: int = 0) -> np.ndarray:
-    """One panel of the head-vs-tail view in 2-D, cached per (resolved model, t, part, τ, method, panel)."""
-    return _projection(canonical(key), tau, top_head, method, panel, seed)
+def projection(key: tuple, tau: float, top_head: int, method: str, panel: str, seed: int = 0,
+               progress=None) -> np.ndarray:
+    """One panel of the head-vs-tail view in 2-D, cached per (resolved model, t, part, τ, method, panel);
+    panel (a) uses every dim whatever τ, so it is cached without τ. ``progress(done, total)``: t-SNE's
+    iterations while it computes (not part of the key)."""
+    from dtviz.projection import PANEL_FULL
+
+    if panel == PANEL_FULL:
+        tau, top_head = None, None
+    return _projection(canonical(key), tau, top_head, method, panel, seed, _progress=progress)
 
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
-def _projection(ckey: tuple, tau: float, top_head: int, method: str, panel: str, seed: int = 0) -> np.ndarray:
-    from dtviz.projection import head_tail_views, project
+def _projection(ckey: tuple, tau: float | None, top_head: int | None, method: str, panel: str, seed: int = 0,
+                _progress=None) -> np.ndarray:
+    from dtviz.projection import PANEL_FULL, head_tail_views, project
 
     key = (ckey[0][0], *ckey[1:])
+    if panel == PANEL_FULL:
+        return project(embeddings(*key), method, seed, progress=_progress)
     stats = condition_stats(*key)
     views = head_tail_views(embeddings(*key), stats.at_tau(tau)["head_dims"], top_head)
-    return project(views[panel], method, seed)
+    return project(views[panel], method, seed, progress=_progress)
 
 
 def compare_row(source: str, device: str, part: str, tau: float) -> dict:
@@ -164,10 +177,16 @@ def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, se
         raise DtvizInputError(reason)
     # the same positional arguments as the page's call, so this hits the baseline's cache entry
     base = None if spec is None else sample_run(model_key, labels, steps, cfg_scale, seed, None, sampler, size)["images"]
+    if steps:
+        check_sample_work(len(labels), int(steps))  # the page says so first; this guards every caller
     started = time.perf_counter()
     settings = SampleSettings(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler, size=size)
     bar = st.empty()
     what = "baseline" if spec is None else "pruned"
+    token = session_token()  # stops this run when the session ends or asks for something newer
+
+    def on_wait(ahead: int) -> None:  # the shared model serves sessions in arrival order (dtviz.scheduling)
+        bar.progress(0.0, text=f"Sampling the {what} grid: waiting for the shared model, {ahead} ahead")
 
     def on_step(i: int, n: int) -> None:  # SD3 / Flux on CPU take minutes: show where the run is
         if i % max(1, n // 20) == 0:
@@ -175,12 +194,66 @@ def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, se
 
     try:
         out = sample_readout(gen, labels, settings, spec, base, classifier_for(gen.source), on_step=on_step,
-                             matcher=template_matcher_for(gen.source))
+                             matcher=template_matcher_for(gen.source), cancel=token, on_wait=on_wait)
+    except Cancelled as err:  # the model is free for the next session at once; the log says where it stopped
+        LOG.warning("%d × %s steps (%s): %s", len(labels), steps, what, err)
+        raise
     finally:
         bar.empty()
+        forget_token(token)
     LOG.info("sampled %d × %d %s steps (%s) in %.2f s", len(labels), steps, sampler or "default",
              "baseline" if spec is None else spec.label(), time.perf_counter() - started)
     return out
+
+
+_SESSION_TOKENS: dict[str, CancelToken] = {}  # session id -> its sampling request in flight
+_TOKENS_LOCK = threading.Lock()
+
+
+def session_token() -> CancelToken | None:
+    """A cancel token for this session's new sampling request (None outside a script run). It replaces, and
+    cancels, the session's previous one, and it stops the run at the next step when the session is gone from
+    the server or has a newer run (rerun / stop) pending."""
+    from streamlit.runtime import Runtime
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx(suppress_warning=True)
+    if ctx is None:
+        return None
+    session_id, requests = ctx.session_id, ctx.script_requests
+
+    def should_stop() -> str | None:
+        try:
+            if Runtime.exists() and not Runtime.instance().is_active_session(session_id):
+                return "its session ended"
+            # a stop, or a rerun that would interrupt this run, waiting at the next yield point: the same test as
+            # Streamlit 1.67's ScriptRequests.on_scriptrunner_yield (a fragment rerun queued behind a full run is not)
+            state = getattr(requests, "_state", None)
+            if state is not None and state.name == "STOP":
+                return "its session stopped"
+            if state is not None and state.name == "RERUN":
+                from streamlit.runtime.scriptrunner_utils.script_requests import \
+                    _fragment_run_should_not_preempt_script as waits
+
+                data = requests._rerun_data
+                if not waits(data.fragment_id_queue, data.is_fragment_scoped_rerun):
+                    return "a newer request of the same session arrived"
+        except Exception:  # noqa: BLE001 — never stop a run because the check itself failed
+            return None
+        return None
+
+    token = CancelToken(should_stop)
+    with _TOKENS_LOCK:
+        previous, _SESSION_TOKENS[session_id] = _SESSION_TOKENS.get(session_id), token
+    if previous is not None:
+        previous.cancel("a newer request of the same session arrived")
+    return token
+
+
+def forget_token(token: CancelToken | None) -> None:
+    with _TOKENS_LOCK:
+        for sid in [sid for sid, t in _SESSION_TOKENS.items() if t is token]:
+            del _SESSION_TOKENS[sid]
 
 
 def cosine_heatmap(key: tuple, order: str, names: list[str], context: dict, height: int = 720):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from factories import family_state, save_checkpoint
+from test_concurrency import server  # noqa: F401 — the `streamlit run app.py` fixture
 
 
 # ================================================================================ checkpoint loads
@@ -117,3 +118,148 @@ def test_the_array_cache_is_bounded_by_bytes():
     assert ("k", 24) in lru and ("k", 0) not in lru
     huge = lru.get(("huge",), lambda: np.zeros(100_000))
     assert huge.shape == (100_000,) and ("huge",) not in lru and not huge.flags.writeable
+
+
+# ================================================================================ sampling: cancel and take turns
+
+@pytest.fixture(scope="module")
+def tiny_generator(tmp_path_factory):
+    import dtviz
+    from dtviz.generate import Generator
+    from test_pruning import save_tiny_folder
+
+    return Generator(dtviz.load(save_tiny_folder(str(tmp_path_factory.mktemp("tiny") / "model")), device="cpu"))
+
+
+def test_a_newer_request_cancels_a_long_run_within_a_few_steps(tiny_generator):
+    """A 1000-step run is cancelled (as the dashboard does when the same session asks again) after its 5th step;
+    it stops before the 8th network evaluation and releases the model at once for the next caller."""
+    from dtviz.generate import SampleSettings
+    from dtviz.scheduling import Cancelled, CancelToken
+
+    token, steps_run = CancelToken(), []
+
+    def on_step(i, n):
+        steps_run.append(i)
+        if i == 4:
+            token.cancel("a newer request of this session replaced it")
+
+    with pytest.raises(Cancelled, match="sampling stopped at step 6 of 1000: a newer request"):
+        tiny_generator.sample([0, 1], SampleSettings(steps=1000, seed=0, sampler="euler"), on_step=on_step,
+                             cancel=token)
+    assert len(steps_run) == 5 and token.checks == 6
+    images = tiny_generator.sample([0, 1], SampleSettings(steps=3, seed=0))  # the model is free again
+    assert images.shape[0] == 2
+
+
+def test_a_closed_session_stops_its_run(tiny_generator):
+    """should_stop is how the dashboard asks "is this session still open?" at every step."""
+    from dtviz.generate import SampleSettings
+    from dtviz.scheduling import Cancelled, CancelToken
+
+    session_open = threading.Event()
+    session_open.set()
+    token = CancelToken(lambda: None if session_open.is_set() else "its session ended")
+    seen = []
+
+    def on_step(i, n):
+        seen.append(i)
+        if i == 2:
+            session_open.clear()  # the visitor closed the tab
+
+    with pytest.raises(Cancelled, match="its session ended"):
+        tiny_generator.sample([0], SampleSettings(steps=1000, sampler="euler"), on_step=on_step, cancel=token)
+    assert len(seen) == 3
+
+
+def test_waiters_take_turns_in_arrival_order_and_see_their_position(tiny_generator):
+    """One run holds the model; four callers arrive one after the other: they run in that order, each told how
+    many are ahead; one of them is cancelled while it waits and leaves the queue."""
+    import time
+
+    from dtviz.generate import SampleSettings
+    from dtviz.scheduling import Cancelled, CancelToken
+
+    release, order, positions, errors = threading.Event(), [], {}, {}
+    started = threading.Event()
+
+    def holder_step(i, n):
+        started.set()
+        release.wait(timeout=30)
+
+    holder = threading.Thread(target=lambda: tiny_generator.sample([0], SampleSettings(steps=2, sampler="euler"),
+                                                                   on_step=holder_step))
+    holder.start()
+    assert started.wait(timeout=30)
+    tokens = {name: CancelToken() for name in "abcd"}
+
+    def waiter(name):
+        try:
+            tiny_generator.sample([1], SampleSettings(steps=1, sampler="euler"), cancel=tokens[name],
+                                  on_wait=lambda ahead: positions.setdefault(name, []).append(ahead),
+                                  on_step=lambda i, n: order.append(name) if i == 0 else None)
+        except Cancelled as err:
+            errors[name] = str(err)
+
+    threads = []
+    for name in "abcd":
+        threads.append(threading.Thread(target=waiter, args=(name,)))
+        threads[-1].start()
+        while tiny_generator._lock.waiting < len(threads):  # arrived and queued before the next one starts
+            time.sleep(0.01)
+    tokens["c"].cancel("its session ended")
+    time.sleep(0.5)  # c notices within one poll and leaves the queue
+    release.set()
+    for t in [holder, *threads]:
+        t.join(timeout=60)
+    assert order == ["a", "b", "d"]
+    assert positions["a"][0] == 1 and positions["b"][0] == 2 and positions["d"][0] == 4
+    assert positions["d"][-1] == 1  # it moved up as the others finished (and c left)
+    assert errors == {"c": "sampling stopped: its session ended."}
+
+
+# ================================================================================ the real server
+
+def test_closing_the_tab_stops_its_run_on_the_real_server(server):
+    """`streamlit run app.py` and Streamlit's own websocket protocol: a session asks for 8 samples × 1000 Euler
+    steps (the largest request the budget allows), and its tab is closed as soon as the progress bar shows; the
+    server log then says the run stopped, far before step 1000; the next session samples at once."""
+    import os
+    import re
+    import time
+    from urllib.parse import urlencode
+
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from test_app import ROOT
+    from test_concurrency import ws_session
+    from websockets.sync.client import connect
+
+    log_path = os.path.join(ROOT, "tests", "output", "streamlit-concurrency.log")
+    with connect(f"ws://127.0.0.1:{server}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
+                 open_timeout=60) as ws:
+        msg = BackMsg()
+        msg.rerun_script.query_string = urlencode({"pr_n": 8, "pr_steps": 1000, "pr_seed": 5})
+        msg.rerun_script.page_name = "pruning"
+        ws.send(msg.SerializeToString())
+        deadline = time.time() + 120
+        while time.time() < deadline:  # until the baseline's progress bar reports a step
+            fm = ForwardMsg()
+            fm.ParseFromString(ws.recv(timeout=60))
+            if fm.WhichOneof("type") == "delta" and fm.delta.WhichOneof("type") == "new_element":
+                el = fm.delta.new_element
+                if el.WhichOneof("type") == "progress" and "step" in el.progress.text:
+                    break
+        else:
+            pytest.fail("the long run never started")
+    # the tab is closed (websocket gone): its run must stop within a few steps
+    deadline, stopped = time.time() + 60, None
+    while time.time() < deadline and stopped is None:
+        with open(log_path, encoding="utf-8", errors="replace") as fh:
+            stopped = re.search(r"sampling stopped at step (\d+) of 1000: its session (ended|stopped)", fh.read())
+        time.sleep(0.2)
+    assert stopped, "no cancellation in the server log"
+    assert int(stopped.group(1)) < 500
+    other = ws_session(server, urlencode({"pr_n": 2, "pr_steps": 4, "pr_seed": 6}), "pruning", timeout=120)
+    assert other["status"] == 0 and not other["errors"] and not other["exceptions"], other
+    assert {"baseline", "pruned"} <= set(other["grids"])
