@@ -255,6 +255,7 @@ class Pruner:
     step: int | None = None
     num_steps: int | None = None
     pruned_steps: list = field(default_factory=list)
+    enabled: bool = True  # False: the hooks pass c through (pruned-c guidance prunes only its extra forward)
     _labels: torch.Tensor | None = None  # (B,) labels of the forward being run
     _row_keep: torch.Tensor | None = None  # (B, d) bool, computed at the forward's first adaLN call
 
@@ -263,6 +264,8 @@ class Pruner:
         self.step, self.num_steps = int(step), int(num_steps)
 
     def active(self) -> bool:
+        if not self.enabled:
+            return False
         if self.spec.schedule == "every":
             return True
         if self.step is None:

@@ -38,7 +38,8 @@ def power_cosine_scale(cfg_scale: float, t: torch.Tensor, scale_pow: float, num_
 
 
 def guided_denoiser(model: torch.nn.Module, null_class: int, cfg_scale: float, guided_channels: int | None = None,
-                    interval: tuple[float, float] | None = None, scale_pow: float | None = None) -> Denoiser:
+                    interval: tuple[float, float] | None = None, scale_pow: float | None = None,
+                    weak: Callable | None = None, weak_scale: float = 0.0) -> Denoiser:
     """Classifier-free guidance around ``model(x, t, y)``.
 
     The batch is run as rows ``[cond; null]`` and combined as uncond + s·(cond − uncond) on the first
@@ -47,20 +48,39 @@ def guided_denoiser(model: torch.nn.Module, null_class: int, cfg_scale: float, g
     ``scale_pow`` (MDT) s varies with each row's integer t: ``power_cosine_scale``; None = constant cfg_scale.
     cfg_scale ≤ 1 runs the conditional rows alone, one forward per call, as REPA, LightningDiT and diffusers do.
     ``guide_t``: judge the interval at this t instead of t's (REPA's Heun corrector uses the step's t_cur).
+
+    Pruned-c guidance (Sparse Guidance with a pruned condition; ``weak``, ``weak_scale`` = w): ``weak(x, t, y)`` is
+    the model with c replaced by P(c) (dtviz.generate runs it under dtviz.pruning hooks), or None at steps where P
+    is the identity (the spec's schedule is off there). On the first ``guided_channels`` channels, per call:
+
+        D = D_u + s·(D_c − D_u) + w·(D_c − D_P(c))      with CFG (s > 1, inside the interval)
+        D = D_c + w·(D_c − D_P(c))                      without it
+
+    the other channels are D_c's. It costs one more forward (of the conditional rows) per call; w = 0 or no
+    ``weak`` is plain CFG.
     """
 
     def denoise(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, guide_t: float | None = None) -> torch.Tensor:
         t_value = float(t.flatten()[0]) if guide_t is None else float(guide_t)
         use_cfg = cfg_scale > 1.0 and (interval is None or interval[0] <= t_value <= interval[1])
-        if not use_cfg:
+        pruned_c = weak is not None and weak_scale != 0.0
+        if not use_cfg and not pruned_c:
             return model(x, t, y)
-        out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null_class)]))
-        cond, uncond = out.chunk(2)
+        if use_cfg:
+            out = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, null_class)]))
+            cond, uncond = out.chunk(2)
+        else:
+            cond = out = model(x, t, y)
         ch = guided_channels or cond.shape[1]
-        scale = cfg_scale
-        if scale_pow is not None:
-            scale = power_cosine_scale(cfg_scale, t, scale_pow).to(out.dtype).view(-1, *[1] * (out.dim() - 1))
-        guided = uncond[:, :ch] + scale * (cond[:, :ch] - uncond[:, :ch])
+        guided = cond[:, :ch]
+        if use_cfg:
+            scale = cfg_scale
+            if scale_pow is not None:
+                scale = power_cosine_scale(cfg_scale, t, scale_pow).to(out.dtype).view(-1, *[1] * (out.dim() - 1))
+            guided = uncond[:, :ch] + scale * (cond[:, :ch] - uncond[:, :ch])
+        weak_out = weak(x, t, y) if pruned_c else None
+        if weak_out is not None:
+            guided = guided + weak_scale * (cond[:, :ch] - weak_out[:, :ch])
         return torch.cat([guided, cond[:, ch:]], dim=1)
 
     denoise.takes_guide_t = True

@@ -97,6 +97,10 @@ class PipelineGenerator:
         ``noise``: (N, *latent shape) initial latents instead of the seed's (SD3: (C, h, w); Flux: unpacked (C, h, w))."""
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
         n = self.source.num_classes
+        if settings.pruned_guidance is not None:  # the pipeline's own __call__ runs the forwards: no extra branch
+            raise DtvizInputError("pruned-c guidance runs with class-conditional DiT-family models and diffusers DiT "
+                                  "pipelines; a text-to-image pipeline samples through its own __call__, which has no "
+                                  "place for the extra forward.")
         if labels.size and (labels.min() < 0 or labels.max() >= n):
             raise DtvizInputError(f"prompt rows must lie in 0..{n - 1}; got {labels.tolist()[:5]}.")
         indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
