@@ -103,6 +103,8 @@ class Ctx:
         conv = self.info.family.convention
         if conv is None or self.t is None:
             return "no t (matrix)"
+        if self.info.family.key == "trajectory":  # t is the captured step (dtviz.sources.trajectory)
+            return self.source.step_text(int(self.t))
         t0 = self.source.t0
         if self.t == t0:  # a pipeline's t0 is its scheduler's first step, which assumes a step count: say which
             note = self.source.t0_note.removeprefix(f"t0 = {t0:g}, ")
@@ -126,6 +128,8 @@ class Ctx:
         """The ``context`` the figure builders put under every title: model, family, d, t, part (and τ)."""
         conv = self.info.family.convention
         t = None if conv is None or self.t is None else f"{self.t:g}" + (" (t0)" if self.t == self.source.t0 else "")
+        if t is not None and self.info.family.key == "trajectory":
+            t = self.source.step_text(int(self.t))
         tau = None
         if with_tau:
             tau = f"{self.tau:.4g} (top-{self.k})" if self.threshold == "topk" else f"{self.tau:g}"

@@ -276,8 +276,14 @@ def sidebar() -> Ctx | None:
         st.caption(f"**{plain(info.name)}** — {info.family.label}: {plain(info.family_note)}")
 
         st.subheader("Settings")
-        t = _timestep_widgets(info.family.convention, src.t0, src.t0_note)
-        part_options = PARTS if info.family.convention is not None else ("y+t",)
+        if info.family.key == "trajectory":  # a captured trajectory: a step slider instead of t, only c itself
+            from dtviz_app.step_controls import step_widgets
+
+            t, part_options = step_widgets(src), ("y+t",)
+        else:
+            url_store("step", None, None)  # a trajectory's setting only
+            t = _timestep_widgets(info.family.convention, src.t0, src.t0_note)
+            part_options = PARTS if info.family.convention is not None else ("y+t",)
         part = bound(st.radio, "part", "y+t", parse=choice(part_options), label="Part of c", options=part_options,
                      format_func=PART_LABELS.get, horizontal=True,
                      help="c = y_embedder(class) + t_embedder(t): the sum (the vector the blocks see), the label "

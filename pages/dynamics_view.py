@@ -16,12 +16,15 @@ def over_t_figures(ctx, series: dict):
     conv = ctx.info.family.convention
     context = {**ctx.plot_context(with_tau=False), "t": None}
     x_title = f"timestep t ({conv.describe()})"
+    over = "t"
+    if is_trajectory(ctx):  # a captured trajectory: its own denoising steps (Sec. 5: cosine rises toward the end)
+        x_title, over = f"sampling step ({conv.describe()})", "the sampling steps"
     cosine = plots.lines(series["t"], {"mean": series["cosine_mean"], "min": series["cosine_min"],
                                        "max": series["cosine_max"]},
-                         x_title, "cosine similarity (off-diagonal)", context, title="Cosine similarity of c over t")
+                         x_title, "cosine similarity (off-diagonal)", context, title=f"Cosine similarity of c over {over}")
     npr = plots.lines(series["t"], {"nPR of c̄": 100 * series["npr_mean_vector"],
                                     "nPR, per-class mean": 100 * series["npr_per_class_mean"]},
-                      x_title, "nPR (% of d)", context, title="Normalised participation ratio of c over t")
+                      x_title, "nPR (% of d)", context, title=f"Normalised participation ratio of c over {over}")
     return cosine, npr
 
 
@@ -46,6 +49,15 @@ def frame(series: dict, x: str) -> pd.DataFrame:
     return df
 
 
+def is_trajectory(ctx) -> bool:
+    return ctx.info.family.key == "trajectory"
+
+
+def steps_n(ctx, default: int) -> int:
+    """Every captured step of a trajectory (its convention's grid returns them all), else ``default``."""
+    return ctx.source.steps if is_trajectory(ctx) else default
+
+
 def default_folder(ctx) -> str:
     return f"{ctx.source_key}/snapshots" if ctx.source_key in BUILTINS else ""  # a served name, not a server path
 
@@ -53,7 +65,7 @@ def default_folder(ctx) -> str:
 def report_figures(ctx):
     items = []
     if ctx.info.family.convention is not None:
-        cosine, npr = over_t_figures(ctx, common.series_over_t(ctx.key, DEFAULT_N))
+        cosine, npr = over_t_figures(ctx, common.series_over_t(ctx.key, steps_n(ctx, DEFAULT_N)))
         items += [{"name": "cosine-over-t", "title": "Cosine over t", "figure": cosine},
                   {"name": "npr-over-t", "title": "nPR over t", "figure": npr}]
     folder = default_folder(ctx)
@@ -77,6 +89,12 @@ def over_t_section(ctx):
     conv = ctx.info.family.convention
     if conv is None:
         st.info("A precomputed matrix has no timestep; load a model checkpoint to see c(t).")
+    elif is_trajectory(ctx):
+        st.caption(f"Every captured step of the trajectory ({ctx.source.steps}), step 0 = t0, the first sampling step.")
+        series = common.series_over_t(ctx.key, steps_n(ctx, DEFAULT_N))
+        cosine, npr = over_t_figures(ctx, series)
+        common.show_figure(cosine, "cosine-over-steps", frame(series, "t"), title="Cosine over the sampling steps")
+        common.show_figure(npr, "npr-over-steps", frame(series, "t"), title="nPR over the sampling steps")
     else:
         n = common.bound(st.slider, "dyn_n", DEFAULT_N, parse=common.int_in(3, 101), label="Number of timesteps",
                          min_value=3, max_value=101, step=1,
@@ -103,6 +121,8 @@ def training_section(ctx):
     except DtvizInputError as err:
         common.show_error(err)
         return
+    if series.get("note"):  # more checkpoints than one request may read: "n shown of N"
+        st.caption(series["note"])
     cosine, npr = training_figures(ctx, series, folder)
     common.show_figure(cosine, "cosine-over-training", frame(series, "step"), title="Cosine over training")
     common.show_figure(npr, "npr-over-training", frame(series, "step"), title="nPR over training")

@@ -223,7 +223,7 @@ def test_prune_refusals(ran):
 
 # ================================================================================ trajectory source, CLI, app
 
-def test_trajectory_file_and_cli(ran, tmp_path):
+def test_trajectory_file_and_cli(ran, tmp_path, capsys):
     path = str(ran["folder"] / "dit.traj.npz")
     plain = str(tmp_path / "renamed.npz")  # detected by its member, whatever the name
     with open(path, "rb") as src, open(plain, "wb") as dst:
@@ -244,9 +244,12 @@ def test_trajectory_file_and_cli(ran, tmp_path):
     row = ConditionStats().fit(ran["source"].embeddings(t=3)).table_row()
     assert s["num_classes"] == 3 and s["step"] == 3 and s["t"] == 3
     assert s["npr"]["mean_vector"] == pytest.approx(row["npr"]["mean_vector"])
-    bad = subprocess.run([sys.executable, "-m", "dtviz", "stats", path, "--step", "12"], capture_output=True, text=True,
-                         env=env, cwd=ROOT)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    from dtviz.cli import main
+
+    assert main(["stats", path, "--step", "12"]) == 2  # in-process: one sentence, exit 2
+    assert main(["stats", "builtin", "--step", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "whole number in [0, 9]" in err[0] and "--step reads a captured trajectory" in err[1]
 
 
 def test_trajectory_budget_checked_before_reading(tmp_path, monkeypatch):
@@ -269,3 +272,33 @@ def test_dynamics_over_every_step(ran):
         row = ConditionStats().fit(src.embeddings(t=k)).table_row()
         assert series["cosine_mean"][k] == pytest.approx(row["cosine"]["mean"])
         assert series["npr_mean_vector"][k] == pytest.approx(row["npr"]["mean_vector"])
+
+
+def test_app_on_a_trajectory_has_a_step_slider(tmp_path):
+    """AppTest (as tests/test_app.py): the sidebar's Step slider replaces t, follows the URL key ``step``, and
+    the pages render at that step; the Dynamics page plots every captured step."""
+    pytest.importorskip("streamlit")
+    import dtviz_app
+    from tests.test_app import new_app, ok
+
+    rng = np.random.default_rng(0)
+    array = rng.normal(size=(6, 5, 12)).astype(np.float32) + np.linspace(0, 3, 5)[None, :, None]  # cosine rises over steps
+    path = Trajectory(array, [f"pose {i}" for i in range(6)], np.linspace(1, 0, 5), np.zeros(6, bool),
+                      {"what": "input", "module": "Sequential", "cfg": "none"}).save(str(tmp_path / "poses.traj.npz"))
+    at = new_app(src=path, step=3)
+    at.run()
+    ok(at)
+    slider = at.slider(key="step")
+    assert slider.label == "Step" and slider.value == 3 and slider.max == 4
+    assert not [s for s in at.slider if s.key == "t"]  # no timestep slider
+    line = at.main.caption[0].value
+    assert "step 3 of 5 (timestep 0.25)" in line, line
+    assert at.query_params["step"] in ("3", ["3"])
+    slider.set_value(0).run()
+    ok(at)
+    assert "step" not in at.query_params  # the default (t0) is left out of the link
+    for module in ("overview", "cosine", "dynamics"):
+        at.switch_page(dtviz_app.view_path(module)).run()
+        ok(at)
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("over the sampling steps" in spec for spec in titles), "no per-step curves on the dynamics page"
