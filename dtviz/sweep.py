@@ -38,7 +38,8 @@ from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule, paper_schedu
 
 BASELINE = "baseline"
 TABLE_COLUMNS = ("setting", "label", "mode", "tau", "k", "mask", "schedule", "prune_null", "removed_dims",
-                 "removed_share", "class_accuracy", "template_accuracy", "drift_mse", "drift_psnr", "samples")
+                 "removed_share", "class_accuracy", "template_accuracy", "drift_mse", "drift_psnr", "samples",
+                 "pruned_guidance")
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -133,6 +134,7 @@ class SettingResult:
     correct: np.ndarray | None  # (N,) bool, or None without a classifier
     template_correct: np.ndarray | None = None  # (N,) bool by template matching, or None without a matcher
     removed: tuple = (0, 0.0)  # (count, share), see pruning.spec_removed_dims
+    pruned_guidance: float | None = None  # w when the spec defined P(c) of pruned-c guidance instead of pruning c
 
 
 def prunes_nothing(spec: PruneSpec) -> bool:
@@ -181,14 +183,18 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
     from dtviz.generate import to_uint8
     from dtviz.quality import correct_per_sample, per_sample_mse, template_correct
 
+    import dataclasses
+
     labels = np.asarray(labels, dtype=np.int64)
+    # pruned-c guidance (settings.pruned_guidance = w): each spec is P of D + w·(D_c − D_P(c)); the baseline is unguided by P
+    base_settings = dataclasses.replace(settings, pruned_guidance=None)
     names = [BASELINE] + [s.slug() for s in specs]
     parts = {name: [] for name in names}  # name -> [(indices, uint8, mse, correct, template correct)]
     chunks = world.chunks(len(labels), batch_size)
     runs = len(chunks) * (1 + sum(not prunes_nothing(s) for s in specs))
     with SweepProgress(runs, enabled=world.is_main and progress) as bar:
         for idx in chunks:
-            base = generator.sample(labels[idx], settings, indices=idx, batch_size=len(idx), on_step=bar.on_step)
+            base = generator.sample(labels[idx], base_settings, indices=idx, batch_size=len(idx), on_step=bar.on_step)
             for name, spec in zip(names, [None] + list(specs)):
                 # the baseline stands for every spec that prunes nothing (τ = 0 tail, k = 0): sampled once
                 images = base if spec is None or prunes_nothing(spec) else generator.sample(
@@ -213,6 +219,7 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
             correct=None if classifier is None else np.concatenate([p[3] for p in pieces]),
             template_correct=None if matcher is None else np.concatenate([p[4] for p in pieces]),
             removed=(0, 0.0) if spec is None else spec_removed_dims(generator.source, spec, classes=np.unique(labels)),
+            pruned_guidance=None if spec is None else settings.pruned_guidance,
         ))
     return results
 
@@ -251,6 +258,7 @@ def table_rows(results: list[SettingResult]) -> list[dict]:
             "drift_mse": _num(drift["mse"]),
             "drift_psnr": _num(drift["psnr"]),
             "samples": str(len(r.sample_mse)),
+            "pruned_guidance": "" if r.pruned_guidance is None else f"{r.pruned_guidance:g}",
         })
     return rows
 
@@ -314,6 +322,9 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--schedule", default="every", help="comma-separated: every, first, last:K (default every)")
     p.add_argument("--mask", default="global", choices=MASKS, help="global: from |c̄| at t0; per-sample: each row's |c| at each step")
     p.add_argument("--prune-null", action="store_true", help="also prune the null (CFG) rows")
+    p.add_argument("--pruned-guidance", type=float, default=None, metavar="W",
+                   help="pruned-c guidance: keep c whole and guide each setting with its pruned c, D = D_u + s·(D_c − D_u) "
+                        "+ W·(D_c − D_P(c)); one more network forward per step (column pruned_guidance)")
     p.add_argument("--batch-size", type=int, default=64, help="samples per network batch (default 64)")
     p.add_argument("--out", required=True, help="output folder (created; must not be the checkpoint's folder)")
 
@@ -338,7 +349,8 @@ def cmd_sweep(args) -> int:
         ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
         labels = np.repeat(ids, args.per_class)
         generator = Generator(source, vae=args.vae)
-        settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler, size=args.size)
+        settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler, size=args.size,
+                                  pruned_guidance=args.pruned_guidance)
         results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source),
                             matcher=template_matcher_for(source))
         if not world.is_main:
@@ -351,7 +363,9 @@ def cmd_sweep(args) -> int:
         sampler = args.sampler or generator.defaults["name"]
         cfg = generator.defaults["cfg_scale"] if args.cfg is None else args.cfg
         note = (f"{source.info.name}: {len(ids)} classes × {args.per_class} samples, {sampler} {steps} steps, CFG {cfg:g}, "
-                f"seed {args.seed}, mask {args.mask}{', null rows pruned' if args.prune_null else ''}.")
+                f"seed {args.seed}, mask {args.mask}{', null rows pruned' if args.prune_null else ''}"
+                + (f"; pruned-c guidance w = {args.pruned_guidance:g}: c kept whole, each setting's P(c) guides "
+                   f"(one more forward per step)." if args.pruned_guidance is not None else "."))
         with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as fh:
             fh.write(markdown_table(results, source.dim, source.info.name, note))
         print(f"wrote {len(results)} settings × {len(labels)} samples to {out} (table.csv, table.md)")

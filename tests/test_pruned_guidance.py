@@ -89,3 +89,22 @@ def test_one_sentence_errors(gen):
     with pytest.raises(DtvizInputError, match="finite number"):
         gen.sample(LABELS, SampleSettings(pruned_guidance=float("nan")), prune=PruneSpec(tau=0.1))
     assert NUM_CLASSES > max(LABELS)
+
+
+def test_sweep_column(gen, tmp_path, capsys):
+    import csv
+
+    from dtviz.cli import main
+    from PIL import Image
+
+    folder = gen.source.info.extra["path"]
+    out = tmp_path / "sweep"
+    assert main(["sweep", folder, "--family", "dit", "--tau", f"0,{TAU}", "--classes", "0,3,7", "--cfg", "4",
+                 "--pruned-guidance", "2", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "table.csv", encoding="utf-8")))
+    assert [r["pruned_guidance"] for r in rows] == ["", "2", "2"]
+    expected = gen.sample(LABELS, SampleSettings(cfg_scale=4.0, pruned_guidance=2.0), prune=PruneSpec(tau=TAU))
+    from dtviz.generate import to_uint8
+
+    written = [np.asarray(Image.open(p)) for p in sorted((out / rows[2]["setting"]).glob("*.png"))]
+    assert np.array_equal(np.stack(written), to_uint8(expected)[..., 0])  # the sweep's row is the sampler option
