@@ -127,7 +127,7 @@ def test_sample_sampler_switch(tmp_path, capsys):
     assert np.array_equal(first_png(None), first_png("euler"))  # the built-in model's default
     assert not np.array_equal(first_png(None), first_png("sde"))
     assert main(["sample", "builtin", "--classes", "3", "--sampler", "ddpm", "--out", str(tmp_path / "x")]) == 2
-    assert "samples with euler or sde; got 'ddpm'" in capsys.readouterr().err
+    assert "samples with euler or sde or ode or heun; got 'ddpm'" in capsys.readouterr().err
 
 
 def test_errors_exit_nonzero_with_one_sentence(tmp_path, capsys):
