@@ -121,6 +121,20 @@ def check_sample_work(samples: int, steps: int) -> None:
                               f"request, over this server's budget of {MAX_SAMPLE_STEPS:,}; use fewer samples or steps.")
 
 
+def evenly_spaced(n: int, cap: int) -> np.ndarray:
+    """Indices of at most ``cap`` of range(n), evenly spaced with the first and last kept: a systematic sample, so
+    every stretch of ids (ImageNet's class groups are contiguous) or of training steps keeps its share."""
+    if n <= cap:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, cap)).astype(np.int64))
+
+
+def shown_note(shown: int, total: int, what: str, cap_name: str) -> str:
+    """'2,000 shown of 20,000 rows (…)' under a view that subsampled."""
+    return (f"{shown:,} shown of {total:,} {what}: an evenly spaced sample (this server's cap, "
+            f"dtviz.budgets.{cap_name}).")
+
+
 def out_of_memory(name: str) -> DtvizInputError:
     """The one sentence for a MemoryError while reading ``name`` (never a box or a traceback)."""
     return DtvizInputError(f"the server ran out of memory reading {name!r}; use a smaller file or subsample it.")

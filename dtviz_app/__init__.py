@@ -27,7 +27,8 @@ from dtviz_app.urlstate import (MAX_INT, bound, choice, fmt_bool, fmt_float, fmt
 from dtviz_app.access import (is_upload, link_name, open_folder, open_name, plain, served, session_upload_dir,
                                show_error, shown, sweep_uploads)
 from dtviz_app.cache import (cached_pipelines, cluster_order, compare_row, condition_stats, cosine_heatmap,
-                             embeddings, file_stamp, generator, load_source, projection, refresh_if_changed,
+                             embeddings, file_stamp, generator, load_source, projection, projection_note,
+                             refresh_if_changed,
                              resolved_device, safe_load, sample_run, series_over_t, series_over_training)
 from dtviz_app.context import Ctx, format_count
 from dtviz_app.controls import (card_markdown, detection_ambiguous, follow, save_upload, sidebar, snap_tau,
@@ -49,7 +50,7 @@ __all__ = [
     "served", "open_name", "open_folder", "link_name", "is_upload", "plain", "shown", "show_error", "session_upload_dir",
     "sweep_uploads",
     # caching
-    "resolved_device", "load_source", "embeddings", "condition_stats", "cluster_order", "projection",
+    "resolved_device", "load_source", "embeddings", "condition_stats", "cluster_order", "projection", "projection_note",
     "compare_row", "series_over_t", "series_over_training", "generator", "sample_run", "cosine_heatmap",
     "cached_pipelines", "file_stamp", "refresh_if_changed", "safe_load",
     # context

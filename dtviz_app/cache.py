@@ -20,7 +20,8 @@ import numpy as np
 import streamlit as st
 
 from dtviz.arraycache import ARRAYS, source_identity
-from dtviz.budgets import check_sample_work
+from dtviz.budgets import (MAX_DYNAMICS_FILES, MAX_PROJECTION_ROWS, check_sample_work, evenly_spaced,
+                           shown_note)
 from dtviz.scheduling import CancelToken, Cancelled
 from dtviz.errors import DtvizInputError
 from dtviz_app.constants import LOG
@@ -99,10 +100,27 @@ def _projection(ckey: tuple, tau: float | None, top_head: int | None, method: st
 
     key = (ckey[0][0], *ckey[1:])
     if panel == PANEL_FULL:
-        return project(embeddings(*key), method, seed, progress=_progress)
-    stats = condition_stats(*key)
-    views = head_tail_views(embeddings(*key), stats.at_tau(tau)["head_dims"], top_head)
-    return project(views[panel], method, seed, progress=_progress)
+        X = embeddings(*key)
+    else:
+        stats = condition_stats(*key)
+        X = head_tail_views(embeddings(*key), stats.at_tau(tau)["head_dims"], top_head)[panel]
+    rows = projection_rows(len(X), method)  # over the cap: an evenly spaced sample; the other rows are NaN (not drawn)
+    if len(rows) == len(X):
+        return project(X, method, seed, progress=_progress)
+    out = np.full((len(X), 2), np.nan, dtype=np.float64)
+    out[rows] = project(X[rows], method, seed, progress=_progress)
+    return out
+
+
+def projection_rows(n: int, method: str) -> np.ndarray:
+    """The rows a projection of ``n`` rows by ``method`` computes (all up to budgets.MAX_PROJECTION_ROWS)."""
+    return evenly_spaced(n, MAX_PROJECTION_ROWS.get(method, min(MAX_PROJECTION_ROWS.values())))
+
+
+def projection_note(n: int, method: str) -> str | None:
+    """'2,000 shown of 20,000 rows: …' when the projection subsamples, else None."""
+    shown = len(projection_rows(n, method))
+    return None if shown == n else shown_note(shown, n, "rows", "MAX_PROJECTION_ROWS")
 
 
 def compare_row(source: str, device: str, part: str, tau: float) -> dict:
@@ -135,7 +153,14 @@ def series_over_training(folder: str, part: str) -> dict:
     """dynamics.snapshot_series of a folder (each checkpoint at its own t0); re-read after 10 minutes."""
     from dtviz.dynamics import snapshot_series
 
-    return snapshot_series(os.path.expanduser(folder), None, part)
+    from dtviz.dynamics import snapshot_paths
+
+    paths = snapshot_paths(os.path.expanduser(folder))
+    keep = evenly_spaced(len(paths), MAX_DYNAMICS_FILES)  # each file is opened: one request reads at most the cap
+    series = snapshot_series([paths[i] for i in keep], None, part)
+    if len(keep) < len(paths):
+        series["note"] = shown_note(len(keep), len(paths), "checkpoints", "MAX_DYNAMICS_FILES")
+    return series
 
 
 def _generator(source: str, family: str, device: str, labels: str | None):

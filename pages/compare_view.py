@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 import dtviz_app as common
-from dtviz import plots
+from dtviz import budgets, plots
 from dtviz.cli import TABLE_COLUMNS
 from dtviz.errors import DtvizInputError
 from dtviz.loading import BUILTIN, BUILTIN_DIR, BUILTINS
@@ -91,6 +91,10 @@ def main():
     if not sources:
         st.info("Choose at least one source.")
         return
+    if len(sources) > budgets.MAX_COMPARE_SOURCES:  # each row opens a model: one request may not open dozens
+        st.warning(f"{len(sources)} sources were given, but this server compares at most {budgets.MAX_COMPARE_SOURCES} "
+                   f"at once; the first {budgets.MAX_COMPARE_SOURCES} are shown.", icon=":material/block:")
+        sources = sources[:budgets.MAX_COMPARE_SOURCES]
     with st.spinner(f"Computing {len(sources)} Table-1 rows…"):
         rows, errors = rows_for(ctx, sources)
     for source, message in errors:

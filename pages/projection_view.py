@@ -1,24 +1,36 @@
 """Head vs tail projection (paper Fig. 13, appendix Figs. 20–25): the class vectors in 2-D from all dims,
-the head only, the tail only, and without the strongest few head dims."""
+the head only, the tail only, and without the strongest few head dims — panels (a)–(d) as in the paper."""
 import streamlit as st
 
 import dtviz_app as common
 from dtviz import plots
 from dtviz.errors import DtvizInputError
-from dtviz.projection import DEFAULT_TOP_HEAD, METHODS, head_tail_views
+from dtviz.projection import DEFAULT_TOP_HEAD, METHODS, head_tail_views, panel_titles, tsne_implementation, umap_compiled
 
 METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+DEFAULT_METHOD = "tsne"  # as the paper; openTSNE takes a few seconds per panel of 1000 classes (README)
 COLOURS = {"group": "class group", "class": "class id"}
 
 
+def titles(ctx, top_head: int) -> dict:
+    """Panel key -> "(a) …" title: the same strings label the panels and make the caption."""
+    return panel_titles(ctx.info.dim, ctx.at_tau["head_count"], top_head)
+
+
 def panels(ctx, method: str, top_head: int, progress=None) -> dict:
-    """The four projections, each cached per (model, t, part, τ, method, panel)."""
-    names = list(head_tail_views(ctx.E, ctx.head, top_head))
+    """The four projections keyed by their titles, each cached per (model, t, part, τ, method, panel)."""
+    named = titles(ctx, top_head)
+    keys = list(head_tail_views(ctx.E, ctx.head, top_head))
     out = {}
-    for j, name in enumerate(names):
+    for j, key in enumerate(keys):
+        report = None
         if progress is not None:
-            progress.progress(j / len(names), text=f"{METHOD_LABELS[method]} of “{name}” ({j + 1} of {len(names)})…")
-        out[name] = common.projection(ctx.key, ctx.tau, top_head, method, name)
+            label = f"{METHOD_LABELS[method]} of {named[key].split(':')[0]} (panel {j + 1} of {len(keys)})"
+            progress.progress(j / len(keys), text=f"{label}…")
+
+            def report(done, total, j=j, label=label):
+                progress.progress((j + done / total) / len(keys), text=f"{label}: iteration {done} of {total}")
+        out[named[key]] = common.projection(ctx.key, ctx.tau, top_head, method, key, progress=report)
     if progress is not None:
         progress.empty()
     return out
@@ -39,10 +51,6 @@ def report_figures(ctx):
 def main():
     ctx = common.require_ctx()
     common.page_header(ctx, "Head vs tail projection")
-    head_n = ctx.at_tau["head_count"]
-    st.markdown(f"(a) all {ctx.info.dim} dims · (b) the {head_n} head dims (|c̄ᵢ| ≥ τ) · (c) the "
-                f"{ctx.info.dim - head_n} tail dims · (d) all dims but the strongest few head dims. "
-                "If the head carries the class information, (b) keeps the structure of (a) and (c) loses it.")
     projection_section(ctx)
 
 
@@ -53,10 +61,10 @@ def projection_section(ctx):
     has_groups = common.class_groups(ctx.source) is not None
     cols = st.columns([2, 2, 1])
     with cols[0]:
-        method = common.bound(st.radio, "proj_method", "pca", parse=common.choice(METHODS), label="Method",
-                              options=("pca", "tsne", "umap"), format_func=METHOD_LABELS.get, horizontal=True,
-                              help="PCA is instant; t-SNE (as in the paper) and UMAP take a few seconds per panel "
-                                   "and are cached per model, t, part, τ and method.")
+        method = common.bound(st.radio, "proj_method", DEFAULT_METHOD, parse=common.choice(METHODS), label="Method",
+                              options=("tsne", "umap", "pca"), format_func=METHOD_LABELS.get, horizontal=True,
+                              help="t-SNE as in the paper (progress in iterations); UMAP; PCA is instant. Each panel "
+                                   "is cached per model, t, part, τ and method.")
     with cols[1]:
         colour_options = tuple(COLOURS) if has_groups else ("class",)
         colour = common.bound(st.radio, "proj_colour", colour_options[0], parse=common.choice(colour_options),
@@ -66,12 +74,25 @@ def projection_section(ctx):
         top = common.bound(st.number_input, "proj_top", min(DEFAULT_TOP_HEAD, max_top),
                            parse=common.int_in(1, max_top), label="(d): strongest head dims removed",
                            min_value=1, max_value=max_top, step=1)
+    named = titles(ctx, int(top))
+    # the caption names the panels with exactly the figure's titles
+    st.markdown(" · ".join(named.values()) + ". If the head carries the class information, (b) keeps the "
+                "structure of (a) while the tail panels (c) and (d) lose it (paper Fig. 13).")
+    if method == "umap" and not umap_compiled():
+        st.caption("UMAP's first run on this server also compiles its numba code (about 30 s on 2 busy cores); "
+                   "later runs take a few seconds per panel.")
+    if method == "tsne":
+        st.caption(f"t-SNE by {'openTSNE (FFT-accelerated)' if tsne_implementation() == 'opentsne' else 'scikit-learn'}: "
+                   "perplexity 30, PCA initialisation, 750 iterations, seed 0, after PCA to 50 dims.")
     try:
         coords = panels(ctx, method, int(top), progress=st.progress(0.0, text="Projecting…"))
     except DtvizInputError as err:
         common.show_error(err, warning=True)
         return
     fig, groups = figure(ctx, coords, method, colour)
+    note = common.projection_note(ctx.info.num_classes, method)
+    if note:  # more rows than this method may project per request: "n shown of N"
+        st.caption(note)
     common.show_figure(fig, "projection", lambda: plots.projection_frame(coords, ctx.names, groups),
                        title=f"Head vs tail projection ({METHOD_LABELS[method]})")
 

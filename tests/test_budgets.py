@@ -197,3 +197,65 @@ def test_spellings_of_one_file_share_one_copy_of_the_cosine_matrix(tmp_path):
     assert got["copies"] == 1, got
     assert got["after"] - got["before"] < 2 * got["cosine_mb"] + 50, got
     assert got["peak"] - got["before"] < 4 * got["cosine_mb"] + 100, got
+
+
+# ================================================================================ finding 7: caps on fan-out
+
+def test_projection_rows_over_the_cap_are_an_evenly_spaced_sample(tmp_path):
+    """25 000 rows under PCA's cap of 20 000: 20 000 rows projected (first and last kept), the rest NaN (not
+    drawn), and the page's note says "20,000 shown of 25,000 rows"."""
+    from dtviz.projection import PANEL_FULL
+    from dtviz_app import cache
+
+    path = str(tmp_path / "big.npy")
+    np.save(path, np.random.default_rng(1).standard_normal((25_000, 4)).astype(np.float32))
+    cache.safe_load(path, "matrix", "cpu")
+    coords = cache.projection((path, "matrix", "cpu", None, None, "y+t"), 0.01, 1, "pca", PANEL_FULL)
+    shown = np.isfinite(coords).all(1)
+    assert coords.shape == (25_000, 2) and shown.sum() == budgets.MAX_PROJECTION_ROWS["pca"] == 20_000
+    assert shown[0] and shown[-1]
+    assert cache.projection_note(25_000, "pca").startswith("20,000 shown of 25,000 rows")
+    assert cache.projection_note(1_000, "tsne") is None
+
+
+def test_dynamics_reads_at_most_the_cap_of_checkpoints(monkeypatch):
+    """The built-in model's 9 training snapshots under a cap of 4: the first and last and two evenly between."""
+    from dtviz.loading import BUILTIN_DIR
+    from dtviz_app import cache
+
+    monkeypatch.setattr(cache, "MAX_DYNAMICS_FILES", 4)
+    cache.series_over_training.clear()
+    series = cache.series_over_training(f"{BUILTIN_DIR}/snapshots", "y+t")
+    assert [int(s) for s in series["step"]] == [0, 1000, 3000, 7000]  # snapshots 1, 4, 6, 9 of 9
+    assert series["note"].startswith("4 shown of 9 checkpoints")
+
+
+def test_compare_takes_at_most_the_cap_of_sources(tmp_path, monkeypatch):
+    """12 spellings of one file in cmp_more (the issue's +1.6 GB): the page compares 8 and says so."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    import dtviz_app
+    from dtviz.served import ENV_ROOTS
+    from streamlit.runtime import pages_manager
+    from test_app import APP, TIMEOUT
+
+    original = pages_manager.PagesManager.__init__
+
+    def init(self, *args, **kwargs):  # the server's steady state (see tests/test_app.py)
+        original(self, *args, **kwargs)
+        pages_manager.PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
+    monkeypatch.setenv(ENV_ROOTS, str(tmp_path))
+    np.save(tmp_path / "m.npy", np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32))
+    lines = [str(tmp_path) + "/" + "./" * i + "m.npy" for i in range(12)]
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.query_params.update({"cmp_more": "\n".join(lines)})
+    at.switch_page(dtviz_app.view_path("compare")).run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any("but this server compares at most 8 at once" in w for w in warnings), warnings
+    opened = [s for s in at.dataframe[0].value["source"] if not str(s).startswith("paper:")]  # not the paper's rows
+    assert len(opened) == budgets.MAX_COMPARE_SOURCES, opened
