@@ -2,8 +2,9 @@
 
 The folder it is started in is the default root; ``--root DIR`` adds others (dtviz.served: every path a
 visitor names must lie under one). The roots reach the app in ``DTVIZ_ROOTS``; the server runs headless,
-with the upload limit of ``dtviz.sources.matrix.MAX_UPLOAD_BYTES`` (passed on the command line, because
-Streamlit reads ``.streamlit/config.toml`` from the current folder, which need not be the repo).
+with the upload limit of ``dtviz.sources.matrix.MAX_UPLOAD_BYTES``. Streamlit reads ``.streamlit/config.toml``
+from the current folder, which need not be the repo, so the repo's options (no traceback for visitors, the
+viewer toolbar, …) are passed on the command line too.
 """
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import sys
 
 from dtviz.served import ENV_ROOTS, ServedRoots
 
-APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app.py")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+APP = os.path.join(REPO, "app.py")
+CONFIG = os.path.join(REPO, ".streamlit", "config.toml")
 DEFAULT_HOST = "127.0.0.1"  # as TensorBoard since 2.0: other machines only by the owner's explicit choice
 DEFAULT_PORT = 8501
 
@@ -35,6 +38,19 @@ def add_serve_parser(sub) -> None:
                         "the \"Open this view\" link of exported reports points there (default: env DTVIZ_BASE_URL)")
 
 
+def repo_options(path: str = CONFIG) -> dict[str, str]:
+    """``--section.key`` → value of every option in the repo's .streamlit/config.toml."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+    with open(path, "rb") as fh:
+        config = tomllib.load(fh)
+    text = {True: "true", False: "false"}
+    return {f"--{section}.{key}": text.get(value, str(value)) if isinstance(value, bool) else str(value)
+            for section, values in config.items() for key, value in values.items()}
+
+
 def serve_command(args: argparse.Namespace, cwd: str | None = None) -> tuple[list[str], dict]:
     """(argv, environment) of the Streamlit server for ``dtviz serve`` ``args`` (DtvizInputError for a bad root)."""
     from dtviz.errors import DtvizInputError
@@ -43,10 +59,10 @@ def serve_command(args: argparse.Namespace, cwd: str | None = None) -> tuple[lis
     if not 0 < args.port < 65536:
         raise DtvizInputError(f"--port expects a number from 1 to 65535, but got {args.port}.")
     roots = ServedRoots.of([cwd or os.getcwd(), *args.root])
-    argv = [sys.executable, "-m", "streamlit", "run", APP,
-            "--server.address", args.host, "--server.port", str(args.port),
-            "--server.headless", "true", "--server.maxUploadSize", str(MAX_UPLOAD_BYTES // 2 ** 20),
-            "--browser.gatherUsageStats", "false"]
+    options = {**repo_options(),
+               "--server.address": args.host, "--server.port": str(args.port), "--server.headless": "true",
+               "--server.maxUploadSize": str(MAX_UPLOAD_BYTES // 2 ** 20), "--browser.gatherUsageStats": "false"}
+    argv = [sys.executable, "-m", "streamlit", "run", APP, *(x for item in options.items() for x in item)]
     env = {**os.environ, ENV_ROOTS: os.pathsep.join(roots.roots)}
     if getattr(args, "base_url", None):
         from dtviz.report import ENV_BASE_URL, check_base_url

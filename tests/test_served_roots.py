@@ -382,13 +382,17 @@ def test_serve_help_and_command(tree, tmp_path, capsys):
     assert out.returncode == 0 and "--root" in out.stdout and "--host" in out.stdout and "127.0.0.1" in out.stdout
     from dtviz.cli import build_parser
     from dtviz.serve import APP as SERVE_APP, serve_command
+    from dtviz.sources.matrix import MAX_UPLOAD_BYTES
 
     args = build_parser().parse_args(["serve", "--root", str(outside), "--port", "8642"])
     argv, env = serve_command(args, cwd=str(served))
     assert argv[:5] == [sys.executable, "-m", "streamlit", "run", SERVE_APP] and SERVE_APP == APP
     options = dict(zip(argv[5::2], argv[6::2]))
     assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8642"
-    assert options["--server.headless"] == "true"
+    assert options["--server.headless"] == "true" and options["--server.maxUploadSize"] == str(MAX_UPLOAD_BYTES // 2 ** 20)
+    # the repo's .streamlit/config.toml holds wherever the server is started: no traceback for visitors
+    assert options["--client.showErrorDetails"] == "type" and options["--client.toolbarMode"] == "viewer"
+    assert options["--runner.magicEnabled"] == "false" and len(argv) == 5 + 2 * len(options)
     assert env[ENV_ROOTS].split(os.pathsep) == [os.path.realpath(served), os.path.realpath(outside)]
     from dtviz.cli import main
 
