@@ -166,6 +166,10 @@ def modulations(source) -> list[Modulation]:
         return diffusers_dit_modulations(source.transformer, source.device)
     if key in ("sd3", "flux"):
         return t2i_modulations(source.info.extra["path"], source.dim)
+    if key in ("pixart", "sana"):
+        raise DtvizInputError("PixArt and Sana feed one shared adaLN (adaln_single) from the timestep alone, so no "
+                              "block reads a dim of c the others do not; the per-block view reads SD3, Flux, diffusers "
+                              "DiT and native DiT-family models.")
     if hasattr(source, "build_model"):
         return native_modulations(source.build_model())
     raise DtvizInputError(f"the per-block view needs a model's adaLN weights; {source.info.name!r} is a "

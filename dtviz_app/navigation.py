@@ -26,6 +26,7 @@ PAGES = (
     ("compare", "Compare models", "compare", "cmp_", ":material/compare_arrows:"),
     ("dynamics", "Timestep & training dynamics", "dynamics", "dyn_", ":material/timeline:"),
     ("neighbours", "Nearest neighbours", "neighbours", "nn_", ":material/hub:"),
+    ("blocks", "Per-block modulation", "blocks", "blk_", ":material/layers:"),
     ("pruning", "Live pruning", "pruning", "pr_", ":material/content_cut:"),
 )
 # A pages/ folder next to app.py makes Streamlit's first run on a fresh server use its legacy page discovery
