@@ -295,3 +295,15 @@ def test_sd3_null_rows_are_pruned_only_when_asked(pipes):
         c = seen[0]  # (4, d): negative rows first
         assert (c[2:, :3] == 0).all() and (c[:2, :3] != 0).all() != prune_null
         assert (c[:, 3:] != 0).any()
+
+
+def test_padding_trimmed_pooled_equals_encode_prompt_at_77_tokens(pipes):
+    """dtviz pads each CLIP batch to its longest prompt, not 77 tokens; pooled output is read at the EOS of a
+    causal encoder, so it must equal encode_prompt's — also for a prompt cut at 77 tokens."""
+    prompts = ["a", "a photo of a red car at night with a big old boat", "cat " * 120, "a dog"]
+    src = dtviz.load(pipes["folders"]["sd3"], prompts=prompts)
+    with torch.no_grad():
+        _, _, pooled, _ = pipes["pipes"]["sd3"].encode_prompt(prompt=prompts, prompt_2=None, prompt_3=None,
+                                                             do_classifier_free_guidance=False, device=torch.device("cpu"))
+    np.testing.assert_allclose(src.pooled().numpy(), pooled.numpy(), rtol=0, atol=1e-6)
+    assert src.clip.tokenizer_max_length == 77  # restored after each batch

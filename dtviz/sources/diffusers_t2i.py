@@ -22,6 +22,7 @@ sample (dtviz.t2i_sampling). Nothing downloads, nothing is written next to the m
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import torch
@@ -55,6 +56,7 @@ class TextToImageSource(Source):
         self.scheduler, self._t0 = first_timestep(path, self.kind, self.defaults)
         self.clip = load_clip_pipeline(path, self.kind, device) if self.kind.text_in_c else None
         self._pooled: torch.Tensor | None = None  # (N, P) pooled CLIP projections, computed on first use
+        self._clip_lock = threading.Lock()  # sessions share a source; clip_pooled changes the pad length for a call
         dim = int(self.transformer_config["num_attention_heads"] * self.transformer_config["attention_head_dim"])
         sample_ok, sample_note = self.kind.can_sample, self.kind.sample_note
         needed = ["transformer", "vae"] + (["text_encoder_2", "tokenizer_2"] if self.kind.family == "flux" else [])
@@ -84,22 +86,49 @@ class TextToImageSource(Source):
     # ---------------------------------------------------------------------------------- embeddings
     @torch.no_grad()
     def pooled(self, ids=None) -> torch.Tensor:
-        """(len(ids), P) pooled text projections, exactly what the pipeline's encode_prompt passes as
-        pooled_prompt_embeds (SD3: CLIP-L ⊕ CLIP-G; Flux: CLIP-L). Computed once for all prompts, batched."""
+        """(len(ids), P) pooled text projections, what the pipeline's encode_prompt passes as pooled_prompt_embeds
+        (SD3: CLIP-L ⊕ CLIP-G; Flux: CLIP-L). Computed once for all prompts (``encode_all``)."""
         if self._pooled is None:
-            chunks = [self.clip_pooled(self.prompts[i:i + CLIP_BATCH]) for i in range(0, len(self.prompts), CLIP_BATCH)]
-            self._pooled = torch.cat(chunks).float()
+            with self._clip_lock:
+                if self._pooled is None:
+                    self._pooled = self.encode_all()
         return self._pooled if ids is None else self._pooled[torch.as_tensor(np.asarray(ids), dtype=torch.long)]
 
     @torch.no_grad()
-    def clip_pooled(self, prompts: list[str]) -> torch.Tensor:
-        """The pipeline's own _get_clip_prompt_embeds on ``prompts`` → (B, P)."""
+    def encode_all(self) -> torch.Tensor:
+        """(N, P) for every prompt: sorted by token count, in batches of CLIP_BATCH padded to the batch's longest
+        prompt instead of the pipeline's 77 tokens. CLIP's attention is causal and its pooled output is read at the
+        (first) EOS token, so padding after the longest prompt's EOS cannot change it; short prompts (ImageNet's
+        "a photo of a …": ~10 tokens) then cost a fraction of 77. tests/test_t2i_source.py checks the result
+        against the pipeline's own encode_prompt at 77 tokens."""
+        full = int(self.clip.tokenizer_max_length)
+        tokenizers = [self.clip.tokenizer] + ([self.clip.tokenizer_2] if self.kind.family == "sd3" else [])
+        lengths = np.max([[len(ids) for ids in tok(self.prompts, truncation=True, max_length=full)["input_ids"]]
+                          for tok in tokenizers], axis=0)  # (N,) with BOS/EOS, at most 77
+        order = np.argsort(lengths, kind="stable")
+        out = None
+        for start in range(0, len(order), CLIP_BATCH):
+            rows = order[start:start + CLIP_BATCH]
+            block = self.clip_pooled([self.prompts[i] for i in rows], int(lengths[rows].max())).float().cpu()
+            out = torch.empty((len(order), block.shape[1])) if out is None else out
+            out[torch.as_tensor(rows)] = block
+        return out
+
+    @torch.no_grad()
+    def clip_pooled(self, prompts: list[str], length: int | None = None) -> torch.Tensor:
+        """The pipeline's own _get_clip_prompt_embeds on ``prompts`` → (B, P), padded to ``length`` tokens
+        (default the pipeline's tokenizer_max_length, 77)."""
         pipe = self.clip
-        if self.kind.family == "sd3":
-            pooled = [pipe._get_clip_prompt_embeds(prompt=prompts, device=self.device, clip_model_index=i)[1]
-                      for i in (0, 1)]
-            return torch.cat(pooled, dim=-1)  # encode_prompt: torch.cat([pooled_1, pooled_2], dim=-1)
-        return pipe._get_clip_prompt_embeds(prompt=prompts, device=self.device)
+        full = pipe.tokenizer_max_length
+        pipe.tokenizer_max_length = int(length or full)  # the pad length _get_clip_prompt_embeds uses
+        try:
+            if self.kind.family == "sd3":
+                pooled = [pipe._get_clip_prompt_embeds(prompt=prompts, device=self.device, clip_model_index=i)[1]
+                          for i in (0, 1)]
+                return torch.cat(pooled, dim=-1)  # encode_prompt: torch.cat([pooled_1, pooled_2], dim=-1)
+            return pipe._get_clip_prompt_embeds(prompt=prompts, device=self.device)
+        finally:
+            pipe.tokenizer_max_length = full
 
     def timestep_input(self, t: float, batch: int) -> torch.Tensor:
         """(batch,) float32 timestep as the transformer's time_text_embed receives it: SD3 the scheduler's t;

@@ -1,0 +1,48 @@
+#!/usr/bin/env python
+"""CLIP text encoding for text-to-image c: the pipeline's 77-token padding against dtviz's per-batch padding.
+
+    python bench/t2i_clip.py [N]      (default N = 64 prompts of assets/prompts/imagenet_photo.txt, one thread)
+
+A random CLIP-L-shaped CLIPTextModelWithProjection (12 layers, width 768; no weights are downloaded) with the
+tests' word-level tokenizer encodes the same prompts padded to 77 tokens (what _get_clip_prompt_embeds does) and
+padded to the batch's longest prompt (what TextToImageSource.encode_all does); prints both times and the largest
+difference of the pooled projections.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+
+import torch  # noqa: E402
+
+
+def main(n: int = 64) -> None:
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from dtviz.prompts import read_prompts
+    from t2i_factories import WORDS, clip_tokenizer
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    cfg = CLIPTextConfig(vocab_size=len(WORDS) + 3, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                         num_attention_heads=12, max_position_embeddings=77, projection_dim=768, bos_token_id=1,
+                         eos_token_id=0, pad_token_id=0)
+    model, tok = CLIPTextModelWithProjection(cfg).eval(), clip_tokenizer()
+    prompts = read_prompts("imagenet-photo")[:n]
+    pooled = {}
+    with torch.no_grad():
+        for name, padding in (("77 tokens (pipeline)", "max_length"), ("longest in batch (dtviz)", "longest")):
+            ids = tok(prompts, padding=padding, max_length=77, truncation=True, return_tensors="pt").input_ids
+            start = time.perf_counter()
+            pooled[name] = model(ids, output_hidden_states=True)[0]
+            print(f"{n} prompts padded to {ids.shape[1]:>2} tokens, {name}: {time.perf_counter() - start:.2f} s")
+    a, b = pooled.values()
+    print(f"max |difference| of the pooled projections: {(a - b).abs().max().item():.2e}")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 64)
