@@ -25,6 +25,7 @@ from dtviz.loading import BUILTINS
 
 ENV_ROOTS = "DTVIZ_ROOTS"
 SHOWN_MAX = 60  # characters of a refused name that the sentence repeats
+LINK_CHECK_MAX = 2000  # entries of a folder source whose symlinks are checked
 
 # An absolute path left in a message after the known prefixes were replaced: keep only its last part.
 _ABSOLUTE = re.compile(r"(?<![\w~.>/\\])/(?:[^\s'\"/:,;()]+/)+([^\s'\"/:,;()]*)")
@@ -113,7 +114,8 @@ class ServedRoots:
             candidates = [path] if os.path.isabs(path) else [os.path.join(r, path) for r in self.roots]
         for candidate in candidates:
             real = os.path.realpath(candidate)
-            if self.allows(real) and os.path.exists(real) and os.access(real, os.R_OK) and self._sidecar_ok(real):
+            if (self.allows(real) and os.path.exists(real) and os.access(real, os.R_OK) and self._sidecar_ok(real)
+                    and self._links_inside(real)):
                 return real
         raise DtvizInputError(refusal(text))
 
@@ -123,17 +125,30 @@ class ServedRoots:
         sidecar = real + ".labels.txt"
         return not os.path.lexists(sidecar) or self.allows(os.path.realpath(sidecar))
 
-    def resolve_folder(self, source: str, extensions: tuple[str, ...]) -> str:
-        """``resolve`` for a folder whose files (those ending in ``extensions``) are read one by one (training
-        checkpoints): a file that is a symlink out of the roots refuses the whole folder, with the same sentence."""
-        real = self.resolve(source)
-        if os.path.isdir(real):
-            for entry in os.listdir(real):
-                path = os.path.join(real, entry)
-                if entry.lower().endswith(extensions) and not (self.allows(os.path.realpath(path))
-                                                               and self._sidecar_ok(os.path.realpath(path))):
-                    raise DtvizInputError(refusal(str(source)))
-        return real
+    def _links_inside(self, real: str) -> bool:
+        """A folder source (a pipeline, a model folder, training checkpoints) is read file by file: every symlink
+        in it, two levels down, must point inside the served folders too. Huge folders (not a model) are checked
+        up to ``LINK_CHECK_MAX`` entries; the loader refuses them anyway."""
+        if not os.path.isdir(real):
+            return True
+        seen = 0
+        for base, dirs, files in os.walk(real):
+            depth = base[len(real):].count(os.sep)
+            for entry in (*dirs, *files):
+                path = os.path.join(base, entry)
+                if os.path.islink(path) and not self.allows(os.path.realpath(path)):
+                    return False
+                seen += 1
+                if seen >= LINK_CHECK_MAX:
+                    return True
+            if depth >= 1:
+                dirs[:] = []  # the folder and one level below: pipeline parts (transformer/, vae/, …)
+        return True
+
+    def resolve_folder(self, source: str, extensions: tuple[str, ...] = ()) -> str:
+        """``resolve`` for a folder whose files are read one by one (training checkpoints; ``extensions`` kept
+        for callers): a file in it that is a symlink out of the roots refuses the whole folder, same sentence."""
+        return self.resolve(source)
 
     def name(self, source: str) -> str:
         """The name of a source in a link: relative to its root (``builtin/…`` for a shipped model's files).
@@ -179,7 +194,8 @@ class ServedRoots:
                 continue
             base = prefix.rstrip(os.sep)
             out = out.replace(base + os.sep, prefixes[prefix])
-            out = re.sub(re.escape(base) + r"(?![\w.-])", (prefixes[prefix].rstrip(os.sep) or ".").replace("\\", r"\\"), out)
+            bare = (prefixes[prefix].rstrip(os.sep) or ".").replace("\\", r"\\")  # the folder itself
+            out = re.sub(re.escape(base) + r"(?![\w.-])", bare, out)
         return _ABSOLUTE.sub(lambda m: "…/" + m.group(1), out)
 
 

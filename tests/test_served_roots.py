@@ -63,7 +63,8 @@ def test_inside_resolves_and_loads(tree):
     assert roots.resolve("runs/../E.npy") == real  # `..` that stays inside is fine
     assert dtviz.load(real).num_classes == 6
     assert roots.name(real) == "E.npy"
-    assert roots.resolve("builtin") == "builtin" and roots.resolve("hf:facebook/DiT-XL-2-256") == "hf:facebook/DiT-XL-2-256"
+    assert roots.resolve("builtin") == "builtin"
+    assert roots.resolve("hf:facebook/DiT-XL-2-256") == "hf:facebook/DiT-XL-2-256"
     snaps = roots.resolve("builtin/snapshots")
     assert os.path.isdir(snaps) and roots.name(snaps) == "builtin/snapshots"
 
@@ -110,6 +111,13 @@ def test_files_read_beside_a_served_path_must_be_served_too(tree):
     with pytest.raises(DtvizInputError) as info:
         roots.resolve_folder("run", (".safetensors",))
     assert str(info.value) == refusal("run")
+    # a pipeline / model folder whose part is a symlink out: refused as a whole, by the same sentence
+    pipe = served / "pipe"
+    (pipe / "transformer").mkdir(parents=True)
+    (pipe / "model_index.json").write_text("{}")
+    assert roots.resolve("pipe") == os.path.realpath(pipe)
+    os.symlink(outside / "secret.npy", pipe / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert refused(roots, "pipe") == refusal("pipe")
 
 
 def test_excluded_folder_inside_a_root_is_refused(tree):
@@ -256,7 +264,8 @@ def rendered(text: str) -> str:
 
 
 def test_markdown_in_a_source_name_is_literal_text(app_roots):
-    name = "**session expired** [re-enter password](http://evil.example/login) ![x](http://evil.example/i.png) :red[x] $x$"
+    name = ("**session expired** [re-enter password](http://evil.example/login) ![x](http://evil.example/i.png) "
+            ":red[x] $x$")
     at = new_app(src=name)
     at.run()
     assert not at.exception
@@ -389,7 +398,8 @@ def test_serve_help_and_command(tree, tmp_path, capsys):
     assert argv[:5] == [sys.executable, "-m", "streamlit", "run", SERVE_APP] and SERVE_APP == APP
     options = dict(zip(argv[5::2], argv[6::2]))
     assert options["--server.address"] == "127.0.0.1" and options["--server.port"] == "8642"
-    assert options["--server.headless"] == "true" and options["--server.maxUploadSize"] == str(MAX_UPLOAD_BYTES // 2 ** 20)
+    assert options["--server.headless"] == "true"
+    assert options["--server.maxUploadSize"] == str(MAX_UPLOAD_BYTES // 2 ** 20)
     # the repo's .streamlit/config.toml holds wherever the server is started: no traceback for visitors
     assert options["--client.showErrorDetails"] == "type" and options["--client.toolbarMode"] == "viewer"
     assert options["--runner.magicEnabled"] == "false" and len(argv) == 5 + 2 * len(options)
