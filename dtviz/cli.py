@@ -45,12 +45,15 @@ def add_checkpoint_reading_args(p: argparse.ArgumentParser) -> None:
 
 def source_options(args) -> dict:
     """load() keywords from add_checkpoint_reading_args."""
-    return {"num_heads": getattr(args, "num_heads", None), "null_row": getattr(args, "null_row", "auto")}
+    return {"num_heads": getattr(args, "num_heads", None), "null_row": getattr(args, "null_row", "auto"),
+            "guidance": getattr(args, "guidance", None)}
 
 
 def add_prompts_arg(p: argparse.ArgumentParser) -> None:
     from dtviz.prompts import PROMPT_SETS
 
+    p.add_argument("--guidance", type=float, default=None, metavar="G",
+                   help="Flux-dev: the guidance value embedded in c (and used to sample); default the pipeline's own")
     p.add_argument("--prompts", default=None, metavar="FILE",
                    help="text-to-image pipelines (SD3, Flux, PixArt, Sana): the rows, one prompt per line, or a shipped "
                         f"set: {', '.join(PROMPT_SETS)} (default varied)")

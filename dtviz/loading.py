@@ -53,14 +53,15 @@ def builtin_dir(name: str = BUILTIN) -> str:
 
 
 def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str | None = None, prompts=None,
-         num_heads: int | None = None, null_row: str = "auto") -> Source:
+         num_heads: int | None = None, null_row: str = "auto", guidance: float | None = None) -> Source:
     """Open ``source`` (see the module docstring) and return a Source. Errors are DtvizInputError.
 
     ``num_heads`` and ``null_row`` (auto | yes | no) set, for a native checkpoint, what its file may not say
     (dtviz.sources.release_config: read from the training args/config when present, else a noted reading).
 
     ``prompts`` (a text-to-image pipeline's rows): a file (one per line), a shipped set name (dtviz.prompts) or a
-    list; without it a text-to-image pipeline takes ``labels`` as its prompts file, else the default set."""
+    list; without it a text-to-image pipeline takes ``labels`` as its prompts file, else the default set.
+    ``guidance``: Flux-dev's embedded guidance value (default: FluxPipeline's own default guidance_scale)."""
     source = str(source).strip() or BUILTIN
     prompts = labels if prompts is None else prompts
     native = dict(num_heads=num_heads, null_row=null_row)
@@ -75,7 +76,7 @@ def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str |
     if source.startswith("hf:"):
         from dtviz.sources.diffusers_dit import load_cached_pipeline
 
-        return load_cached_pipeline(source[3:], device=device, prompts=prompts)
+        return load_cached_pipeline(source[3:], device=device, prompts=prompts, guidance=guidance)
     path = os.path.expanduser(source)
     if os.path.isdir(path):
         if os.path.isfile(os.path.join(path, "model_index.json")):
@@ -85,7 +86,7 @@ def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str |
             if is_t2i_folder(path):
                 from dtviz.sources.diffusers_t2i import TextToImageSource
 
-                return TextToImageSource(path, prompts=prompts, device=device)
+                return TextToImageSource(path, prompts=prompts, device=device, guidance=guidance)
 
             return DiffusersSource(path, device=device)
         if os.path.isfile(os.path.join(path, SIDECAR)) and os.path.isfile(os.path.join(path, MODEL_FILE)):

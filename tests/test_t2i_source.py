@@ -307,3 +307,17 @@ def test_padding_trimmed_pooled_equals_encode_prompt_at_77_tokens(pipes):
                                                              do_classifier_free_guidance=False, device=torch.device("cpu"))
     np.testing.assert_allclose(src.pooled().numpy(), pooled.numpy(), rtol=0, atol=1e-6)
     assert src.clip.tokenizer_max_length == 77  # restored after each batch
+
+
+def test_flux_guidance_is_a_setting(pipes, capsys):
+    dev = dtviz.load(pipes["folders"]["flux"], prompts=PROMPTS, guidance=5.0)
+    assert "g = 5, set by you" in dev.info.family_note
+    pipe = pipes["pipes"]["flux"]
+    with torch.no_grad():
+        _, pooled, _ = pipe.encode_prompt(prompt=PROMPTS, prompt_2=None, device=torch.device("cpu"))
+        ts = (torch.full((5,), dev.t0) / 1000).to(torch.float32) * 1000
+        ref = pipe.transformer.time_text_embed(ts, torch.full((5,), 5.0) * 1000, pooled).numpy()
+    np.testing.assert_allclose(dev.embeddings(), ref, rtol=0, atol=1e-6)
+    assert cli_main(["stats", pipes["folders"]["flux"], "--prompts", pipes["prompts"], "--guidance", "5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "g = 5, set by you" in out["family_note"]

@@ -284,7 +284,7 @@ def list_cached_pipelines(cache_dir: str | None = None) -> list[dict]:
     return found
 
 
-def load_cached_pipeline(repo_id: str, device=None, prompts=None) -> Source:
+def load_cached_pipeline(repo_id: str, device=None, prompts=None, guidance: float | None = None) -> Source:
     """Open the newest cached snapshot of ``repo_id`` (see list_cached_pipelines) without touching the network."""
     repo_id = str(repo_id).strip()
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
@@ -304,7 +304,7 @@ def load_cached_pipeline(repo_id: str, device=None, prompts=None) -> Source:
     if is_t2i_folder(newest["path"]):  # SD3 / Flux / PixArt / Sana: rows are prompts
         from dtviz.sources.diffusers_t2i import TextToImageSource
 
-        return TextToImageSource(newest["path"], prompts=prompts, device=device, name=newest["repo_id"],
+        return TextToImageSource(newest["path"], prompts=prompts, device=device, name=newest["repo_id"], guidance=guidance,
                                  extra={"repo_id": newest["repo_id"], "revision": newest["revision"]})
     return DiffusersSource(newest["path"], device=device, name=newest["repo_id"],
                            extra={"repo_id": newest["repo_id"], "revision": newest["revision"]})

@@ -41,13 +41,18 @@ CLIP_BATCH = 64  # prompts per CLIP forward: 1000 prompts in 16 batches on CPU
 class TextToImageSource(Source):
     """A text-to-image pipeline folder (model_index.json naming one of KINDS), with a list of prompts as rows."""
 
-    def __init__(self, path: str, prompts=None, device=None, name: str | None = None, extra: dict | None = None):
+    def __init__(self, path: str, prompts=None, device=None, name: str | None = None, extra: dict | None = None,
+                 guidance: float | None = None):
         self.path = path = os.path.expanduser(str(path))
         device = resolve_device(device)
         index = read_index(path)
         self.kind: PipelineKind = KINDS[index["_class_name"]]
         self.prompts = resolve_prompts(prompts)
         self.defaults = pipeline_defaults(path, self.kind)  # steps, guidance, height, width, …
+        if guidance is not None:  # a setting: Flux-dev's embedded g (and every pipeline's sampling guidance)
+            if not (np.isfinite(guidance) and 0 <= guidance <= 100):
+                raise DtvizInputError(f"guidance must be a number in [0, 100]; got {guidance!r}.")
+            self.defaults.update(guidance=float(guidance), guidance_set=True)
         # ------------------------------------------------------------ the embedder, from its own weights only
         self.transformer_config, self.embedder = embedder_module(path, self.kind)
         self.embedder = self.embedder.to(device).eval()

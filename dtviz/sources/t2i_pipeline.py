@@ -47,8 +47,9 @@ class PipelineKind:
             return "diffusers StableDiffusion3Pipeline: c = time_text_embed(t, CLIP-L ⊕ CLIP-G pooled)"
         if self.family == "flux":
             if defaults.get("guidance_in_c"):
+                said = "set by you" if defaults.get("guidance_set") else "the pipeline's default guidance_scale"
                 return (f"diffusers FluxPipeline (guidance-distilled): c = time_text_embed(t, g, CLIP-L pooled), "
-                        f"g = {defaults['guidance']:g}, the pipeline's default guidance_scale")
+                        f"g = {defaults['guidance']:g}, {said}")
             return "diffusers FluxPipeline (no guidance embedding): c = time_text_embed(t, CLIP-L pooled)"
         return (f"diffusers {self.pipeline}: c comes from the timestep alone ({self.embedder}); text enters by "
                 "cross-attention, so c is the same for every prompt")
