@@ -300,3 +300,14 @@ def test_cli_reports_an_internal_error_in_one_sentence(tmp_path, capsys, monkeyp
     monkeypatch.setenv("DTVIZ_DEBUG", "1")
     with pytest.raises(RuntimeError):
         main(argv)
+
+
+def test_heun_corrector_guidance_judged_at_step_start():
+    """REPA euler_sampler(heun=True) decides CFG for both evaluations of a step by t_cur: with the interval
+    t ≤ 0.6 on the grid 1, .75, .5, .25, 0 the corrector at t = .5 of the step from .75 runs unguided."""
+    model = randomized_dit(tiny_config(num_classes=4, in_channels=1, learn_sigma=False), seed=1)
+    rows = []
+    model.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[0]))
+    HeunFlowSampler(4, 1.0, 0.0).sample(guided_denoiser(model, 4, 2.0, None, (0.0, 0.6)), torch.zeros(2, 1, 8, 8),
+                                        torch.tensor([1, 2]))
+    assert rows == [2, 2, 2, 2, 4, 4, 4]
