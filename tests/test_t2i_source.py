@@ -321,3 +321,33 @@ def test_flux_guidance_is_a_setting(pipes, capsys):
     assert cli_main(["stats", pipes["folders"]["flux"], "--prompts", pipes["prompts"], "--guidance", "5", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert "g = 5, set by you" in out["family_note"]
+
+
+@pytest.mark.parametrize("schedule, pruned_steps", [("first", [0]), ("last:2", [1, 2]), ("every", [0, 1, 2])])
+def test_schedules_count_the_pipelines_steps(pipes, schedule, pruned_steps):
+    """What norm_out.linear receives (SiLU(c)) at each of Flux's 3 steps: zero in the pruned dims only at the
+    scheduled steps."""
+    src = dtviz.load(pipes["folders"]["flux"], prompts=PROMPTS)
+    gen = Generator(src)
+    seen = []
+    linear = gen.pipeline().transformer.norm_out.linear
+    handle = linear.register_forward_pre_hook(lambda m, args: seen.append(args[0].clone()))
+    try:
+        gen.sample([1], SampleSettings(steps=3, size=16), prune=PruneSpec(dims=(0, 1), schedule=schedule))
+    finally:
+        handle.remove()
+    assert len(seen) == 3
+    assert [i for i, x in enumerate(seen) if (x[:, :2] == 0).all()] == pruned_steps
+
+
+def test_flux_without_t5_offers_analysis_only(pipes, tmp_path):
+    import shutil
+
+    folder = tmp_path / "no_t5"
+    shutil.copytree(pipes["folders"]["flux"], folder)
+    shutil.rmtree(folder / "text_encoder_2")
+    src = dtviz.load(str(folder), prompts=PROMPTS)
+    assert src.embeddings().shape == (5, src.dim) and not src.info.can_sample
+    with pytest.raises(DtvizInputError, match="text_encoder_2/") as info:
+        Generator(src)
+    assert str(tmp_path) not in str(info.value)
