@@ -64,11 +64,12 @@ def _source_picker() -> tuple[str | None, str | None, str]:
         wanted = ss.get("src_hf")
         options = repos + ([wanted] if wanted and wanted not in repos else [])
         if options:
-            repo = st.selectbox("Cached DiT pipeline", options, key="src_hf")
+            repo = st.selectbox("Cached pipeline (DiT, SD3, Flux, PixArt, Sana)", options, key="src_hf")
             source = f"hf:{repo}" if repo else None
         else:
             from_env = "the local Hugging Face cache"
-            st.caption(f"No DiT pipelines in {from_env}. Download one with `hf download facebook/DiT-XL-2-256`.")
+            st.caption(f"No DiT or text-to-image pipelines in {from_env}. Download one with "
+                       "`hf download facebook/DiT-XL-2-256`.")
     else:
         source, labels = _upload_widgets()
     if kind in ("path", "hf") and source:  # a text-to-image pipeline's rows: prompts (dtviz_app.prompt_picker)
