@@ -282,8 +282,10 @@ def test_app_on_a_trajectory_has_a_step_slider(tmp_path):
     from tests.test_app import new_app, ok
 
     rng = np.random.default_rng(0)
-    array = rng.normal(size=(6, 5, 12)).astype(np.float32) + np.linspace(0, 3, 5)[None, :, None]  # cosine rises over steps
-    path = Trajectory(array, [f"pose {i}" for i in range(6)], np.linspace(1, 0, 5), np.zeros(6, bool),
+    scale = np.r_[np.full(4, 2.0), np.full(28, 0.003)]  # 4 head dims, a tail below τ = 0.01
+    shared = np.linspace(0, 3, 5)[None, :, None] * (scale > 1)  # a shared direction that grows: cosine rises over steps
+    array = (rng.normal(size=(40, 5, 32)) * scale + shared).astype(np.float32)
+    path = Trajectory(array, [f"pose {i}" for i in range(40)], np.linspace(1, 0, 5), np.zeros(40, bool),
                       {"what": "input", "module": "Sequential", "cfg": "none"}).save(str(tmp_path / "poses.traj.npz"))
     at = new_app(src=path, step=3)
     at.run()
@@ -297,7 +299,8 @@ def test_app_on_a_trajectory_has_a_step_slider(tmp_path):
     slider.set_value(0).run()
     ok(at)
     assert "step" not in at.query_params  # the default (t0) is left out of the link
-    for module in ("overview", "cosine", "dynamics"):
+    # the pages that read c (projection: t-SNE takes ~15 s here; blocks needs adaLN weights and says so)
+    for module in [p[0] for p in dtviz_app.PAGES if p[0] not in ("dynamics", "projection", "blocks")] + ["dynamics"]:
         at.switch_page(dtviz_app.view_path(module)).run()
         ok(at)
     titles = [c.proto.spec for c in at.get("plotly_chart")]

@@ -155,7 +155,7 @@ class TrajectorySource(Source):
     def __init__(self, traj: Trajectory, name: str = "trajectory", device=None):
         self.trajectory = traj
         keep = ~traj.null
-        self.array = traj.array[keep]  # (rows, steps, d), conditional rows only
+        self.array = traj.array[keep] if traj.null.any() else traj.array  # (rows, steps, d), conditional rows only
         steps = traj.steps
         meta = traj.meta
         where = f"{meta.get('what', 'output')} of {meta.get('module', 'a module')}" if meta else "c"
