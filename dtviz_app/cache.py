@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -190,7 +189,7 @@ def generator(ctx: "Ctx"):
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, seed: int, spec=None,
-               sampler: str | None = None, size: int | None = None) -> dict:
+               sampler: str | None = None, size: int | None = None, pruned_guidance: float | None = None) -> dict:
     """generate.sample_readout for (model, classes, seed, steps, CFG, sampler[, size, pruning]), drift against the
     cached baseline of the same settings; the baseline (spec None) is itself one cached entry. A progress bar shows
     the steps while it runs (created in here, so a cache hit replays it as the empty placeholder it ends as)."""
@@ -205,7 +204,9 @@ def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, se
     if steps:
         check_sample_work(len(labels), int(steps))  # the page says so first; this guards every caller
     started = time.perf_counter()
-    settings = SampleSettings(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler, size=size)
+    # pruned-c guidance (w): spec is then P of D + w·(D_c − D_P(c)), c itself stays whole (dtviz.samplers)
+    settings = SampleSettings(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler, size=size,
+                              pruned_guidance=pruned_guidance)
     bar = st.empty()
     what = "baseline" if spec is None else "pruned"
     token = session_token()  # stops this run when the session ends or asks for something newer
@@ -231,8 +232,7 @@ def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, se
     return out
 
 
-_SESSION_TOKENS: dict[str, CancelToken] = {}  # session id -> its sampling request in flight
-_TOKENS_LOCK = threading.Lock()
+_TOKEN_KEY = "_dtviz_sampling_token"  # in the session's own state: its sampling request in flight
 
 
 def session_token() -> CancelToken | None:
@@ -268,17 +268,15 @@ def session_token() -> CancelToken | None:
         return None
 
     token = CancelToken(should_stop)
-    with _TOKENS_LOCK:
-        previous, _SESSION_TOKENS[session_id] = _SESSION_TOKENS.get(session_id), token
+    previous, st.session_state[_TOKEN_KEY] = st.session_state.get(_TOKEN_KEY), token
     if previous is not None:
-        previous.cancel("a newer request of the same session arrived")
+        previous.cancel("a newer request of the same session replaced it")
     return token
 
 
 def forget_token(token: CancelToken | None) -> None:
-    with _TOKENS_LOCK:
-        for sid in [sid for sid, t in _SESSION_TOKENS.items() if t is token]:
-            del _SESSION_TOKENS[sid]
+    if token is not None and st.session_state.get(_TOKEN_KEY) is token:
+        del st.session_state[_TOKEN_KEY]
 
 
 def cosine_heatmap(key: tuple, order: str, names: list[str], context: dict, height: int = 720):

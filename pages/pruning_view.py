@@ -97,6 +97,7 @@ def sample_controls(ctx, gen) -> dict | None:
                             min_value=16, max_value=2048, step=16,
                             help=f"The pipeline's default is {gen.defaults['height']} px; on CPU a full-size SD3 / Flux "
                                  "image takes minutes, so the page starts smaller (fewer steps help too).")
+    guidance = pruned_guidance_control(gen)
     ids = chosen if pick == "chosen" else select_classes(n_all, None, min(int(n), n_all), int(seed))
     if not ids:
         st.info("Choose at least one class.")
@@ -111,7 +112,29 @@ def sample_controls(ctx, gen) -> dict | None:
         st.warning(str(err), icon=":material/block:")
         return None
     return {"labels": labels, "steps": int(steps), "cfg": float(cfg), "seed": int(seed),
-            "sampler": None if sampler == gen.defaults["name"] else sampler, "size": size}
+            "sampler": None if sampler == gen.defaults["name"] else sampler, "size": size, "pruned_guidance": guidance}
+
+
+def pruned_guidance_control(gen) -> float | None:
+    """Pruned-c guidance (dtviz.samplers.guided_denoiser): the pruned grids keep c whole and are guided away from
+    the model with P(c), D = D_u + s·(D_c − D_u) + w·(D_c − D_P(c)); None when off or for a text-to-image pipeline."""
+    if "height" in gen.defaults:  # a pipeline's own __call__ has no place for the extra forward
+        return None
+    cols = st.columns([2, 1, 4], vertical_alignment="bottom")
+    on = common.bound(cols[0].toggle, "pr_pg", False, parse=common.parse_bool, fmt=common.fmt_bool,
+                      label="Pruned-c guidance", help="Instead of sampling with the pruned c, guide with it: "
+                      "D = D_u + s·(D_c − D_u) + w·(D_c − D_P(c)). One more network forward per step.")
+    if not on:
+        return None
+    return float(common.bound(cols[1].number_input, "pr_pg_w", 1.0, parse=_guidance_value, fmt=common.fmt_float,
+                              label="w", min_value=-10.0, max_value=10.0, step=0.5, format="%g"))
+
+
+def _guidance_value(raw: str) -> float:
+    v = float(raw)
+    if not -10 <= v <= 10:
+        raise ValueError(raw)
+    return v
 
 
 def _cfg_value(raw: str) -> float:
@@ -123,8 +146,11 @@ def _cfg_value(raw: str) -> float:
 
 def sampled(ctx, run: dict, spec=None) -> dict:
     """generate.sample_readout through the app's cache (the baseline when ``spec`` is None)."""
+    # pruned-c guidance only where a spec gives P; passed only when on, so the baseline's cache key is the one
+    # sample_run's own baseline call uses
+    guided = {} if spec is None or run.get("pruned_guidance") is None else {"pruned_guidance": run["pruned_guidance"]}
     return common.sample_run(ctx.model_key, run["labels"], run["steps"], run["cfg"], run["seed"], spec,
-                             run["sampler"], run.get("size"))  # shows a progress bar while sampling
+                             run["sampler"], run.get("size"), **guided)  # shows a progress bar while sampling
 
 
 # ------------------------------------------------------------------------------------------ pruning
@@ -225,6 +251,8 @@ def pruning_section(ctx, run: dict):
         readout(ctx.info.dim, spec, results["baseline"], results["pruned"])
     st.caption(f"{len(run['labels'])} samples, {run['steps']} steps, CFG {run['cfg']:g}, seed {run['seed']} · pruned "
                f"grid in {seconds:.2f} s{' (cached)' if seconds < 0.05 else ''} · hover a sample for its class · "
+               + (f"pruned-c guidance w = {run['pruned_guidance']:g}: the pruned grids keep c whole and guide with "
+                  "P(c) (one more forward per step) · " if run.get("pruned_guidance") is not None else "")
                + paper_line())
 
 

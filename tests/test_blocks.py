@@ -148,3 +148,50 @@ def test_cli_refuses_a_matrix_in_one_sentence(tmp_path, capsys):
     assert main(["blocks", str(path), "--json"]) == 2
     err = capsys.readouterr().err
     assert "adaLN weights" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------------------- SD3 / Flux
+
+def named_chunks(norm, c: torch.Tensor) -> dict:
+    """Chunks named by the diffusers module's own forward on a zero hidden state (LayerNorm(0) = 0, so the
+    modulated output is the shift): AdaLayerNormZero, AdaLayerNormZeroSingle, AdaLayerNormContinuous."""
+    zero = torch.zeros(c.shape[0], 1, norm.linear.in_features, dtype=c.dtype)
+    kind = type(norm).__name__
+    if kind == "AdaLayerNormZero":
+        x, gate_msa, shift_mlp, scale_mlp, gate_mlp = norm(zero, emb=c)
+        return dict(shift_msa=x[:, 0], gate_msa=gate_msa, shift_mlp=shift_mlp, scale_mlp=scale_mlp, gate_mlp=gate_mlp)
+    if kind == "AdaLayerNormZeroSingle":
+        x, gate_msa = norm(zero, emb=c)
+        return dict(shift_msa=x[:, 0], gate_msa=gate_msa)
+    if kind == "AdaLayerNormContinuous":
+        return dict(shift=norm(zero, c)[:, 0])
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["sd3", "flux"])
+def test_t2i_chunks_named_by_diffusers_forward(tmp_path, kind):
+    pytest.importorskip("diffusers")
+    from tests.t2i_factories import build_flux, build_sd3, save_pipeline
+
+    pipe = build_sd3(with_t5=False) if kind == "sd3" else build_flux()
+    source = dtviz.load(save_pipeline(pipe, str(tmp_path / kind)), prompts=["a red cube", "a cat", "two dogs", "sky"])
+    spec = PruneSpec(mode="head", k=5, mask="per-sample")
+    result = modulation_change(source, spec)[0]
+    tr = pipe.transformer.double().eval()
+    c = torch.as_tensor(source.embeddings(), dtype=torch.float64)
+    pc = c * torch.as_tensor(keep_mask(c.numpy(), spec))
+    norms = [(i, "", b.norm1) for i, b in enumerate(tr.transformer_blocks)]
+    norms += [(i, "context.", b.norm1_context) for i, b in enumerate(tr.transformer_blocks)]
+    norms += [(len(tr.transformer_blocks) + i, "", b.norm) for i, b in enumerate(getattr(tr, "single_transformer_blocks", []))]
+    norms += [("final", "", tr.norm_out)]
+    checked = 0
+    with torch.no_grad():
+        for block, prefix, norm in norms:
+            got = result.final if block == "final" else result.blocks[block]["relative_change"]
+            full, pruned = named_chunks(norm, c), named_chunks(norm, pc)
+            for name in full:
+                want = ((full[name] - pruned[name]).norm(dim=1) / full[name].norm(dim=1)).mean().item()
+                assert got[prefix + name] == pytest.approx(want, rel=1e-5), (block, prefix + name)
+                checked += 1
+    assert checked >= 10
+    assert [b["block"] for b in result.blocks] == list(range(len(result.blocks)))

@@ -15,6 +15,7 @@ from dtviz.generate import Generator, SampleSettings
 from dtviz.pruning import PruneSpec
 from dtviz.samplers import DDPMSampler
 from dtviz.seeding import initial_noise, noise_generators
+from tests.test_app import steady_state_navigation  # noqa: F401 — autouse: AppTest in st.navigation mode
 from tests.test_pruning import NUM_CLASSES, save_tiny_folder
 
 LABELS = [0, 3, 7]
@@ -108,3 +109,25 @@ def test_sweep_column(gen, tmp_path, capsys):
 
     written = [np.asarray(Image.open(p)) for p in sorted((out / rows[2]["setting"]).glob("*.png"))]
     assert np.array_equal(np.stack(written), to_uint8(expected)[..., 0])  # the sweep's row is the sampler option
+
+
+def test_pruning_page_toggle_guides_with_the_pruned_c():
+    """The live page's toggle: its PSNR is the library's drift of the guided samples (same classes, seed, steps)."""
+    from dtviz.cli import select_classes
+    from dtviz.pruning_defaults import pruning_defaults
+    from dtviz.quality import pixel_drift
+    from dtviz.stats import ConditionStats
+    from tests.test_app import metric, pruning_app
+
+    at = pruning_app(pr_n=4, pr_mask="global", pr_contrast="false", pr_pg="true", pr_pg_w="2")
+    assert at.toggle(key="pr_pg").value and at.number_input(key="pr_pg_w").value == 2.0
+    source = dtviz.load("builtin")
+    tau = pruning_defaults(ConditionStats().fit(source.embeddings())).tau_by_mask["global"]
+    g = Generator(source)
+    labels = select_classes(source.num_classes, None, 4, 0)
+    settings = SampleSettings(steps=g.defaults["steps"], cfg_scale=g.defaults["cfg_scale"], seed=0)
+    base = g.sample(labels, settings)
+    guided = g.sample(labels, SampleSettings(**{**settings.__dict__, "pruned_guidance": 2.0}),
+                      prune=PruneSpec(mode="tail", tau=tau, mask="global"))
+    assert metric(at, "PSNR").value == f"{pixel_drift(base, guided)['psnr']:.1f} dB"
+    assert any("pruned-c guidance w = 2" in c.value for c in at.caption)
