@@ -177,7 +177,8 @@ def cmd_stats(args) -> int:
     if args.json:
         print(json.dumps(s))
         return 0
-    print(f"{s['source']}  family={s['family']} ({s['family_note']})  {s['rows']}={s['num_classes']}  d={s['dim']}  t={s['t']}  part={s['part']}")
+    when = f"step={s['step']} (timestep {s['timestep']})" if "step" in s else f"t={s['t']}"
+    print(f"{s['source']}  family={s['family']} ({s['family_note']})  {s['rows']}={s['num_classes']}  d={s['dim']}  {when}  part={s['part']}")
     print(f"  cosine (off-diagonal)  mean {s['cosine']['mean']:.4f}  min {s['cosine']['min']:.4f}  max {s['cosine']['max']:.4f}")
     for key in ("mean_vector", "per_class_mean"):
         print(f"  PR [{key}] {s['pr'][key]:.2f}   nPR {100 * s['npr'][key]:.2f}%   s_tail(τ={args.tau:g}) {s['s_tail'][key]:.4f}")

@@ -48,7 +48,7 @@ def _source_picker() -> tuple[str | None, str | None, str]:
         path = st.text_input("Checkpoint file or folder", key="src_path",
                              placeholder="models/SiT-XL-2-256.pt or a diffusers folder",
                              help="A .pt/.pth/.ckpt/.safetensors checkpoint, a diffusers DiT pipeline folder, a dtviz "
-                                  "model folder, or an N×d matrix (.npy/.npz/.csv/.pt).").strip()
+                                  "model folder, an N×d matrix (.npy/.npz/.csv/.pt), or a trajectory captured with dtviz.capture (.traj.npz).").strip()
         source = path or None
         if not path:
             st.caption("Enter a path inside the folders this server serves (relative to the folder `dtviz serve` "

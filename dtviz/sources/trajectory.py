@@ -158,7 +158,7 @@ class TrajectorySource(Source):
         self.array = traj.array[keep] if traj.null.any() else traj.array  # (rows, steps, d), conditional rows only
         steps = traj.steps
         meta = traj.meta
-        where = f"{meta.get('what', 'output')} of {meta.get('module', 'a module')}" if meta else "c"
+        where = f"{meta['what']} of {meta.get('module', 'a module')}" if "what" in meta else "c"
         nulls = int(traj.null.sum())
         note = (f"captured {where} over {steps} step(s), cfg {meta.get('cfg', 'none')}"
                 + (f"; {nulls} null (unconditional) row(s) in the file, not in the statistics" if nulls else ""))
