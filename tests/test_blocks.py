@@ -10,13 +10,15 @@ import pytest
 import torch
 
 import dtviz
-from dtviz.blocks import DIT_CHUNKS, contributions, modulation_change
+from dtviz.blocks import contributions, modulation_change
 from dtviz.cli import main
 from dtviz.nn.dit import timestep_features
 from dtviz.pruning import PruneSpec, keep_mask
 from tests.factories import family_state, save_checkpoint, tiny_lightningdit_config, randomized_lightningdit
 
 NUM_CLASSES = 10
+# DiT models.py DiTBlock.forward: `shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = ….chunk(6, dim=1)`
+DIT_CHUNKS = ("shift_msa", "scale_msa", "gate_msa", "shift_mlp", "scale_mlp", "gate_mlp")
 SPECS = [PruneSpec(mode="tail", tau=0.15), PruneSpec(mode="head", k=3, mask="per-sample"),
          PruneSpec(mode="tail", k=7, mask="per-sample")]
 
