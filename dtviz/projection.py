@@ -1,12 +1,16 @@
 """2-D projections of the class vectors for the head-vs-tail view (paper Fig. 13, appendix Figs. 20–25).
 
     head_tail_views(E, head_idx)   the four column subsets of E the panels show
+    panel_titles(d, head, top)     their titles (a)–(d), as in the paper's Fig. 13, for figure and caption
     project(X, method, seed)       t-SNE / UMAP / PCA to (N, 2), deterministic for a seed
     ProjectionCache                bounded, thread-safe LRU of finished projections for the dashboard
     warm_up()                      imports and UMAP's JIT ahead of the first request (background thread)
 
 t-SNE and UMAP run on the top 50 principal components when X has more columns (the usual practice:
 it removes noise dimensions and makes both ~10× faster on d = 1152 without changing the picture).
+t-SNE: openTSNE (Poličar et al. 2024) when installed, with reported iterations (``progress``); its
+exact-neighbour affinities are built here so that openTSNE never imports pynndescent, whose numba
+compilation costs 30 s on a busy 2-core machine. scikit-learn's TSNE otherwise (bench/tsne_speed.py).
 """
 from __future__ import annotations
 
@@ -17,10 +21,13 @@ from typing import Callable, Hashable
 import numpy as np
 
 from dtviz.errors import DtvizInputError
+from dtviz.tsne import TSNE_IMPLEMENTATIONS, TSNE_ITERATIONS, cpu_threads as _cpu_threads, tsne, tsne_implementation
+
+__all__ = ["METHODS", "TSNE_IMPLEMENTATIONS", "TSNE_ITERATIONS", "head_tail_views", "panel_titles", "project", "pca",
+           "tsne", "tsne_implementation", "umap_compiled", "warm_up", "ProjectionCache"]
 
 METHODS = ("tsne", "umap", "pca")
 PCA_DIMS_BEFORE_EMBEDDING = 50
-TSNE_ITERATIONS = 750
 
 PANEL_FULL, PANEL_HEAD, PANEL_TAIL, PANEL_NO_TOP = "full c", "head only", "tail only", "tail without top head"
 DEFAULT_TOP_HEAD = 5  # Fig. 7: removing 4–6 of 1152 head dims already ruins the samples
@@ -58,6 +65,15 @@ def head_tail_views(E, head_idx, top_head=None) -> dict[str, np.ndarray]:
     return {PANEL_FULL: E, PANEL_HEAD: E[:, head], PANEL_TAIL: E[:, tail], PANEL_NO_TOP: E[:, rest]}
 
 
+def panel_titles(d: int, head_count: int, top_count: int) -> dict[str, str]:
+    """Panel key -> its title, lettered as the paper's Fig. 13 ((a) full, (b) head only, (c), (d) tail
+    sides). The dashboard uses the same strings in the figure and in its caption."""
+    return {PANEL_FULL: f"(a) full c: all {d} dims",
+            PANEL_HEAD: f"(b) head only: {head_count} dims, |c̄ᵢ| ≥ τ",
+            PANEL_TAIL: f"(c) tail only: {d - head_count} dims, |c̄ᵢ| < τ",
+            PANEL_NO_TOP: f"(d) all but the top {top_count} head dims: {d - top_count} dims"}
+
+
 def _top_head(abs_mean: np.ndarray, head: np.ndarray, top_head) -> np.ndarray:
     """The strongest head dims: the k largest |c̄_i| within the head (ties by index), or given indices."""
     if top_head is None or np.ndim(top_head) == 0:
@@ -76,10 +92,13 @@ def _top_head(abs_mean: np.ndarray, head: np.ndarray, top_head) -> np.ndarray:
 
 # ======================================================================================== project
 
-def project(X, method: str = "tsne", seed: int = 0) -> np.ndarray:
+def project(X, method: str = "tsne", seed: int = 0, progress: Callable[[int, int], None] | None = None,
+            implementation: str | None = None) -> np.ndarray:
     """(N, 2) coordinates of the rows of X by ``method`` ("tsne", "umap" or "pca"); the same X and seed
-    give the same result. t-SNE: scikit-learn, perplexity min(30, (N − 1)/3), PCA initialisation;
-    UMAP: umap-learn (optional dependency), 15 neighbours; both after PCA to 50 dims."""
+    give the same result. t-SNE: perplexity min(30, (N − 1)/3), PCA initialisation, 750 iterations,
+    by openTSNE (``implementation`` None: openTSNE when installed, else "sklearn"); UMAP: umap-learn
+    (optional dependency), 15 neighbours; both after PCA to 50 dims. ``progress(done, total)``: called
+    every 25 t-SNE iterations (openTSNE only; scikit-learn has no callback)."""
     method = str(method).lower().replace("-", "")
     if method not in METHODS:
         raise DtvizInputError(f"projection method must be one of tsne, umap, pca; got {method!r}.")
@@ -92,7 +111,7 @@ def project(X, method: str = "tsne", seed: int = 0) -> np.ndarray:
     if n < 4:
         raise DtvizInputError(f"{method} needs at least 4 rows; got {n}.")
     Z = pca(X, PCA_DIMS_BEFORE_EMBEDDING) if X.shape[1] > PCA_DIMS_BEFORE_EMBEDDING else X - X.mean(0)
-    return _tsne(Z, seed) if method == "tsne" else _umap(Z, seed)
+    return tsne(Z, seed, implementation, progress) if method == "tsne" else _umap(Z, seed)
 
 
 def pca(X, k: int) -> np.ndarray:
@@ -119,32 +138,12 @@ def pca(X, k: int) -> np.ndarray:
     return np.ascontiguousarray(scores, dtype=np.float64)
 
 
-def _cpu_threads():
-    """Limit BLAS/OpenMP to the idle cores. Oversubscribed threads (a training job on the other core)
-    make OpenBLAS's LAPACK and t-SNE's OpenMP gradient 4–10× slower than one thread; on an idle
-    machine all cores are used."""
-    import os
-
-    from threadpoolctl import threadpool_limits
-
-    cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        busy = 0.0
-    return threadpool_limits(limits=max(1, min(cores, cores - int(busy + 0.5))))
+_UMAP_COMPILED = threading.Event()  # set after the first UMAP fit in this process (numba's JIT paid)
 
 
-def _tsne(Z: np.ndarray, seed: int) -> np.ndarray:
-    from sklearn.manifold import TSNE
-
-    n = Z.shape[0]
-    # 750 iterations (openTSNE's default): on 1000 points the KL is within 3 % of 1000 iterations and
-    # neighbourhoods are the same (trustworthiness equal to 4 decimals), at 3/4 of the time.
-    tsne = TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), init="pca", learning_rate="auto",
-                max_iter=TSNE_ITERATIONS, random_state=int(seed), method="barnes_hut" if n > 50 else "exact")
-    with _cpu_threads():
-        return tsne.fit_transform(Z).astype(np.float64)
+def umap_compiled() -> bool:
+    """True once a UMAP fit has run in this process: later fits skip numba's one-off compilation."""
+    return _UMAP_COMPILED.is_set()
 
 
 def _umap(Z: np.ndarray, seed: int) -> np.ndarray:
@@ -161,7 +160,9 @@ def _umap(Z: np.ndarray, seed: int) -> np.ndarray:
         model = umap.UMAP(n_components=2, n_neighbors=min(15, n - 1), random_state=int(seed),
                           init="spectral" if n > 10 else "random")
         with _cpu_threads():
-            return np.asarray(model.fit_transform(Z), dtype=np.float64)
+            Y = np.asarray(model.fit_transform(Z), dtype=np.float64)
+    _UMAP_COMPILED.set()
+    return Y
 
 
 def warm_up(methods=("tsne", "umap")) -> None:

@@ -80,21 +80,29 @@ def cluster_order(source: str, family: str, device: str, labels: str | None, t: 
         plots.cluster_order(condition_stats(source, family, device, labels, t, part).cosine())))
 
 
+PROJECTIONS = None  # dtviz.projection.ProjectionCache, made on first use (see projection)
+
+
 def projection(key: tuple, tau: float, top_head: int, method: str, panel: str, seed: int = 0,
                progress=None) -> np.ndarray:
-    """One panel of the head-vs-tail view in 2-D, cached per (resolved model, t, part, τ, method, panel);
-    panel (a) uses every dim whatever τ, so it is cached without τ. ``progress(done, total)``: t-SNE's
-    iterations while it computes (not part of the key)."""
-    from dtviz.projection import PANEL_FULL
+    """One panel of the head-vs-tail view in 2-D, cached per (resolved model and stamp, t, part, τ, method,
+    panel); panel (a) uses every dim whatever τ, so it is cached without τ. ``progress(done, total)``:
+    t-SNE's iterations while it computes. Kept in the library's ProjectionCache (bounded LRU, one
+    computation per key across sessions), not st.cache_data, which may not call the page's progress bar."""
+    global PROJECTIONS
+    from dtviz.projection import PANEL_FULL, ProjectionCache
 
+    if PROJECTIONS is None:
+        PROJECTIONS = ProjectionCache(maxsize=64)  # 64 panels of N×2 float64: 1 MB for 1000 classes
+    ckey = canonical(key)
     if panel == PANEL_FULL:
         tau, top_head = None, None
-    return _projection(canonical(key), tau, top_head, method, panel, seed, _progress=progress)
+    cache_key = (ckey, None if tau is None else round(float(tau), 12), top_head, str(method), str(panel), int(seed))
+    return PROJECTIONS.get_or_compute(cache_key, lambda: _projection(ckey, tau, top_head, method, panel, seed, progress))
 
 
-@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def _projection(ckey: tuple, tau: float | None, top_head: int | None, method: str, panel: str, seed: int = 0,
-                _progress=None) -> np.ndarray:
+                progress=None) -> np.ndarray:
     from dtviz.projection import PANEL_FULL, head_tail_views, project
 
     key = (ckey[0][0], *ckey[1:])
@@ -105,9 +113,9 @@ def _projection(ckey: tuple, tau: float | None, top_head: int | None, method: st
         X = head_tail_views(embeddings(*key), stats.at_tau(tau)["head_dims"], top_head)[panel]
     rows = projection_rows(len(X), method)  # over the cap: an evenly spaced sample; the other rows are NaN (not drawn)
     if len(rows) == len(X):
-        return project(X, method, seed, progress=_progress)
+        return project(X, method, seed, progress=progress)
     out = np.full((len(X), 2), np.nan, dtype=np.float64)
-    out[rows] = project(X[rows], method, seed, progress=_progress)
+    out[rows] = project(X[rows], method, seed, progress=progress)
     return out
 
 

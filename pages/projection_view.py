@@ -6,6 +6,7 @@ import dtviz_app as common
 from dtviz import plots
 from dtviz.errors import DtvizInputError
 from dtviz.projection import DEFAULT_TOP_HEAD, METHODS, head_tail_views, panel_titles, tsne_implementation, umap_compiled
+from dtviz.tsne import OPENTSNE_FFT_FROM
 
 METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 DEFAULT_METHOD = "tsne"  # as the paper; openTSNE takes a few seconds per panel of 1000 classes (README)
@@ -82,8 +83,9 @@ def projection_section(ctx):
         st.caption("UMAP's first run on this server also compiles its numba code (about 30 s on 2 busy cores); "
                    "later runs take a few seconds per panel.")
     if method == "tsne":
-        st.caption(f"t-SNE by {'openTSNE (FFT-accelerated)' if tsne_implementation() == 'opentsne' else 'scikit-learn'}: "
-                   "perplexity 30, PCA initialisation, 750 iterations, seed 0, after PCA to 50 dims.")
+        gradient = "FFT" if ctx.info.num_classes >= OPENTSNE_FFT_FROM else "Barnes–Hut"
+        by = f"openTSNE ({gradient} gradients)" if tsne_implementation() == "opentsne" else "scikit-learn"
+        st.caption(f"t-SNE by {by}: perplexity 30, PCA initialisation, 750 iterations, seed 0, after PCA to 50 dims.")
     try:
         coords = panels(ctx, method, int(top), progress=st.progress(0.0, text="Projecting…"))
     except DtvizInputError as err:

@@ -104,6 +104,42 @@ def test_cosine_heatmap_has_its_own_full_width_row(app):
     assert placed == [False]  # exactly one full heatmap, outside every column
 
 
+def test_projection_page_defaults_to_tsne_with_progress_and_lettered_panels(tmp_path, monkeypatch):
+    """t-SNE by default (as the paper), its iterations reported to the progress bar, each panel computed
+    once per (model, t, part, τ, method), and the caption names the panels with the figure's titles."""
+    import json
+
+    import dtviz.tsne
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "E.npy"
+    E = rng.normal(size=(40, 12)) + np.repeat(np.eye(12)[:4] * 8, 10, axis=0) + 3  # 4 planted clusters
+    E[:, 8:] *= 1e-4  # a tail below τ = 0.01
+    np.save(path, E.astype(np.float32))
+    runs, reports = [], []
+    real = dtviz.tsne._open_tsne
+
+    def counted(Z, seed, progress=None, gradient=None):  # the real computation, counted
+        runs.append(Z.shape)
+        return real(Z, seed, (lambda d, t: (reports.append(d), progress(d, t))) if progress else None, gradient)
+
+    monkeypatch.setattr(dtviz.tsne, "_open_tsne", counted)
+    at = new_app(src=str(path))
+    at.run()
+    at.switch_page(dtviz_app.view_path("projection")).run()
+    ok(at)
+    assert at.radio(key="proj_method").value == "tsne"
+    assert len(runs) == 4 and reports and max(reports) == dtviz.tsne.TSNE_ITERATIONS
+    spec = json.loads(next(c for c in at.get("plotly_chart") if "head vs. tail" in c.proto.spec).proto.spec)
+    titles = [a["text"].replace("<br>", ": ") for a in spec["layout"]["annotations"]][:4]
+    assert [t[:3] for t in titles] == ["(a)", "(b)", "(c)", "(d)"]
+    caption = " ".join(m.value for m in at.markdown)
+    assert all(t in caption for t in titles), (titles, caption)
+    at.run()  # a rerun (e.g. another widget) reads every panel from the cache
+    ok(at)
+    assert len(runs) == 4
+
+
 # ------------------------------------------------------------------------------------ live pruning
 
 def pruning_app(query: dict | None = None, **page) -> AppTest:

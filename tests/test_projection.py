@@ -90,6 +90,55 @@ def test_tsne_is_deterministic_for_a_seed_and_returns_n_by_2():
     assert (labels[D.argmin(1)] == labels).mean() > 0.95
 
 
+@pytest.mark.parametrize("implementation", ["opentsne", "sklearn"])
+def test_both_tsne_implementations_keep_planted_clusters_and_neighbourhoods(implementation):
+    """Faithful whichever library runs: planted clusters stay apart and 10-neighbourhoods are kept
+    (trustworthiness, scikit-learn's independent measure)."""
+    pytest.importorskip("openTSNE")
+    from sklearn.manifold import trustworthiness
+
+    from dtviz.projection import tsne
+
+    X, labels = two_clusters(n_each=50, d=20)
+    Y = tsne(X, 0, implementation)
+    D = np.linalg.norm(Y[:, None] - Y[None], axis=-1)
+    np.fill_diagonal(D, np.inf)
+    assert (labels[D.argmin(1)] == labels).mean() > 0.95
+    assert trustworthiness(X, Y, n_neighbors=10) > 0.85
+    np.testing.assert_array_equal(Y, tsne(X, 0, implementation))
+
+
+def test_opentsne_reports_iterations_and_never_compiles_numba():
+    """The page shows t-SNE's iterations; and openTSNE's own neighbour choice would import pynndescent
+    (30 s of numba compilation on a busy machine): a fresh interpreter must not load numba at all."""
+    pytest.importorskip("openTSNE")
+    code = (
+        "import sys, numpy as np\n"
+        "from dtviz.projection import project, TSNE_ITERATIONS\n"
+        "seen = []\n"
+        "Y = project(np.random.default_rng(0).normal(size=(60, 8)), 'tsne', progress=lambda d, t: seen.append((d, t)))\n"
+        "assert Y.shape == (60, 2) and seen[-1] == (TSNE_ITERATIONS, TSNE_ITERATIONS), seen[-3:]\n"
+        "assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) == TSNE_ITERATIONS // 25\n"
+        "print(sorted(m for m in ('numba', 'pynndescent', 'umap') if m in sys.modules))\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=root)
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+def test_panel_titles_letter_the_panels_as_the_paper():
+    from dtviz.projection import PANEL_FULL, PANEL_HEAD, PANEL_NO_TOP, PANEL_TAIL, panel_titles
+
+    t = panel_titles(128, 12, 5)
+    assert list(t) == [PANEL_FULL, PANEL_HEAD, PANEL_TAIL, PANEL_NO_TOP]
+    assert [v[:3] for v in t.values()] == ["(a)", "(b)", "(c)", "(d)"]
+    assert "128 dims" in t[PANEL_FULL] and "12 dims" in t[PANEL_HEAD] and "116 dims" in t[PANEL_TAIL]
+    assert "top 5 head dims: 123 dims" in t[PANEL_NO_TOP]
+
+
 def test_project_rejects_bad_input_and_reports_missing_umap(monkeypatch):
     with pytest.raises(DtvizInputError, match="method"):
         project(np.zeros((5, 3)), "mds")

@@ -43,7 +43,10 @@ def projection_panels(panels: dict, names, context, groups=None, method: str = "
         if np.asarray(Y).shape != (n, 2):
             raise DtvizInputError(f"panel {title!r}: expected ({n}, 2) coordinates, got {np.asarray(Y).shape}.")
     titles = list(panels)
-    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.04)
+    # "(b) head only: 12 dims, …" on two lines: four titles side by side share the width
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=[t.replace(": ", "<br>", 1) for t in titles],
+                        horizontal_spacing=0.04)
+    fig.update_annotations(font_size=13)
     if groups is not None:
         groups = [str(g) for g in groups]
         if len(groups) != n:
@@ -75,7 +78,7 @@ def projection_panels(panels: dict, names, context, groups=None, method: str = "
     fig.update_xaxes(title_text=f"{method} 1", showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(title_text=f"{method} 2", row=1, col=1)
-    _style(fig, f"{method} of class vectors: head vs tail dimensions ({n} classes)", context, height=460)
+    _style(fig, f"{method} of class embeddings by head vs. tail dimensions ({n} classes)", context, height=460)
     fig.update_layout(legend=dict(orientation="h", y=-0.12, title=dict(text="group")))
     return fig
 
