@@ -5,6 +5,7 @@
 # venv/conda env that is not externally managed (PEP 668), otherwise the project's .venv (scripts/setup.sh).
 PYTHON ?= python3
 PY = $(shell PYTHON=$(PYTHON) bash scripts/setup.sh --which)
+HOST ?= 127.0.0.1
 PORT ?= 8501
 
 .PHONY: run test bench setup
@@ -13,7 +14,7 @@ setup:
 	PYTHON=$(PYTHON) bash scripts/setup.sh
 
 run: setup
-	$(PYTHON) -m dtviz serve --port $(PORT)
+	$(PY) -m dtviz serve --host $(HOST) --port $(PORT)
 
 test:
 	PYTHON=$(PYTHON) bash scripts/setup.sh --browser
