@@ -103,7 +103,8 @@ class Capture:
         _check_choice("what", self.what, WHATS)
         _check_choice("cfg", self.cfg, CFG_MODES)
         _check_choice("cond_half", self.cond_half, ("first", "second"))
-        _as_modules(self.module)
+        if not isinstance(self.module, torch.nn.Module):
+            raise DtvizInputError(f"expected one torch.nn.Module to capture from; got {type(self.module).__name__}.")
 
     # --- context ------------------------------------------------------------------------------
     def __enter__(self) -> "Capture":

@@ -1,0 +1,1 @@
+"""dtviz tests (a regular package, so an installed top-level ``tests`` package — torch-fidelity ships one — cannot shadow it)."""
