@@ -217,7 +217,8 @@ def prune(modules, spec: PruneSpec, *, mask=None, num_steps: int | None = None, 
     yields the dtviz.pruning.Pruner (``pruned_steps`` lists the steps that were pruned).
 
     modules: one module whose output is c, or every module that reads c (e.g. all adaLN_modulation, with
-    what="input"); the first one counts the steps: call k of it is step k // calls_per_step.
+    what="input"); the first one counts the steps (list first the one each forward calls first): call k of it is
+    step k // calls_per_step.
     mask: for spec.mask="global", the (d,) keep-mask, or a Source (then ``global_mask(source, spec)``, e.g. of a
     captured trajectory file at its first step). num_steps: required for last:K schedules.
     cfg: none | first-half | second-half — which rows are the CFG null rows (pruned only if spec.prune_null)."""
