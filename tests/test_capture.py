@@ -261,6 +261,22 @@ def test_trajectory_budget_checked_before_reading(tmp_path, monkeypatch):
         dtviz.load(str(tmp_path / "b.traj.npz"))
 
 
+@pytest.mark.parametrize("members,message", [
+    (dict(timesteps=np.array(["a", "b", "c"])), "numeric timesteps"),
+    (dict(labels=np.array(["x", "y"])), "expected 4 labels"),
+    (dict(trajectory=np.zeros((4, 3)), timesteps=np.zeros(0)), "rows × steps × d"),
+    (dict(trajectory=np.full((4, 3, 2), np.nan)), "NaN"),
+])
+def test_bad_trajectory_files_are_one_sentence(tmp_path, members, message):
+    base = dict(trajectory=np.zeros((4, 3, 2), np.float32), labels=np.array(list("abcd")), timesteps=np.arange(3.0),
+                null=np.zeros(4, bool))
+    path = tmp_path / "bad.traj.npz"
+    with open(path, "wb") as fh:
+        np.savez(fh, **{**base, **members})
+    with pytest.raises(DtvizInputError, match=message):
+        dtviz.load(str(path))
+
+
 def test_dynamics_over_every_step(ran):
     from dtviz.dynamics import stats_over_t
     from dtviz.stats import ConditionStats

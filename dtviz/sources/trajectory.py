@@ -114,7 +114,13 @@ def read_trajectory(path: str) -> Trajectory:
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
         reason = "it holds pickled objects, which dtviz never unpickles" if "pickle" in str(err).lower() else "it is damaged or truncated"
         raise DtvizInputError(f"expected a dtviz trajectory file, but {name!r} could not be read: {reason}.") from err
-    traj = Trajectory(array, labels if isinstance(labels, list) else [labels], timesteps, null, meta)
+    try:
+        traj = Trajectory(array, labels if isinstance(labels, list) else [labels], timesteps, null, meta)
+    except DtvizInputError:
+        raise
+    except (ValueError, TypeError) as err:  # e.g. timesteps that are text
+        raise DtvizInputError(f"expected numeric timesteps and true/false null flags in the trajectory {name!r}, "
+                              "but they could not be read as such.") from err
     check_finite("the trajectory", traj.array, repr(name))
     return traj
 
