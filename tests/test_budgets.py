@@ -93,14 +93,25 @@ PROBE = textwrap.dedent("""
         with open("/proc/self/statm") as fh:
             return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
 
+    import tempfile
+    import numpy as np
+    warm = tempfile.mkdtemp()  # the loaders' imports first, so the growth below is the file's alone
+    np.savetxt(os.path.join(warm, "w.csv"), np.eye(2), delimiter=",")
+    np.save(os.path.join(warm, "w.npy"), np.eye(2, dtype=np.float32))
+    np.savez(os.path.join(warm, "w.npz"), embeddings=np.eye(2, dtype=np.float32))
+    for name in ("w.csv", "w.npy", "w.npz"):
+        dtviz.load(os.path.join(warm, name))
+    gc.collect()
+    with open("/proc/self/clear_refs", "w") as fh:  # reset the peak (VmHWM) to now: imports' transients are not the file's
+        fh.write("5")
     before = rss_mb()
     try:
         src = dtviz.load(sys.argv[1])
         message, shape = None, list(src.matrix.shape)
     except DtvizInputError as err:
         message, shape = str(err), None
-    del_ = None
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/status") as fh:
+        peak = int(next(line for line in fh if line.startswith("VmHWM:")).split()[1]) / 1024
     src = None
     gc.collect()
     print(json.dumps({"message": message, "shape": shape, "before": before, "peak": peak, "after": rss_mb()}))
@@ -238,7 +249,7 @@ def test_compare_takes_at_most_the_cap_of_sources(tmp_path, monkeypatch):
     import dtviz_app
     from dtviz.served import ENV_ROOTS
     from streamlit.runtime import pages_manager
-    from test_app import APP, TIMEOUT
+    from tests.test_app import APP, TIMEOUT
 
     original = pages_manager.PagesManager.__init__
 

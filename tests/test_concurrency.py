@@ -26,8 +26,8 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 import dtviz_app  # noqa: E402
-from factories import family_state, save_checkpoint  # noqa: E402
-from test_app import APP, TIMEOUT, steady_state_navigation  # noqa: E402,F401 — the autouse fixture
+from tests.factories import family_state, save_checkpoint  # noqa: E402
+from tests.test_app import APP, TIMEOUT, steady_state_navigation  # noqa: E402,F401 — the autouse fixture
 
 pytestmark = pytest.mark.slow
 
@@ -197,7 +197,7 @@ def server():
     import sys
     import urllib.request
 
-    from test_app import ROOT
+    from tests.test_app import ROOT
 
     port = free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "PYTHONUNBUFFERED": "1"}

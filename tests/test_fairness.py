@@ -11,8 +11,8 @@ import threading
 import pytest
 import torch
 
-from factories import family_state, save_checkpoint
-from test_concurrency import server  # noqa: F401 — the `streamlit run app.py` fixture
+from tests.factories import family_state, save_checkpoint
+from tests.test_concurrency import server  # noqa: F401 — the `streamlit run app.py` fixture
 
 
 # ================================================================================ checkpoint loads
@@ -126,7 +126,7 @@ def test_the_array_cache_is_bounded_by_bytes():
 def tiny_generator(tmp_path_factory):
     import dtviz
     from dtviz.generate import Generator
-    from test_pruning import save_tiny_folder
+    from tests.test_pruning import save_tiny_folder
 
     return Generator(dtviz.load(save_tiny_folder(str(tmp_path_factory.mktemp("tiny") / "model")), device="cpu"))
 
@@ -189,6 +189,7 @@ def test_waiters_take_turns_in_arrival_order_and_see_their_position(tiny_generat
 
     holder = threading.Thread(target=lambda: tiny_generator.sample([0], SampleSettings(steps=2, sampler="euler"),
                                                                    on_step=holder_step))
+    assert tiny_generator._lock.waiting == 0, list(tiny_generator._lock._waiting)
     holder.start()
     assert started.wait(timeout=30)
     tokens = {name: CancelToken() for name in "abcd"}
@@ -231,8 +232,8 @@ def test_closing_the_tab_stops_its_run_on_the_real_server(server):
 
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    from test_app import ROOT
-    from test_concurrency import ws_session
+    from tests.test_app import ROOT
+    from tests.test_concurrency import ws_session
     from websockets.sync.client import connect
 
     log_path = os.path.join(ROOT, "tests", "output", "streamlit-concurrency.log")

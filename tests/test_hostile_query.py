@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("streamlit")
 
 import dtviz_app  # noqa: E402
-from test_app import new_app, steady_state_navigation  # noqa: E402,F401 — the autouse fixture
-from test_app import ok as ok_  # noqa: E402
+from tests.test_app import new_app, steady_state_navigation  # noqa: E402,F401 — the autouse fixture
+from tests.test_app import ok as ok_  # noqa: E402
 
 PAGES = {
     "cosine": ["cos_n", "cos_seed"],
