@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from dtviz.classsearch import best_class
+from dtviz_app.access import plain
 from dtviz_app.constants import TAU_MAX, TAU_MIN
 from dtviz_app.figures import image_grid
 from dtviz_app.urlstate import fmt_float, parse_positive, url_seed, url_store
@@ -86,7 +87,7 @@ def class_search(key: str, ids_key: str, names: list, limit: int) -> None:
                        "start with the text, then names with all its words.")
     note = st.session_state.get(f"{key}_note")
     if note:
-        st.caption(note, help=None)  # our words and a class name from the model: no markdown of the visitor's
+        st.caption(plain(note))  # a class name may hold markdown characters ("*", "#", "\\"): shown literally
 
 
 # ================================================================================ grids

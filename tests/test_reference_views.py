@@ -11,7 +11,7 @@ import dtviz_app  # noqa: E402
 from dtviz import plots  # noqa: E402
 from dtviz.loading import BUILTINS  # noqa: E402
 from dtviz.reference import compare_rows, headline, pruning_markers, reference_label  # noqa: E402
-from test_app import new_app, ok, steady_state_navigation  # noqa: E402,F401
+from tests.test_app import new_app, ok, steady_state_navigation  # noqa: E402,F401
 
 
 def test_figures_carry_the_paper_points():
