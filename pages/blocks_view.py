@@ -4,8 +4,8 @@ import numpy as np
 import streamlit as st
 
 import dtviz_app as common
+from dtviz import plots
 from dtviz.blocks import change_curves, contributions, modulation_change, modulations
-from dtviz.plots.blocks import modulation_change_bars, modulation_change_curves, modulation_heatmap
 from dtviz.pruning import MASKS, MODES, PruneSpec
 
 MAX_ROWS = 256  # rows (classes / prompts) the page averages over: evenly spaced, all when fewer
@@ -45,9 +45,9 @@ def compute(ctx, mode: str = "tail", mask: str = "global") -> dict:
 def report_figures(ctx):
     res, context = compute(ctx), ctx.plot_context()
     return [{"name": "modulation-heatmap", "title": "Contribution of each dim to each block's modulation",
-             "figure": modulation_heatmap(res["contrib"], "all", context)},
+             "figure": plots.modulation_heatmap(res["contrib"], "all", context)},
             {"name": "modulation-change-vs-tau", "title": "Relative modulation change against τ",
-             "figure": modulation_change_curves(res["curves"], "all", context, ctx.tau)}]
+             "figure": plots.modulation_change_curves(res["curves"], "all", context, ctx.tau)}]
 
 
 def main():
@@ -73,15 +73,15 @@ def main():
     context = ctx.plot_context()
     spec = PruneSpec(mode=mode, tau=float(ctx.tau), mask=mask)
     st.subheader("Where each dimension of c acts")
-    common.show_figure(modulation_heatmap(res["contrib"], chunk, context), "modulation-heatmap",
+    common.show_figure(plots.modulation_heatmap(res["contrib"], chunk, context), "modulation-heatmap",
                        title="Contribution of each dim to each block's modulation")
     st.caption("Columns are the dims of c sorted by |c̄ⱼ|; left of the dashed line the head (|c̄ⱼ| ≥ τ). The final layer "
                "has only shift and scale, so its row is empty for the other chunks.")
     st.subheader(f"How much each block's modulation changes — {spec.label()}")
-    common.show_figure(modulation_change_bars(res["change"], context, spec.label()), "modulation-change",
+    common.show_figure(plots.modulation_change_bars(res["change"], context, spec.label()), "modulation-change",
                        title="Relative modulation change per block and chunk")
     curve_chunk = chunk if chunk in res["curves"] else "all"
-    common.show_figure(modulation_change_curves(res["curves"], curve_chunk, context, ctx.tau), "modulation-change-vs-tau",
+    common.show_figure(plots.modulation_change_curves(res["curves"], curve_chunk, context, ctx.tau), "modulation-change-vs-tau",
                        title="Relative modulation change against τ")
     st.caption("‖m(c) − m(P(c))‖ / ‖m(c)‖ averaged over the rows (the null row never counted); the same numbers as "
                "`dtviz blocks SOURCE --tau τ --mode … --mask … --json` over all rows.")

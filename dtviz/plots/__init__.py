@@ -13,6 +13,7 @@ colours (cividis for continuous values, Okabe-Ito for categories) and fonts read
     lines                                                                  Fig. 12 (dynamics over t / steps)
     neighbour_bars                                                         nearest classes, full vs head
     dim_across_classes, image_tiles, tile_scale                            live pruning: one dim, sample grids
+    modulation_heatmap, modulation_change_bars, modulation_change_curves   per-block modulation (dtviz.blocks)
     figure_config, figure_csv, *_frame                                     downloads (PNG/SVG, CSV)
 
 One module per group of views; import from here (``from dtviz import plots; plots.cosine_heatmap(…)``),
@@ -22,10 +23,12 @@ the split is an implementation detail:
     heatmap    cosine: the full heatmap (exact or image + block hover), sub-matrix, off-diagonal histogram
     profiles   magnitudes and variance per dimension
     views      projection, compare, dynamics, nearest neighbours, live pruning
+    blocks     per-block modulation: contribution heatmap, relative change per block and against τ
     export     mode-bar config and the data behind a figure (CSV)
 """
 from __future__ import annotations
 
+from dtviz.plots.blocks import modulation_change_bars, modulation_change_curves, modulation_heatmap
 from dtviz.plots.export import figure_config, figure_csv, figure_frame
 from dtviz.plots.heatmap import (HEATMAP_MAX_BYTES, cluster_order, cosine_frame, cosine_heatmap, cosine_submatrix,
                                  heatmap_height, heatmap_hover_layer, offdiag_histogram)
@@ -50,6 +53,8 @@ __all__ = [
     # projection, compare, dynamics, neighbours, live pruning
     "LEGEND_GROUPS_MAX", "projection_panels", "projection_frame", "compare_bars", "compare_frame", "lines",
     "neighbour_bars", "dim_across_classes", "tile_scale", "image_tiles",
+    # per-block modulation
+    "modulation_heatmap", "modulation_change_bars", "modulation_change_curves",
     # downloads
     "figure_config", "figure_frame", "figure_csv",
 ]
