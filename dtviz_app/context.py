@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from dtviz.sources.base import row_noun
 from dtviz_app.cache import condition_stats, embeddings
 from dtviz_app.access import is_upload, link_name
 
@@ -95,6 +96,16 @@ class Ctx:
         return self._memo["names"]
 
     @property
+    def row(self) -> str:
+        """What one row is: "class", "prompt" or "condition" (dtviz.sources.base.row_noun)."""
+        return row_noun(self.source)[0]
+
+    @property
+    def rows(self) -> str:
+        """The plural of ``row``: "classes", "prompts" or "conditions"."""
+        return row_noun(self.source)[1]
+
+    @property
     def model_label(self) -> str:
         return f"{self.info.name} ({self.info.family.label})"
 
@@ -134,7 +145,7 @@ class Ctx:
         if with_tau:
             tau = f"{self.tau:.4g} (top-{self.k})" if self.threshold == "topk" else f"{self.tau:g}"
         return {"model": self.info.name, "family": self.info.family.label, "d": self.info.dim, "t": t,
-                "part": self.part, "tau": tau}
+                "part": self.part, "tau": tau, "row": self.row, "rows": self.rows}
 
     def settings(self) -> dict:
         return {"source": f"upload: {self.info.name}" if is_upload(self.source_key) else link_name(self.source_key),
@@ -150,23 +161,23 @@ class Ctx:
             "family": info.family.label,
             "family note": info.family_note,
             "d": info.dim,
-            "classes": info.num_classes if info.extra.get("rows") != "prompts" else f"{info.num_classes} prompts",
+            self.rows: info.num_classes,  # "classes", "prompts" or "conditions": what the rows are
             "parameters": format_count(info.parameters),
             "t convention": conv.describe() + "; " + (self.source.t0_note or f"t0 = {self.source.t0:g}")
             if conv else "none (precomputed matrix)",
             "device": str(info.device),
             "t": self.t_text, "part": self.part,
             "PR (of mean vector c̄)": f"{row['pr']['mean_vector']:.2f}",
-            "PR (mean over classes)": f"{row['pr']['per_class_mean']:.2f}",
+            f"PR (mean over {self.rows})": f"{row['pr']['per_class_mean']:.2f}",
             "nPR (of mean vector c̄)": f"{100 * row['npr']['mean_vector']:.2f}%",
-            "nPR (mean over classes)": f"{100 * row['npr']['per_class_mean']:.2f}%",
+            f"nPR (mean over {self.rows})": f"{100 * row['npr']['per_class_mean']:.2f}%",
         }
         if row.get("cosine"):
             cos = row["cosine"]
             card["cosine (off-diagonal mean)"] = f"{cos['mean']:.4f}"
             card["cosine min / max"] = f"{cos['min']:.4f} / {cos['max']:.4f}"
         card[f"head dims at {self.tau_text}"] = f"{at['head_count']} of {info.dim}"
-        card["s_tail (c̄ / per-class mean)"] = f"{at['s_tail']['mean_vector']:.3f} / {at['s_tail']['per_class_mean']:.3f}"
+        card[f"s_tail (c̄ / per-{self.row} mean)"] = f"{at['s_tail']['mean_vector']:.3f} / {at['s_tail']['per_class_mean']:.3f}"
         return card
 
 

@@ -92,18 +92,18 @@ def page_header(ctx: Ctx, title: str, metrics: bool = True, caption: str | None 
         cols[0].metric("Head dims (|c̄ᵢ| ≥ τ)", f"{at['head_count']} / {ctx.info.dim}",
                        help=f"Dimensions of the mean vector c̄ with magnitude at least τ = {ctx.tau:.4g}.")
         cols[1].metric("s_tail(τ) of c̄", f"{at['s_tail']['mean_vector']:.3f}",
-                       help="Share of dims with |c̄ᵢ| < τ (Eq. 2). Per-class mean: "
+                       help=f"Share of dims with |c̄ᵢ| < τ (Eq. 2). Per-{ctx.row} mean: "
                             f"{at['s_tail']['per_class_mean']:.3f}.")
         family = None if ctx.source_key in BUILTINS else ctx.info.family.key  # built-ins: the paper's DiT-XL/2 row
         ref = {m: reference_label(m, family, ctx.part) for m in ("npr", "cosine")}
         cite = "The grey line: the paper's value (Table 1 for y+t, Table 4 for y; dtviz.reference)."
         cols[2].metric("nPR of c̄", f"{100 * row['npr']['mean_vector']:.2f}%", delta=ref["npr"], delta_color="off",
-                       delta_arrow="off", help=f"PR / d of |c̄| (Eq. 1). Mean over classes: "
+                       delta_arrow="off", help=f"PR / d of |c̄| (Eq. 1). Mean over {ctx.rows}: "
                                                f"{100 * row['npr']['per_class_mean']:.2f}%. {cite}")
         cos = row.get("cosine") or {}
         cols[3].metric("Cosine (off-diag. mean)", f"{cos.get('mean', float('nan')):.4f}", delta=ref["cosine"],
                        delta_color="off", delta_arrow="off",
-                       help=f"Mean pairwise cosine similarity of the class vectors, i ≠ j. {cite}")
+                       help=f"Mean pairwise cosine similarity of the {ctx.row} vectors, i ≠ j. {cite}")
 
 
 def class_groups(source) -> list[str] | None:

@@ -7,8 +7,8 @@ from dtviz import plots
 from dtviz.cli import select_classes
 from dtviz.stats import offdiag_values
 
-ORDERS = {"id": "class id", "cluster": "clustering"}
-PICKS = {"random": "random classes", "chosen": "chosen classes"}
+ORDERS = {"id": "{row} id", "cluster": "clustering"}  # {row}: class, prompt or condition (Ctx.row)
+PICKS = {"random": "random {rows}", "chosen": "chosen {rows}"}
 DEFAULT_N = 10
 
 
@@ -19,7 +19,8 @@ def heatmap_figure(ctx, order: str, height: int = 720):
 def matrix_csv(ctx, idx):
     """The full matrix as CSV (in the heatmap's order), built only when the user asks for it."""
     C, names = ctx.stats.cosine_, ctx.names
-    return lambda: plots.cosine_frame(C, names, order=idx)
+    row = ctx.row
+    return lambda: plots.cosine_frame(C, names, order=idx, row=row)
 
 
 def submatrix_figure(ctx, ids):
@@ -33,20 +34,20 @@ def histogram_figure(ctx):
 
 def report_figures(ctx):
     ids = select_classes(ctx.info.num_classes, None, min(DEFAULT_N, ctx.info.num_classes), 0)
-    return [{"name": "cosine-heatmap", "title": "Cosine similarity, all classes", "figure": heatmap_figure(ctx, "id", plots.heatmap_height(ctx.info.num_classes))[0]},
-            {"name": "cosine-submatrix", "title": "Cosine similarity, 10 random classes", "figure": submatrix_figure(ctx, ids)},
+    return [{"name": "cosine-heatmap", "title": f"Cosine similarity, all {ctx.rows}", "figure": heatmap_figure(ctx, "id", plots.heatmap_height(ctx.info.num_classes))[0]},
+            {"name": "cosine-submatrix", "title": f"Cosine similarity, {len(ids)} random {ctx.rows}", "figure": submatrix_figure(ctx, ids)},
             {"name": "cosine-histogram", "title": "Off-diagonal cosine similarities", "figure": histogram_figure(ctx)[0]}]
 
 
 def main():
     ctx = common.require_ctx()
-    common.page_header(ctx, "Cosine similarity of the class vectors")
+    common.page_header(ctx, f"Cosine similarity of the {ctx.row} vectors")
     cos = ctx.table_row["cosine"]
     n = ctx.info.num_classes
     heatmap_section(ctx)  # its own full-width row: a 1000×1000 matrix needs the width (plots.heatmap_height)
     left, right = st.columns(2, gap="medium")
     with left:
-        st.markdown(f"**{n * (n - 1) // 2:,} class pairs** (i ≠ j): mean **{cos['mean']:.4f}**, "
+        st.markdown(f"**{n * (n - 1) // 2:,} {ctx.row} pairs** (i ≠ j): mean **{cos['mean']:.4f}**, "
                     f"min **{cos['min']:.4f}**, max **{cos['max']:.4f}**. The paper's XL models reach 0.90–0.99 "
                     "(Table 1).")
         hist, values = histogram_figure(ctx)
@@ -59,20 +60,20 @@ def main():
 @st.fragment
 def heatmap_section(ctx):
     """The full matrix; changing the order reruns only this part."""
-    order = common.bound(st.radio, "cos_order", "id", parse=common.choice(ORDERS), label="Order classes by",
-                         options=tuple(ORDERS), format_func=ORDERS.get, horizontal=True,
-                         help="Clustering puts classes with similar vectors next to each other (average linkage).")
+    order = common.bound(st.radio, "cos_order", "id", parse=common.choice(ORDERS), label=f"Order {ctx.rows} by",
+                         options=tuple(ORDERS), format_func=lambda o: ORDERS[o].format(row=ctx.row), horizontal=True,
+                         help=f"Clustering puts {ctx.rows} with similar vectors next to each other (average linkage).")
     fig, idx = heatmap_figure(ctx, order, plots.heatmap_height(ctx.info.num_classes))
-    common.show_figure(fig, "cosine-heatmap", matrix_csv(ctx, idx), title="Cosine similarity, all classes")
+    common.show_figure(fig, "cosine-heatmap", matrix_csv(ctx, idx), title=f"Cosine similarity, all {ctx.rows}")
 
 
 @st.fragment
 def submatrix_section(ctx):
     """Zoomed sub-matrix with values in the cells; its controls rerun only this part."""
-    st.subheader("Zoom: a few classes")
+    st.subheader(f"Zoom: a few {ctx.rows}")
     n_all = ctx.info.num_classes
-    pick = common.bound(st.radio, "cos_pick", "random", parse=common.choice(PICKS), label="Classes",
-                        options=tuple(PICKS), format_func=PICKS.get, horizontal=True)
+    pick = common.bound(st.radio, "cos_pick", "random", parse=common.choice(PICKS), label=ctx.rows.capitalize(),
+                        options=tuple(PICKS), format_func=lambda p: PICKS[p].format(rows=ctx.rows), horizontal=True)
     if pick == "random":
         cols = st.columns([1, 1, 3])
         with cols[0]:
@@ -85,12 +86,12 @@ def submatrix_section(ctx):
     else:
         default = select_classes(n_all, None, min(DEFAULT_N, n_all), 0)
         ids = common.bound(st.multiselect, "cos_ids", default, parse=common.ids_below(n_all), fmt=common.fmt_ints,
-                           label="Classes (type to search)", options=list(range(n_all)),
+                           label=f"{ctx.rows.capitalize()} (type to search)", options=list(range(n_all)),
                            format_func=lambda i: ctx.names[i], max_selections=40)
         if len(ids) < 2:
-            st.info("Choose at least two classes.")
+            st.info(f"Choose at least two {ctx.rows}.")
             return
-    common.show_figure(submatrix_figure(ctx, ids), "cosine-submatrix", title="Cosine similarity, selected classes")
+    common.show_figure(submatrix_figure(ctx, ids), "cosine-submatrix", title=f"Cosine similarity, selected {ctx.rows}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def over_t_figures(ctx, series: dict):
                                        "max": series["cosine_max"]},
                          x_title, "cosine similarity (off-diagonal)", context, title=f"Cosine similarity of c over {over}")
     npr = plots.lines(series["t"], {"nPR of c̄": 100 * series["npr_mean_vector"],
-                                    "nPR, per-class mean": 100 * series["npr_per_class_mean"]},
+                                    f"nPR, per-{ctx.row} mean": 100 * series["npr_per_class_mean"]},
                       x_title, "nPR (% of d)", context, title=f"Normalised participation ratio of c over {over}")
     return cosine, npr
 

@@ -24,7 +24,7 @@ def below_figure(ctx, normalised: bool):
 
 def report_figures(ctx):
     return [{"name": "magnitude-histogram", "title": "Histogram of |cᵢ|", "figure": histogram_figure(ctx)},
-            {"name": "dim-profile", "title": "Per-dimension profile of c̄ and class 0",
+            {"name": "dim-profile", "title": f"Per-dimension profile of c̄ and {ctx.row} 0",
              "figure": plots.dim_profile(profile_vectors(ctx, [0]), ctx.plot_context(), tau=ctx.tau)},
             {"name": "dims-below-tau", "title": "Dimensions below τ", "figure": below_figure(ctx, False)},
             {"name": "dims-below-tau-normalised", "title": "Share of dimensions below τ",
@@ -38,10 +38,10 @@ def main():
     cols = st.columns(4)
     cols[0].metric("Head: dims of c̄ with |c̄ᵢ| ≥ τ", f"{at['head_count']}")
     cols[1].metric("Tail: dims of c̄ with |c̄ᵢ| < τ", f"{at['tail_count']}")
-    cols[2].metric("s_head: c̄ / per-class mean", f"{at['s_head']['mean_vector']:.3f} / {at['s_head']['per_class_mean']:.3f}")
-    cols[3].metric("s_tail: c̄ / per-class mean", f"{at['s_tail']['mean_vector']:.3f} / {at['s_tail']['per_class_mean']:.3f}")
+    cols[2].metric(f"s_head: c̄ / per-{ctx.row} mean", f"{at['s_head']['mean_vector']:.3f} / {at['s_head']['per_class_mean']:.3f}")
+    cols[3].metric(f"s_tail: c̄ / per-{ctx.row} mean", f"{at['s_tail']['mean_vector']:.3f} / {at['s_tail']['per_class_mean']:.3f}")
 
-    st.subheader("Histogram of |cᵢ| over all classes and dimensions")
+    st.subheader(f"Histogram of |cᵢ| over all {ctx.rows} and dimensions")
     c1, c2, _ = st.columns([1, 1, 4])
     with c1:
         log_x = common.bound(st.toggle, "mag_logx", False, parse=common.parse_bool, fmt=common.fmt_bool,
@@ -71,7 +71,7 @@ def profile_section(ctx):
     st.subheader("Per-dimension profile")
     n = ctx.info.num_classes
     ids = common.bound(st.multiselect, "mag_cls", [0], parse=common.ids_below(n), fmt=common.fmt_ints,
-                       label="Classes to draw beside the mean vector c̄ (type to search)", options=list(range(n)),
+                       label=f"{ctx.rows.capitalize()} to draw beside the mean vector c̄ (type to search)", options=list(range(n)),
                        format_func=lambda i: ctx.names[i], max_selections=6)
     vectors = profile_vectors(ctx, ids)
     common.show_figure(plots.dim_profile(vectors, ctx.plot_context(), tau=ctx.tau), "dim-profile",

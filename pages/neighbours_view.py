@@ -1,4 +1,4 @@
-"""Nearest neighbours: a class's nearest classes by cosine in the full space vs in the head subspace."""
+"""Nearest neighbours: a row's (class's, prompt's) nearest rows by cosine in the full space vs in the head subspace."""
 import pandas as pd
 import streamlit as st
 
@@ -16,8 +16,8 @@ def neighbour_figure(ctx, i: int, k: int):
     fig = plots.neighbour_bars([names[j] for j in ids_full], cos_full, [names[j] for j in ids_head], cos_head,
                                ctx.plot_context(), query=names[i])
     data = pd.DataFrame({"rank": range(1, len(ids_full) + 1),
-                         "full_class": [names[j] for j in ids_full], "full_cosine": cos_full,
-                         "head_class": [names[j] for j in ids_head], "head_cosine": cos_head})
+                         f"full_{ctx.row}": [names[j] for j in ids_full], "full_cosine": cos_full,
+                         f"head_{ctx.row}": [names[j] for j in ids_head], "head_cosine": cos_head})
     return fig, data
 
 
@@ -29,7 +29,7 @@ def report_figures(ctx):
 def main():
     ctx = common.require_ctx()
     common.page_header(ctx, "Nearest neighbours")
-    st.markdown(f"Nearest classes by cosine similarity of c in all {ctx.info.dim} dimensions, and in the "
+    st.markdown(f"Nearest {ctx.rows} by cosine similarity of c in all {ctx.info.dim} dimensions, and in the "
                 f"{ctx.at_tau['head_count']} head dimensions only (|c̄ᵢ| ≥ τ). If the head carries the semantics, "
                 "the two lists agree.")
     neighbours_section(ctx)
@@ -40,7 +40,7 @@ def neighbours_section(ctx):
     n = ctx.info.num_classes
     cols = st.columns([3, 1])
     with cols[0]:
-        i = common.bound(st.selectbox, "nn_cls", 0, parse=common.int_in(0, n - 1), label="Class (type to search)",
+        i = common.bound(st.selectbox, "nn_cls", 0, parse=common.int_in(0, n - 1), label=f"{ctx.row.capitalize()} (type to search)",
                          options=list(range(n)), format_func=lambda j: ctx.names[j])
     with cols[1]:
         k = common.bound(st.number_input, "nn_k", min(DEFAULT_K, n - 1), parse=common.int_in(1, max(n - 1, 1)),

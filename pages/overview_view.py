@@ -45,7 +45,7 @@ def main():
     left, right = st.columns(2)
     with left:
         st.subheader("Model card")
-        keys = ("model", "family", "family note", "d", "classes", "parameters", "t convention", "device")
+        keys = ("model", "family", "family note", "d", ctx.rows, "parameters", "t convention", "device")
         st.markdown(common.card_markdown({k: card[k] for k in keys if k in card}, ("property", "value")))
         if ctx.info.extra.get("c_from_text") is False:  # PixArt-α/Σ, Sana: text only by cross-attention
             st.info("This model forms c from the timestep alone — text enters by cross-attention, not through c — "
@@ -56,8 +56,8 @@ def main():
     with right:
         st.subheader("Table 1 row at the current settings")
         st.caption(f"{ctx.t_text}, part {ctx.part}. The paper does not say whether PR is taken of the mean vector "
-                   "or averaged over classes, so both readings are shown.")
-        rest = {k: v for k, v in card.items() if k not in ("model", "family", "family note", "d", "classes",
+                   f"or averaged over {ctx.rows}, so both readings are shown.")
+        rest = {k: v for k, v in card.items() if k not in ("model", "family", "family note", "d", ctx.rows,
                                                                "parameters", "t convention", "device", "t", "part")}
         st.markdown(common.card_markdown(rest, ("statistic", "value")))
         paper_table()

@@ -77,7 +77,7 @@ def projection_section(ctx):
                            min_value=1, max_value=max_top, step=1)
     named = titles(ctx, int(top))
     # the caption names the panels with exactly the figure's titles
-    st.markdown(" · ".join(named.values()) + ". If the head carries the class information, (b) keeps the "
+    st.markdown(" · ".join(named.values()) + f". If the head carries the {ctx.row} information, (b) keeps the "
                 "structure of (a) while the tail panels (c) and (d) lose it (paper Fig. 13).")
     if method == "umap" and not umap_compiled():
         st.caption("UMAP's first run on this server also compiles its numba code (about 30 s on 2 busy cores); "
@@ -95,7 +95,7 @@ def projection_section(ctx):
     note = common.projection_note(ctx.info.num_classes, method)
     if note:  # more rows than this method may project per request: "n shown of N"
         st.caption(note)
-    common.show_figure(fig, "projection", lambda: plots.projection_frame(coords, ctx.names, groups),
+    common.show_figure(fig, "projection", lambda: plots.projection_frame(coords, ctx.names, groups, row=ctx.row),
                        title=f"Head vs tail projection ({METHOD_LABELS[method]})")
 
 

@@ -21,7 +21,7 @@ from dtviz.reference import paper_rows
 from dtviz_app import pruning_controls
 from dtviz_app.pruning_controls import MASK_LABELS, describe, readout, readout_line
 
-PICKS = {"random": "random classes", "chosen": "chosen classes"}
+PICKS = {"random": "random {rows}", "chosen": "chosen {rows}"}  # {rows}: Ctx.rows
 SELECT_BY = {"tau": "threshold τ", "k": "count k"}
 MODE_LABELS = {"tail": "tail (small |cᵢ|)", "head": "head (large |cᵢ|)"}
 SCHEDULES = {"every": "every step", "first": "first step", "last": "last K steps"}
@@ -30,7 +30,7 @@ DEFAULT_N, MAX_N, DEFAULT_CHOSEN, DEFAULT_LAST = 16, 64, 8, 10
 
 def report_figures(ctx):
     dim = default_dim(ctx)
-    return [{"name": "dimension-values", "title": f"Dimension {dim} of c across classes",
+    return [{"name": "dimension-values", "title": f"Dimension {dim} of c across {ctx.rows}",
              "figure": dim_figure(ctx, dim, False)}]
 
 
@@ -45,7 +45,7 @@ def main():
         st.info(f"No samples for this source — {common.shown(reason)} The dimension inspector below needs no sampling.",
                 icon=":material/info:")
     else:
-        with st.expander("Samples: classes, count, seed, sampler, steps, CFG", icon=":material/tune:"):
+        with st.expander(f"Samples: {ctx.rows}, count, seed, sampler, steps, CFG", icon=":material/tune:"):
             run = sample_controls(ctx, gen)
         if run is not None:
             pruning_section(ctx, run)
@@ -59,25 +59,25 @@ def sample_controls(ctx, gen) -> dict | None:
     n_all = ctx.info.num_classes
     cols = st.columns([2, 5])
     with cols[0]:
-        pick = common.bound(st.radio, "pr_pick", "random", parse=common.choice(PICKS), label="Classes",
-                            options=tuple(PICKS), format_func=PICKS.get, horizontal=True)
+        pick = common.bound(st.radio, "pr_pick", "random", parse=common.choice(PICKS), label=ctx.rows.capitalize(),
+                            options=tuple(PICKS), format_func=lambda p: PICKS[p].format(rows=ctx.rows), horizontal=True)
     chosen = None
     if pick == "chosen":
         with cols[1]:
             pruning_controls.class_search("pr_find", "pr_ids", ctx.names, MAX_N)
             chosen = common.bound(st.multiselect, "pr_ids", select_classes(n_all, None, min(DEFAULT_CHOSEN, n_all), 0),
                                   parse=common.ids_below(n_all), fmt=common.fmt_ints,
-                                  label="Chosen classes", options=list(range(n_all)),
+                                  label=f"Chosen {ctx.rows}", options=list(range(n_all)),
                                   format_func=lambda i: ctx.names[i], max_selections=MAX_N)
     cols = st.columns(5)
     with cols[0]:
         n = common.bound(st.number_input, "pr_n", DEFAULT_N, parse=common.int_in(1, MAX_N), label="Samples",
                          min_value=1, max_value=MAX_N, step=1,
-                         help="Random classes: one sample per class. Chosen classes: the classes in turn.")
+                         help=f"Random {ctx.rows}: one sample per {ctx.row}. Chosen {ctx.rows}: the {ctx.rows} in turn.")
     with cols[1]:
         seed = common.bound(st.number_input, "pr_seed", 0, parse=common.int_in(0), label="Seed", min_value=0,
                                 max_value=common.MAX_INT, step=1,
-                            help="Draws the random classes and the initial noise; baseline and pruned samples share it.")
+                            help=f"Draws the random {ctx.rows} and the initial noise; baseline and pruned samples share it.")
     with cols[2]:
         sampler = common.bound(st.selectbox, "pr_sampler", gen.sampler_names[0], parse=common.choice(gen.sampler_names),
                                label="Sampler", options=gen.sampler_names, format_func=SAMPLER_LABELS.get,
@@ -100,7 +100,7 @@ def sample_controls(ctx, gen) -> dict | None:
     guidance = pruned_guidance_control(gen)
     ids = chosen if pick == "chosen" else select_classes(n_all, None, min(int(n), n_all), int(seed))
     if not ids:
-        st.info("Choose at least one class.")
+        st.info(f"Choose at least one {ctx.row}.")
         return None
     labels = tuple(int(ids[i % len(ids)]) for i in range(int(n)))
     if sampler == "sde" and steps < 2:
@@ -250,7 +250,7 @@ def pruning_section(ctx, run: dict):
     with metrics:
         readout(ctx.info.dim, spec, results["baseline"], results["pruned"])
     st.caption(f"{len(run['labels'])} samples, {run['steps']} steps, CFG {run['cfg']:g}, seed {run['seed']} · pruned "
-               f"grid in {seconds:.2f} s{' (cached)' if seconds < 0.05 else ''} · hover a sample for its class · "
+               f"grid in {seconds:.2f} s{' (cached)' if seconds < 0.05 else ''} · hover a sample for its {ctx.row} · "
                + (f"pruned-c guidance w = {run['pruned_guidance']:g}: the pruned grids keep c whole and guide with "
                   "P(c) (one more forward per step) · " if run.get("pruned_guidance") is not None else "")
                + paper_line())
@@ -302,11 +302,11 @@ def inspector_section(ctx, run: dict | None):
                            format_func=lambda i: f"dim {i} · |c̄ᵢ| = {mv[i]:.4g} · rank {rank[i]}")
     with cols[1]:
         sort = common.bound(st.toggle, "pr_sort", False, parse=common.parse_bool, fmt=common.fmt_bool,
-                            label="Sort classes by value")
+                            label=f"Sort {ctx.rows} by value")
     values = ctx.E[:, dim]
     common.show_figure(dim_figure(ctx, dim, sort), "dimension-values",
-                       pd.DataFrame({"class_id": np.arange(len(values)), "class": ctx.names, f"c_{dim}": values}),
-                       title=f"Dimension {dim} of c across classes")
+                       pd.DataFrame({f"{ctx.row}_id": np.arange(len(values)), ctx.row: ctx.names, f"c_{dim}": values}),
+                       title=f"Dimension {dim} of c across {ctx.rows}")
     if run is None:
         return
     st.markdown(f"**Ablation:** the same samples with only dimension {dim} zeroed.")

@@ -22,10 +22,10 @@ def report_figures(ctx):
 
 def main():
     ctx = common.require_ctx()
-    common.page_header(ctx, "Variance across classes")
+    common.page_header(ctx, f"Variance across {ctx.rows}")
     row = ctx.table_row["variance"]
     cols = st.columns(3)
-    cols[0].metric("Mean variance per dim", f"{row['mean']:.4g}", help="Population variance across classes (ddof = 0).")
+    cols[0].metric("Mean variance per dim", f"{row['mean']:.4g}", help=f"Population variance across {ctx.rows} (ddof = 0).")
     cols[1].metric("Share of variance in the top-20 dims", f"{100 * row['top20_share']:.1f}%")
     cols[2].metric("Head dims at τ (highlighted)", f"{ctx.at_tau['head_count']}")
     per_dim, spectrum, cumulative = figures(ctx)

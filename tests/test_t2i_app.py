@@ -3,7 +3,9 @@ rows, prompts typed in the box (and from a link, bounded) become the rows, the l
 the pipeline, and PixArt's overview says c is the same for every prompt."""
 from __future__ import annotations
 
+import json
 import os
+import re
 
 import pytest
 
@@ -60,7 +62,7 @@ def test_every_page_renders_on_an_sd3_folder_with_typed_prompts(folders):
     at = new_app(src=folders["sd3"], pmode="text", ptext=TYPED)
     ok(at.run())
     assert at.text_area(key="ptext").value == TYPED
-    assert card_value(at, "classes") == "3 prompts"
+    assert card_value(at, "prompts") == "3"
     for module, *_ in dtviz_app.PAGES:
         at.switch_page(dtviz_app.view_path(module)).run()
         ok(at)
@@ -89,3 +91,59 @@ def test_live_pruning_samples_through_the_pipeline(folders):
 def test_pixart_overview_says_c_is_the_same_for_every_prompt(folders):
     at = ok(new_app(src=folders["pixart"]).run())
     assert any("same vector for every prompt" in i.value for i in at.info)
+
+
+# ================================================================================ rows are prompts
+
+CLASS_WORD = re.compile(r"\bclass(es)?\b", re.IGNORECASE)
+
+
+def figure_texts(at: AppTest) -> list[str]:
+    """Every plotly chart's title, axis titles and hover templates."""
+    texts = []
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        layout = spec.get("layout", {})
+        texts.append(str((layout.get("title") or {}).get("text", "")))
+        texts += [str((v.get("title") or {}).get("text", "")) for k, v in layout.items()
+                  if k.startswith(("xaxis", "yaxis")) and isinstance(v, dict)]
+        texts += [str(tr.get("hovertemplate", "")) for tr in spec.get("data", [])]
+    return texts
+
+
+def test_a_prompt_source_says_prompts_not_classes(folders):
+    """Titles, headings, widget labels and figure text name the rows prompts on every analysis page."""
+    at = ok(new_app(src=folders["sd3"], pmode="text", ptext=TYPED).run())
+    seen = {}
+    for module in ("cosine", "magnitudes", "variance", "projection", "neighbours", "pruning"):
+        at.query_params.update({"proj_method": "pca"})
+        at.switch_page(dtviz_app.view_path(module)).run()
+        ok(at)
+        texts = ([t.value for t in at.title] + [s.value for s in at.subheader] + figure_texts(at)
+                 + [w.label for kind in ("radio", "selectbox", "multiselect", "checkbox") for w in at.get(kind)
+                    if hasattr(w, "label")])
+        bad = [t for t in texts if CLASS_WORD.search(t)]
+        assert not bad, (module, bad)
+        seen[module] = texts
+    assert at.title[0].value == "Live pruning"
+    assert any("Cosine similarity of the prompt vectors" == t for t in seen["cosine"])
+    assert any(t.startswith("Variance across prompts") for t in seen["variance"])
+    assert any("Cosine similarity of c between prompts (3×3)" in t for t in seen["cosine"])
+    assert any(t.startswith("prompt") for t in seen["cosine"])  # the heatmap's axis title
+
+
+def test_the_cosine_csv_names_prompts(folders):
+    """The cosine page's CSV: the first column is "prompt", the others are the prompts themselves."""
+    import dtviz
+    from dtviz_app.context import Ctx
+    from dtviz_app.navigation import page_module
+
+    labels = os.path.join(folders["sd3"], "..", "typed.txt")
+    with open(labels, "w") as fh:
+        fh.write(TYPED + "\n")
+    src = dtviz.load(folders["sd3"], prompts=labels)
+    ctx = Ctx(source_key=folders["sd3"], family="auto", device="cpu", labels=labels, source=src, t=src.t0,
+              part="y+t", threshold="tau", tau_setting=0.01, k=10)
+    frame = page_module("cosine").matrix_csv(ctx, None)()
+    assert list(frame.columns) == ["prompt", *TYPED.splitlines()]
+    assert frame["prompt"].tolist() == TYPED.splitlines()

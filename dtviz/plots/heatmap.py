@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 
 from dtviz.errors import DtvizInputError
 from dtviz.plots.style import (CONTINUOUS, HEAD_COLOUR, OKABE_ITO, _bars_from_edges, _check_names, _check_order,
-                               _marker_line, _nice_step, _square_matrix, _style, unique_labels)
+                               _marker_line, _nice_step, _square_matrix, _style, row_nouns, unique_labels)
 
 HEATMAP_MAX_BYTES = 1_000_000  # figure JSON budget for the full cosine matrix (issue 4)
 # to_json escapes "/" as "\u002f" (6 characters) for safe embedding in <script>; base64 text holds
@@ -97,8 +97,9 @@ def cosine_heatmap(C, names, context, order=None, max_bytes: int = HEATMAP_MAX_B
     if not hi > lo:  # a constant matrix still needs a drawable colour bar
         lo, hi = lo - 1e-6, hi + 1e-6
     labels = unique_labels(names)
-    axis_title = f"class ({order_name})" if order is not None else "class id"
-    what = f"Cosine similarity of c between classes ({n}×{n})"
+    row, rows = row_nouns(context)
+    axis_title = f"{row} ({order_name})" if order is not None else f"{row} id"
+    what = f"Cosine similarity of c between {rows} ({n}×{n})"
     meta = {"order": None if order is None else "custom", "n": n, "range": [lo, hi]}
 
     if _exact_heatmap_bytes(n, labels) <= 0.9 * max_bytes:
@@ -210,14 +211,14 @@ def _block_ranges(n: int, block: int) -> list[tuple[int, int]]:
     return [(max(0, j * block - h), min(n - 1, j * block + h)) for j in range(nb)]
 
 
-def _block_labels(labels: list[str], block: int) -> list[str]:
-    """Hover/category label of each block: every name for small blocks, else first … last."""
+def _block_labels(labels: list[str], block: int, rows: str = "classes") -> list[str]:
+    """Hover/category label of each block: every name for small blocks, else first … last (m ``rows``)."""
     out = []
     for a, e in _block_ranges(len(labels), block):
         if e - a < 5:
             out.append(" · ".join(labels[a:e + 1]))
         else:
-            out.append(f"{labels[a]} … {labels[e]} ({e - a + 1} classes)")
+            out.append(f"{labels[a]} … {labels[e]} ({e - a + 1} {rows})")
     return out
 
 
@@ -228,6 +229,7 @@ _IMAGE_PLANS = ((256, 5), (128, 5), (64, 5), (32, 9), (16, 9), (8, 15), (4, 25))
 
 def _image_heatmap(C, labels, lo, hi, what, context, axis_title, max_bytes, meta, height: int = 720) -> go.Figure:
     n = C.shape[0]
+    row, rows = row_nouns(context)
     skeleton = 16_000  # template, layout, colour-bar trace
     available = 0.97 * max_bytes - skeleton
     sources: dict[int, str] = {}
@@ -241,7 +243,7 @@ def _image_heatmap(C, labels, lo, hi, what, context, axis_title, max_bytes, meta
     def block_cost(block: int) -> int:
         if block not in hover_cost:
             nb = len(_block_ranges(n, block))
-            hover_cost[block] = _b64_json_len(4 * nb * nb) + _labels_bytes(_block_labels(labels, block))
+            hover_cost[block] = _b64_json_len(4 * nb * nb) + _labels_bytes(_block_labels(labels, block, rows))
         return hover_cost[block]
 
     plan = None
@@ -253,10 +255,10 @@ def _image_heatmap(C, labels, lo, hi, what, context, axis_title, max_bytes, meta
     levels, block = plan or (4, 25)
     while True:
         fig = _image_figure(C, sources.get(levels) or _png_data_uri(_quantise(C, lo, hi, levels), _cividis_palette(levels)),
-                            _block_labels(labels, block), block, lo, hi)
+                            _block_labels(labels, block, rows), block, lo, hi)
         meta.update(mode="image", block=block, levels=levels)
         _heatmap_layout(fig, what, context, axis_title, n, block, meta, height=height,
-                        note=f"{levels} colour levels · hover: mean over {block}×{block}-class blocks · "
+                        note=f"{levels} colour levels · hover: mean over {block}×{block}-{row} blocks · "
                              "exact values: sub-matrix view or CSV")
         if _json_bytes(fig) <= max_bytes or len(_block_ranges(n, block)) <= 8:
             return fig
@@ -290,14 +292,15 @@ def heatmap_hover_layer(fig: go.Figure):
     return next(t for t in fig.data if t.type == "heatmap")
 
 
-def cosine_frame(C, names, order=None) -> pd.DataFrame:
-    """The full matrix as a table (rows and columns named), in the heatmap's order — its CSV."""
+def cosine_frame(C, names, order=None, row: str = "class") -> pd.DataFrame:
+    """The full matrix as a table (rows and columns named), in the heatmap's order — its CSV. ``row``: the
+    first column's header, what a row is ("class", "prompt", "condition": dtviz.sources.base.row_noun)."""
     C = _square_matrix(C)
     names = _check_names(names, C.shape[0])
     idx = np.arange(C.shape[0]) if order is None else _check_order(order, C.shape[0])
     labels = unique_labels(names)
     df = pd.DataFrame(C[np.ix_(idx, idx)], columns=[labels[i] for i in idx])
-    df.insert(0, "class", [labels[i] for i in idx])
+    df.insert(0, row, [labels[i] for i in idx])
     return df
 
 
@@ -318,11 +321,12 @@ def cosine_submatrix(C, ids, names, context) -> go.Figure:
         textfont=dict(size=13 if k <= 12 else 10 if k <= 24 else 8),
         colorbar=dict(title=dict(text="cosine"), thickness=18), xgap=1, ygap=1,
         hovertemplate="row: %{y}<br>column: %{x}<br>cosine: %{z:.4f}<extra></extra>"))
-    _style(fig, f"Cosine similarity of c, {k} classes", context, height=max(520, 34 * k + 330))
+    row, rows = row_nouns(context)
+    _style(fig, f"Cosine similarity of c, {k} {rows}", context, height=max(520, 34 * k + 330))
     short = [_short(s) for s in labels]  # long names would squeeze the cells; the hover has them in full
-    fig.update_xaxes(type="category", title_text="class", tickangle=-35, showgrid=False, tickmode="array",
+    fig.update_xaxes(type="category", title_text=row, tickangle=-35, showgrid=False, tickmode="array",
                      tickvals=labels, ticktext=short, tickfont=dict(size=12))
-    fig.update_yaxes(type="category", title_text="class", autorange="reversed", showgrid=False, tickmode="array",
+    fig.update_yaxes(type="category", title_text=row, autorange="reversed", showgrid=False, tickmode="array",
                      tickvals=labels, ticktext=short, tickfont=dict(size=12))
     return fig
 
@@ -332,13 +336,14 @@ def _short(text: str, limit: int = 26) -> str:
 
 
 def offdiag_histogram(values, context, bins: int = 80) -> go.Figure:
-    """Histogram of the off-diagonal cosine similarities (one count per class pair i < j)."""
+    """Histogram of the off-diagonal cosine similarities (one count per pair of rows i < j)."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
+    row, rows = row_nouns(context)
     if values.size == 0:
-        raise DtvizInputError("no class pairs to histogram (need at least two classes).")
+        raise DtvizInputError(f"no {row} pairs to histogram (need at least two {rows}).")
     counts, edges = np.histogram(values, bins=bins)
     fig = go.Figure(_bars_from_edges(counts, edges, "pairs", OKABE_ITO[0], "cosine"))
     mean = float(values.mean())
     _marker_line(fig, mean, f"mean {mean:.4f}", "x", colour=HEAD_COLOUR, dash="dot")
-    return _style(fig, f"Off-diagonal cosine similarity ({values.size:,} class pairs)", context,
-                  "cosine similarity", "number of class pairs")
+    return _style(fig, f"Off-diagonal cosine similarity ({values.size:,} {row} pairs)", context,
+                  "cosine similarity", f"number of {row} pairs")

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from dtviz import stats
 from dtviz.errors import DtvizInputError
 from dtviz.plots.style import (C_I, HEAD_COLOUR, OKABE_ITO, TAIL_COLOUR, TAU_COLOUR, _bars_from_edges,
-                               _categorical_colour, _legend_line, _style, _tau_line)
+                               _categorical_colour, _legend_line, _style, _tau_line, row_nouns)
 
 
 # Legends under the axis title, anchored to the figure's bottom (plotly makes room): above the plot they
@@ -32,7 +32,7 @@ def magnitude_histogram(E, context, log_x: bool = False, log_y: bool = False, ta
     A = np.asarray(E, dtype=np.float64)
     counts, edges = _magnitude_counts(A, bins, log_x)
     n_entries = A.size
-    what = "vector" if A.ndim == 1 else f"{A.shape[0]} classes × {A.shape[1]} dims"
+    what = "vector" if A.ndim == 1 else f"{A.shape[0]} {row_nouns(context)[1]} × {A.shape[1]} dims"
     fig = go.Figure(_bars_from_edges(counts, edges, "components", OKABE_ITO[0], f"|{C_I}|"))
     fig.update_layout(bargap=0)
     if log_x:
@@ -177,8 +177,9 @@ def variance_per_dim(var, context, head=None) -> go.Figure:
     mean = float(var.mean())
     _legend_line(fig, -0.5, var.size - 0.5, mean, f"mean variance {mean:.3g}")
     fig.update_layout(bargap=0, barmode="overlay", legend=BOTTOM_LEGEND)
-    fig = _style(fig, "Variance of each dimension of c across classes", context, "dimension index i",
-                 "variance across classes (units of c²)")
+    rows = row_nouns(context)[1]
+    fig = _style(fig, f"Variance of each dimension of c across {rows}", context, "dimension index i",
+                 f"variance across {rows} (units of c²)")
     fig.update_layout(margin=dict(b=90))
     return fig
 
@@ -198,7 +199,7 @@ def variance_spectrum(var, context, log_y: bool = True, head_count: int | None =
         positive = spec[spec > 0]
         lo_hi = (positive.min(), positive.max()) if positive.size else (1e-12, 1.0)
         fig.update_yaxes(type="log", range=[math.log10(lo_hi[0]) - 0.15, math.log10(lo_hi[1]) + 0.15])
-    fig = _style(fig, "Variance spectrum: dimensions sorted by variance across classes", context,
+    fig = _style(fig, f"Variance spectrum: dimensions sorted by variance across {row_nouns(context)[1]}", context,
                  "rank of dimension (1 = largest variance)", "variance (units of c²" + (", log scale)" if log_y else ")"))
     fig.update_layout(margin=dict(b=90))
     return fig
@@ -217,7 +218,7 @@ def cumulative_variance(var, context, marks=(20,)) -> go.Figure:
                                      hoverinfo="skip", showlegend=False))
     fig.update_layout(showlegend=False)
     fig.update_yaxes(range=[0, 101])
-    return _style(fig, "Cumulative share of variance across classes", context,
+    return _style(fig, f"Cumulative share of variance across {row_nouns(context)[1]}", context,
                   "number of highest-variance dims k", "share of total variance (%)")
 
 

@@ -42,7 +42,7 @@ def context_text(context) -> str:
         return ""
     if not isinstance(context, dict):
         return str(context)
-    c = {k: v for k, v in context.items() if v is not None and v != ""}
+    c = {k: v for k, v in context.items() if v is not None and v != "" and k not in ("row", "rows")}
     parts = []
     if "model" in c:
         parts.append(str(c.pop("model")))
@@ -58,6 +58,14 @@ def context_text(context) -> str:
         parts.append(f"τ={c.pop('tau')}")
     parts += [f"{k}={v}" for k, v in c.items()]
     return " · ".join(parts)
+
+
+def row_nouns(context) -> tuple[str, str]:
+    """What the rows are, singular and plural, for axis titles and hover: the context dict's "row" / "rows"
+    (the dashboard puts dtviz.sources.base.row_noun there), else ("class", "classes")."""
+    if isinstance(context, dict) and context.get("row") and context.get("rows"):
+        return str(context["row"]), str(context["rows"])
+    return "class", "classes"
 
 
 def _title(what: str, context, note: str | None = None) -> dict:

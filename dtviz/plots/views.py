@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from dtviz.errors import DtvizInputError
 from dtviz.plots.style import (CONTINUOUS, HEAD_COLOUR, OKABE_ITO, TAU_COLOUR, _categorical_colour, _check_names,
-                               _style, sub, unique_labels)
+                               _style, row_nouns, sub, unique_labels)
 
 
 # =============================================================================== projection: Fig. 13
@@ -43,6 +43,7 @@ def projection_panels(panels: dict, names, context, groups=None, method: str = "
         if np.asarray(Y).shape != (n, 2):
             raise DtvizInputError(f"panel {title!r}: expected ({n}, 2) coordinates, got {np.asarray(Y).shape}.")
     titles = list(panels)
+    row, rows = row_nouns(context)
     # "(b) head only: 12 dims, …" on two lines: four titles side by side share the width
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=[t.replace(": ", "<br>", 1) for t in titles],
                         horizontal_spacing=0.04)
@@ -73,12 +74,12 @@ def projection_panels(panels: dict, names, context, groups=None, method: str = "
             fig.add_trace(go.Scatter(
                 x=Y[:, 0], y=Y[:, 1], mode="markers", name=title, showlegend=False, text=names, customdata=np.arange(n),
                 marker=dict(size=6, color=np.arange(n), colorscale=CONTINUOUS, cmin=0, cmax=max(n - 1, 1), opacity=0.85,
-                            showscale=k == len(titles) - 1, colorbar=dict(title=dict(text="class id"), thickness=14)),
-                hovertemplate="%{text} (class %{customdata})<extra>" + title + "</extra>"), row=1, col=k + 1)
+                            showscale=k == len(titles) - 1, colorbar=dict(title=dict(text=f"{row} id"), thickness=14)),
+                hovertemplate="%{text} (" + row + " %{customdata})<extra>" + title + "</extra>"), row=1, col=k + 1)
     fig.update_xaxes(title_text=f"{method} 1", showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(title_text=f"{method} 2", row=1, col=1)
-    _style(fig, f"{method} of class embeddings by head vs. tail dimensions ({n} classes)", context, height=460)
+    _style(fig, f"{method} of {row} embeddings by head vs. tail dimensions ({n} {rows})", context, height=460)
     fig.update_layout(legend=dict(orientation="h", y=-0.12, title=dict(text="group")))
     return fig
 
@@ -88,8 +89,9 @@ def _group_symbol(i: int) -> str:
     return ["circle", "square", "diamond", "triangle-up", "cross", "x", "star", "triangle-down"][(i // len(OKABE_ITO)) % 8]
 
 
-def projection_frame(panels: dict, names, groups=None) -> pd.DataFrame:
-    df = pd.DataFrame({"class": [str(x) for x in names]})
+def projection_frame(panels: dict, names, groups=None, row: str = "class") -> pd.DataFrame:
+    """The panels' coordinates as a table; ``row``: the first column's header (dtviz.sources.base.row_noun)."""
+    df = pd.DataFrame({row: [str(x) for x in names]})
     if groups is not None:
         df["group"] = [str(g) for g in groups]
     for title, Y in panels.items():
@@ -165,6 +167,7 @@ def neighbour_bars(names_full, values_full, names_head, values_head, context, qu
     """The nearest classes by cosine in the full space (top) and in the head subspace (bottom)."""
     fig = make_subplots(rows=2, cols=1, subplot_titles=("full space (all d dims)", f"head subspace (dims with |{sub('c̄', 'i')}| ≥ τ)"),
                         vertical_spacing=0.14)
+    noun, nouns = row_nouns(context)
     for row, (names, vals, colour) in enumerate(((names_full, values_full, OKABE_ITO[0]), (names_head, values_head, HEAD_COLOUR)), 1):
         names = unique_labels(names)
         vals = np.asarray(vals, dtype=np.float64).reshape(-1)
@@ -172,9 +175,9 @@ def neighbour_bars(names_full, values_full, names_head, values_head, context, qu
                              name="full space" if row == 1 else "head subspace",
                              text=[f"{v:.4f}" for v in vals], textposition="inside", insidetextanchor="end",
                              hovertemplate="%{y}: cosine %{x:.4f}<extra></extra>"), row=row, col=1)
-        fig.update_yaxes(autorange="reversed", type="category", automargin=True, title_text="class", row=row, col=1)
+        fig.update_yaxes(autorange="reversed", type="category", automargin=True, title_text=noun, row=row, col=1)
         fig.update_xaxes(title_text="cosine similarity to the query", row=row, col=1)
-    what = f"Nearest classes to {query}" if query else "Nearest classes by cosine"
+    what = f"Nearest {nouns} to {query}" if query else f"Nearest {nouns} by cosine"
     k = max(len(names_full), len(names_head), 1)
     return _style(fig, what, context, height=2 * (26 * k + 60) + 220)
 
@@ -189,21 +192,22 @@ def dim_across_classes(values, names, dim: int, context, tau: float | None = Non
     names = _check_names(names, values.size)
     ids = np.argsort(-values, kind="stable") if sort else np.arange(values.size)
     x = np.arange(values.size)
+    row, rows = row_nouns(context)
     fig = go.Figure(go.Bar(
         x=x if sort else ids, y=values[ids], name=sub("c", dim), marker=dict(color=OKABE_ITO[0], line=dict(width=0)),
         customdata=np.stack([ids, np.asarray(names, dtype=object)[ids]], axis=1),
-        hovertemplate="%{customdata[1]} (class %{customdata[0]})<br>" + sub("c", dim) + " = %{y:.4g}<extra></extra>"))
+        hovertemplate="%{customdata[1]} (" + row + " %{customdata[0]})<br>" + sub("c", dim) + " = %{y:.4g}<extra></extra>"))
     if tau is not None:
         fig.add_hrect(y0=-tau, y1=tau, fillcolor=TAU_COLOUR, opacity=0.25, line_width=0, layer="below")
     mean = float(values.mean())
     fig.add_hline(mean, line=dict(color="black", dash="dot", width=1.5))
     # the line is named in the note above the plot: a label on it would sit on the bars
-    note = f"dotted line: mean over classes {sub('c̄', dim)} = {mean:.4g}"
+    note = f"dotted line: mean over {rows} {sub('c̄', dim)} = {mean:.4g}"
     if tau is not None:
         note += f" · shaded band: |{sub('c', dim)}| < τ = {tau:g} (tail)"
     fig.update_layout(bargap=0.1 if values.size <= 64 else 0, showlegend=False)
-    x_title = "classes, sorted by value" if sort else "class id"
-    return _style(fig, f"Dimension {dim} of c across {values.size} classes", context, x_title, f"{sub('c', dim)} (value)",
+    x_title = f"{rows}, sorted by value" if sort else f"{row} id"
+    return _style(fig, f"Dimension {dim} of c across {values.size} {rows}", context, x_title, f"{sub('c', dim)} (value)",
                   height=380, note=note)
 
 

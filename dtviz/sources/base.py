@@ -100,6 +100,18 @@ class Source(ABC):
         return self.class_names[i] if i < len(self.class_names) else f"class {i}"
 
 
+def row_noun(source) -> tuple[str, str]:
+    """What the rows of ``source`` are, singular and plural, for titles, axes, hover and table headers:
+    ("prompt", "prompts") for a text-to-image pipeline, ("condition", "conditions") for a matrix or a captured
+    trajectory (dtviz cannot tell what they hold), else ("class", "classes")."""
+    rows = (getattr(source.info, "extra", None) or {}).get("rows")
+    if rows == "prompts":
+        return "prompt", "prompts"
+    if rows == "conditions" or source.info.family.convention is None:
+        return "condition", "conditions"
+    return "class", "classes"
+
+
 def check_part(part: str) -> str:
     if part not in PARTS:
         raise DtvizInputError(f"part must be one of {', '.join(PARTS)}; got {part!r}.")
