@@ -19,9 +19,10 @@ TSNE_ITERATIONS = 750
 TSNE_EARLY_ITERATIONS = 250  # of TSNE_ITERATIONS, with exaggeration 12 (both libraries' default)
 TSNE_PROGRESS_EVERY = 25  # iterations between progress reports
 TSNE_IMPLEMENTATIONS = ("opentsne", "sklearn")
-# openTSNE's gradient: Barnes–Hut below this many points, FFT interpolation from it (bench/tsne_speed.md:
-# on 1000 points BH takes 3.0 s of CPU, FFT 7.1 s, scikit-learn 4.4 s; FFT's grid pays off on large N)
-OPENTSNE_FFT_FROM = 10_000
+# openTSNE's gradient: Barnes–Hut below this many points, FFT interpolation from it (bench/tsne_speed.md,
+# CPU s on one thread: 1000 points BH 2.9, FFT 8.4, scikit-learn 4.1; 10 000 points BH 51, FFT 29,
+# scikit-learn 52; the two openTSNE curves cross near 4 500 points)
+OPENTSNE_FFT_FROM = 5_000
 
 
 def cpu_threads():
