@@ -6,6 +6,7 @@ import streamlit as st
 import dtviz_app as common
 from dtviz import plots
 from dtviz.blocks import change_curves, contributions, modulation_change, modulations
+from dtviz.errors import DtvizInputError
 from dtviz.pruning import MASKS, MODES, PruneSpec
 
 MAX_ROWS = 256  # rows (classes / prompts) the page averages over: evenly spaced, all when fewer
@@ -52,6 +53,12 @@ def report_figures(ctx):
 
 def main():
     ctx = common.require_ctx()
+    try:  # a matrix, a trajectory or PixArt/Sana has no per-block weights: say so, not an error box
+        _modulations(ctx.model_key, ctx.source)
+    except DtvizInputError as err:
+        common.page_header(ctx, "Per-block modulation", metrics=False)
+        st.info(str(err), icon=":material/info:")
+        return
     n = ctx.info.num_classes
     used = n if n <= MAX_ROWS else MAX_ROWS
     common.page_header(ctx, "Per-block modulation", metrics=False,
