@@ -131,3 +131,36 @@ def test_pruning_page_toggle_guides_with_the_pruned_c():
                       prune=PruneSpec(mode="tail", tau=tau, mask="global"))
     assert metric(at, "PSNR").value == f"{pixel_drift(base, guided)['psnr']:.1f} dB"
     assert any("pruned-c guidance w = 2" in c.value for c in at.caption)
+
+
+def test_diffusers_dit_pipeline_with_its_own_scheduler(tmp_path, monkeypatch):
+    """A diffusers DiT pipeline: the weak branch is the transformer with the pruned columns of every norm1.linear and
+    of proj_out_1 zeroed; guidance on all 4 latent channels, as DiTPipeline guides; decoded through its VAE."""
+    diffusers = pytest.importorskip("diffusers")
+    from dtviz.seeding import noise_generators
+    from tests.test_release_schedules import tiny_pipeline
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    source = dtviz.load(tiny_pipeline(tmp_path / "ddim", diffusers.DDIMScheduler()), device="cpu")
+    g = Generator(source)
+    dims, labels, seed, cfg, w, steps = (0, 5, 11), [3, 999], 11, 4.0, 1.5, 6
+    zeroed = copy.deepcopy(source.transformer)
+    with torch.no_grad():
+        for block in zeroed.transformer_blocks:
+            block.norm1.linear.weight[:, list(dims)] = 0
+        zeroed.proj_out_1.weight[:, list(dims)] = 0
+    got = g.sample(labels, SampleSettings(steps=steps, cfg_scale=cfg, seed=seed, pruned_guidance=w), prune=PruneSpec(dims=dims))
+
+    @torch.no_grad()
+    def denoise(x, t, y):
+        cond, uncond = source.transformer(torch.cat([x, x]), timestep=torch.cat([t, t]),
+                                          class_labels=torch.cat([y, torch.full_like(y, 1000)])).sample.chunk(2)
+        weak = zeroed(x, timestep=t, class_labels=y).sample
+        guided = uncond[:, :4] + cfg * (cond[:, :4] - uncond[:, :4]) + w * (cond[:, :4] - weak[:, :4])
+        return torch.cat([guided, cond[:, 4:]], dim=1)
+
+    rows = range(len(labels))
+    x = g.sampler(steps).sample(denoise, initial_noise((4, 8, 8), seed, rows, "cpu"), torch.tensor(labels),
+                                generator=noise_generators(seed, rows))
+    np.testing.assert_allclose(got, g._to_images(x), atol=1e-6, rtol=0)
+    assert np.abs(got - g.sample(labels, SampleSettings(steps=steps, cfg_scale=cfg, seed=seed))).max() > 1e-4
