@@ -11,6 +11,7 @@ the split into modules is an implementation detail. Each module imports only tho
     constants    choices, defaults, limits, the logger
     urlstate     settings mirrored in the URL: url_seed / url_store / bound and the parsers
     access       served roots for visitors' paths, plain-text errors without server paths, session uploads
+    reading_controls  Flux-dev's guidance, a native file's null row / head count (the labels slot of the keys)
     cache        st.cache_resource / st.cache_data: models, arrays, statistics, samples, the heatmap
     context      Ctx: the opened source, the settings, cached accessors
     controls     the sidebar widgets and sidebar() itself

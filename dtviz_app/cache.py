@@ -51,8 +51,10 @@ def load_source(source: str, family: str, device: str, labels: str | None = None
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
 def _load_source(source: str, stamp, family: str, device: str, labels: str | None = None):
     import dtviz
+    from dtviz_app.reading_controls import load_kwargs
 
-    return dtviz.load(source, family=family, device=device, labels=labels)
+    # labels: a labels / prompts string, or a Reading that also carries guidance, null_row, num_heads
+    return dtviz.load(source, family=family, device=device, **load_kwargs(labels))
 
 
 def embeddings(source: str, family: str, device: str, labels: str | None, t: float | None, part: str) -> np.ndarray:

@@ -27,5 +27,5 @@ DEFAULT_K = 10
 TAU_GRID = tuple(float(f"{m * 10.0 ** e:.6g}") for e in range(-4, 2) for m in (1, 1.5, 2, 3, 5, 7)) + (100.0,)
 TAU_MIN, TAU_MAX = 1e-6, 1e3
 
-GLOBAL_KEYS = ("src", "fam", "dev", "t", "part", "thr", "tau", "k", "pmode", "pset", "ptext")
+GLOBAL_KEYS = ("src", "fam", "dev", "t", "part", "thr", "tau", "k", "pmode", "pset", "ptext", "guid", "null_row", "heads")
 PAGE_PREFIXES = ("cos_", "mag_", "var_", "proj_", "cmp_", "dyn_", "nn_", "pr_")

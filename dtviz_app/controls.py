@@ -17,6 +17,7 @@ from dtviz_app.cache import cached_pipelines, resolved_device, safe_load
 from dtviz_app.constants import (DEFAULT_K, DEFAULT_TAU, FAMILY_CHOICES, PART_LABELS, PARTS, SOURCE_KINDS,
                                  SOURCE_LABELS, TAU_GRID, TAU_MAX, TAU_MIN, UPLOAD_LIMIT_MB, UPLOAD_TYPES)
 from dtviz_app.context import Ctx
+from dtviz_app.reading_controls import reading_widgets
 from dtviz_app.urlstate import _last, bound, choice, fmt_float, parse_positive, url_seed, url_store
 
 
@@ -269,6 +270,10 @@ def sidebar() -> Ctx | None:
                 if family != "auto":
                     src = safe_load(source_key, family, dev, labels)
             url_store("fam", family, "auto")
+            # Flux-dev's g, a native file's null row / head count: the labels slot of every key carries them
+            reading = reading_widgets(src, source_key, labels)
+            if reading is not labels:
+                labels, src = reading, safe_load(source_key, family, dev, reading)
         except DtvizInputError as err:
             show_error(err)
             ss["_load_error"] = str(err)

@@ -67,7 +67,8 @@ class NativeSource(Source):
             name=self.sidecar.get("name", os.path.basename(os.path.normpath(path))) if self.sidecar else os.path.basename(path),
             family=family_obj, num_classes=num_classes, dim=dim, class_names=names, device=device,
             parameters=_count_parameters(self.state), family_note=note, can_sample=can_sample,
-            sample_note=sample_note, extra={"path": path, "null_row": self.null_row, **self._vae_extra,
+            sample_note=sample_note, extra={"path": path, "null_row": self.null_row, "readings": list(self.readings),
+                                            **self._vae_extra,
                                             **({"training_args": self.record.plain} if self.record.plain else {})},
         )
         self._t_cache: dict[float, torch.Tensor] = {}
@@ -115,6 +116,8 @@ class NativeSource(Source):
                                            self.record, model_cfg, num_heads)
             if heads:
                 self.overrides["num_heads"] = heads
+        # what the file did not say (a reading was assumed, or set by the user): the dashboard offers these settings
+        self.readings = tuple(name for name, said in (("null_row", null_note), ("num_heads", heads_note)) if said)
         return [n for n in (null_note, heads_note, shape_conflicts(self.record, self._seen())) if n]
 
     def _seen(self) -> dict:
