@@ -26,7 +26,7 @@ import contextlib
 import csv
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -34,12 +34,14 @@ import torch
 from dtviz.cli import (add_checkpoint_reading_args, add_class_selection, add_prompts_arg, check_output_dir,
                        select_classes, source_options, write_samples)
 from dtviz.errors import DtvizInputError
+from dtviz.metrics import METRIC_COLUMNS
+from dtviz.sweep_metrics import add_metrics_args, fill_metrics, plan_metrics
 from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule, paper_schedule, parse_schedule, spec_removed_dims
 
 BASELINE = "baseline"
 TABLE_COLUMNS = ("setting", "label", "mode", "tau", "k", "mask", "schedule", "prune_null", "removed_dims",
                  "removed_share", "class_accuracy", "template_accuracy", "drift_mse", "drift_psnr", "samples",
-                 "pruned_guidance")
+                 "pruned_guidance", *METRIC_COLUMNS)
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -135,6 +137,8 @@ class SettingResult:
     template_correct: np.ndarray | None = None  # (N,) bool by template matching, or None without a matcher
     removed: tuple = (0, 0.0)  # (count, share), see pruning.spec_removed_dims
     pruned_guidance: float | None = None  # w when the spec defined P(c) of pruned-c guidance instead of pruning c
+    features: tuple | None = None  # (pool (N, 2048), logits (N, 1008)) Inception features, or None without --metrics
+    metrics: dict = field(default_factory=dict)  # dtviz.metrics.METRIC_COLUMNS -> value (cmd_sweep fills it)
 
 
 def prunes_nothing(spec: PruneSpec) -> bool:
@@ -174,12 +178,14 @@ class SweepProgress:
 
 
 def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: int = 64, world: World = World(),
-              classifier=None, progress: bool = True, matcher=None) -> list[SettingResult] | None:
+              classifier=None, progress: bool = True, matcher=None, featurize=None) -> list[SettingResult] | None:
     """Baseline + each spec on the same noise: images, per-sample MSE, classifier verdicts, removed dims.
 
     ``generator``: a dtviz.generate.Generator; ``labels``: (N,) class ids, sample i drawn from noise
     (settings.seed, i). The baseline is sampled once per chunk and reused for specs that prune nothing.
-    ``progress``: a tqdm bar on rank 0. Returns the results in table order on rank 0, None elsewhere."""
+    ``progress``: a tqdm bar on rank 0. ``featurize``: uint8 (n, H, W, C) -> (pool, logits), run on each rank's
+    own chunks so that features, not images, carry the metrics to rank 0.
+    Returns the results in table order on rank 0, None elsewhere."""
     from dtviz.generate import to_uint8
     from dtviz.quality import correct_per_sample, per_sample_mse, template_correct
 
@@ -201,7 +207,9 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
                     labels[idx], settings, indices=idx, batch_size=len(idx), prune=spec, on_step=bar.on_step)
                 correct = None if classifier is None else correct_per_sample(images, labels[idx], classifier)
                 by_template = None if matcher is None else template_correct(images, labels[idx], matcher)
-                parts[name].append((idx, to_uint8(images), per_sample_mse(base, images), correct, by_template))
+                u8 = to_uint8(images)
+                feats = None if featurize is None else featurize(u8)
+                parts[name].append((idx, u8, per_sample_mse(base, images), correct, by_template, feats))
     gathered = world.gather(parts)
     if not world.is_main:
         return None
@@ -220,6 +228,7 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
             template_correct=None if matcher is None else np.concatenate([p[4] for p in pieces]),
             removed=(0, 0.0) if spec is None else spec_removed_dims(generator.source, spec, classes=np.unique(labels)),
             pruned_guidance=None if spec is None else settings.pruned_guidance,
+            features=None if featurize is None else tuple(np.concatenate([p[5][j] for p in pieces]) for j in range(2)),
         ))
     return results
 
@@ -259,6 +268,7 @@ def table_rows(results: list[SettingResult]) -> list[dict]:
             "drift_psnr": _num(drift["psnr"]),
             "samples": str(len(r.sample_mse)),
             "pruned_guidance": "" if r.pruned_guidance is None else f"{r.pruned_guidance:g}",
+            **{c: _num(float(r.metrics[c])) if c in r.metrics else "" for c in METRIC_COLUMNS},
         })
     return rows
 
@@ -268,6 +278,9 @@ def write_csv(path: str, rows: list[dict]) -> None:
         writer = csv.DictWriter(fh, fieldnames=TABLE_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+
+
+MD_METRICS = {"fid": "FID ↓", "is": "IS ↑", "kid": "KID ↓", "precision": "Precision ↑", "recall": "Recall ↑"}
 
 
 def markdown_table(results: list[SettingResult], dim: int, source_name: str, note: str = "") -> str:
@@ -283,8 +296,10 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
     ]
     if note:
         lines.append(note)
-    lines += ["", "| Prune | Threshold τ | # Removed Dims | Class acc. ↑ | Template acc. ↑ | Drift MSE ↓ | PSNR ↑ |",
-              "|---|---|---|---|---|---|---|"]
+    shown = [c for c in MD_METRICS if any(c in r.metrics for r in results)]  # the paper's FID, IS, (KID), P, R
+    head = "".join(f" {MD_METRICS[c]} |" for c in shown)
+    lines += ["", f"| Prune | Threshold τ | # Removed Dims |{head} Class acc. ↑ | Template acc. ↑ | Drift MSE ↓ | PSNR ↑ |",
+              "|---|---|---|" + "---|" * len(shown) + "---|---|---|---|"]
     for i, r in enumerate(results):
         s = r.spec
         prune = "" if i else (results[1].spec.mode.capitalize() if len(results) > 1 else "")
@@ -300,7 +315,8 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
         tacc = "—" if r.template_correct is None else f"{r.template_correct.mean():.4f}"
         drift = drift_summary(r.sample_mse)
         psnr = "∞" if math.isinf(drift["psnr"]) else f"{drift['psnr']:.2f}"
-        lines.append(f"| {prune} | {threshold} | {removed} | {acc} | {tacc} | {drift['mse']:.4g} | {psnr} |")
+        values = "".join(f" {r.metrics[c]:.4g} |" if c in r.metrics else " — |" for c in shown)
+        lines.append(f"| {prune} | {threshold} | {removed} |{values} {acc} | {tacc} | {drift['mse']:.4g} | {psnr} |")
     return "\n".join(lines) + "\n"
 
 
@@ -325,6 +341,7 @@ def add_sweep_parser(sub) -> None:
     p.add_argument("--pruned-guidance", type=float, default=None, metavar="W",
                    help="pruned-c guidance: keep c whole and guide each setting with its pruned c, D = D_u + s·(D_c − D_u) "
                         "+ W·(D_c − D_P(c)); one more network forward per step (column pruned_guidance)")
+    add_metrics_args(p)
     p.add_argument("--batch-size", type=int, default=64, help="samples per network batch (default 64)")
     p.add_argument("--out", required=True, help="output folder (created; must not be the checkpoint's folder)")
 
@@ -344,6 +361,7 @@ def cmd_sweep(args) -> int:
     specs = sweep_specs(args.mode, taus, ks, schedules, args.mask, args.prune_null)
 
     with distributed(args.device) as (world, device):
+        plan = plan_metrics(args, device)
         source = load(args.source, family=args.family, device=device, prompts=args.prompts, **source_options(args))
         out = check_output_dir(args.out, source.info.extra.get("path"))
         ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
@@ -352,9 +370,10 @@ def cmd_sweep(args) -> int:
         settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler, size=args.size,
                                   pruned_guidance=args.pruned_guidance)
         results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source),
-                            matcher=template_matcher_for(source))
+                            matcher=template_matcher_for(source), featurize=plan.featurizer(world.rank))
         if not world.is_main:
             return 0
+        metric_notes = fill_metrics(results, plan, args.reference)
         os.makedirs(out, exist_ok=True)
         for r in results:
             write_samples(os.path.join(out, r.name), r.images / 255.0, labels, source.class_names)
@@ -365,7 +384,8 @@ def cmd_sweep(args) -> int:
         note = (f"{source.info.name}: {len(ids)} classes × {args.per_class} samples, {sampler} {steps} steps, CFG {cfg:g}, "
                 f"seed {args.seed}, mask {args.mask}{', null rows pruned' if args.prune_null else ''}"
                 + (f"; pruned-c guidance w = {args.pruned_guidance:g}: c kept whole, each setting's P(c) guides "
-                   f"(one more forward per step)." if args.pruned_guidance is not None else "."))
+                   f"(one more forward per step)." if args.pruned_guidance is not None else ".")
+                + "".join(" " + n for n in metric_notes))
         with open(os.path.join(out, "table.md"), "w", encoding="utf-8") as fh:
             fh.write(markdown_table(results, source.dim, source.info.name, note))
         print(f"wrote {len(results)} settings × {len(labels)} samples to {out} (table.csv, table.md)")
