@@ -306,7 +306,7 @@ def test_eight_websocket_sessions_on_the_real_server(server, models, tmp_path, c
 
     with connect(f"ws://127.0.0.1:{server}/_stcore/stream", subprotocols=["streamlit"]) as ws:
         msg = BackMsg()
-        msg.clear_cache = True  # the server's caches: every number and sample is computed again, concurrently
+        msg.clear_cache = True  # a hostile client: it clears only its own session (dtviz_app.cache.guard_shared_caches)
         ws.send(msg.SerializeToString())
         time.sleep(0.5)
 
