@@ -107,11 +107,12 @@ def main():
                    f"shown as c̄'s). {CITATION}")
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "dim": st.column_config.NumberColumn("d"), "num_classes": st.column_config.NumberColumn("classes"),
+        "dim": st.column_config.NumberColumn("d"), "num_classes": st.column_config.NumberColumn(
+            "rows", help="The number of conditions: classes, prompts or matrix rows (num_classes counts them)"),
         "npr_mean_vector": st.column_config.NumberColumn("nPR (c̄)", format="percent"),
-        "npr_per_class_mean": st.column_config.NumberColumn("nPR (per-class mean)", format="percent"),
+        "npr_per_class_mean": st.column_config.NumberColumn("nPR (per-row mean)", format="percent"),
         "pr_mean_vector": st.column_config.NumberColumn("PR (c̄)", format="%.2f"),
-        "pr_per_class_mean": st.column_config.NumberColumn("PR (per-class mean)", format="%.2f"),
+        "pr_per_class_mean": st.column_config.NumberColumn("PR (per-row mean)", format="%.2f"),
         "cosine_mean": st.column_config.NumberColumn("cosine", format="%.4f"),
         "s_tail_mean_vector": st.column_config.NumberColumn("s_tail (c̄)", format="%.3f"),
     })
