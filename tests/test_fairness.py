@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-import torch
 
 from tests.factories import family_state, save_checkpoint
 from tests.test_concurrency import server  # noqa: F401 — the `streamlit run app.py` fixture
