@@ -104,14 +104,15 @@ def test_contributions_known_answer(tmp_path):
 
 
 def test_diffusers_dit_matches_its_own_modules(tmp_path):
-    diffusers = pytest.importorskip("diffusers")
+    pytest.importorskip("diffusers")
     from tests.test_diffusers_source import tiny_transformer, write_pipeline
 
-    folder = write_pipeline(tmp_path / "pipe", tiny_transformer())
+    model = tiny_transformer()
+    folder = write_pipeline(tmp_path / "pipe", model)
     source = dtviz.load(folder, device="cpu")
     spec = PruneSpec(mode="head", k=4, mask="per-sample")
     result = modulation_change(source, spec)[0]
-    tr = diffusers.DiTTransformer2DModel.from_pretrained(os.path.join(folder, "transformer")).double().eval()
+    tr = model.double().eval()  # the weights the pipeline folder holds
     ids, t = torch.arange(NUM_CLASSES), torch.full((NUM_CLASSES,), source.t0)
     with torch.no_grad():
         c0 = tr.transformer_blocks[0].norm1.emb(t, ids, hidden_dtype=torch.float64)

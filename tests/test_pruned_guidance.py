@@ -119,13 +119,13 @@ def test_pruning_page_toggle_guides_with_the_pruned_c():
     from dtviz.stats import ConditionStats
     from tests.test_app import metric, pruning_app
 
-    at = pruning_app(pr_n=4, pr_mask="global", pr_contrast="false", pr_pg="true", pr_pg_w="2")
+    at = pruning_app(pr_n=4, pr_steps=8, pr_mask="global", pr_contrast="false", pr_pg="true", pr_pg_w="2")
     assert at.toggle(key="pr_pg").value and at.number_input(key="pr_pg_w").value == 2.0
     source = dtviz.load("builtin")
     tau = pruning_defaults(ConditionStats().fit(source.embeddings())).tau_by_mask["global"]
     g = Generator(source)
     labels = select_classes(source.num_classes, None, 4, 0)
-    settings = SampleSettings(steps=g.defaults["steps"], cfg_scale=g.defaults["cfg_scale"], seed=0)
+    settings = SampleSettings(steps=8, cfg_scale=g.defaults["cfg_scale"], seed=0)
     base = g.sample(labels, settings)
     guided = g.sample(labels, SampleSettings(**{**settings.__dict__, "pruned_guidance": 2.0}),
                       prune=PruneSpec(mode="tail", tau=tau, mask="global"))
