@@ -3,7 +3,6 @@ m(c) = adaLN(c) chunked as the block chunks it, P(c) = c·keep; the CLI's JSON k
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
