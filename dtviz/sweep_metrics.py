@@ -86,3 +86,48 @@ def fill_metrics(results, plan: MetricsPlan, reference_path: str | None) -> list
     if reference is not None and reference.stats_from:
         notes.append(f"FID against the reference's own μ, Σ, computed by {reference.stats_from}.")
     return notes + list(plan.skipped)
+
+
+# ------------------------------------------------------------------------------- reading a sweep
+
+METRIC_LABELS = {"fid": "FID ↓", "is": "IS ↑", "kid": "KID ↓", "precision": "precision ↑", "recall": "recall ↑",
+                 "class_accuracy": "class accuracy ↑", "template_accuracy": "template accuracy ↑",
+                 "drift_mse": "drift MSE ↓", "drift_psnr": "PSNR ↑"}
+
+
+def read_sweep_table(folder: str):
+    """``folder``/table.csv as written by ``dtviz sweep`` -> a pandas DataFrame, numeric columns as floats
+    (empty = NaN). DtvizInputError in one sentence when it is not a sweep folder."""
+    import os
+
+    import pandas as pd
+
+    from dtviz.errors import DtvizInputError
+
+    path = os.path.join(folder, "table.csv")
+    if not os.path.isfile(path):
+        raise DtvizInputError("expected a folder written by dtviz sweep (with table.csv); found no table.csv in it.")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception:
+        raise DtvizInputError("expected table.csv of dtviz sweep; it could not be read as CSV.") from None
+    if not {"setting", "tau", "k", "schedule"} <= set(df.columns):
+        raise DtvizInputError("expected table.csv of dtviz sweep (columns setting, tau, k, schedule, …); found other columns.")
+    for c in ("tau", "k", "removed_dims", "removed_share", *METRIC_LABELS, "is_std", "kid_std"):
+        if c in df.columns:
+            df[c] = pd.to_numeric(df[c].replace("", None), errors="coerce")
+    return df
+
+
+def metric_curves(df, metric: str) -> tuple[str, dict, float | None]:
+    """(x column 'tau' or 'k', {schedule: (x (n,), values (n,)) sorted by x}, the baseline's value or None)."""
+    import numpy as np
+
+    x = "tau" if df["tau"].notna().any() else "k"
+    base = df[df["setting"] == "baseline"][metric].dropna()
+    curves = {}
+    for schedule, part in df[df["setting"] != "baseline"].groupby("schedule", sort=False):
+        part = part.dropna(subset=[x, metric]).sort_values(x)
+        if len(part):
+            curves[schedule] = (part[x].to_numpy(np.float64), part[metric].to_numpy(np.float64))
+    return x, curves, (float(base.iloc[0]) if len(base) else None)

@@ -27,6 +27,7 @@ PAGES = (
     ("dynamics", "Timestep & training dynamics", "dynamics", "dyn_", ":material/timeline:"),
     ("neighbours", "Nearest neighbours", "neighbours", "nn_", ":material/hub:"),
     ("blocks", "Per-block modulation", "blocks", "blk_", ":material/layers:"),
+    ("sweep", "Sweep table", "sweep", "swp_", ":material/table_chart:"),
     ("pruning", "Live pruning", "pruning", "pr_", ":material/content_cut:"),
 )
 # A pages/ folder next to app.py makes Streamlit's first run on a fresh server use its legacy page discovery

@@ -14,6 +14,7 @@ colours (cividis for continuous values, Okabe-Ito for categories) and fonts read
     neighbour_bars                                                         nearest classes, full vs head
     dim_across_classes, image_tiles, tile_scale                            live pruning: one dim, sample grids
     modulation_heatmap, modulation_change_bars, modulation_change_curves   per-block modulation (dtviz.blocks)
+    sweep_metric_curves                                                    a sweep's metrics against τ per schedule
     figure_config, figure_csv, *_frame                                     downloads (PNG/SVG, CSV)
 
 One module per group of views; import from here (``from dtviz import plots; plots.cosine_heatmap(…)``),
@@ -37,6 +38,7 @@ from dtviz.plots.profiles import (cumulative_variance, dim_profile, dim_profile_
                                   variance_spectrum)
 from dtviz.plots.style import (CONTINUOUS, FONT, HEAD_COLOUR, OKABE_ITO, TAIL_COLOUR, TAU_COLOUR, TEMPLATE,
                                context_text, unique_labels)
+from dtviz.plots.sweep import sweep_metric_curves
 from dtviz.plots.views import (LEGEND_GROUPS_MAX, compare_bars, compare_frame, dim_across_classes, image_tiles,
                                lines, neighbour_bars, projection_frame, projection_panels, tile_scale)
 
@@ -55,6 +57,8 @@ __all__ = [
     "neighbour_bars", "dim_across_classes", "tile_scale", "image_tiles",
     # per-block modulation
     "modulation_heatmap", "modulation_change_bars", "modulation_change_curves",
+    # sweep table (dtviz sweep)
+    "sweep_metric_curves",
     # downloads
     "figure_config", "figure_frame", "figure_csv",
 ]

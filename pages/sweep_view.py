@@ -1,0 +1,42 @@
+"""A sweep folder (``dtviz sweep --out DIR``, paper Table 2): its table, sortable, and each metric against τ per
+schedule. Reads table.csv through dtviz.sweep_metrics; the folder must be inside the served roots."""
+import streamlit as st
+
+import dtviz_app as common
+from dtviz import plots
+from dtviz.errors import DtvizInputError
+from dtviz.sweep_metrics import METRIC_LABELS, metric_curves, read_sweep_table
+
+SHOWN = ("setting", "label", "removed_dims", "removed_share", "fid", "is", "kid", "precision", "recall",
+         "class_accuracy", "template_accuracy", "drift_mse", "drift_psnr", "samples", "pruned_guidance")
+
+
+def main():
+    st.title("Sweep table")
+    st.caption("A folder written by `dtviz sweep … --out DIR` (add `--metrics fid,is,kid,pr` for the quality columns). "
+               "Click a column header to sort.")
+    text = common.bound(st.text_input, "swp_folder", "", label="Sweep folder",
+                        placeholder="runs/sweep-tail").strip()
+    if not text:
+        st.info("Enter the folder of a sweep (inside the folders this server shares).")
+        return
+    try:
+        df = read_sweep_table(common.open_name(text))  # inside the served roots only
+    except DtvizInputError as err:
+        common.show_error(err)
+        return
+    st.dataframe(df[[c for c in SHOWN if c in df.columns]], hide_index=True, width="stretch")
+    available = [m for m in METRIC_LABELS if m in df.columns and df[m].notna().any()]
+    if not available:
+        st.info("This sweep has no numeric metric columns to plot.")
+        return
+    metric = common.bound(st.selectbox, "swp_metric", available[0], parse=common.choice(available), label="Metric",
+                          options=available, format_func=METRIC_LABELS.get)
+    x, curves, baseline = metric_curves(df, metric)
+    name = common.link_name(common.open_name(text))
+    fig = plots.sweep_metric_curves(x, curves, baseline, METRIC_LABELS[metric], f"sweep {name}")
+    common.show_figure(fig, f"sweep-{metric}", title=f"{METRIC_LABELS[metric]} against τ")
+
+
+if __name__ == "__main__":
+    main()
