@@ -4,6 +4,11 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+# Test modules also import each other by bare name (``from factories import ...``); tests/ is a package
+# (see tests/__init__.py), so pytest puts only ROOT on the path: add tests/ itself.
+TESTS = os.path.dirname(os.path.abspath(__file__))
+if TESTS not in sys.path:
+    sys.path.insert(1, TESTS)
 
 import torch  # noqa: E402
 
