@@ -44,17 +44,16 @@ def main():
     common.page_header(ctx, f"Cosine similarity of the {ctx.row} vectors")
     cos = ctx.table_row["cosine"]
     n = ctx.info.num_classes
-    heatmap_section(ctx)  # its own full-width row: a 1000×1000 matrix needs the width (plots.heatmap_height)
-    left, right = st.columns(2, gap="medium")
-    with left:
-        st.markdown(f"**{n * (n - 1) // 2:,} {ctx.row} pairs** (i ≠ j): mean **{cos['mean']:.4f}**, "
-                    f"min **{cos['min']:.4f}**, max **{cos['max']:.4f}**. The paper's XL models reach 0.90–0.99 "
-                    "(Table 1).")
-        hist, values = histogram_figure(ctx)
-        common.show_figure(hist, "cosine-histogram", pd.DataFrame({"cosine": values}),
-                           title="Off-diagonal cosine similarities")
-    with right:
-        submatrix_section(ctx)
+    # one full-width row each: a 1000×1000 matrix needs the width (plots.heatmap_height), and so do the
+    # printed values of the zoomed sub-matrix
+    heatmap_section(ctx)
+    st.markdown(f"**{n * (n - 1) // 2:,} {ctx.row} pairs** (i ≠ j): mean **{cos['mean']:.4f}**, "
+                f"min **{cos['min']:.4f}**, max **{cos['max']:.4f}**. The paper's XL models reach 0.90–0.99 "
+                "(Table 1).")
+    hist, values = histogram_figure(ctx)
+    common.show_figure(hist, "cosine-histogram", pd.DataFrame({"cosine": values}),
+                       title="Off-diagonal cosine similarities")
+    submatrix_section(ctx)
 
 
 @st.fragment
