@@ -485,7 +485,7 @@ def test_uploaded_matrix(tmp_path):
 
 
 def test_family_override_when_detection_is_ambiguous(tmp_path):
-    from factories import family_state, save_checkpoint
+    from tests.factories import family_state, save_checkpoint
 
     path = save_checkpoint(family_state("dit"), str(tmp_path / "dit_or_sit.pt"))
     at = new_app(src=path)
@@ -510,7 +510,7 @@ def test_family_override_when_detection_is_ambiguous(tmp_path):
 
 
 def test_checkpoint_overwritten_on_disk_is_reloaded(tmp_path):
-    from factories import family_state, save_checkpoint
+    from tests.factories import family_state, save_checkpoint
 
     path = str(tmp_path / "latest.pt")
     save_checkpoint(family_state("repa", seed=1), path)
