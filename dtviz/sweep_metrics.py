@@ -85,6 +85,10 @@ def fill_metrics(results, plan: MetricsPlan, reference_path: str | None) -> list
              + (f" against {reference.name}" if reference is not None else "") + "; precision/recall k = 3 as ADM."]
     if reference is not None and reference.stats_from:
         notes.append(f"FID against the reference's own μ, Σ, computed by {reference.stats_from}.")
+    lacking = [m.upper() for m in plan.metrics if m in ("kid", "pr")] if reference is not None and reference.features is None else []
+    if lacking:
+        notes.append(f"Skipped {', '.join(lacking)}: the reference .npz has mu/sigma but no arr_0 images to take features of.")
+        print(notes[-1], file=sys.stderr)
     return notes + list(plan.skipped)
 
 
