@@ -201,3 +201,10 @@ def test_sweep_without_weights_says_what_it_skipped(tmp_path, monkeypatch, capsy
     assert "Skipped FID, IS: no Inception weights" in err and "--inception PATH" in err
     assert all(r["fid"] == "" and r["is"] == "" for r in _table(out))
     assert "Skipped FID, IS" in open(os.path.join(out, "table.md"), encoding="utf-8").read()
+
+
+def test_sweep_refuses_unknown_metrics_and_missing_weights_in_one_sentence(tmp_path, capsys):
+    assert _sweep(tmp_path / "a", "--metrics", "fid,clip") == 2
+    assert _sweep(tmp_path / "b", "--metrics", "is", "--inception", str(tmp_path / "nowhere" / "w.pth")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "got 'clip'" in err[0] and "no file at 'w.pth'" in err[1] and str(tmp_path) not in "".join(err)
