@@ -63,12 +63,12 @@ def tau_control(key: str, marks, default: float, *, help: str | None = None) -> 
 
 # ================================================================================ class search
 
-def _on_search(key: str, ids_key: str, names: list, limit: int) -> None:
+def _on_search(key: str, ids_key: str, names: list, limit: int, row: str = "class") -> None:
     ss = st.session_state
     query = str(ss.get(key) or "")
     best = best_class(query, names) if query.strip() else None
     if best is None:
-        ss[f"{key}_note"] = "No class matches that text." if query.strip() else None
+        ss[f"{key}_note"] = f"No {row} matches that text." if query.strip() else None
         return
     current = list(ss.get(ids_key) or [])
     if best not in current and len(current) < limit:
@@ -78,11 +78,13 @@ def _on_search(key: str, ids_key: str, names: list, limit: int) -> None:
     ss[key] = ""
 
 
-def class_search(key: str, ids_key: str, names: list, limit: int) -> None:
+def class_search(key: str, ids_key: str, names: list, limit: int, row: str = "class") -> None:
     """A search box: Enter adds the single best match (exact name or code point first, dtviz.classsearch) to the
-    list under ``ids_key``. Call before that list's widget."""
-    st.text_input("Add a class: name, character or U+code, then Enter", key=key, placeholder="DIGIT ONE · A · U+0041",
-                  on_change=_on_search, args=(key, ids_key, list(names), limit),
+    list under ``ids_key``. Call before that list's widget. ``row``: what the rows are (Ctx.row)."""
+    glyphs = row == "class"  # code points name glyph classes; prompts and conditions are found by their words
+    st.text_input(f"Add a {row}: name, character or U+code, then Enter" if glyphs else f"Add a {row}: its words, then Enter",
+                  key=key, placeholder="DIGIT ONE · A · U+0041" if glyphs else None,
+                  on_change=_on_search, args=(key, ids_key, list(names), limit, row),
                   help="Enter adds the best single match: the code point or the exact name first, then names that "
                        "start with the text, then names with all its words.")
     note = st.session_state.get(f"{key}_note")

@@ -64,7 +64,7 @@ def sample_controls(ctx, gen) -> dict | None:
     chosen = None
     if pick == "chosen":
         with cols[1]:
-            pruning_controls.class_search("pr_find", "pr_ids", ctx.names, MAX_N)
+            pruning_controls.class_search("pr_find", "pr_ids", ctx.names, MAX_N, ctx.row)
             chosen = common.bound(st.multiselect, "pr_ids", select_classes(n_all, None, min(DEFAULT_CHOSEN, n_all), 0),
                                   parse=common.ids_below(n_all), fmt=common.fmt_ints,
                                   label=f"Chosen {ctx.rows}", options=list(range(n_all)),

@@ -116,11 +116,11 @@ def test_a_prompt_source_says_prompts_not_classes(folders):
     at = ok(new_app(src=folders["sd3"], pmode="text", ptext=TYPED).run())
     seen = {}
     for module in ("cosine", "magnitudes", "variance", "projection", "neighbours", "pruning"):
-        at.query_params.update({"proj_method": "pca"})
+        at.query_params.update({"proj_method": "pca", "pr_pick": "chosen", "pr_steps": "2", "pr_size": "16"})
         at.switch_page(dtviz_app.view_path(module)).run()
         ok(at)
         texts = ([t.value for t in at.title] + [s.value for s in at.subheader] + figure_texts(at)
-                 + [w.label for kind in ("radio", "selectbox", "multiselect", "checkbox") for w in at.get(kind)
+                 + [w.label for kind in ("radio", "selectbox", "multiselect", "checkbox", "text_input") for w in at.get(kind)
                     if hasattr(w, "label")])
         bad = [t for t in texts if CLASS_WORD.search(t)]
         assert not bad, (module, bad)
@@ -130,6 +130,7 @@ def test_a_prompt_source_says_prompts_not_classes(folders):
     assert any(t.startswith("Variance across prompts") for t in seen["variance"])
     assert any("Cosine similarity of c between prompts (3×3)" in t for t in seen["cosine"])
     assert any(t.startswith("prompt") for t in seen["cosine"])  # the heatmap's axis title
+    assert "Add a prompt: its words, then Enter" in seen["pruning"] and "Chosen prompts" in seen["pruning"]
 
 
 def test_the_cosine_csv_names_prompts(folders):
