@@ -16,6 +16,7 @@ import numpy as np
 
 from dtviz.errors import DtvizInputError
 from dtviz.families import SAMPLER_NAMES
+from dtviz.sources.base import row_noun
 
 PARTS = ("y+t", "y", "t")
 
@@ -147,7 +148,7 @@ def stats_summary(source, t=None, part="y+t", tau=0.01) -> dict:
     summary = ConditionStats().fit(E).summary(tau)
     t_used = None if source.family.convention is None else (source.t0 if t is None else source.family.convention.check(t))
     out = {"source": source.info.name, "family": source.family.key, "family_note": source.info.family_note,
-           "num_classes": source.num_classes, "rows": source.info.extra.get("rows", "classes"), "dim": source.dim,
+           "num_classes": source.num_classes, "rows": row_noun(source)[1], "dim": source.dim,
            "t": t_used, "part": part}
     if source.family.key == "trajectory":  # t is the step index; say the sampler's timestep there too
         timestep = source.timestep_at(int(t_used))

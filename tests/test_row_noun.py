@@ -38,3 +38,16 @@ def test_builders_name_the_rows_from_the_context():
     assert nb.layout.title.text.startswith("Nearest prompts to p0")
     assert list(plots.cosine_frame(C, names, row="prompt").columns)[:2] == ["prompt", "p0"]
     assert list(plots.cosine_frame(C, names).columns)[0] == "class"
+
+
+def test_stats_json_says_what_the_rows_are(tmp_path, capsys):
+    import json
+
+    from dtviz.cli import main
+
+    np.save(tmp_path / "m.npy", np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32))
+    assert main(["stats", str(tmp_path / "m.npy"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows"] == "conditions" and out["num_classes"] == 5  # today's key counts the rows, whatever they are
+    assert main(["stats", "--json"]) == 0  # the built-in model
+    assert json.loads(capsys.readouterr().out)["rows"] == "classes"
