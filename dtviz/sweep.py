@@ -201,6 +201,7 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
     with SweepProgress(runs, enabled=world.is_main and progress) as bar:
         for idx in chunks:
             base = generator.sample(labels[idx], base_settings, indices=idx, batch_size=len(idx), on_step=bar.on_step)
+            base_feats = None
             for name, spec in zip(names, [None] + list(specs)):
                 # the baseline stands for every spec that prunes nothing (τ = 0 tail, k = 0): sampled once
                 images = base if spec is None or prunes_nothing(spec) else generator.sample(
@@ -208,7 +209,12 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
                 correct = None if classifier is None else correct_per_sample(images, labels[idx], classifier)
                 by_template = None if matcher is None else template_correct(images, labels[idx], matcher)
                 u8 = to_uint8(images)
-                feats = None if featurize is None else featurize(u8)
+                if featurize is None:
+                    feats = None
+                elif spec is None or prunes_nothing(spec):  # the baseline's images: their features once per chunk
+                    feats = base_feats = base_feats or featurize(u8)
+                else:
+                    feats = featurize(u8)
                 parts[name].append((idx, u8, per_sample_mse(base, images), correct, by_template, feats))
     gathered = world.gather(parts)
     if not world.is_main:
