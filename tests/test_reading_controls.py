@@ -90,8 +90,14 @@ def test_null_row_and_heads_are_settings_of_a_plain_checkpoint(plain_no_null):
     ok(at)
     assert at.query_params["heads"] == "2"
     assert any("2 attention heads (set by the user)" in c.value for c in at.sidebar.caption)
+    # the live pruning page samples the model read that way (unguided by default: there is no null row now)
+    at.query_params.update({"pr_n": "2", "pr_steps": "2"})
+    at.switch_page("pages/pruning_view.py").run()
+    ok(at)
+    grids = [h.proto.body for h in at.get("html") if "data-grid=" in h.proto.body]
+    assert len(grids) >= 2 and all("<img" in g for g in grids)
     # the link reproduces both
-    again = ok(new_app(**at.query_params).run())
+    again = ok(new_app(**{k: v for k, v in at.query_params.items() if not k.startswith("pr_")}).run())
     assert card_value(again, "classes") == "10" and again.number_input(key="heads").value == 2
     # back to auto: the file's own reading again, and the setting leaves the link
     again.radio(key="null_row").set_value("auto").run()
