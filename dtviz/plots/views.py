@@ -79,7 +79,8 @@ def projection_panels(panels: dict, names, context, groups=None, method: str = "
     fig.update_xaxes(title_text=f"{method} 1", showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(title_text=f"{method} 2", row=1, col=1)
-    _style(fig, f"{method} of {row} embeddings by head vs. tail dimensions ({n} {rows})", context, height=460)
+    _style(fig, f"{method} of {row} embeddings by head vs. tail dimensions ({n} {rows})", context, height=500)
+    fig.update_layout(margin=dict(t=140))  # the two-line panel titles sit below the two-line figure title
     fig.update_layout(legend=dict(orientation="h", y=-0.12, title=dict(text="group")))
     return fig
 
