@@ -87,9 +87,17 @@ fi
 # ---------------------------------------------------------------- everything else
 # (found, not imported: importing umap compiles numba code for many seconds)
 if ! "$PY" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))" \
-     streamlit plotly pandas PIL matplotlib fontTools sklearn umap openTSNE diffusers safetensors tqdm pytest selenium >/dev/null 2>&1; then
+     streamlit plotly pandas PIL matplotlib fontTools sklearn umap openTSNE diffusers transformers torchdiffeq \
+     safetensors tqdm pytest selenium >/dev/null 2>&1; then
   echo "setup: installing requirements.txt"
   "$PY" -m pip install -r requirements.txt
+fi
+# torch-fidelity (dtviz sweep --metrics) without its dependencies: its Inception module needs only torch, and a
+# plain install pulls a torchvision that may replace this torch with a CUDA build (dtviz.inception loads the
+# module without torchvision).
+if ! "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch_fidelity') is None)" >/dev/null 2>&1; then
+  echo "setup: installing torch-fidelity (--no-deps)"
+  "$PY" -m pip install --no-deps "torch-fidelity>=0.4"
 fi
 # the `dtviz` command, from this checkout (a dtviz installed elsewhere, e.g. another clone, is replaced)
 if ! (cd / && "$PY" -c "import importlib.util as u, os, sys; s = u.find_spec('dtviz'); sys.exit(0 if s and os.path.dirname(os.path.dirname(os.path.abspath(s.origin))) == sys.argv[1] else 1)" "$ROOT") >/dev/null 2>&1 \
