@@ -214,7 +214,9 @@ def test_waiters_take_turns_in_arrival_order_and_see_their_position(tiny_generat
         t.join(timeout=60)
     assert order == ["a", "b", "d"]
     assert positions["a"][0] == 1 and positions["b"][0] == 2 and positions["d"][0] == 4
-    assert positions["d"][-1] == 1  # it moved up as the others finished (and c left)
+    # It moved up as c left and the others finished; which intermediate positions d sees depends on when its
+    # thread wakes (a one-step run may finish before d looks again), so only the direction is fixed.
+    assert positions["d"] == sorted(set(positions["d"]), reverse=True) and positions["d"][-1] < 4
     assert errors == {"c": "sampling stopped: its session ended."}
 
 

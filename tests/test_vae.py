@@ -146,7 +146,7 @@ def test_cli_sample_with_explicit_vae_writes_rgb_pngs(latent_ckpt, vae_model, tm
     assert "analysis still works" in capsys.readouterr().err
     assert main(["sample", latent_ckpt, "--classes", "2", "--per-class", "2", "--steps", "2", "--device", "cpu",
                  "--vae", vae_dir, "--out", str(out / "ok")]) == 0
-    pngs = sorted(p for p in os.listdir(out / "ok") if p.endswith(".png"))
+    pngs = sorted(p for p in os.listdir(out / "ok") if p.endswith(".png") and p != "grid.png")
     assert len(pngs) == 2
     image = Image.open(out / "ok" / pngs[0])
     assert image.mode == "RGB" and image.size == (16, 16)
