@@ -16,43 +16,17 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest import APP, ROOT, TIMEOUT, new_app, ok, steady_state_navigation  # noqa: E402,F401
+
 import dtviz  # noqa: E402
 import dtviz_app  # noqa: E402
 from dtviz.errors import DtvizInputError  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-APP = os.path.join(ROOT, "app.py")
-TIMEOUT = 120  # generous: the machine may be busy with training jobs
 HEAD = "Head dims"
+BUILTIN_DIM = dtviz.load("builtin").dim  # the shipped model's d, never typed in
 
 
-@pytest.fixture(autouse=True)
-def steady_state_navigation(monkeypatch):
-    """A real server uses Streamlit's legacy pages/ discovery only for its very first run (our pages/<url>.py
-    stubs hand that run to app.py; the browser test's cold deep link covers it) and st.navigation after that.
-    AppTest re-decides before every run, so pin the server's steady state here."""
-    from streamlit.runtime import pages_manager
 
-    original = pages_manager.PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        pages_manager.PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
-
-
-def new_app(**query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.query_params.update({k: str(v) for k, v in query.items()})
-    return at
-
-
-def ok(at: AppTest) -> AppTest:
-    """No uncaught exception and no error box."""
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
 
 
 def head_count(at: AppTest) -> str:
@@ -193,7 +167,8 @@ def test_pruning_tau_changes_removed_dims_and_pruned_grid():
     removed, pruned, baseline = metric(at, "Removed dims").value, images(at, "pruned"), images(at, "baseline")
     tail = stats.at_tau(defaults.tau_by_mask["global"])["tail_count"]
     assert at.number_input(key="pr_tau_box").value == pytest.approx(defaults.tau_by_mask["global"])  # s_tail ≈ 0.4
-    assert tail == round(0.4 * 128) and removed.startswith(f"{tail} / 128")  # `dtviz stats`' tail of c̄ at t0
+    dim = stats.dim_
+    assert tail == round(0.4 * dim) and removed.startswith(f"{tail} / {dim}")  # `dtviz stats`' tail of c̄ at t0
     assert len(pruned) == 8 and 'title="' in grid(at, "pruned")  # class names on hover
     at.number_input(key="pr_tau_box").set_value(0.2).run()
     ok(at)
@@ -206,7 +181,7 @@ def test_pruning_tau_changes_removed_dims_and_pruned_grid():
     at.select_slider(key="pr_tau_slider").set_value(float(marks[0])).run()
     ok(at)
     assert at.number_input(key="pr_tau_box").value == pytest.approx(float(marks[0]))
-    assert metric(at, "Removed dims").value.startswith("0 / 128") and images(at, "pruned") == baseline
+    assert metric(at, "Removed dims").value.startswith(f"0 / {BUILTIN_DIM}") and images(at, "pruned") == baseline
     assert metric(at, "PSNR").value.startswith("∞")
     # another mask starts at its own s_tail ≈ 0.4
     at.selectbox(key="pr_mask").set_value("per-sample").run()
@@ -243,7 +218,7 @@ def test_pruning_release_samples_only_the_pruned_side(monkeypatch):
 
 def test_pruning_head_k8_lowers_class_accuracy():
     at = pruning_app(pr_n=8, pr_mode="head", pr_by="k", pr_k=8, pr_mask="global")
-    assert metric(at, "Removed dims").value.startswith("8 / 128")
+    assert metric(at, "Removed dims").value.startswith(f"8 / {BUILTIN_DIM}")
     base, pruned = accuracies(at)
     assert pruned < base, (base, pruned)  # the paper: a few head dims carry the class
     # the dimension inspector: the largest |c̄ᵢ| dim by default, ablated alone
@@ -251,7 +226,7 @@ def test_pruning_head_k8_lowers_class_accuracy():
     import dtviz
 
     assert dim == int(np.argmax(np.abs(dtviz.load("builtin").embeddings().mean(0))))
-    assert metric(at, "Removed dims", 1).value.startswith("1 / 128")
+    assert metric(at, "Removed dims", 1).value.startswith(f"1 / {BUILTIN_DIM}")
     assert images(at, "ablated") != images(at, "ablation-baseline") == images(at, "baseline")
     assert len(at.get("plotly_chart")) == 1  # the dimension's values across classes
 

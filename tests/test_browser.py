@@ -215,7 +215,7 @@ def test_cold_deep_link_opens_its_page(server, browser):
     assert dialogs(browser) == [], dialogs(browser)
     assert "/cosine" in browser.current_url and browser.find_element(By.TAG_NAME, "h1").text.startswith("Cosine")
     head = ConditionStats().fit(dtviz.load("builtin").embeddings()).at_tau(0.1)["head_count"]
-    assert count.startswith(f"{head} / 128"), (count, head)  # τ = 0.1 from the link, as `dtviz stats --tau 0.1`
+    assert count.startswith(f"{head} / {dtviz.load('builtin').dim}"), (count, head)  # τ = 0.1 from the link, as `dtviz stats --tau 0.1`
     shot(browser, "deep-link")
 
 

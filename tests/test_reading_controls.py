@@ -10,40 +10,17 @@ import pytest
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest import new_app, ok, steady_state_navigation  # noqa: E402,F401
+
 import dtviz  # noqa: E402
 from dtviz.stats import ConditionStats  # noqa: E402
 from dtviz.nn.dit import DiT, DiTConfig  # noqa: E402
 from factories import save_checkpoint  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-APP = os.path.join(ROOT, "app.py")
 TYPED = "a photo of a dog\na red car at night\na small green tree"
 
 
-@pytest.fixture(autouse=True)
-def steady_state_navigation(monkeypatch):
-    """As in test_app.py: pin Streamlit's steady-state navigation (st.navigation) for AppTest."""
-    from streamlit.runtime import pages_manager
 
-    original = pages_manager.PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        pages_manager.PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(pages_manager.PagesManager, "__init__", init)
-
-
-def new_app(**query) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.query_params.update({k: str(v) for k, v in query.items()})
-    return at
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    return at
 
 
 def card_value(at: AppTest, key: str) -> str:
