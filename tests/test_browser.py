@@ -71,11 +71,10 @@ def server():
     os.makedirs(OUTPUT, exist_ok=True)
     port = free_port()
     log = open(os.path.join(OUTPUT, "streamlit-server.log"), "w")
-    env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    env = {**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", "PYTHONUNBUFFERED": "1"}
+    # The README's launch command: `dtviz serve` (127.0.0.1, the folder it starts in as the served root).
+    proc = subprocess.Popen([sys.executable, "-m", "dtviz", "serve", "--port", str(port)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
