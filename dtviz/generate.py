@@ -286,7 +286,7 @@ class Generator:
             if not np.array_equal(indices, np.arange(n)):
                 raise DtvizInputError("the release seed convention draws one batch for all samples; it takes no indices.")
             z, step_noise = release_draws(self.source.family.key, self.model, self.image_shape, n, settings.seed, device,
-                                          self.source.num_classes)
+                                          self.source.num_classes, cfg_scale=cfg_scale)
             noise, batch_size = (z if noise is None else noise), max(n, 1)
         out = []
         for i in range(0, n, batch_size):

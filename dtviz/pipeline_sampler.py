@@ -16,7 +16,10 @@ that class with diffusers and never re-implements it. Per step, for the schedule
 The initial latents are used as drawn (the pipeline does not multiply them by ``init_noise_sigma``).
 Stepping the B guided rows equals the pipeline stepping its doubled batch and keeping the first half, since
 every scheduler update is element-wise. A stochastic scheduler's noise comes from ``generator`` (one per row,
-dtviz's convention), not from torch's global RNG as in the pipeline.
+dtviz's convention), not from torch's global RNG as in the pipeline — except under the release seed convention
+(``generator.release_rows``, dtviz.seeding): then the scheduler steps that many rows (the pipeline's doubled CFG
+batch, the guided rows repeated, as the pipeline does) without a generator, drawing from the global RNG exactly
+as ``DiTPipeline.__call__`` does.
 """
 from __future__ import annotations
 
@@ -113,6 +116,7 @@ class PipelineSchedulerSampler:
         # diffusers' randn_tensor takes one torch.Generator or one per row (dtviz's per-sample noise streams)
         per_row = isinstance(generator, torch.Generator) or (isinstance(generator, list) and len(generator) == len(noise))
         extra = {"generator": generator} if takes_generator and per_row else {}
+        repeat = max(1, getattr(generator, "release_rows", 0) // max(len(noise), 1))  # the pipeline's 2n rows
         channels = noise.shape[1]
         x = noise  # (B, C, H, W)
         timesteps = scheduler.timesteps
@@ -123,5 +127,8 @@ class PipelineSchedulerSampler:
             t_rows = t[None].to(x.device).expand(x.shape[0])  # the scheduler's dtype (int64 DDIM, float Euler)
             out = denoise(x_in, t_rows, labels)
             eps = out[:, :channels] if out.shape[1] // 2 == channels else out
-            x = scheduler.step(eps, t, x_in, **extra).prev_sample
+            if repeat > 1:  # the pipeline steps [x; x] with [ε; ε] and keeps the first half
+                x = scheduler.step(torch.cat([eps] * repeat), t, torch.cat([x_in] * repeat), **extra).prev_sample[:len(eps)]
+            else:
+                x = scheduler.step(eps, t, x_in, **extra).prev_sample
         return x

@@ -15,6 +15,11 @@
                           y = randint(0, num_classes, (n,)) (drawn and dropped: dtviz samples the labels asked
                           for); euler_maruyama_sampler draws randn_like(x) of the n rows in float64. generate.py
                           runs on CUDA only, where building the model (CPU RNG) does not touch these draws.
+        diffusers DiTPipeline.__call__(class_labels, generator=torch.manual_seed(seed)): latents =
+                          randn_tensor((n, C, L, L), generator, device, transformer dtype) (diffusers' own function);
+                          with guidance_scale > 1 the scheduler steps the doubled batch (2n) and, called without a
+                          generator, draws a stochastic step's noise (DDPM, Euler ancestral, …) of those 2n rows from
+                          the same global RNG (dtviz.pipeline_sampler steps 2n rows under this convention)
 
 The VAE is assumed to load without drawing (diffusers with accelerate, as in the releases' environments).
 """
@@ -27,7 +32,8 @@ import torch
 from dtviz.errors import DtvizInputError
 
 SEED_CONVENTIONS = ("per-sample", "release")
-RELEASE_SCRIPTS = {"dit": "DiT sample.py", "sit": "SiT sample.py", "repa": "REPA generate.py"}
+RELEASE_SCRIPTS = {"dit": "DiT sample.py", "sit": "SiT sample.py", "repa": "REPA generate.py",
+                   "diffusers": "diffusers DiTPipeline.__call__"}
 
 
 def initial_noise(shape: tuple, seed: int, indices, device) -> torch.Tensor:
@@ -52,10 +58,12 @@ def check_convention(convention: str, family: str) -> None:
 
 
 def release_draws(family: str, model: torch.nn.Module, shape: tuple, n: int, seed: int, device,
-                  num_classes: int) -> tuple[torch.Tensor, Callable]:
+                  num_classes: int, cfg_scale: float | None = None) -> tuple[torch.Tensor, Callable]:
     """Seed torch's global RNG as the release does and draw its initial noise: ((n, *shape) float32 on ``device``,
     the step-noise source for samplers.randn_rows), both in the release's order (see the module docstring)."""
     check_convention("release", family)
+    if family == "diffusers":
+        return _pipeline_draws(model, shape, n, seed, device, cfg_scale)
     torch.manual_seed(int(seed))
     if family in ("dit", "sit"):
         type(model)(model.config)  # the release builds its model here; its init advances the CPU RNG
@@ -66,12 +74,31 @@ def release_draws(family: str, model: torch.nn.Module, shape: tuple, n: int, see
         def step_noise(like: torch.Tensor) -> torch.Tensor:  # randn_like(x_cur), x_cur float64 (n rows)
             return torch.randn(like.shape, dtype=torch.float64, device=device).to(like.dtype)
     else:
-        rows, cpu = 2 * n, family == "sit"  # the doubled CFG batch; SiT's SDE draws on the CPU
-
-        def step_noise(like: torch.Tensor) -> torch.Tensor:
-            drawn = torch.randn((rows, *like.shape[1:]), dtype=torch.float32, device="cpu" if cpu else device)
-            return drawn[:like.shape[0]].to(device=like.device, dtype=like.dtype)
+        step_noise = ReleaseStepNoise(2 * n, device, cpu=family == "sit")  # the doubled CFG batch; SiT's SDE: CPU
     return z, step_noise
+
+
+class ReleaseStepNoise:
+    """A release's step noise: ``rows`` rows of float32 from torch's global RNG on ``device`` (or the CPU), the first
+    ``like.shape[0]`` kept. ``release_rows`` tells dtviz.pipeline_sampler to step that many rows itself."""
+
+    def __init__(self, rows: int, device, cpu: bool = False):
+        self.release_rows, self.device, self.cpu = rows, device, cpu
+
+    def __call__(self, like: torch.Tensor) -> torch.Tensor:
+        drawn = torch.randn((self.release_rows, *like.shape[1:]), dtype=torch.float32,
+                            device="cpu" if self.cpu else self.device)
+        return drawn[:like.shape[0]].to(device=like.device, dtype=like.dtype)
+
+
+def _pipeline_draws(model: torch.nn.Module, shape: tuple, n: int, seed: int, device, cfg_scale) -> tuple:
+    """DiTPipeline.__call__'s latents with generator=torch.manual_seed(seed), drawn by diffusers' randn_tensor."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    dtype = next(model.parameters()).dtype
+    z = randn_tensor((n, *shape), generator=torch.manual_seed(int(seed)), device=torch.device(device), dtype=dtype)
+    rows = 2 * n if cfg_scale is not None and float(cfg_scale) > 1 else n  # the pipeline doubles only for s > 1
+    return z.float(), ReleaseStepNoise(rows, device)
 
 
 def check_noise(noise, n: int, shape: tuple, device) -> torch.Tensor:

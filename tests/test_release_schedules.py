@@ -206,3 +206,29 @@ def test_bad_scheduler_config_is_one_sentence(tmp_path, config, match):
         fh.write(config)
     with pytest.raises(DtvizInputError, match=match):
         dtviz.load(folder, device="cpu")
+
+
+# ------------------------------------------------------------------------- the release seed convention
+@pytest.mark.parametrize("kind, cfg", [("ddpm", 4.0), ("ddpm", 1.0), ("euler-ancestral", 4.0)])
+def test_release_seed_convention_replays_dit_pipeline_with_manual_seed(tmp_path, kind, cfg):
+    """dtviz sample --seed S --seed-convention release == DiTPipeline(labels, generator=torch.manual_seed(S)):
+    diffusers' own __call__ is the oracle, its latents and its stochastic scheduler's step noise (doubled batch
+    for guidance > 1) all from the generator the user seeded."""
+    scheduler = diffusers.DDPMScheduler() if kind == "ddpm" else diffusers.EulerAncestralDiscreteScheduler()
+    folder = tiny_pipeline(tmp_path / kind, scheduler)
+    gen = Generator(dtviz.load(folder, device="cpu"))
+    steps = 6
+    ours = gen.sample(LABELS, SampleSettings(steps=steps, cfg_scale=cfg, seed=SEED, seed_convention="release"))
+    pipe = diffusers.DiTPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+
+    def call(seed, scale=cfg):
+        return pipe(class_labels=LABELS, guidance_scale=scale, num_inference_steps=steps,
+                    generator=torch.manual_seed(seed), output_type="np").images
+
+    ref = call(SEED)
+    assert ours.shape == ref.shape == (2, 8, 8, 3)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    assert np.abs(ours - call(SEED + 1)).max() > 1e-3  # the comparison can fail: another seed
+    per_sample = gen.sample(LABELS, SampleSettings(steps=steps, cfg_scale=cfg, seed=SEED))
+    assert np.abs(ours - per_sample).max() > 1e-3
