@@ -15,11 +15,19 @@
                           y = randint(0, num_classes, (n,)) (drawn and dropped: dtviz samples the labels asked
                           for); euler_maruyama_sampler draws randn_like(x) of the n rows in float64. generate.py
                           runs on CUDA only, where building the model (CPU RNG) does not touch these draws.
+        LightningDiT inference.py  the model is built before seeding; seed = global_seed·world_size + rank (one
+                          process: the seed); z = randn(n, C, L, L) on the device, then y = randint(0, num_classes,
+                          (n,)) (dropped, as REPA); CFG doubles z without drawing; mode ODE only, so nothing more
+                          is drawn (a stochastic dtviz sampler is refused). The VA-VAE is built after seeding on
+                          the CPU; on CUDA, where inference.py runs, that does not touch the device's draws.
         diffusers DiTPipeline.__call__(class_labels, generator=torch.manual_seed(seed)): latents =
                           randn_tensor((n, C, L, L), generator, device, transformer dtype) (diffusers' own function);
                           with guidance_scale > 1 the scheduler steps the doubled batch (2n) and, called without a
                           generator, draws a stochastic step's noise (DDPM, Euler ancestral, …) of those 2n rows from
                           the same global RNG (dtviz.pipeline_sampler steps 2n rows under this convention)
+
+MDT's scripts/image_sample.py sets no seed at all (no --seed; infer_mdt.py fixes torch.manual_seed(1)), so it is
+refused with NOT_REPLAYABLE's sentence; pass its noise with --noise.
 
 The VAE is assumed to load without drawing (diffusers with accelerate, as in the releases' environments).
 """
@@ -33,7 +41,12 @@ from dtviz.errors import DtvizInputError
 
 SEED_CONVENTIONS = ("per-sample", "release")
 RELEASE_SCRIPTS = {"dit": "DiT sample.py", "sit": "SiT sample.py", "repa": "REPA generate.py",
-                   "diffusers": "diffusers DiTPipeline.__call__"}
+                   "lightningdit": "LightningDiT inference.py", "diffusers": "diffusers DiTPipeline.__call__"}
+# Why a family's release cannot be replayed from a seed (check_convention says it in one sentence).
+NOT_REPLAYABLE = {
+    "mdt": "MDT's scripts/image_sample.py never seeds torch (it takes no --seed), so its draws are not a function "
+           "of a seed",
+}
 
 
 def initial_noise(shape: tuple, seed: int, indices, device) -> torch.Tensor:
@@ -52,6 +65,9 @@ def noise_generators(seed: int, indices) -> list[torch.Generator]:
 def check_convention(convention: str, family: str) -> None:
     if convention not in SEED_CONVENTIONS:
         raise DtvizInputError(f"the seed convention must be per-sample or release; got {convention!r}.")
+    if convention == "release" and family in NOT_REPLAYABLE:
+        raise DtvizInputError(f"the release seed convention cannot replay {NOT_REPLAYABLE[family]}; pass the noise "
+                              f"it drew with --noise instead.")
     if convention == "release" and family not in RELEASE_SCRIPTS:
         raise DtvizInputError(f"the release seed convention replays {', '.join(RELEASE_SCRIPTS.values())}; "
                               f"{family} has none in dtviz yet — pass the release's noise with --noise instead.")
@@ -68,7 +84,14 @@ def release_draws(family: str, model: torch.nn.Module, shape: tuple, n: int, see
     if family in ("dit", "sit"):
         type(model)(model.config)  # the release builds its model here; its init advances the CPU RNG
     z = torch.randn(n, *shape, device=device)
-    if family == "repa":
+    if family == "lightningdit":  # inference.py: y = randint(...) after z; its ODE draws nothing more
+        torch.randint(0, num_classes, (n,), device=device)
+
+        def step_noise(like: torch.Tensor) -> torch.Tensor:
+            raise DtvizInputError("LightningDiT's inference.py samples with its ODE only (mode SDE is not supported "
+                                  "there), so the release seed convention has no step noise for a stochastic "
+                                  "sampler; use an ODE sampler or pass --seed-convention per-sample.")
+    elif family == "repa":
         torch.randint(0, num_classes, (n,), device=device)
 
         def step_noise(like: torch.Tensor) -> torch.Tensor:  # randn_like(x_cur), x_cur float64 (n rows)

@@ -311,3 +311,34 @@ def test_heun_corrector_guidance_judged_at_step_start():
     HeunFlowSampler(4, 1.0, 0.0).sample(guided_denoiser(model, 4, 2.0, None, (0.0, 0.6)), torch.zeros(2, 1, 8, 8),
                                         torch.tensor([1, 2]))
     assert rows == [2, 2, 2, 2, 4, 4, 4]
+
+
+def test_release_seed_convention_replays_lightningdit_inference(tmp_path):
+    """LightningDiT inference.py: torch.manual_seed(global_seed) after the model is built; z = torch.randn(n, C, L, L);
+    y = torch.randint(0, num_classes, (n,)); CFG doubles z without drawing; its ODE draws nothing more."""
+    from tests.factories import randomized_lightningdit, save_model_folder, tiny_lightningdit_config
+
+    model = randomized_lightningdit(tiny_lightningdit_config(10, hidden=32, depth=2, in_channels=3), seed=5)
+    source = dtviz.load(save_model_folder(tmp_path / "m", model, "lightningdit", {"steps": 4}), device="cpu")
+    gen, labels, seed = Generator(source), [0, 3, 7], 7
+    torch.manual_seed(seed)
+    z = torch.randn(3, 3, 8, 8)
+    torch.randint(0, source.num_classes, (3,))
+    after = torch.get_rng_state()
+    ode = gen.sampler_names[0]
+    ours = gen.sample(labels, SampleSettings(seed=seed, sampler=ode, seed_convention="release"))
+    assert torch.equal(torch.get_rng_state(), after)  # the same draws, in the same order, and nothing more
+    np.testing.assert_allclose(ours, gen.sample(labels, SampleSettings(seed=seed, sampler=ode), noise=z), atol=1e-6)
+    assert np.abs(ours - gen.sample(labels, SampleSettings(seed=seed + 1, sampler=ode, seed_convention="release"))).max() > 1e-3
+    assert "sde" in gen.sampler_names  # dtviz offers it; inference.py has no SDE mode: no step noise to replay
+    with pytest.raises(DtvizInputError, match="ODE only"):
+        gen.sample(labels, SampleSettings(seed=seed, sampler="sde", seed_convention="release"))
+
+
+def test_release_seed_convention_refuses_mdt_which_never_seeds(tmp_path):
+    from tests.factories import randomized_mdt, save_model_folder, tiny_mdt_config
+
+    model = randomized_mdt(tiny_mdt_config(10, hidden=32, depth=2, in_channels=3))
+    gen = Generator(dtviz.load(save_model_folder(tmp_path / "m", model, "mdt", {"steps": 4}), device="cpu"))
+    with pytest.raises(DtvizInputError, match=r"never seeds torch.*--noise"):
+        gen.sample([0], SampleSettings(seed_convention="release"))
