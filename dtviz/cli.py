@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="initial noise: one tensor (samples × C × H × W) saved with torch.save, e.g. a release's z")
     p.add_argument("--seed-convention", default="per-sample", choices=("per-sample", "release"),
                    help="per-sample: each sample's noise from (seed, index); release: torch.manual_seed(seed) and the "
-                        "draws of the family's sample.py / generate.py, to replay its seeded run")
+                        "draws of the family's sample.py / generate.py / inference.py / DiTPipeline, to replay its seeded run")
     p.add_argument("--scale", type=int, default=None,
                    help="grid.png upscaling factor, nearest neighbour (default: tiles >= 128 px, x8 for 16 px samples)")
 
