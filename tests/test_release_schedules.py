@@ -232,3 +232,29 @@ def test_release_seed_convention_replays_dit_pipeline_with_manual_seed(tmp_path,
     assert np.abs(ours - call(SEED + 1)).max() > 1e-3  # the comparison can fail: another seed
     per_sample = gen.sample(LABELS, SampleSettings(steps=steps, cfg_scale=cfg, seed=SEED))
     assert np.abs(ours - per_sample).max() > 1e-3
+
+
+def test_cli_sample_release_convention_equals_dit_pipeline_seed_0(tmp_path):
+    """``dtviz sample PIPELINE --seed 0 --seed-convention release`` writes DiTPipeline's own images for
+    generator=torch.manual_seed(0) (uint8 PNGs: equal up to one rounding step)."""
+    import csv
+
+    from PIL import Image
+
+    from dtviz.cli import main
+    from dtviz.generate import to_uint8
+
+    folder = tiny_pipeline(tmp_path / "ddpm", diffusers.DDPMScheduler())
+    out = tmp_path / "out"
+    assert main(["sample", folder, "--classes", "3,999", "--per-class", "1", "--steps", "5", "--cfg", "4", "--seed", "0",
+                 "--seed-convention", "release", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "index.csv")))
+    ours = np.stack([np.asarray(Image.open(out / r["file"])) for r in rows]).astype(int)
+    pipe = diffusers.DiTPipeline.from_pretrained(folder)
+    pipe.set_progress_bar_config(disable=True)
+    ref = pipe(class_labels=[int(r["class_id"]) for r in rows], guidance_scale=4.0, num_inference_steps=5,
+               generator=torch.manual_seed(0), output_type="np").images
+    assert np.abs(ours - to_uint8(ref).astype(int)).max() <= 1
+    other = pipe(class_labels=[int(r["class_id"]) for r in rows], guidance_scale=4.0, num_inference_steps=5,
+                 generator=torch.manual_seed(1), output_type="np").images
+    assert np.abs(ours - to_uint8(other).astype(int)).max() > 5
