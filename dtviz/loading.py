@@ -38,7 +38,7 @@ class Builtin:
 
 # name -> shipped model; the dashboard's source picker lists them in this order.
 BUILTINS = {b.name: b for b in (
-    Builtin(BUILTIN, "builtin", "the default glyph DiT (1000 classes)"),
+    Builtin(BUILTIN, "builtin", "the default glyph DiT (1000 classes, width 256, DiT's label init): t dominates c, as in the paper"),
     Builtin("builtin-wide", "builtin-wide",
             "the earlier glyph DiT, label table initialised wide (std 0.5): y dominates c, little shared direction"),
 )}

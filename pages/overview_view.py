@@ -38,6 +38,14 @@ def paper_table() -> None:
     st.caption(CITATION)
 
 
+def builtin_status(name: str) -> list[str]:
+    """For a shipped model: where its c stands against the paper's regime (its model card's measured numbers)."""
+    from dtviz.builtin.card import shipped_status
+    from dtviz.loading import BUILTINS
+
+    return shipped_status(BUILTINS[name].path) if name in BUILTINS else []
+
+
 def main():
     ctx = common.require_ctx()
     common.page_header(ctx, f"{ctx.info.name} — overview")
@@ -51,6 +59,9 @@ def main():
             st.info("This model forms c from the timestep alone — text enters by cross-attention, not through c — "
                     "so c is the same vector for every prompt (cosine 1 between all rows). Its rows are still the "
                     "prompts; the views show one point repeated.", icon=":material/info:")
+        shipped = builtin_status(ctx.info.name)
+        if shipped:
+            st.info(" ".join(shipped), icon=":material/school:")
         if not ctx.info.can_sample and ctx.info.sample_note:
             st.caption(f"Sampling: {common.shown(ctx.info.sample_note)}")
     with right:

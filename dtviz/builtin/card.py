@@ -125,8 +125,10 @@ def class_count_note(m: dict, tr: dict, metrics: dict) -> str:
     """Why this many classes (the issue asks for ImageNet's 1000, else the largest count that reaches the bar)."""
     minutes = metrics.get("training_seconds", float("nan")) / 60
     if m["num_classes"] >= 1000:
+        reached = (f"it reached the quality bar (class accuracy ≥ {100 * ACCURACY_BAR:.0f}%)" if m["class_accuracy"] >= ACCURACY_BAR
+                   else f"shipped at {100 * m['class_accuracy']:.1f}% class accuracy, short of the {100 * ACCURACY_BAR:.0f}% bar")
         return (f"- Why {m['num_classes']} classes: ImageNet-1K's shape (1000×1000 heatmaps, 1000-point projections);"
-                f" it reached the quality bar after {tr['steps']} steps ({minutes:.0f} min of logged CPU step time).")
+                f" {reached} after {tr['steps']} steps ({minutes:.0f} min of logged CPU step time).")
     return (f"- Why {m['num_classes']} classes and not ImageNet's 1000: {m['num_classes']} classes reached the quality"
             f" bar after {tr['steps']} steps ({minutes:.0f} min of CPU); 1000 classes were not shown to reach it within"
             " a few hours of CPU, so the largest count shown to reach the bar is shipped.")
@@ -206,8 +208,9 @@ def render(cfg: dict, m: dict) -> str:
     return "\n".join(lines)
 
 
-# The goal the built-in model is trained for (the paper's DiT-XL/2 row of Table 1: cosine 0.9001, nPR 10.47 %).
-GOAL_COSINE, GOAL_NPR = 0.90, 0.10
+# The goal the built-in model is trained for (the paper's DiT-XL/2 row of Table 1: cosine 0.9001, nPR 10.47 %), with
+# samples still recognisable (class accuracy by the grain-robust classifier).
+GOAL_COSINE, GOAL_NPR, ACCURACY_BAR = 0.90, 0.10, 0.80
 
 
 def paper_comparison(t0: dict, dim: int, tr: dict) -> list[str]:
@@ -218,9 +221,10 @@ def paper_comparison(t0: dict, dim: int, tr: dict) -> list[str]:
     ref_cos, ref_npr = headline("cosine", model="DiT-XL/2"), headline("npr", model="DiT-XL/2")
     out = [f"Against the paper (DiT-XL/2, Table 1: cosine {ref_cos['printed']}, nPR {ref_npr['printed']}): this model's"
            f" cosine at t0 is {cos:.4f} ({'meets' if cos >= GOAL_COSINE else 'misses'} the goal ≥ {GOAL_COSINE:.2f}) and"
-           f" nPR(c̄) {100 * npr:.1f}% ({'meets' if npr <= GOAL_NPR else 'misses'} the goal ≤ {100 * GOAL_NPR:.0f}%), with"
-           f" {t0.get('dims_at_least_1', '?')} of {dim} dims of c̄ at |c̄ᵢ| ≥ 1 and {t0.get('dims_below_0_1', '?')} below 0.1"
-           f" (label table initialised at std {tr['label_init_std']})."]
+           f" nPR(c̄) {100 * npr:.1f}% ({'meets' if npr <= GOAL_NPR else 'misses'} the goal ≤ {100 * GOAL_NPR:.0f}%)"
+           + (f", with {t0['dims_at_least_1']} of {dim} dims of c̄ at |c̄ᵢ| ≥ 1 and {t0['dims_below_0_1']} below 0.1"
+              if "dims_at_least_1" in t0 else "")
+           + f" (label table initialised at std {tr['label_init_std']})."]
     if cos >= GOAL_COSINE:
         out.append("As in the paper's Table 4, the timestep embedding dominates c at t0, so class vectors share one"
                    " direction; the class lives in a few large dims, which the pruning page's head-vs-tail contrast shows.")
@@ -229,6 +233,20 @@ def paper_comparison(t0: dict, dim: int, tr: dict) -> list[str]:
                    " mostly dims where class vectors cancel on average while each class is large there, so a *global*"
                    " tail mask from |c̄| hurts it more than a *per-sample* mask does (see the pruning page).")
     return out
+
+
+def shipped_status(model_dir: str) -> list[str]:
+    """The card's comparison with the paper for a shipped model (its measured card.json), for the overview page;
+    none for a folder without a card."""
+    card_path, config_path = os.path.join(model_dir, "card.json"), os.path.join(model_dir, "config.json")
+    if not (os.path.isfile(card_path) and os.path.isfile(config_path)):
+        return []
+    with open(card_path) as fh, open(config_path) as gh:
+        card, cfg = json.load(fh), json.load(gh)
+    lines = paper_comparison(card["t0"], card["dim"], cfg["training"])
+    if card.get("trials"):
+        lines.append(f"Recipes tried on the way ({len(card['trials']['recipes'])}) and nPR along training: the model card.")
+    return lines
 
 
 def trial_lines(trials: dict | None) -> list[str]:
