@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 ALIGNED_COSINE = 0.9  # the paper's least aligned ImageNet model (DiT-XL/2, Table 1) and issue 11's goal
 TAIL_SHARE = 0.4
-HEAD_K = 2
+# The head the contrast prunes: the paper's large dims are ~1–2 % of d at XL width (Sec. 5); small models spread
+# the class over a few more, so k = 3 % of d, at least 2 (8 of 256 on the built-in model, 35 of 1152).
+HEAD_SHARE, HEAD_K_MIN = 0.03, 2
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ def reading_for(mask: str) -> str:
     return "mean_vector" if mask == "global" else "per_class_mean"
 
 
-def pruning_defaults(stats, tail_share: float = TAIL_SHARE, head_k: int = HEAD_K) -> PruningDefaults:
+def pruning_defaults(stats, tail_share: float = TAIL_SHARE, head_k: int | None = None) -> PruningDefaults:
     """Defaults from a fitted ``dtviz.stats.ConditionStats`` (see the module docstring)."""
     cosine = (stats.cosine_summary_ or {}).get("mean", float("nan"))
     aligned = not cosine < ALIGNED_COSINE  # NaN (no cosine) keeps the paper's mask
@@ -45,4 +47,9 @@ def pruning_defaults(stats, tail_share: float = TAIL_SHARE, head_k: int = HEAD_K
            f"classes share little direction (cosine {cosine:.2f} < {ALIGNED_COSINE}), so c̄ is a poor guide to each "
            "class's small dims: each sample's own |c| decides")
     return PruningDefaults(mask=mask, tau=by_mask[mask], tau_by_mask=by_mask, tail_share=tail_share,
-                           head_k=min(head_k, int(stats.dim_)), why=why)
+                           head_k=min(head_k or head_k_for(int(stats.dim_)), int(stats.dim_)), why=why)
+
+
+def head_k_for(dim: int) -> int:
+    """k of the head contrast for width ``dim``: HEAD_SHARE of the dims, at least HEAD_K_MIN."""
+    return max(HEAD_K_MIN, round(HEAD_SHARE * dim))

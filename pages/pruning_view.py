@@ -2,7 +2,7 @@
 the unpruned samples of the same noise; inspect one dimension across classes and ablate it alone.
 
 It opens on the paper's central contrast, from the model's own statistics (dtviz.pruning_defaults): the tail
-at the τ where s_tail ≈ 0.4 beside the head's k = 2 largest dims, with the baseline — three grids and the τ
+at the τ where s_tail ≈ 0.4 beside the head's k largest dims (3 % of d), with the baseline — three grids and the τ
 control in one screen (1600×1000); the dimension inspector below."""
 import time
 

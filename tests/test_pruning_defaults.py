@@ -3,7 +3,7 @@ an independent float64 count), the mask from the cosine, and the τ marks a cont
 import numpy as np
 import pytest
 
-from dtviz.pruning_defaults import ALIGNED_COSINE, pruning_defaults
+from dtviz.pruning_defaults import ALIGNED_COSINE, head_k_for, pruning_defaults
 from dtviz.stats import ConditionStats
 
 
@@ -34,4 +34,5 @@ def test_mask_follows_alignment_known_answers():
     a, b = pruning_defaults(ConditionStats().fit(aligned)), pruning_defaults(ConditionStats().fit(spread))
     assert ConditionStats().fit(aligned).cosine_summary_["mean"] >= ALIGNED_COSINE
     assert a.mask == "global" and a.tau == a.tau_by_mask["global"] and "paper" in a.why
-    assert b.mask == "per-sample" and b.tau == b.tau_by_mask["per-sample"] and a.head_k == b.head_k == 2
+    assert b.mask == "per-sample" and b.tau == b.tau_by_mask["per-sample"] and a.head_k == b.head_k == 2  # 3 % of 32 dims, at least 2
+    assert [head_k_for(d) for d in (32, 128, 256, 1152)] == [2, 4, 8, 35]

@@ -1,5 +1,5 @@
 """The live pruning page opens on the paper's contrast (AppTest, built-in model): baseline, tail at the τ where
-s_tail ≈ 0.4 and head k = 2, with both read-outs; Enter in the class search adds one best match."""
+s_tail ≈ 0.4 and head k = 3 % of d, with both read-outs; Enter in the class search adds one best match."""
 from __future__ import annotations
 
 import numpy as np
@@ -24,11 +24,11 @@ def test_opens_on_tail_beside_head_with_both_readouts(defaults):
     assert at.selectbox(key="pr_mask").value == defaults.mask
     assert at.number_input(key="pr_tau_box").value == pytest.approx(defaults.tau)
     headings = " ".join(m.value for m in at.markdown)
-    assert f"tail |cᵢ| < {defaults.tau:g}" in headings and "head, k = 2" in headings
+    assert f"tail |cᵢ| < {defaults.tau:g}" in headings and f"head, k = {defaults.head_k}" in headings
     assert len(images(at, "contrast")) == 6 and images(at, "contrast") != images(at, "baseline")
     line = next(c.value for c in at.caption if "dims removed" in c.value)
-    dim = dtviz.load("builtin").dim
-    assert line.startswith((f"2 / {dim}", f"2.0 / {dim}"))
+    dim, k = dtviz.load("builtin").dim, defaults.head_k
+    assert line.startswith((f"{k} / {dim}", f"{k}.0 / {dim}"))
     # the template read-out is the library's, on the very samples shown
     src = dtviz.load("builtin")
     from dtviz.generate import Generator, SampleSettings
