@@ -223,7 +223,7 @@ def paper_line() -> str:
 def pruning_section(ctx, run: dict):
     """The control bar and the grids; a change reruns only this part (the baseline is cached, and each grid
     stays on screen dimmed while its next version is sampled)."""
-    defaults = pruning_defaults(ctx.stats)
+    defaults = pruning_defaults(ctx.stats, E=ctx.E)
     spec, other = control_bar(ctx, run, defaults)
     names = [ctx.names[i] for i in run["labels"]]
     panels = [("baseline", "**Baseline** · no pruning", None), ("pruned", f"**Pruned** · {short(spec)}", spec)]

@@ -157,7 +157,7 @@ def builtin_defaults():
     from dtviz.stats import ConditionStats
 
     stats = ConditionStats().fit(dtviz.load("builtin").embeddings())
-    return stats, pruning_defaults(stats)
+    return stats, pruning_defaults(stats, E=dtviz.load("builtin").embeddings())
 
 
 def test_pruning_tau_changes_removed_dims_and_pruned_grid():

@@ -3,7 +3,7 @@ an independent float64 count), the mask from the cosine, and the τ marks a cont
 import numpy as np
 import pytest
 
-from dtviz.pruning_defaults import ALIGNED_COSINE, head_k_for, pruning_defaults
+from dtviz.pruning_defaults import ALIGNED_COSINE, head_k_for, pruning_defaults, tail_norm_shares
 from dtviz.stats import ConditionStats
 
 
@@ -36,3 +36,24 @@ def test_mask_follows_alignment_known_answers():
     assert a.mask == "global" and a.tau == a.tau_by_mask["global"] and "paper" in a.why
     assert b.mask == "per-sample" and b.tau == b.tau_by_mask["per-sample"] and a.head_k == b.head_k == 2  # 3 % of 32 dims, at least 2
     assert [head_k_for(d) for d in (32, 128, 256, 1152)] == [2, 4, 8, 35]
+
+
+def test_aligned_classes_whose_small_mean_dims_are_large_per_class_get_the_per_sample_mask():
+    """Cosine ≥ 0.9 from a large shared part, but the dims where c̄ is small are where each class is large (signs
+    cancel over classes): the global tail then takes far more of each ‖c‖ than each row's own tail does."""
+    rng = np.random.default_rng(3)
+    n, shared_dims, own_dims = 40, 10, 22
+    signs = rng.choice([-1.0, 1.0], size=(n, own_dims))
+    signs[n // 2:] = -signs[: n // 2]  # exact cancellation: c̄ is 0 on these dims
+    E = np.hstack([np.full((n, shared_dims), 10.0), signs * np.geomspace(0.01, 1.0, own_dims)])
+    stats = ConditionStats().fit(E)
+    assert stats.cosine_summary_["mean"] >= ALIGNED_COSINE
+    d = pruning_defaults(stats, E=E)
+    assert d.mask == "per-sample" and "poor guide" in d.why
+    assert pruning_defaults(stats).mask == "global"  # without the rows, the cosine rule alone
+    # the shares, against a direct float64 computation
+    shared, own = tail_norm_shares(E, d.tau_by_mask["global"], d.tau_by_mask["per-sample"])
+    g = np.abs(E.mean(0)) < d.tau_by_mask["global"]
+    direct_g = np.mean([np.sqrt((r[g] ** 2).sum() / (r ** 2).sum()) for r in E])
+    direct_o = np.mean([np.sqrt((r[np.abs(r) < d.tau_by_mask["per-sample"]] ** 2).sum() / (r ** 2).sum()) for r in E])
+    assert shared == pytest.approx(direct_g) and own == pytest.approx(direct_o) and shared > 2 * own

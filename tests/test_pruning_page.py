@@ -16,7 +16,8 @@ from tests.test_app import grid, images, metric, ok, pruning_app, steady_state_n
 
 @pytest.fixture(scope="module")
 def defaults():
-    return pruning_defaults(ConditionStats().fit(dtviz.load("builtin").embeddings()))
+    E = dtviz.load("builtin").embeddings()
+    return pruning_defaults(ConditionStats().fit(E), E=E)
 
 
 def test_opens_on_tail_beside_head_with_both_readouts(defaults):
