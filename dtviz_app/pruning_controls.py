@@ -119,7 +119,7 @@ def fill_grid(slot, images, names: list, name: str) -> None:
 
 # ================================================================================ read-outs
 
-MASK_LABELS = {"global": "global, from c̄", "per-sample": "per sample, own |c|"}
+MASK_LABELS = {"global": "global (c̄)", "per-sample": "per sample"}  # short: the bar's column is narrow
 
 
 def describe(spec) -> str:
