@@ -5,8 +5,8 @@
     heun    REPA generate.py --mode ode --heun (euler_sampler heun)   HeunFlowSampler
     ode     SiT sample.py ODE (transport sample_ode: torchdiffeq       AdaptiveFlowSampler
             odeint, dopri5, atol 1e-6, rtol 1e-3, 250 grid points)
-    sde     SiT sample.py SDE (sample_sde: Euler–Maruyama, 250 steps,  EulerMaruyamaSampler
-            diffusion forms, last-step options); REPA --mode sde
+    sde     SiT sample.py SDE (sample_sde: Euler–Maruyama or Heun,     EulerMaruyamaSampler
+            250 steps, diffusion forms, last-step options); REPA --mode sde
             (euler_maruyama_sampler, linear or cosine path)
 
 Every sampler keeps only the first C channels of the network's output (C = the noise's channels): SiT's forward
@@ -28,6 +28,7 @@ PATHS = ("linear", "cosine")
 # SiT transport/path.py ICPlan.compute_diffusion; s is SiT's time (0 = noise, 1 = data), norm = --diffusion-norm
 DIFFUSION_FORMS = ("sigma", "constant", "SBDM", "linear", "decreasing", "increasing-decreasing")
 LAST_STEPS = ("mean", "tweedie", "euler", None)
+SDE_METHODS = ("euler", "heun")  # SiT sample.py SDE --sampling-method Euler | Heun (integrators.sde)
 ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 
 
@@ -206,6 +207,13 @@ class EulerMaruyamaSampler:
     velocity (SiT "Euler"), "tweedie" x/α + σ²/α·score at t1 (SiT "Tweedie"), None stops at t_end ∓ last_step_size
     without another evaluation (SiT last_step=None, then steps − 1 evaluations).
 
+    ``method`` "heun" is SiT's ``--sampling-method Heun`` (``integrators.py`` ``sde.__Heun_step``): each stochastic
+    step draws its noise z first (same shape and order as Euler, so a seed replays the release), then
+
+        x̂ = x + √(2·w(t_i))·√|Δt|·z;  K1 = drift(x̂, t_i);  K2 = drift(x̂ + Δt·K1, t_{i+1});  x ← x̂ + Δt·(K1 + K2)/2
+
+    (drift = v ± w·s, each at its own t): 2·(steps − 1) evaluations, plus the noise-free last step as above.
+
     CFG: the drift is affine in v at fixed x, so guiding v (``guided_denoiser``) equals REPA guiding the drift.
     Computed in float64 like REPA's sampler; the result has the noise's dtype. ``generator``: see randn_rows.
     """
@@ -218,8 +226,11 @@ class EulerMaruyamaSampler:
     last_step_size: float = 0.04
     diffusion_form: str = "sigma"
     path: str = "linear"
+    method: str = "euler"  # SDE_METHODS
 
     def __post_init__(self):
+        if self.method not in SDE_METHODS:
+            raise DtvizInputError(f"the SDE method must be euler or heun (SiT's --sampling-method); got {self.method!r}.")
         if {float(self.t_start), float(self.t_end)} != {0.0, 1.0}:
             raise ValueError(f"the path runs between t = 0 and 1; got {self.t_start} → {self.t_end}")
         if self.last_step not in LAST_STEPS:
@@ -248,8 +259,9 @@ class EulerMaruyamaSampler:
 
     def timesteps(self) -> list[float]:
         """The t of each network evaluation, in the model's convention."""
-        n = self.steps if self.last_step else self.steps - 1
-        return self.grid()[:n].tolist()
+        g = self.grid().tolist()
+        stochastic = [[g[i], g[i + 1]] if self.method == "heun" else [g[i]] for i in range(self.steps - 1)]
+        return [t for pair in stochastic for t in pair] + ([g[self.steps - 1]] if self.last_step else [])
 
     def coefficients(self, t: float) -> tuple[float, float, float, float]:
         """(α_t, α̇_t, σ_t, σ̇_t) of the path, derivatives in the model's t (du/dt = −direction)."""
@@ -290,25 +302,34 @@ class EulerMaruyamaSampler:
                generator=None) -> torch.Tensor:
         """``generator``: the Brownian increments' source (``randn_rows``); fix it to repeat a run exactly."""
         grid = self.grid()
-        n_eval = len(self.timesteps())
+        n_eval, k = len(self.timesteps()), 0
         c = noise.shape[1]
         x = noise.double()  # (B, C, H, W)
 
-        def v_at(t_cur: float) -> torch.Tensor:
-            t = torch.full((x.shape[0],), t_cur, device=x.device)
-            return velocity_part(denoise(x.to(noise.dtype), t, labels), c).double()
+        def v_at(x_in: torch.Tensor, t_cur: float) -> torch.Tensor:
+            nonlocal k
+            if on_step:
+                on_step(k, n_eval)
+            k += 1
+            t = torch.full((x_in.shape[0],), t_cur, device=x_in.device)
+            return velocity_part(denoise(x_in.to(noise.dtype), t, labels), c).double()
 
         for i in range(self.steps - 1):
-            if on_step:
-                on_step(i, n_eval)
-            t_cur, dt = float(grid[i]), float(grid[i + 1] - grid[i])
-            d, w = self.drift(v_at(t_cur), x, t_cur)
+            t_cur, t_next = float(grid[i]), float(grid[i + 1])
+            dt = t_next - t_cur
+            if self.method == "heun":  # SiT __Heun_step: noise first, then the trapezoid on the drift
+                z = randn_rows(x, generator)
+                x_hat = x + math.sqrt(2 * self.diffusion(t_cur)) * math.sqrt(abs(dt)) * z
+                k1 = self.drift(v_at(x_hat, t_cur), x_hat, t_cur)[0]
+                x_pred = x_hat + dt * k1
+                k2 = self.drift(v_at(x_pred, t_next), x_pred, t_next)[0]
+                x = x_hat + 0.5 * dt * (k1 + k2)
+                continue
+            d, w = self.drift(v_at(x, t_cur), x, t_cur)
             x = x + d * dt + math.sqrt(2 * w) * math.sqrt(abs(dt)) * randn_rows(x, generator)
         if self.last_step:
-            if on_step:
-                on_step(self.steps - 1, n_eval)
             t_cur, dt = float(grid[-2]), float(grid[-1] - grid[-2])
-            x = self.last(v_at(t_cur), x, t_cur, dt)
+            x = self.last(v_at(x, t_cur), x, t_cur, dt)
         return x.to(noise.dtype)
 
 
@@ -336,7 +357,7 @@ def parse_sampler_spec(text: str | None) -> tuple[str | None, dict]:
 
 
 FLOW_SAMPLER_OPTIONS = {"euler": (), "heun": (), "ode": ("method", "atol", "rtol"),
-                        "sde": ("diffusion_form", "diffusion_norm", "last_step", "last_step_size", "path")}
+                        "sde": ("method", "diffusion_form", "diffusion_norm", "last_step", "last_step_size", "path")}
 
 
 def flow_sampler(name: str, steps: int, options: dict, t_start: float, t_end: float, timestep_shift: float = 0.0):
@@ -363,4 +384,4 @@ def flow_sampler(name: str, steps: int, options: dict, t_start: float, t_end: fl
         steps=steps, t_start=t_start, t_end=t_end, diffusion_scale=float(options.get("diffusion_norm", 1.0)),
         last_step=None if last is None else str(last).lower(), last_step_size=float(options.get("last_step_size", 0.04)),
         diffusion_form=str(options.get("diffusion_form", "sigma" if t_start == 0 else "linear")),
-        path=str(options.get("path", "linear")))
+        path=str(options.get("path", "linear")), method=str(options.get("method", "euler")).lower())

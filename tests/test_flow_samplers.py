@@ -128,6 +128,53 @@ def test_sit_sde_matches_reference(form, last_step):
     assert torch.allclose(out, sit_sde_reference(x0(), draws, steps, form, norm, last_step), rtol=0, atol=1e-11)
 
 
+def sit_heun_sde_reference(x, draws, steps, form, norm, last_step, h=0.04):
+    """SiT integrators.sde.__Heun_step (sample.py SDE --sampling-method Heun), linear path, float64, then SiT's
+    last step on the Heun result: noise first, x̂ = x + √(2w(t))·dW, K1 = drift(x̂, t), K2 = drift(x̂ + dt·K1, t + dt)."""
+    ts = np.linspace(0, 1 - h, steps)
+    dt = ts[1] - ts[0]
+
+    def w(t):
+        return {"sigma": norm * (1 - t), "constant": norm, "linear": norm * (1 - t),
+                "decreasing": 0.25 * (norm * math.cos(math.pi * t) + 1) ** 2,
+                "increasing-decreasing": norm * math.sin(math.pi * t) ** 2}[form]
+
+    def drift(x, t):  # v + w·score, score = (t·v − x) / ((1 − t)² + t·(1 − t))
+        v = ref_v32(x, t)
+        return v + w(t) * (t * v - x) / ((1 - t) ** 2 + t * (1 - t))
+
+    for i, t in enumerate(ts[:-1]):
+        xhat = x + math.sqrt(2 * w(t)) * draws[i] * math.sqrt(dt)
+        k1 = drift(xhat, t)
+        k2 = drift(xhat + dt * k1, t + dt)
+        x = xhat + 0.5 * dt * (k1 + k2)
+    t1, v = ts[-1], ref_v32(x, ts[-1])
+    if last_step == "mean":
+        return x + drift(x, t1) * h
+    if last_step == "tweedie":
+        return x / t1 + (1 - t1) ** 2 / t1 * (t1 * v - x) / ((1 - t1) ** 2 + t1 * (1 - t1))
+    return x
+
+
+@pytest.mark.parametrize("form", ["sigma", "constant", "decreasing", "increasing-decreasing"])
+@pytest.mark.parametrize("last_step", ["mean", "tweedie", None])
+def test_sit_heun_sde_matches_reference(form, last_step):
+    steps, norm = 9, 0.7
+    source, draws = fixed_noise(steps)
+    sampler = flow_sampler("sde", steps, {"method": "Heun", "diffusion_form": form, "diffusion_norm": norm,
+                                          "last_step": last_step}, 0.0, 1.0)
+    calls = []
+    out = sampler.sample(linear_field(), x0(), None, generator=source, on_step=lambda i, n: calls.append((i, n)))
+    expected = sit_heun_sde_reference(x0(), draws, steps, form, norm, last_step)
+    assert torch.allclose(out, expected, rtol=0, atol=1e-11)
+    n_eval = 2 * (steps - 1) + (1 if last_step else 0)  # two drifts per stochastic step, one last step
+    assert calls == [(i, n_eval) for i in range(n_eval)] and len(sampler.timesteps()) == n_eval
+    euler = flow_sampler("sde", steps, {"diffusion_form": form, "diffusion_norm": norm, "last_step": last_step}, 0.0, 1.0)
+    assert not torch.allclose(euler.sample(linear_field(), x0(), None, generator=fixed_noise(steps)[0]), out, atol=1e-4)
+    with pytest.raises(DtvizInputError, match="euler or heun"):
+        flow_sampler("sde", steps, {"method": "rk4"}, 0.0, 1.0)
+
+
 @pytest.mark.parametrize("path", ["linear", "cosine"])
 def test_repa_sde_matches_reference(path):
     """REPA euler_maruyama_sampler: t = linspace(1, 0.04, n) then 0; drift v − ½·2t·score; path linear or cosine."""
@@ -243,6 +290,21 @@ def test_release_seed_convention_is_a_direct_manual_seed_draw(tmp_path):
     ode = SampleSettings(seed=seed, steps=4, sampler="euler")
     assert np.allclose(gen.sample(labels, SampleSettings(seed=seed, steps=4, sampler="euler", seed_convention="release")),
                        gen.sample(labels, ode, noise=z), atol=1e-6)
+
+
+def test_release_seed_convention_replays_sit_heun_sde(tmp_path):
+    """SiT's __Heun_step draws th.randn(x.size()) once per stochastic step, as Euler does: same draws, same order."""
+    gen, _ = pixel_generator(tmp_path)
+    labels, seed = [1, 2, 0], 11
+    torch.manual_seed(seed)
+    type(gen.model)(gen.model.config)
+    z = torch.randn(3, 3, 8, 8)
+    it = iter([torch.randn(6, 3, 8, 8)[:3].double() for _ in range(3)])
+    denoise = guided_denoiser(gen.model, 4, gen.defaults["cfg_scale"], 3)
+    expected = EulerMaruyamaSampler(steps=4, method="heun").sample(denoise, z, torch.tensor(labels),
+                                                                   generator=lambda like: next(it))
+    settings = SampleSettings(seed=seed, steps=4, sampler="sde:method=heun", seed_convention="release")
+    assert np.allclose(gen.sample(labels, settings), gen._to_images(expected), atol=1e-6)
 
 
 def test_release_seed_convention_refused_where_not_replayed(tmp_path):
