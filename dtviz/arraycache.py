@@ -93,8 +93,9 @@ class ByteLRU:
     A value larger than the whole budget is returned but not kept. ``compute`` runs outside the cache's lock,
     under a per-key lock, so one slow computation blocks only the callers waiting for that same key."""
 
-    def __init__(self, max_bytes: int | None = None):
+    def __init__(self, max_bytes: int | None = None, sizeof: Callable[[Any], int] | None = None):
         self.max_bytes = budgets.MAX_CACHE_BYTES if max_bytes is None else int(max_bytes)
+        self.sizeof = nbytes if sizeof is None else sizeof  # e.g. a figure's pickled length (dtviz_app.cache)
         self._items: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[Hashable, threading.Lock] = {}
@@ -112,7 +113,7 @@ class ByteLRU:
                     self._items.move_to_end(key)
                     return self._items[key][0]
             value = freeze(compute())
-            size = nbytes(value)
+            size = self.sizeof(value)
             with self._lock:
                 self._key_locks.pop(key, None)
                 if size <= self.max_bytes:

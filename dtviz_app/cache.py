@@ -1,6 +1,7 @@
 """Everything the dashboard computes once and shares: opened models (``st.cache_resource``), the big arrays
 (E, the statistics with the N×N cosine matrix, cluster orders: ``dtviz.arraycache.ARRAYS``, one read-only copy
-each, bounded in bytes by ``budgets.MAX_CACHE_BYTES``) and small results and figures (``st.cache_data``).
+each, bounded in bytes by ``budgets.MAX_CACHE_BYTES``) and small results (``st.cache_data``); sampled grids and heatmap figures in their own byte-bounded LRUs
+(``SAMPLES``, ``FIGURES``: MAX_SAMPLE_CACHE_BYTES, MAX_FIGURE_CACHE_BYTES).
 
 Every key starts with the source's identity (``arraycache.source_identity``: resolved path + (mtime, size)), so
 the spellings of one file are one entry and a rewritten file (a training run's latest.pt) is a new one;
@@ -11,14 +12,16 @@ the spellings of one file are one entry and a rewritten file (a training run's l
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
+import pickle
 import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
-from dtviz.arraycache import ARRAYS, source_identity
+from dtviz.arraycache import ARRAYS, ByteLRU, source_identity
 from dtviz.budgets import (MAX_DYNAMICS_FILES, MAX_PROJECTION_ROWS, check_sample_work, evenly_spaced,
                            shown_note)
 from dtviz.scheduling import CancelToken, Cancelled
@@ -197,12 +200,43 @@ def generator(ctx: "Ctx"):
     return _generator(*ctx.model_key)
 
 
-@st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
+# Byte budgets of the two caches of results (not st.cache_data, which counts entries, not bytes):
+MAX_SAMPLE_CACHE_BYTES = 512 * 2 ** 20  # sample_run's read-outs, weighed by their arrays' nbytes (the image grids)
+MAX_FIGURE_CACHE_BYTES = 256 * 2 ** 20  # cosine heatmaps, weighed by their pickled length (z or the encoded image)
+SAMPLES = ByteLRU(MAX_SAMPLE_CACHE_BYTES)  # one read-only copy per key, shared by every session
+
+
+def _pickled_size(value) -> int:
+    return len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+FIGURES = ByteLRU(MAX_FIGURE_CACHE_BYTES, sizeof=_pickled_size)
+
+
+def _hashable(value):
+    """``value`` if it can be a dict key (tuples, frozen dataclasses), else its repr."""
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
 def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, seed: int, spec=None,
                sampler: str | None = None, size: int | None = None, pruned_guidance: float | None = None) -> dict:
     """generate.sample_readout for (model, classes, seed, steps, CFG, sampler[, size, pruning]), drift against the
-    cached baseline of the same settings; the baseline (spec None) is itself one cached entry. A progress bar shows
-    the steps while it runs (created in here, so a cache hit replays it as the empty placeholder it ends as)."""
+    cached baseline of the same settings; the baseline (spec None) is itself one cached entry. Kept in ``SAMPLES``
+    (bounded by MAX_SAMPLE_CACHE_BYTES, least recently used first out; arrays read-only, so a hit is the same
+    images for every session and nobody can alter them). A progress bar shows the steps while it runs; a hit
+    shows none. A failed or cancelled run is not cached."""
+    key = (canonical(model_key), *(_hashable(v) for v in (labels, steps, cfg_scale, seed, spec, sampler, size,
+                                                          pruned_guidance)))
+    return SAMPLES.get(key, lambda: _sample_run(model_key, labels, steps, cfg_scale, seed, spec, sampler, size,
+                                                pruned_guidance))
+
+
+def _sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, seed: int, spec=None,
+                sampler: str | None = None, size: int | None = None, pruned_guidance: float | None = None) -> dict:
     from dtviz.generate import SampleSettings, sample_readout
     from dtviz.quality import classifier_for, template_matcher_for
 
@@ -290,11 +324,15 @@ def forget_token(token: CancelToken | None) -> None:
 
 
 def cosine_heatmap(key: tuple, order: str, names: list[str], context: dict, height: int = 720):
-    """The full N×N heatmap figure (building it takes ~0.5–1 s at N = 256–1000, so it is cached)."""
-    return _cosine_heatmap(canonical(key), order, names, context, height)
+    """(figure, order) of the full N×N heatmap (building it takes ~0.5–1 s at N = 256–1000, so it is cached in
+    ``FIGURES``, bounded by MAX_FIGURE_CACHE_BYTES). Each call gets its own copy of the figure, as with
+    st.cache_data: a page that restyles it cannot change what other sessions see."""
+    ckey = canonical(key)
+    cache_key = (ckey, order, _hashable(tuple(names)), _hashable(repr(sorted(context.items(), key=str))), height)
+    with st.spinner("Drawing the heatmap…") if cache_key not in FIGURES else contextlib.nullcontext():
+        return copy.deepcopy(FIGURES.get(cache_key, lambda: _cosine_heatmap(ckey, order, names, context, height)))
 
 
-@st.cache_data(max_entries=8, ttl=3600, show_spinner="Drawing the heatmap…")
 def _cosine_heatmap(ckey: tuple, order: str, names: list[str], context: dict, height: int = 720):
     from dtviz import plots
 
@@ -342,7 +380,8 @@ def refresh_if_changed(source: str, family: str | None = None, device: str | Non
         if family is not None:
             _load_source.clear(real, old, family, device, labels)
             _generator_for.clear(real, old, family, device, labels)
-        sample_run.clear()
+        SAMPLES.drop(lambda k: k[0][0] == (real, old))
+        FIGURES.drop(lambda k: k[0][0] == (real, old))
 
 
 def safe_load(source: str, family: str, device: str, labels: str | None = None, refresh: bool = True):

@@ -119,6 +119,59 @@ def test_the_array_cache_is_bounded_by_bytes():
     assert huge.shape == (100_000,) and ("huge",) not in lru and not huge.flags.writeable
 
 
+def test_sampled_grids_are_bounded_by_bytes_and_a_hit_is_the_same_images(tiny_generator, monkeypatch):
+    """sample_run used st.cache_data(max_entries=64): 64 grids whatever their size. Now a byte-bounded LRU."""
+    import numpy as np
+
+    from dtviz.arraycache import ByteLRU
+    from dtviz_app import cache
+
+    monkeypatch.setattr(cache, "SAMPLES", ByteLRU(cache.MAX_SAMPLE_CACHE_BYTES))
+    monkeypatch.setattr(cache, "_generator", lambda *key: (tiny_generator, None))
+    key, labels = ("tiny-model", "sit", "cpu", None), (0, 1)
+    first = cache.sample_run(key, labels, 2, 1.0, 0)
+    one = cache.SAMPLES.bytes  # one grid's bytes (images + read-outs)
+    assert one >= first["images"].nbytes > 0
+    hit = cache.sample_run(key, labels, 2, 1.0, 0)
+    assert np.array_equal(hit["images"], first["images"]) and not hit["images"].flags.writeable
+    cache.SAMPLES.max_bytes = int(2.5 * one)  # room for two grids
+    for seed in (1, 2, 3):
+        cache.sample_run(key, labels, 2, 1.0, seed)
+        assert cache.SAMPLES.bytes <= cache.SAMPLES.max_bytes
+    assert len(cache.SAMPLES) == 2
+    seeds = [k[4] for k in cache.SAMPLES._items]
+    assert seeds == [2, 3]  # the oldest (0, 1) went first
+    again = cache.sample_run(key, labels, 2, 1.0, 0)  # recomputed after eviction: the very same images
+    assert np.array_equal(again["images"], first["images"])
+    assert cache.SAMPLES.bytes <= cache.SAMPLES.max_bytes
+
+
+def test_heatmap_figures_are_bounded_by_bytes_and_each_caller_gets_a_copy(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from dtviz.arraycache import ByteLRU
+    from dtviz_app import cache
+
+    monkeypatch.setattr(cache, "FIGURES", ByteLRU(cache.MAX_FIGURE_CACHE_BYTES, sizeof=cache._pickled_size))
+    path = str(tmp_path / "e.npy")
+    np.save(path, np.random.default_rng(0).standard_normal((12, 6)).astype(np.float32))
+    key, names, ctx = (path, "matrix", "cpu", None, None, "y+t"), [f"c{i}" for i in range(12)], {"model": "m"}
+    fig, _ = cache.cosine_heatmap(key, "id", names, ctx, 400)
+    one = cache.FIGURES.bytes
+    assert one > 0
+    fig.update_layout(title="changed by one session")
+    hit, _ = cache.cosine_heatmap(key, "id", names, ctx, 400)
+    assert hit is not fig and hit.layout.title.text != "changed by one session"
+    assert json.loads(hit.to_json())["data"] == json.loads(fig.to_json())["data"]  # the same heatmap
+    cache.FIGURES.max_bytes = int(2.5 * one)
+    for height in (401, 402, 403):
+        cache.cosine_heatmap(key, "id", names, ctx, height)
+        assert cache.FIGURES.bytes <= cache.FIGURES.max_bytes
+    assert [k[-1] for k in cache.FIGURES._items] == [402, 403]
+
+
 # ================================================================================ sampling: cancel and take turns
 
 @pytest.fixture(scope="module")
