@@ -204,7 +204,7 @@ def test_pruning_release_samples_only_the_pruned_side(monkeypatch):
     _, defaults = builtin_defaults()
     at = pruning_app(pr_n=4, pr_seed=11)  # settings no other test uses: nothing cached yet
     first = PruneSpec(tau=defaults.tau, mask=defaults.mask)
-    contrast = PruneSpec(mode="head", k=2, mask=defaults.mask)
+    contrast = PruneSpec(mode="head", k=defaults.head_k, mask=defaults.mask)
     assert calls.count(None) == 1 and first in calls and contrast in calls  # baseline, τ, contrast, inspector
     assert len(calls) == 4
     calls.clear()
