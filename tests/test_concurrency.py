@@ -148,7 +148,10 @@ def test_eight_concurrent_sessions_see_only_their_own_results(models, shared_run
     assert alone["pruning head k=8"]["grids"]["pruned"] != alone["pruning head k=8"]["grids"]["baseline"]
     assert alone["baseline seed 1"]["grids"]["pruned"] == alone["baseline seed 1"]["grids"]["baseline"]
 
+    from dtviz_app import cache as app_cache
+
     st.cache_data.clear()  # every sample is drawn again, concurrently, on the shared cached Generator
+    app_cache.SAMPLES.clear()  # sampled grids live in their own byte-bounded cache
     import dtviz.generate as generate
 
     real, inside, calls, lock = generate.sample_readout, [0, 0], [], threading.Lock()
