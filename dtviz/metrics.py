@@ -1,4 +1,5 @@
-"""Sample-quality metrics of the paper's Table 2 from Inception features: FID, IS, KID, precision/recall.
+"""Sample-quality metrics of the paper's Table 2 from Inception features: FID, IS, KID, precision/recall
+(the CLIP column's per-sample scores come from dtviz.clipscore).
 
 Why torch-fidelity (not clean-fid): its ``FeatureExtractorInceptionV3`` is the PyTorch port of the same
 TF Inception graph (2015-12-05) that ADM's evaluator (guided-diffusion/evaluations/evaluator.py, the paper's
@@ -23,13 +24,14 @@ import numpy as np
 
 from dtviz.errors import DtvizInputError
 
-METRICS = ("fid", "is", "kid", "pr")
-METRIC_COLUMNS = ("fid", "is", "is_std", "kid", "kid_std", "precision", "recall")
+METRICS = ("fid", "is", "kid", "pr", "clip")
+METRIC_COLUMNS = ("fid", "is", "is_std", "kid", "kid_std", "precision", "recall", "clip")
 NEEDS_REFERENCE = ("fid", "kid", "pr")  # IS needs only the samples
+NEEDS_INCEPTION = ("fid", "is", "kid", "pr")  # CLIP score needs a CLIP (dtviz.clipscore) instead
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...]:
-    """"fid,is,kid,pr" -> ('fid', 'is', 'kid', 'pr') in METRICS order; '' / None -> ()."""
+    """"fid,is,kid,pr,clip" -> ('fid', 'is', 'kid', 'pr', 'clip') in METRICS order; '' / None -> ()."""
     if not text:
         return ()
     names = [x.strip().lower() for x in str(text).split(",") if x.strip()]
@@ -156,13 +158,19 @@ class Reference:
     name: str = ""
 
 
-def compute_metrics(metrics, pool: np.ndarray, logits: np.ndarray, reference: Reference | None) -> dict:
-    """{column: value} for METRIC_COLUMNS of the requested ``metrics`` (others absent)."""
+def compute_metrics(metrics, features: dict, reference: Reference | None) -> dict:
+    """{column: value} for METRIC_COLUMNS of the requested ``metrics`` (others absent).
+
+    ``features``: {"pool": (N, 2048), "logits": (N, 1008)} Inception features and/or {"clip": (N,)} per-sample
+    CLIP scores (dtviz.clipscore); the CLIP column is their mean."""
     out: dict = {}
+    if "clip" in metrics and features.get("clip") is not None:
+        out["clip"] = float(np.mean(features["clip"]))
     if "is" in metrics:
-        out["is"], out["is_std"] = inception_score(logits)
+        out["is"], out["is_std"] = inception_score(features["logits"])
     if reference is None:
         return out
+    pool = features["pool"]
     if "fid" in metrics:
         if reference.mu is not None:
             mu, sigma = reference.mu, reference.sigma

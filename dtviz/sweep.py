@@ -137,7 +137,7 @@ class SettingResult:
     template_correct: np.ndarray | None = None  # (N,) bool by template matching, or None without a matcher
     removed: tuple = (0, 0.0)  # (count, share), see pruning.spec_removed_dims
     pruned_guidance: float | None = None  # w when the spec defined P(c) of pruned-c guidance instead of pruning c
-    features: tuple | None = None  # (pool (N, 2048), logits (N, 1008)) Inception features, or None without --metrics
+    features: dict | None = None  # {"pool" (N, 2048), "logits" (N, 1008), "clip" (N,)} as wanted, None without --metrics
     metrics: dict = field(default_factory=dict)  # dtviz.metrics.METRIC_COLUMNS -> value (cmd_sweep fills it)
 
 
@@ -183,8 +183,8 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
 
     ``generator``: a dtviz.generate.Generator; ``labels``: (N,) class ids, sample i drawn from noise
     (settings.seed, i). The baseline is sampled once per chunk and reused for specs that prune nothing.
-    ``progress``: a tqdm bar on rank 0. ``featurize``: uint8 (n, H, W, C) -> (pool, logits), run on each rank's
-    own chunks so that features, not images, carry the metrics to rank 0.
+    ``progress``: a tqdm bar on rank 0. ``featurize``: (uint8 (n, H, W, C), class ids (n,)) -> {name: per-sample
+    array} (dtviz.sweep_metrics), run on each rank's own chunks so that features, not images, carry the metrics to rank 0.
     Returns the results in table order on rank 0, None elsewhere."""
     from dtviz.generate import to_uint8
     from dtviz.quality import correct_per_sample, per_sample_mse, template_correct
@@ -212,9 +212,10 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
                 if featurize is None:
                     feats = None
                 elif spec is None or prunes_nothing(spec):  # the baseline's images: their features once per chunk
-                    feats = base_feats = base_feats or featurize(u8)
+                    base_feats = featurize(u8, labels[idx]) if base_feats is None else base_feats
+                    feats = base_feats
                 else:
-                    feats = featurize(u8)
+                    feats = featurize(u8, labels[idx])
                 parts[name].append((idx, u8, per_sample_mse(base, images), correct, by_template, feats))
     gathered = world.gather(parts)
     if not world.is_main:
@@ -234,7 +235,7 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
             template_correct=None if matcher is None else np.concatenate([p[4] for p in pieces]),
             removed=(0, 0.0) if spec is None else spec_removed_dims(generator.source, spec, classes=np.unique(labels)),
             pruned_guidance=None if spec is None else settings.pruned_guidance,
-            features=None if featurize is None else tuple(np.concatenate([p[5][j] for p in pieces]) for j in range(2)),
+            features=None if featurize is None else {k: np.concatenate([p[5][k] for p in pieces]) for k in pieces[0][5]},
         ))
     return results
 
@@ -286,7 +287,7 @@ def write_csv(path: str, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-MD_METRICS = {"fid": "FID ↓", "is": "IS ↑", "kid": "KID ↓", "precision": "Precision ↑", "recall": "Recall ↑"}
+MD_METRICS = {"fid": "FID ↓", "is": "IS ↑", "kid": "KID ↓", "clip": "CLIP ↑", "precision": "Precision ↑", "recall": "Recall ↑"}
 
 
 def markdown_table(results: list[SettingResult], dim: int, source_name: str, note: str = "") -> str:
@@ -302,7 +303,7 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
     ]
     if note:
         lines.append(note)
-    shown = [c for c in MD_METRICS if any(c in r.metrics for r in results)]  # the paper's FID, IS, (KID), P, R
+    shown = [c for c in MD_METRICS if any(c in r.metrics for r in results)]  # the paper's FID, IS, (KID), CLIP, P, R
     head = "".join(f" {MD_METRICS[c]} |" for c in shown)
     lines += ["", f"| Prune | Threshold τ | # Removed Dims |{head} Class acc. ↑ | Template acc. ↑ | Drift MSE ↓ | PSNR ↑ |",
               "|---|---|---|" + "---|" * len(shown) + "---|---|---|---|"]
@@ -353,6 +354,7 @@ def add_sweep_parser(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
+    from dtviz.clipscore import condition_texts
     from dtviz.generate import Generator, SampleSettings
     from dtviz.loading import load
     from dtviz.quality import classifier_for, template_matcher_for
@@ -373,6 +375,7 @@ def cmd_sweep(args) -> int:
         ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
         labels = np.repeat(ids, args.per_class)
         generator = Generator(source, vae=args.vae)
+        plan.texts = lambda ids: condition_texts(source, ids)
         settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler, size=args.size,
                                   pruned_guidance=args.pruned_guidance)
         results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source),

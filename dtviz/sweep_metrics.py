@@ -1,46 +1,57 @@
-"""``dtviz sweep --metrics fid,is,kid,pr [--inception PATH] [--reference PATH]``: the Table-2 quality columns.
+"""``dtviz sweep --metrics fid,is,kid,pr,clip [--inception PATH] [--reference PATH] [--clip FOLDER]``: the
+Table-2 quality columns.
 
-Each rank computes Inception features of its own chunks (dtviz.inception, local weights only); the sweep
-gathers the features (not images) on rank 0, which loads the reference once and computes every setting's
-metrics over all samples (dtviz.metrics). Missing weights or reference skip the metrics that need them,
-said in one sentence on stderr and in table.md."""
+Each rank computes Inception features (dtviz.inception) and per-sample CLIP scores (dtviz.clipscore) of its
+own chunks, from local weights only; the sweep gathers those (not images) on rank 0, which loads the reference
+once and computes every setting's metrics over all samples (dtviz.metrics). Missing weights or reference skip
+the metrics that need them, said in one sentence on stderr and in table.md."""
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
 
-from dtviz.metrics import NEEDS_REFERENCE, compute_metrics, parse_metrics
+from dtviz.metrics import NEEDS_INCEPTION, NEEDS_REFERENCE, compute_metrics, parse_metrics
 
 
 def add_metrics_args(p) -> None:
-    p.add_argument("--metrics", default="", help="comma-separated fid,is,kid,pr: Inception metrics per setting "
-                   "(local weights only, see --inception; fid/kid/pr also need --reference)")
+    p.add_argument("--metrics", default="", help="comma-separated fid,is,kid,pr,clip: quality metrics per setting "
+                   "(local weights only: --inception for fid/is/kid/pr, of which fid/kid/pr also need --reference; --clip for clip)")
     p.add_argument("--inception", default=None, metavar="PATH",
                    help="torch-fidelity's weights-inception-2015-12-05-6726825d.pth (default: the torch hub checkpoints folder)")
     p.add_argument("--reference", default=None, metavar="PATH",
                    help="real images for fid/kid/pr: ADM's reference batch .npz (arr_0, mu, sigma) or a folder of images")
+    p.add_argument("--clip", default=None, metavar="FOLDER",
+                   help="a transformers CLIP folder (save_pretrained layout) for the CLIP score (default: openai/clip-vit-* "
+                        "in the Hugging Face cache); texts are the prompts, or 'a photo of a {class}'")
 
 
 @dataclass
 class MetricsPlan:
-    """What this sweep computes: the metrics that will run, the network, and sentences for what was skipped."""
+    """What this sweep computes: the metrics that will run, the networks, and sentences for what was skipped."""
 
     metrics: tuple = ()
-    net: object = None
+    net: object = None  # the Inception network, when a metric needs it
+    clip: object = None  # a dtviz.clipscore.ClipScorer, when "clip" runs
+    texts: object = None  # class ids (N,) -> the texts CLIP scores against (dtviz.clipscore.condition_texts)
     skipped: list = field(default_factory=list)
 
     def featurizer(self, rank: int = 0, batch_size: int = 32):
-        """uint8 (n, H, W, C) -> (pool, logits), with a tqdm bar per rank over the images it featurizes."""
+        """(uint8 (n, H, W, C), class ids (n,)) -> {"pool", "logits"} Inception features and/or {"clip"}
+        per-sample CLIP scores, with a tqdm bar per rank over the images it scores."""
         if not self.metrics:
             return None
         from tqdm import tqdm
 
         from dtviz.inception import features
 
-        bar = tqdm(desc=f"inception features (rank {rank})", unit="img", position=1 + rank, dynamic_ncols=True, leave=False)
+        bar = tqdm(desc=f"metric features (rank {rank})", unit="img", position=1 + rank, dynamic_ncols=True, leave=False)
 
-        def featurize(images):
-            out = features(self.net, images, batch_size)
+        def featurize(images, labels):
+            out = {}
+            if self.net is not None:
+                out["pool"], out["logits"] = features(self.net, images, batch_size)
+            if self.clip is not None:
+                out["clip"] = self.clip.scores(images, self.texts(labels), batch_size)
             bar.update(len(images))
             return out
 
@@ -49,24 +60,37 @@ class MetricsPlan:
 
 def plan_metrics(args, device: str | None = None) -> MetricsPlan:
     """Parse --metrics and find the weights (every rank does the same, on the same files)."""
+    from dtviz.clipscore import ClipScorer, find_clip
+    from dtviz.clipscore import skip_sentence as clip_skip
     from dtviz.inception import find_weights, load_inception, skip_sentence
 
     wanted = parse_metrics(args.metrics)
     if not wanted:
         return MetricsPlan()
+    device = device if device not in (None, "auto") else "cpu"
     skipped = []
     if args.reference is None and any(m in NEEDS_REFERENCE for m in wanted):
         gone = [m for m in wanted if m in NEEDS_REFERENCE]
         skipped.append(f"Skipped {', '.join(m.upper() for m in gone)}: they compare with real images; pass --reference "
                        f"(ADM's reference batch .npz or a folder of images).")
         wanted = tuple(m for m in wanted if m not in NEEDS_REFERENCE)
-    path = find_weights(args.inception)
-    if path is None:
-        return MetricsPlan(skipped=skipped + [skip_sentence(wanted)] if wanted else skipped)
-    if not wanted:
-        return MetricsPlan(skipped=skipped)
-    net = load_inception(path, device if device not in (None, "auto") else "cpu")
-    return MetricsPlan(metrics=wanted, net=net, skipped=skipped)
+    net = clip = None
+    inception_metrics = [m for m in wanted if m in NEEDS_INCEPTION]
+    if inception_metrics:
+        path = find_weights(args.inception)
+        if path is None:
+            skipped.append(skip_sentence(inception_metrics))
+            wanted = tuple(m for m in wanted if m not in NEEDS_INCEPTION)
+        else:
+            net = load_inception(path, device)
+    if "clip" in wanted:
+        path = find_clip(getattr(args, "clip", None))
+        if path is None:
+            skipped.append(clip_skip())
+            wanted = tuple(m for m in wanted if m != "clip")
+        else:
+            clip = ClipScorer(path, device)
+    return MetricsPlan(metrics=wanted, net=net, clip=clip, skipped=skipped)
 
 
 def fill_metrics(results, plan: MetricsPlan, reference_path: str | None) -> list[str]:
@@ -77,12 +101,20 @@ def fill_metrics(results, plan: MetricsPlan, reference_path: str | None) -> list
         return list(plan.skipped)
     from dtviz.inception import reference_from
 
-    reference = None if reference_path is None else reference_from(reference_path, plan.net, progress=True)
+    compares = plan.net is not None and any(m in NEEDS_REFERENCE for m in plan.metrics)
+    reference = reference_from(reference_path, plan.net, progress=True) if compares and reference_path else None
     for r in results:
-        r.metrics = compute_metrics(plan.metrics, r.features[0], r.features[1], reference)
-    notes = [f"Metrics {', '.join(m.upper() for m in plan.metrics)} from Inception pool_3 features / logits "
-             f"(torch-fidelity's Inception-2015-12-05 port) of {len(results[0].features[0])} samples per setting"
-             + (f" against {reference.name}" if reference is not None else "") + "; precision/recall k = 3 as ADM."]
+        r.metrics = compute_metrics(plan.metrics, r.features, reference)
+    n = len(results[0].images)
+    notes = []
+    if plan.net is not None:
+        names = ", ".join(m.upper() for m in plan.metrics if m in NEEDS_INCEPTION)
+        notes.append(f"Metrics {names} from Inception pool_3 features / logits (torch-fidelity's Inception-2015-12-05 "
+                     f"port) of {n} samples per setting" + (f" against {reference.name}" if reference is not None else "")
+                     + ("; precision/recall k = 3 as ADM." if "pr" in plan.metrics else "."))
+    if plan.clip is not None:
+        notes.append(f"CLIP score = 100 · max(cos, 0) of {plan.clip.name}'s image and text embeddings, mean of {n} samples "
+                     "per setting; texts: the prompts, or 'a photo of a {class}'.")
     if reference is not None and reference.stats_from:
         notes.append(f"FID against the reference's own μ, Σ, computed by {reference.stats_from}.")
     lacking = [m.upper() for m in plan.metrics if m in ("kid", "pr")] if reference is not None and reference.features is None else []
@@ -95,7 +127,7 @@ def fill_metrics(results, plan: MetricsPlan, reference_path: str | None) -> list
 # ------------------------------------------------------------------------------- reading a sweep
 
 METRIC_LABELS = {"fid": "FID ↓", "is": "IS ↑", "kid": "KID ↓", "precision": "precision ↑", "recall": "recall ↑",
-                 "class_accuracy": "class accuracy ↑", "template_accuracy": "template accuracy ↑",
+                 "clip": "CLIP ↑", "class_accuracy": "class accuracy ↑", "template_accuracy": "template accuracy ↑",
                  "drift_mse": "drift MSE ↓", "drift_psnr": "PSNR ↑"}
 
 

@@ -7,13 +7,13 @@ from dtviz import plots
 from dtviz.errors import DtvizInputError
 from dtviz.sweep_metrics import METRIC_LABELS, metric_curves, read_sweep_table
 
-SHOWN = ("setting", "label", "removed_dims", "removed_share", "fid", "is", "kid", "precision", "recall",
+SHOWN = ("setting", "label", "removed_dims", "removed_share", "fid", "is", "clip", "kid", "precision", "recall",
          "class_accuracy", "template_accuracy", "drift_mse", "drift_psnr", "samples", "pruned_guidance")
 
 
 def main():
     st.title("Sweep table")
-    st.caption("A folder written by `dtviz sweep … --out DIR` (add `--metrics fid,is,kid,pr` for the quality columns). "
+    st.caption("A folder written by `dtviz sweep … --out DIR` (add `--metrics fid,is,kid,pr,clip` for the quality columns). "
                "Click a column header to sort.")
     text = common.bound(st.text_input, "swp_folder", "", label="Sweep folder",
                         placeholder="runs/sweep-tail").strip()

@@ -204,7 +204,7 @@ def test_sweep_without_weights_says_what_it_skipped(tmp_path, monkeypatch, capsy
 
 
 def test_sweep_refuses_unknown_metrics_and_missing_weights_in_one_sentence(tmp_path, capsys):
-    assert _sweep(tmp_path / "a", "--metrics", "fid,clip") == 2
+    assert _sweep(tmp_path / "a", "--metrics", "fid,lpips") == 2
     assert _sweep(tmp_path / "b", "--metrics", "is", "--inception", str(tmp_path / "nowhere" / "w.pth")) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert "got 'clip'" in err[0] and "no file at 'w.pth'" in err[1] and str(tmp_path) not in "".join(err)
+    assert "got 'lpips'" in err[0] and "no file at 'w.pth'" in err[1] and str(tmp_path) not in "".join(err)
