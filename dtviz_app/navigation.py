@@ -96,8 +96,8 @@ def page_header(ctx: Ctx, title: str, metrics: bool = True, caption: str | None 
                        help=f"Share of dims with |c̄ᵢ| < τ (Eq. 2). Per-{ctx.row} mean: "
                             f"{at['s_tail']['per_class_mean']:.3f}.")
         family = None if ctx.source_key in BUILTINS else ctx.info.family.key  # built-ins: the paper's DiT-XL/2 row
-        ref = {m: reference_label(m, family, ctx.part) for m in ("npr", "cosine")}
-        cite = "The grey line: the paper's value (Table 1 for y+t, Table 4 for y; dtviz.reference)."
+        ref = {m: reference_label(m, family, ctx.part, ctx.info.dim) for m in ("npr", "cosine")}
+        cite = "The grey line: the paper's value (Table 1 for y+t, Table 4 for y, Table 5 for SD3; dtviz.reference)."
         cols[2].metric("nPR of c̄", f"{100 * row['npr']['mean_vector']:.2f}%", delta=ref["npr"], delta_color="off",
                        delta_arrow="off", help=f"PR / d of |c̄| (Eq. 1). Mean over {ctx.rows}: "
                                                f"{100 * row['npr']['per_class_mean']:.2f}%. {cite}")

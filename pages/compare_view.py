@@ -43,11 +43,11 @@ def label(source: str) -> str:
 def paper_default(ctx) -> list[str]:
     """The paper's DiT-XL/2 row (issue 11's anchor) and the row of the current source's family."""
     family = None if ctx is None or ctx.source_key in BUILTINS else ctx.info.family.key
-    return list(dict.fromkeys(["DiT-XL/2", family_reference(family)]))
+    return list(dict.fromkeys(["DiT-XL/2", family_reference(family, None if ctx is None else ctx.info.dim)]))
 
 
 def paper_options() -> list[str]:
-    return [r["name"] for r in paper_rows(1)]
+    return [r["name"] for r in paper_rows(1) + paper_rows(5, part="y+t")]
 
 
 def rows_for(ctx, sources):

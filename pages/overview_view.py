@@ -26,15 +26,18 @@ def report_figures(ctx):
     return [{"name": "overview-mean-profile", "title": "Profile of the mean vector c̄", "figure": fig}]
 
 
-def paper_table() -> None:
-    """The paper's Table 1 as reported (dtviz.reference), beside this model's row: the anchor of a screenshot."""
+def paper_table(family: str | None = None) -> None:
+    """The paper's Table 1 as reported (dtviz.reference), beside this model's row: the anchor of a screenshot.
+    For an SD3 source, Table 5's SD3.0 rows too (the paper gives them cosine and nPR only)."""
     from dtviz.reference import CITATION, paper_rows
 
-    rows = paper_rows(1)
     lines = ["| paper's model | d | PR | nPR | cosine |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {r['name']} | {r['printed']['d']} | {r['printed']['pr']} | {r['printed']['npr']} | "
-              f"{r['printed']['cosine']} |" for r in rows]
-    st.markdown("**The paper's reported values** (Table 1: y+t at t0)\n\n" + "\n".join(lines))
+              f"{r['printed']['cosine']} |" for r in paper_rows(1)]
+    extra = [r for r in paper_rows(5, part="y+t") if family == "sd3" and r["name"].startswith("SD3")]
+    lines += [f"| {r['name']} | — | — | {r['printed']['npr']}% | {r['printed']['cosine']} |" for r in extra]
+    title = "Table 1" + (" and Table 5" if extra else "")
+    st.markdown(f"**The paper's reported values** ({title}: y+t at t0)\n\n" + "\n".join(lines))
     st.caption(CITATION)
 
 
@@ -71,7 +74,7 @@ def main():
         rest = {k: v for k, v in card.items() if k not in ("model", "family", "family note", "d", ctx.rows,
                                                                "parameters", "t convention", "device", "t", "part")}
         st.markdown(common.card_markdown(rest, ("statistic", "value")))
-        paper_table()
+        paper_table(ctx.info.family.key)
     st.subheader("Per-dimension profile of the mean vector c̄")
     fig, data = profile_figure(ctx)
     common.show_figure(fig, "overview-mean-profile", data, title="Profile of the mean vector c̄")

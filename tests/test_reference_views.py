@@ -10,7 +10,7 @@ pytest.importorskip("streamlit")
 import dtviz_app  # noqa: E402
 from dtviz import plots  # noqa: E402
 from dtviz.loading import BUILTINS  # noqa: E402
-from dtviz.reference import compare_rows, headline, pruning_markers, reference_label  # noqa: E402
+from dtviz.reference import compare_rows, family_reference, headline, pruning_markers, reference_label  # noqa: E402
 from tests.test_app import new_app, ok, steady_state_navigation  # noqa: E402,F401
 
 
@@ -27,6 +27,18 @@ def test_figures_carry_the_paper_points():
     cosine = next(t for t in bars.data if t.name == "mean cosine")
     assert list(cosine.y) == [0.3, headline("cosine", "DiT-XL/2")["value"]]
     assert list(cosine.marker.pattern.shape) == ["", "/"]  # the paper's bar is hatched
+
+
+def test_sd3_sources_are_anchored_to_table_5_by_width():
+    assert family_reference("sd3", 1536) == "SD3.0 (2B)" and family_reference("sd3", 2432) == "SD3.0 (8B)"
+    assert reference_label("cosine", "sd3", "y+t", 2432) == "paper's SD3.0 (8B): 0.9995"
+    assert reference_label("npr", "sd3", "y", 1536) == "paper's SD3.0 (2B): 52.39%"
+    assert family_reference("flux") == "DiT-XL/2"
+    rows = compare_rows(["SD3.0 (2B)", "DiT-XL/2"])
+    assert [r["source"] for r in rows] == ["paper: DiT-XL/2", "paper: SD3.0 (2B)"]
+    assert rows[1]["npr_mean_vector"] == pytest.approx(0.5479) and rows[1]["pr_mean_vector"] is None
+    bars = plots.compare_bars(rows, "test")  # a Table 5 row has no PR or d: the figure still builds
+    assert list(next(t for t in bars.data if t.name == "mean cosine").y) == [0.9001, 0.9962]
 
 
 def test_headline_metrics_compare_rows_and_source_picker():

@@ -40,6 +40,9 @@ def test_every_page_renders_on_an_sd3_folder_with_typed_prompts(folders):
     ok(at.run())
     assert at.text_area(key="ptext").value == TYPED
     assert card_value(at, "prompts") == "3"
+    deltas = {m.label: m.proto.delta for m in at.metric}  # SD3's own paper row (Table 5), not DiT-XL/2's
+    assert deltas["Cosine (off-diag. mean)"] == "paper's SD3.0 (2B): 0.9962"
+    assert any("| SD3.0 (2B) | — | — | 54.79% | 0.9962 |" in m.value for m in at.markdown)
     for module, *_ in dtviz_app.PAGES:
         at.switch_page(dtviz_app.view_path(module)).run()
         ok(at)

@@ -114,32 +114,40 @@ def headline(metric: str, model: str = ANCHOR, part: str = "y+t") -> dict:
                           f"{', '.join(r['name'] for r in paper_rows(1))} and those of Tables 4 and 5.")
 
 
-def reference_label(metric: str, family: str | None = None, part: str = "y+t") -> str | None:
+def reference_label(metric: str, family: str | None = None, part: str = "y+t", dim: int | None = None) -> str | None:
     """The paper's number to show beside a headline metric: "paper's DiT-XL/2: 0.9001". ``family``: the
-    dtviz family of the user's model (its paper row, e.g. SiT-XL/2), None for DiT-XL/2; part "t" has none."""
+    dtviz family of the user's model (its paper row, e.g. SiT-XL/2, SD3.0 (2B) by ``dim``), None for DiT-XL/2;
+    part "t" has none."""
     if part not in ("y+t", "y"):
         return None
-    model = ANCHOR if family is None else family_reference(family)
+    model = ANCHOR if family is None else family_reference(family, dim)
     try:
         return headline(metric, model=model, part=part)["label"]
     except DtvizInputError:
         return None
 
 
-def family_reference(family: str | None) -> str:
-    """The paper's model for a dtviz family key (its XL name); DiT-XL/2 for every other source."""
+SD3_8B_MIN_DIM = 2000  # SD3's 2B (Medium) transformer is 1536 wide (24 heads × 64), the 8B one 2432 (38 × 64)
+
+
+def family_reference(family: str | None, dim: int | None = None) -> str:
+    """The paper's model for a dtviz family key (its XL name; for SD3 the Table 5 row of its size, told by the
+    width ``dim`` of c); DiT-XL/2 for every other source."""
+    if family == "sd3":
+        return "SD3.0 (8B)" if dim is not None and dim >= SD3_8B_MIN_DIM else "SD3.0 (2B)"
     return _name(FAMILY_COLUMNS.get(family or "", "DiT"))
 
 
 def compare_rows(models=None) -> list[dict]:
-    """Table 1 as rows of ``dtviz table`` (source "paper: DiT-XL/2", family "paper"); only the reported
-    columns are filled (the paper gives one PR/nPR reading, shown as the mean-vector one)."""
+    """Table 1, then Table 5's y+t rows (X-MDPT, SD3.0, MDSGen, AudioLDM: cosine and nPR only), as rows of
+    ``dtviz table`` (source "paper: DiT-XL/2", family "paper"); only the reported columns are filled (the paper
+    gives one PR/nPR reading, shown as the mean-vector one)."""
     rows = []
-    for r in paper_rows(1):
+    for r in paper_rows(1) + paper_rows(5, part="y+t"):
         if models is not None and r["model"] not in models and r["name"] not in models:
             continue
-        rows.append({"source": f"paper: {r['name']}", "family": "paper", "dim": r["dim"], "num_classes": None,
-                     "pr_mean_vector": r["pr"], "npr_mean_vector": r["npr"], "pr_per_class_mean": None,
+        rows.append({"source": f"paper: {r['name']}", "family": "paper", "dim": r.get("dim"), "num_classes": None,
+                     "pr_mean_vector": r.get("pr"), "npr_mean_vector": r["npr"], "pr_per_class_mean": None,
                      "npr_per_class_mean": None, "cosine_mean": r["cosine"], "s_tail_mean_vector": None})
     return rows
 
