@@ -9,6 +9,7 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
 import sys
 
@@ -170,17 +171,33 @@ def analysis_t(source, args) -> float | None:
     return float(step)
 
 
+def json_text(value) -> str:
+    """Strict JSON: NaN/±Inf (e.g. the cosine of a one-row matrix, which has no pairs) become null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return json.dumps(clean(value), allow_nan=False)
+
+
 def cmd_stats(args) -> int:
     from dtviz.loading import load
 
     source = load(args.source, family=args.family, device=args.device, **source_options(args), labels=args.labels, prompts=args.prompts)
     s = stats_summary(source, analysis_t(source, args), args.part, args.tau)
     if args.json:
-        print(json.dumps(s))
+        print(json_text(s))
         return 0
     when = f"step={s['step']} (timestep {s['timestep']})" if "step" in s else f"t={s['t']}"
     print(f"{s['source']}  family={s['family']} ({s['family_note']})  {s['rows']}={s['num_classes']}  d={s['dim']}  {when}  part={s['part']}")
-    print(f"  cosine (off-diagonal)  mean {s['cosine']['mean']:.4f}  min {s['cosine']['min']:.4f}  max {s['cosine']['max']:.4f}")
+    if s["num_classes"] < 2:
+        print(f"  cosine (off-diagonal)  none: it needs at least 2 {s['rows']}")
+    else:
+        print(f"  cosine (off-diagonal)  mean {s['cosine']['mean']:.4f}  min {s['cosine']['min']:.4f}  max {s['cosine']['max']:.4f}")
     for key in ("mean_vector", "per_class_mean"):
         print(f"  PR [{key}] {s['pr'][key]:.2f}   nPR {100 * s['npr'][key]:.2f}%   s_tail(τ={args.tau:g}) {s['s_tail'][key]:.4f}")
     print(f"  head dims (|c̄_i| >= τ): {s['head_count']} of {s['dim']}")
@@ -209,7 +226,7 @@ def cmd_table(args) -> int:
     sources = [load(s, family=args.family, device=args.device, **source_options(args), labels=args.labels, prompts=args.prompts) for s in args.sources]
     rows = table_rows(sources, [analysis_t(s, args) for s in sources][0], args.part, args.tau)
     if args.json:
-        print(json.dumps(rows))
+        print(json_text(rows))
     elif args.csv:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS)

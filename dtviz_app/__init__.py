@@ -34,7 +34,7 @@ from dtviz_app.cache import (cached_pipelines, cluster_order, compare_row, condi
 from dtviz_app.context import Ctx, format_count
 from dtviz_app.controls import (card_markdown, detection_ambiguous, follow, save_upload, sidebar, snap_tau,
                                 tau_input)
-from dtviz_app.navigation import (PAGES, ROOT, VIEWS_DIR, class_groups, get_ctx, legacy_entry, page_header,
+from dtviz_app.navigation import (PAGES, ROOT, VIEWS_DIR, class_groups, get_ctx, legacy_entry, page_header, too_few_rows,
                                   page_module, require_ctx, set_ctx, view_path)
 from dtviz_app.figures import (PageReport, all_figures, export_buttons, image_grid, page_report, short_name,
                                show_figure, start_page)
@@ -60,7 +60,7 @@ __all__ = [
     "save_upload", "detection_ambiguous", "snap_tau", "tau_input", "follow", "sidebar", "card_markdown",
     # pages
     "PAGES", "VIEWS_DIR", "ROOT", "view_path", "page_module", "set_ctx", "get_ctx", "require_ctx",
-    "page_header", "class_groups", "legacy_entry",
+    "page_header", "too_few_rows", "class_groups", "legacy_entry",
     # figures & report
     "PageReport", "start_page", "page_report", "show_figure", "short_name", "image_grid", "all_figures",
     "export_buttons",

@@ -172,7 +172,7 @@ class Ctx:
             "nPR (of mean vector c̄)": f"{100 * row['npr']['mean_vector']:.2f}%",
             f"nPR (mean over {self.rows})": f"{100 * row['npr']['per_class_mean']:.2f}%",
         }
-        if row.get("cosine"):
+        if row.get("cosine") and info.num_classes > 1:  # one row has no pairs
             cos = row["cosine"]
             card["cosine (off-diagonal mean)"] = f"{cos['mean']:.4f}"
             card["cosine min / max"] = f"{cos['min']:.4f} / {cos['max']:.4f}"

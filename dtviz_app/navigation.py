@@ -3,6 +3,7 @@ that runs, the page header with the headline numbers, and the hand-over of Strea
 """
 from __future__ import annotations
 
+import math
 import os
 import unicodedata
 
@@ -83,6 +84,14 @@ def require_ctx() -> Ctx:
     return ctx
 
 
+def too_few_rows(ctx: Ctx, what: str) -> bool:
+    """True (and one info line) when the source has a single row: ``what`` compares rows and has nothing to show."""
+    if ctx.info.num_classes >= 2:
+        return False
+    st.info(f"{what} needs at least 2 {ctx.rows}; this source has 1 {ctx.row}.")
+    return True
+
+
 def page_header(ctx: Ctx, title: str, metrics: bool = True, caption: str | None = None) -> None:
     """The page title, the line that says model, t, part and τ, and the headline numbers."""
     st.title(title)
@@ -101,10 +110,11 @@ def page_header(ctx: Ctx, title: str, metrics: bool = True, caption: str | None 
         cols[2].metric("nPR of c̄", f"{100 * row['npr']['mean_vector']:.2f}%", delta=ref["npr"], delta_color="off",
                        delta_arrow="off", help=f"PR / d of |c̄| (Eq. 1). Mean over {ctx.rows}: "
                                                f"{100 * row['npr']['per_class_mean']:.2f}%. {cite}")
-        cos = row.get("cosine") or {}
-        cols[3].metric("Cosine (off-diag. mean)", f"{cos.get('mean', float('nan')):.4f}", delta=ref["cosine"],
+        cos = (row.get("cosine") or {}).get("mean", float("nan"))
+        cols[3].metric("Cosine (off-diag. mean)", f"{cos:.4f}" if math.isfinite(cos) else "—", delta=ref["cosine"],
                        delta_color="off", delta_arrow="off",
-                       help=f"Mean pairwise cosine similarity of the {ctx.row} vectors, i ≠ j. {cite}")
+                       help=f"Mean pairwise cosine similarity of the {ctx.row} vectors, i ≠ j "
+                            f"({'none: it needs at least 2 ' + ctx.rows if ctx.info.num_classes < 2 else 'all pairs'}). {cite}")
 
 
 def class_groups(source) -> list[str] | None:

@@ -44,6 +44,8 @@ def main():
     common.page_header(ctx, f"Cosine similarity of the {ctx.row} vectors")
     cos = ctx.table_row["cosine"]
     n = ctx.info.num_classes
+    if common.too_few_rows(ctx, f"The cosine between {ctx.rows}"):
+        return
     # one full-width row each: a 1000×1000 matrix needs the width (plots.heatmap_height), and so do the
     # printed values of the zoomed sub-matrix
     heatmap_section(ctx)

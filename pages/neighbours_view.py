@@ -22,6 +22,8 @@ def neighbour_figure(ctx, i: int, k: int):
 
 
 def report_figures(ctx):
+    if ctx.info.num_classes < 2:
+        return []
     return [{"name": "neighbours", "title": f"Nearest neighbours of {ctx.names[0]}",
              "figure": neighbour_figure(ctx, 0, DEFAULT_K)[0]}]
 
@@ -32,7 +34,8 @@ def main():
     st.markdown(f"Nearest {ctx.rows} by cosine similarity of c in all {ctx.info.dim} dimensions, and in the "
                 f"{ctx.at_tau['head_count']} head dimensions only (|c̄ᵢ| ≥ τ). If the head carries the semantics, "
                 "the two lists agree.")
-    neighbours_section(ctx)
+    if not common.too_few_rows(ctx, f"A {ctx.row}'s nearest neighbours"):
+        neighbours_section(ctx)
 
 
 @st.fragment

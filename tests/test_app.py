@@ -416,6 +416,21 @@ def test_nan_matrix_shows_library_message(tmp_path):
     assert dtviz_app.shown(library_message(str(path))) in [e.value for e in at.error]
 
 
+def test_a_one_row_matrix_renders_every_page_and_says_the_cosine_needs_two_rows(tmp_path):
+    path = tmp_path / "one.csv"
+    path.write_text("a,b\n1,x\n")  # a header, then one row labelled x
+    at = new_app(src=str(path))
+    ok(at.run())
+    assert {m.label: m.value for m in at.metric}["Cosine (off-diag. mean)"] == "—"
+    for module, *_ in dtviz_app.PAGES:
+        at.switch_page(dtviz_app.view_path(module)).run()
+        ok(at)
+        assert at.title, module
+        if module in ("cosine_view", "neighbours_view"):
+            assert any("needs at least 2 conditions; this source has 1 condition." in i.value for i in at.info)
+        assert not any("nan" in m.value for m in at.markdown), module
+
+
 def test_export_report_of_all_pages():
     at = new_app(tau="0.05")
     at.run()

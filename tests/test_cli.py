@@ -39,6 +39,17 @@ def test_stats_json_matches_library(tmp_path, capsys):
     assert out["s_tail"]["mean_vector"] == pytest.approx(1 - len(out["head_dims"]) / out["dim"])
 
 
+def test_one_row_stats_are_strict_json_with_no_cosine(tmp_path, capsys):
+    path = tmp_path / "one.csv"
+    path.write_text("a,b\n1,2\n")
+    assert main(["stats", str(path), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert s["cosine"] == {"mean": None, "min": None, "max": None}
+    assert s["npr"]["mean_vector"] == pytest.approx((1 + 2) ** 2 / (1 + 4) / 2)  # PR / d of (1, 2)
+    assert main(["stats", str(path)]) == 0
+    assert "none: it needs at least 2 conditions" in capsys.readouterr().out
+
+
 def test_stats_options_t_part_family(tmp_path, capsys):
     path = save_checkpoint(family_state("dit"), str(tmp_path / "m.pt"))
     out = run_json(capsys, "stats", path, "--family", "sit", "--t", "0.5", "--part", "y", "--json")
