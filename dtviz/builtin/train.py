@@ -188,6 +188,8 @@ def train_diffusion(cfg: TrainConfig, data: dict, clf: GlyphClassifier, work: Wo
             os.replace(state_path + ".tmp", state_path)
     if step in cfg.snapshot_steps:
         save_snapshot(ema, step, work)
+    if step == cfg.steps and (not history or history[-1]["step"] != step):  # exporting a kept state between evals
+        history.append({"step": step, "class_accuracy": class_accuracy(ema.eval(), clf, cfg, per_class=2), "loss": None})
     return ema.eval(), history
 
 
