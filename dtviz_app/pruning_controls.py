@@ -119,7 +119,9 @@ def fill_grid(slot, images, names: list, name: str) -> None:
 
 # ================================================================================ read-outs
 
-MASK_LABELS = {"global": "global (c̄)", "per-sample": "per sample"}  # short: the bar's column is narrow
+# short: the pruning page's control bar has narrow columns; the blocks page uses the same words
+MODE_LABELS = {"tail": "tail (small |cᵢ|)", "head": "head (large |cᵢ|)"}
+MASK_LABELS = {"global": "global (c̄)", "per-sample": "per sample"}
 
 
 def describe(spec) -> str:

@@ -8,11 +8,10 @@ from dtviz import plots
 from dtviz.blocks import change_curves, contributions, modulation_change, modulations
 from dtviz.errors import DtvizInputError
 from dtviz.pruning import MASKS, MODES, PruneSpec
+from dtviz_app.pruning_controls import MASK_LABELS, MODE_LABELS
 
 MAX_ROWS = 256  # rows (classes / prompts) the page averages over: evenly spaced, all when fewer
 CURVE_POINTS = 10
-MODE_LABELS = {"tail": "tail (zero |cᵢ| < τ)", "head": "head (zero |cᵢ| ≥ τ)"}
-MASK_LABELS = {"global": "global (from c̄ at t0)", "per-sample": "per-sample (each row's own |c|)"}
 
 
 @st.cache_resource(max_entries=2, show_spinner="Reading the modulation weights…")

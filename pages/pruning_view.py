@@ -19,11 +19,10 @@ from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule
 from dtviz.pruning_defaults import pruning_defaults, reading_for
 from dtviz.reference import paper_rows
 from dtviz_app import pruning_controls
-from dtviz_app.pruning_controls import MASK_LABELS, describe, readout, readout_line
+from dtviz_app.pruning_controls import MASK_LABELS, MODE_LABELS, describe, readout, readout_line
 
 PICKS = {"random": "random {rows}", "chosen": "chosen {rows}"}  # {rows}: Ctx.rows
 SELECT_BY = {"tau": "threshold τ", "k": "count k"}
-MODE_LABELS = {"tail": "tail (small |cᵢ|)", "head": "head (large |cᵢ|)"}
 SCHEDULES = {"every": "every step", "first": "first step", "last": "last K steps"}
 DEFAULT_N, MAX_N, DEFAULT_CHOSEN, DEFAULT_LAST = 16, 64, 8, 10
 
