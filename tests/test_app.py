@@ -426,7 +426,7 @@ def test_a_one_row_matrix_renders_every_page_and_says_the_cosine_needs_two_rows(
         at.switch_page(dtviz_app.view_path(module)).run()
         ok(at)
         assert at.title, module
-        if module in ("cosine_view", "neighbours_view"):
+        if module in ("cosine", "neighbours"):
             assert any("needs at least 2 conditions; this source has 1 condition." in i.value for i in at.info)
         assert not any("nan" in m.value for m in at.markdown), module
 
