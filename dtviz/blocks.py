@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from dtviz.errors import DtvizInputError
-from dtviz.pruning import PruneSpec, adaln_modules, keep_mask
+from dtviz.pruning import PruneSpec, keep_mask
+from dtviz.pruning_hooks import adaln_modules
 from dtviz.stats import mean_vector
 
 DIT_CHUNKS = ("shift_msa", "scale_msa", "gate_msa", "shift_mlp", "scale_mlp", "gate_mlp")

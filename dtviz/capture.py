@@ -36,7 +36,8 @@ import numpy as np
 import torch
 
 from dtviz.errors import DtvizInputError
-from dtviz.pruning import PruneSpec, Pruner, global_mask
+from dtviz.pruning import PruneSpec, global_mask
+from dtviz.pruning_hooks import Pruner
 from dtviz.sources.trajectory import Trajectory
 
 WHATS = ("output", "input")
@@ -214,7 +215,7 @@ def capture(module: torch.nn.Module, path: str | None = None, *, what: str = "ou
 def prune(modules, spec: PruneSpec, *, mask=None, num_steps: int | None = None, what: str = "output",
           cfg: str = "none", calls_per_step: int = 1):
     """Apply ``spec`` (dtviz.pruning.PruneSpec) to the output (or first input) of ``modules`` during the block;
-    yields the dtviz.pruning.Pruner (``pruned_steps`` lists the steps that were pruned).
+    yields the dtviz.pruning_hooks.Pruner (``pruned_steps`` lists the steps that were pruned).
 
     modules: one module whose output is c, or every module that reads c (e.g. all adaLN_modulation, with
     what="input"); the first one counts the steps (list first the one each forward calls first): call k of it is

@@ -19,7 +19,8 @@ import torch
 
 from dtviz.errors import DtvizInputError
 from dtviz.pipeline_sampler import PipelineSchedulerSampler, check_steps
-from dtviz.pruning import PruneSpec, chain_steps, global_mask, pruned
+from dtviz.pruning import PruneSpec, global_mask
+from dtviz.pruning_hooks import chain_steps, pruned
 from dtviz.flow_samplers import FLOW_SAMPLER_OPTIONS, flow_sampler, parse_sampler_spec
 from dtviz.scheduling import CancelToken, FairQueue
 from dtviz.samplers import DDIMSampler, DDPMSampler, guided_denoiser

@@ -8,7 +8,7 @@ prompt]; Flux-dev: the embedded guidance, no doubled batch), its VAE decoding. d
               does not depend on its batch and baseline and pruned runs share it; Flux's are packed with the
               pipeline's own _pack_latents
     progress  ``on_step(step, num_steps)`` before each step (callback_on_step_end of the step before)
-    pruning   a forward hook on ``transformer.time_text_embed`` (dtviz.pruning.pruned_output): its output c is
+    pruning   a forward hook on ``transformer.time_text_embed`` (dtviz.pruning_hooks.pruned_output): its output c is
               what every adaLN layer (norm1, norm1_context, single blocks' norm, norm_out) reads
 
 The transformer, T5 and the VAE are loaded on the first sample, not for analysis. On CPU a real SD3/Flux image
@@ -25,7 +25,8 @@ import torch
 
 from dtviz.errors import DtvizInputError
 from dtviz.generate import SampleSettings, initial_noise
-from dtviz.pruning import PruneSpec, chain_steps, global_mask, pruned_output
+from dtviz.pruning import PruneSpec, global_mask
+from dtviz.pruning_hooks import chain_steps, pruned_output
 from dtviz.sources.t2i_pipeline import pipeline_class, quiet_loading, read_json
 
 SAMPLER_NAME = "pipeline"

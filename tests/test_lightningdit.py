@@ -19,7 +19,8 @@ import dtviz
 from dtviz.errors import DtvizInputError
 from dtviz.generate import SAMPLER_DEFAULTS, Generator, SampleSettings
 from dtviz.nn.lightningdit import LIGHTNINGDIT_CONFIGS, LightningDiT, LightningDiTConfig, config_from_state_dict
-from dtviz.pruning import PruneSpec, adaln_modules, pruned
+from dtviz.pruning import PruneSpec
+from dtviz.pruning_hooks import adaln_modules, pruned
 from dtviz.samplers import EulerFlowSampler, guided_denoiser
 from tests.factories import randomized_lightningdit, save_checkpoint, save_model_folder, tiny_lightningdit_config
 from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask

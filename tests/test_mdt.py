@@ -15,7 +15,8 @@ import torch
 import dtviz
 from dtviz.generate import SAMPLER_DEFAULTS, Generator, SampleSettings, initial_noise, noise_generators
 from dtviz.nn.mdt import MDT_CONFIGS, MDTConfig, MDTv2, config_from_state_dict, relative_position_index
-from dtviz.pruning import PruneSpec, pruned
+from dtviz.pruning import PruneSpec
+from dtviz.pruning_hooks import pruned
 from dtviz.samplers import DDIMSampler, DDPMSampler, guided_denoiser, power_cosine_scale
 from tests.factories import family_state, randomized_mdt, save_checkpoint, save_model_folder, tiny_mdt_config
 from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask

@@ -15,8 +15,9 @@ import torch
 from safetensors.torch import save_file
 
 from dtviz.errors import DtvizInputError
-from dtviz.pruning import (PruneSpec, adaln_modules, format_schedule, global_mask, keep_mask, keep_mask_torch,
-                           parse_schedule, pruned, removed_dims, schedule_active, spec_removed_dims)
+from dtviz.pruning import (PruneSpec, format_schedule, global_mask, keep_mask, keep_mask_torch, parse_schedule,
+                           removed_dims, schedule_active, spec_removed_dims)
+from dtviz.pruning_hooks import adaln_modules, pruned
 from dtviz.samplers import DDIMSampler, EulerFlowSampler, guided_denoiser
 from dtviz.stats import head_dims, mean_vector, tail_dims, topk_dims
 from tests.factories import randomized_dit, save_model_folder, tiny_config

@@ -23,7 +23,8 @@ import dtviz
 from dtviz.cli import stats_summary
 from dtviz.errors import DtvizInputError
 from dtviz.generate import Generator, SampleSettings, initial_noise
-from dtviz.pruning import PruneSpec, pruned
+from dtviz.pruning import PruneSpec
+from dtviz.pruning_hooks import pruned
 from dtviz.samplers import DDIMSampler
 from dtviz.vae import decode
 from tests.test_pruning import save_tiny_folder

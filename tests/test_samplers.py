@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from dtviz.pruning import PruneSpec, pruned
+from dtviz.pruning import PruneSpec
+
+from dtviz.pruning_hooks import pruned
 from dtviz.flow_samplers import EulerMaruyamaSampler
 from dtviz.samplers import DDPMSampler, guided_denoiser, linear_betas, respaced_betas, space_timesteps
 from tests.factories import randomized_dit, tiny_config

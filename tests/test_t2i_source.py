@@ -282,7 +282,7 @@ def test_sd3_null_rows_are_pruned_only_when_asked(pipes):
         spec = PruneSpec(dims=(0, 1, 2), prune_null=prune_null)
         handle = None
         try:
-            from dtviz.pruning import pruned_output  # the hook Generator installs, then one that records after it
+            from dtviz.pruning_hooks import pruned_output  # the hook Generator installs, then one that records after it
 
             with pruned_output(embed, spec, mask=gen.global_mask(spec), null_label=-1) as pruner:
                 handle = embed.register_forward_hook(lambda m, a, out: seen.append(out.clone()))

@@ -20,7 +20,8 @@ import dtviz
 from dtviz.cli import main
 from dtviz.errors import DtvizInputError
 from dtviz.generate import Generator, SampleSettings, initial_noise
-from dtviz.pruning import PruneSpec, pruned
+from dtviz.pruning import PruneSpec
+from dtviz.pruning_hooks import pruned
 from dtviz.vae import decode, find_vae, load_vae
 from tests.factories import randomized_dit, save_checkpoint, tiny_config
 
