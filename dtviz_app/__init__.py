@@ -29,8 +29,8 @@ from dtviz_app.access import (is_upload, link_name, open_folder, open_name, plai
                                show_error, shown, sweep_uploads)
 from dtviz_app.cache import (cached_pipelines, cluster_order, compare_row, condition_stats, cosine_heatmap,
                              embeddings, file_stamp, generator, load_source, projection, projection_note,
-                             refresh_if_changed,
-                             resolved_device, safe_load, sample_run, series_over_t, series_over_training)
+                             refresh_if_changed, resolved_device, safe_load, series_over_t, series_over_training)
+from dtviz_app.sampling import sample_run
 from dtviz_app.context import Ctx, format_count
 from dtviz_app.controls import (card_markdown, detection_ambiguous, follow, save_upload, sidebar, snap_tau,
                                 tau_input)

@@ -124,24 +124,24 @@ def test_sampled_grids_are_bounded_by_bytes_and_a_hit_is_the_same_images(tiny_ge
     import numpy as np
 
     from dtviz.arraycache import ByteLRU
-    from dtviz_app import cache
+    from dtviz_app import cache, sampling
 
     monkeypatch.setattr(cache, "SAMPLES", ByteLRU(cache.MAX_SAMPLE_CACHE_BYTES))
     monkeypatch.setattr(cache, "_generator", lambda *key: (tiny_generator, None))
     key, labels = ("tiny-model", "sit", "cpu", None), (0, 1)
-    first = cache.sample_run(key, labels, 2, 1.0, 0)
+    first = sampling.sample_run(key, labels, 2, 1.0, 0)
     one = cache.SAMPLES.bytes  # one grid's bytes (images + read-outs)
     assert one >= first["images"].nbytes > 0
-    hit = cache.sample_run(key, labels, 2, 1.0, 0)
+    hit = sampling.sample_run(key, labels, 2, 1.0, 0)
     assert np.array_equal(hit["images"], first["images"]) and not hit["images"].flags.writeable
     cache.SAMPLES.max_bytes = int(2.5 * one)  # room for two grids
     for seed in (1, 2, 3):
-        cache.sample_run(key, labels, 2, 1.0, seed)
+        sampling.sample_run(key, labels, 2, 1.0, seed)
         assert cache.SAMPLES.bytes <= cache.SAMPLES.max_bytes
     assert len(cache.SAMPLES) == 2
     seeds = [k[4] for k in cache.SAMPLES._items]
     assert seeds == [2, 3]  # the oldest (0, 1) went first
-    again = cache.sample_run(key, labels, 2, 1.0, 0)  # recomputed after eviction: the very same images
+    again = sampling.sample_run(key, labels, 2, 1.0, 0)  # recomputed after eviction: the very same images
     assert np.array_equal(again["images"], first["images"])
     assert cache.SAMPLES.bytes <= cache.SAMPLES.max_bytes
 
