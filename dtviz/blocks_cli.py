@@ -7,10 +7,10 @@ from dtviz.errors import DtvizInputError
 
 
 def add_blocks_parser(sub) -> None:
-    from dtviz.cli import _add_source_args
+    from dtviz.cli_args import add_source_args
 
     p = sub.add_parser("blocks", help="per-block modulation: relative change ‖m(c) − m(P(c))‖/‖m(c)‖ per block and chunk")
-    _add_source_args(p)
+    add_source_args(p)
     p.add_argument("--t", type=float, default=None, help="timestep in the family's convention (default t0)")
     p.add_argument("--mode", default="tail", choices=("tail", "head"))
     sel = p.add_mutually_exclusive_group()
@@ -24,7 +24,7 @@ def add_blocks_parser(sub) -> None:
 
 def cmd_blocks(args) -> int:
     from dtviz.blocks import modulation_change
-    from dtviz.cli import source_options
+    from dtviz.cli_args import source_options
     from dtviz.loading import load
     from dtviz.pruning import PruneSpec
 

@@ -35,7 +35,7 @@ def is_clip_folder(path: str) -> bool:
 
 def cached_clip_folders() -> list[str]:
     """Snapshots of CLIP_REPOS in the Hugging Face cache, in CLIP_REPOS order (newest snapshot first)."""
-    from dtviz.sources.diffusers_dit import hub_cache_dir
+    from dtviz.hfcache import hub_cache_dir
 
     found = []
     for repo in CLIP_REPOS:

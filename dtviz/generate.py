@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -24,6 +23,7 @@ from dtviz.pruning_hooks import chain_steps, pruned
 from dtviz.flow_samplers import FLOW_SAMPLER_OPTIONS, flow_sampler, parse_sampler_spec
 from dtviz.scheduling import CancelToken, FairQueue
 from dtviz.samplers import DDIMSampler, DDPMSampler, guided_denoiser
+from dtviz.sample_settings import SampleSettings
 from dtviz.seeding import check_convention, check_noise, initial_noise, noise_generators, release_draws
 from dtviz.sources.base import Source
 
@@ -58,19 +58,6 @@ SAMPLER_LABELS = {"ddpm": "DDPM (ancestral)", "ddim": "DDIM (η = 0)", "euler": 
 # (--sampler ddim / ddpm instead of its own scheduler) must declare it.
 LINEAR_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02,
                        prediction_type="epsilon")
-
-
-@dataclass
-class SampleSettings:
-    steps: int | None = None
-    cfg_scale: float | None = None
-    seed: int = 0
-    sampler: str | None = None  # None = the family's default (SAMPLER_DEFAULTS); "name[:key=value,...]", see Generator.sampler
-    seed_convention: str = "per-sample"  # or "release": the release script's own draws (dtviz.seeding)
-    size: int | None = None  # text-to-image pipelines: image side in px (None = the pipeline's default; dtviz.t2i_sampling)
-    # Pruned-c guidance weight w (dtviz.samplers.guided_denoiser): None = ``prune`` prunes c itself; a number = c stays
-    # whole and ``prune`` defines the weaker condition P(c), D += w·(D_c − D_P(c)): one more forward per step.
-    pruned_guidance: float | None = None
 
 
 class DiffusersDenoiser(torch.nn.Module):

@@ -201,7 +201,7 @@ class ServedRoots:
 
 def _hub_cache() -> str:
     try:
-        from dtviz.sources.diffusers_dit import hub_cache_dir
+        from dtviz.hfcache import hub_cache_dir
 
         return hub_cache_dir()
     except Exception:  # the diffusers adapter is optional

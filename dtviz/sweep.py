@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from dtviz.cli import (add_checkpoint_reading_args, add_class_selection, add_prompts_arg, check_output_dir,
-                       select_classes, source_options, write_samples)
+from dtviz.cli_args import (add_checkpoint_reading_args, add_class_selection, add_prompts_arg, check_output_dir,
+                            select_classes, source_options, write_samples)
 from dtviz.errors import DtvizInputError
 from dtviz.metrics import METRIC_COLUMNS
 from dtviz.sweep_metrics import add_metrics_args, fill_metrics, plan_metrics

@@ -4,7 +4,7 @@ The pipeline's own ``__call__`` runs: its scheduler and shift, its encode_prompt
 T5, as diffusers allows with ``text_encoder_3=None``), its guidance (SD3: CFG on a doubled batch [negative;
 prompt]; Flux-dev: the embedded guidance, no doubled batch), its VAE decoding. dtviz supplies only:
 
-    latents   per-row noise drawn from (seed, sample index) alone (dtviz.generate.initial_noise), so a sample
+    latents   per-row noise drawn from (seed, sample index) alone (dtviz.seeding.initial_noise), so a sample
               does not depend on its batch and baseline and pruned runs share it; Flux's are packed with the
               pipeline's own _pack_latents
     progress  ``on_step(step, num_steps)`` before each step (callback_on_step_end of the step before)
@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from dtviz.errors import DtvizInputError
-from dtviz.generate import SampleSettings, initial_noise
+from dtviz.sample_settings import SampleSettings
+from dtviz.seeding import initial_noise
 from dtviz.pruning import PruneSpec, global_mask
 from dtviz.pruning_hooks import chain_steps, pruned_output
 from dtviz.sources.t2i_pipeline import pipeline_class, quiet_loading, read_json

@@ -48,7 +48,7 @@ def beside_checkpoint(source_path) -> str | None:
 
 def cached_vaes(cache_dir: str | None = None) -> list[str]:
     """Snapshot folders of ``VAE_REPOS`` in the HF cache, in repo order; refs/main's snapshot first, then newest."""
-    from dtviz.sources.diffusers_dit import hub_cache_dir
+    from dtviz.hfcache import hub_cache_dir
 
     cache_dir = cache_dir or hub_cache_dir()
     found = []
@@ -73,7 +73,7 @@ def cached_vaes(cache_dir: str | None = None) -> list[str]:
 
 def search_locations(source_path=None) -> list[str]:
     """Where ``find_vae`` looks without an explicit path, for messages."""
-    from dtviz.sources.diffusers_dit import hub_cache_dir
+    from dtviz.hfcache import hub_cache_dir
 
     here = beside_checkpoint(source_path)
     cache = hub_cache_dir()

@@ -28,10 +28,10 @@ from dtviz_app.urlstate import (MAX_INT, bound, choice, fmt_bool, fmt_float, fmt
 from dtviz_app.access import (is_upload, link_name, open_folder, open_name, plain, served, session_upload_dir,
                                show_error, shown, sweep_uploads)
 from dtviz_app.cache import (cached_pipelines, cluster_order, compare_row, condition_stats, cosine_heatmap,
-                             embeddings, file_stamp, generator, load_source, projection, projection_note,
+                             embeddings, file_stamp, load_source, projection, projection_note,
                              refresh_if_changed, resolved_device, safe_load, series_over_t, series_over_training)
 from dtviz_app.sampling import sample_run
-from dtviz_app.context import Ctx, format_count
+from dtviz_app.context import Ctx, format_count, generator
 from dtviz_app.controls import (card_markdown, detection_ambiguous, follow, save_upload, sidebar, snap_tau,
                                 tau_input)
 from dtviz_app.navigation import (PAGES, ROOT, VIEWS_DIR, class_groups, get_ctx, legacy_entry, page_header, too_few_rows,

@@ -15,7 +15,6 @@ import contextlib
 import copy
 import os
 import pickle
-from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -24,9 +23,6 @@ from dtviz.arraycache import ARRAYS, ByteLRU, source_identity
 from dtviz.budgets import MAX_DYNAMICS_FILES, MAX_PROJECTION_ROWS, evenly_spaced, shown_note
 from dtviz.errors import DtvizInputError
 from dtviz_app.constants import LOG
-
-if TYPE_CHECKING:
-    from dtviz_app.context import Ctx
 
 
 # ================================================================================ caching
@@ -188,13 +184,6 @@ def _generator_for(source: str, stamp, family: str, device: str, labels: str | N
         return Generator(_load_source(source, stamp, family, device, labels)), None
     except DtvizInputError as err:
         return None, str(err)
-
-
-def generator(ctx: "Ctx"):
-    """(Generator, None) for a model that can sample, else (None, why not) — e.g. a matrix's sample_note."""
-    if not ctx.info.can_sample:
-        return None, ctx.info.sample_note or f"{ctx.info.name} cannot generate samples."
-    return _generator(*ctx.model_key)
 
 
 # Byte budgets of the two caches of results (not st.cache_data, which counts entries, not bytes):

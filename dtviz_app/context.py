@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dtviz.sources.base import row_noun
-from dtviz_app.cache import condition_stats, embeddings
+from dtviz_app.cache import _generator, condition_stats, embeddings
 from dtviz_app.access import is_upload, link_name
 
 
@@ -188,3 +188,10 @@ def format_count(n: int | None) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit} ({n:,})"
     return f"{n:,}"
+
+
+def generator(ctx: Ctx):
+    """(Generator, None) for a model that can sample, else (None, why not) — e.g. a matrix's sample_note."""
+    if not ctx.info.can_sample:
+        return None, ctx.info.sample_note or f"{ctx.info.name} cannot generate samples."
+    return _generator(*ctx.model_key)

@@ -35,7 +35,7 @@ def test_opens_on_tail_beside_head_with_both_readouts(defaults):
     from dtviz.generate import Generator, SampleSettings
     from dtviz.pruning import PruneSpec
 
-    from dtviz.cli import select_classes
+    from dtviz.cli_args import select_classes
 
     labels = [int(i) for i in select_classes(src.num_classes, None, 6, 21)]
     pruned = Generator(src).sample(labels, SampleSettings(seed=21), prune=PruneSpec(tau=defaults.tau, mask=defaults.mask))

@@ -31,6 +31,7 @@ import torch
 from dtviz.checkpoint import read_any
 from dtviz.device import resolve_device
 from dtviz.errors import DtvizInputError
+from dtviz.hfcache import hub_cache_dir
 from dtviz.families import FAMILIES
 from dtviz.pipeline_sampler import PIPELINE_STEPS, first_timestep, load_scheduler
 from dtviz.sources.base import Source, SourceInfo, check_finite
@@ -236,20 +237,6 @@ def class_names(index: dict, num_classes: int, where: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- Hugging Face cache
-def hub_cache_dir() -> str:
-    """Where huggingface_hub keeps models, read from the environment at call time (its constants are fixed at import).
-
-    HF_HUB_CACHE, else the legacy HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub, else $XDG_CACHE_HOME/huggingface/hub
-    with XDG_CACHE_HOME defaulting to ~/.cache.
-    """
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return os.path.expandvars(os.path.expanduser(os.environ[var]))
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    home = os.environ.get("HF_HOME") or os.path.join(xdg, "huggingface")
-    return os.path.join(os.path.expandvars(os.path.expanduser(home)), "hub")
-
-
 def list_cached_pipelines(cache_dir: str | None = None) -> list[dict]:
     """Every cached ``models--<org>--<name>/snapshots/<rev>/model_index.json`` whose _class_name is DiTPipeline
     or a text-to-image pipeline dtviz reads (dtviz.sources.t2i_pipeline.KINDS: SD3, Flux, PixArt, Sana).
