@@ -1,4 +1,4 @@
-"""The ``dtviz`` command line: stats, table, sample (and sweep, from dtviz.sweep; serve, from dtviz.serve).
+"""The ``dtviz`` command line: stats, table, sample (and sweep, from dtviz.sweep_cli; serve, from dtviz.serve; blocks, from dtviz.blocks_cli).
 
 Every error is one sentence on stderr and a non-zero exit; the numbers come from dtviz.stats, the
 same functions the dashboard and the tests use.
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=None,
                    help="grid.png upscaling factor, nearest neighbour (default: tiles >= 128 px, x8 for 16 px samples)")
 
-    from dtviz.sweep import add_sweep_parser
+    from dtviz.sweep_cli import add_sweep_parser
 
     add_sweep_parser(sub)
     from dtviz.serve import add_serve_parser
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "sweep":
-            from dtviz.sweep import cmd_sweep
+            from dtviz.sweep_cli import cmd_sweep
 
             return cmd_sweep(args)
         if args.command == "blocks":
