@@ -98,3 +98,39 @@ def test_training_script_runs_a_few_steps(tmp_path):
     assert main(argv2) == 0
     w1, w2 = load_file(str(out / "model.safetensors")), load_file(str(out2 / "model.safetensors"))
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
+
+
+def test_a_kept_state_between_evaluations_exports_and_its_curve_is_measured(tmp_path):
+    """Train 5 of 8 steps (evaluated at 4), then export at step 5 (the kept state): it is evaluated first. The
+    trial curve of the run folder equals the statistics recomputed here in float64 from each snapshot's c."""
+    from scripts.train_builtin import main
+    from scripts.trial_curve import main as curve_main
+
+    work, out = tmp_path / "work", tmp_path / "out"
+    common = ["--work", str(work), "--num-classes", "8", "--train-per-class", "8", "--heldout-per-class", "2",
+              "--eval-every", "4", "--classifier-epochs", "1", "--batch-size", "16", "--sample-steps", "2",
+              "--threads", "1", "--label-init-std", "0.02"]
+    assert main(common + ["--out", str(out), "--steps", "8", "--max-steps", "5"]) == 0
+    assert not (out / "config.json").exists()  # stopped at step 5 of 8
+    assert main(common + ["--out", str(out), "--steps", "5"]) == 0
+    history = json.load(open(out / "config.json"))["metrics"]["history"]
+    assert [h["step"] for h in history] == [4, 5]
+    trials = tmp_path / "trials.json"
+    trials.write_text(json.dumps({"note": "n", "recipes": [{"name": "A", "recipe": "", "curve": []}]}))
+    assert curve_main(["--work", str(work), "--name", "T", "--recipe", "tiny", "--trials", str(trials)]) == 0
+    recipes = json.load(open(trials))["recipes"]
+    assert [r["name"] for r in recipes] == ["A", "T"]
+    rows = recipes[1]["curve"]
+    assert [r["step"] for r in rows] == [0, 5] and rows[1]["class_accuracy"] == history[1]["class_accuracy"]
+    for row in rows:
+        src = dtviz.load(str(work / "snapshots" / f"step_{row['step']:06d}.safetensors"), family="sit")
+        E = src.embeddings(t=src.t0).astype(np.float64)
+        c_bar = np.abs(E.mean(0))
+        U = E / np.linalg.norm(E, axis=1, keepdims=True)
+        C = U @ U.T
+        assert row["npr"] == pytest.approx(c_bar.sum() ** 2 / (c_bar ** 2).sum() / E.shape[1], abs=6e-5)
+        assert row["cosine"] == pytest.approx(C[~np.eye(len(E), dtype=bool)].mean(), abs=6e-5)
+        assert row["dims_at_least_1"] == int((c_bar >= 1).sum())
+    # run again with the same name: replaced in place, not added
+    assert curve_main(["--work", str(work), "--name", "A", "--trials", str(trials)]) == 0
+    assert [r["name"] for r in json.load(open(trials))["recipes"]] == ["A", "T"]

@@ -189,7 +189,9 @@ def train_diffusion(cfg: TrainConfig, data: dict, clf: GlyphClassifier, work: Wo
     if step in cfg.snapshot_steps:
         save_snapshot(ema, step, work)
     if step == cfg.steps and (not history or history[-1]["step"] != step):  # exporting a kept state between evals
-        history.append({"step": step, "class_accuracy": class_accuracy(ema.eval(), clf, cfg, per_class=2), "loss": None})
+        acc = class_accuracy(ema.eval(), clf, cfg, per_class=2)
+        history.append({"step": step, "class_accuracy": acc, "loss": None})
+        work.log(f"step {step}: EMA class accuracy {acc:.3f}")
     return ema.eval(), history
 
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""A training run's curve for the model card's "Recipes tried" table, measured from its work folder.
+
+    python scripts/trial_curve.py --work RUN_DIR                       # print the curve as JSON
+    python scripts/trial_curve.py --work RUN_DIR --name "E: ..." --recipe "..." --trials assets/builtin/trials.json
+
+Each embedder snapshot (RUN_DIR/snapshots/step_*.safetensors, written by scripts/train_builtin.py) gives cosine
+and nPR(c̄) at t0 through the same library call as ``dtviz stats SNAPSHOT --family sit --json``, and the count of
+dims with |c̄_i| >= 1; class accuracy is the EMA evaluation train.log recorded at that step (none where it has
+none). With --trials the recipe (by --name) is added to, or replaced in, that trials.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+import dtviz  # noqa: E402
+from dtviz.cli import stats_summary  # noqa: E402
+from dtviz.stats import mean_vector  # noqa: E402
+
+
+def logged_accuracy(log_path: str) -> dict[int, float]:
+    """step -> the last "step N: EMA class accuracy X" line of train.log for that step."""
+    found = {}
+    if os.path.isfile(log_path):
+        with open(log_path, encoding="utf-8") as fh:
+            for line in fh:
+                m = re.search(r"step (\d+): EMA class accuracy ([\d.]+)", line)
+                if m:
+                    found[int(m.group(1))] = float(m.group(2))
+    return found
+
+
+def curve(work: str) -> list[dict]:
+    folder = os.path.join(work, "snapshots")
+    accuracy = logged_accuracy(os.path.join(work, "train.log"))
+    rows = []
+    for name in sorted(os.listdir(folder)):
+        m = re.fullmatch(r"step_(\d+)\.safetensors", name)
+        if not m:
+            continue
+        step = int(m.group(1))
+        source = dtviz.load(os.path.join(folder, name), family="sit")
+        s = stats_summary(source, source.t0)
+        c_bar = mean_vector(source.embeddings(t=source.t0))
+        rows.append({"step": step, "cosine": round(s["cosine"]["mean"], 4), "npr": round(s["npr"]["mean_vector"], 4),
+                     "dims_at_least_1": int((np.abs(c_bar) >= 1).sum()), "class_accuracy": accuracy.get(step)})
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", required=True, help="the run's --work folder (snapshots/, train.log)")
+    p.add_argument("--name", default=None, help="the recipe's row name in trials.json")
+    p.add_argument("--recipe", default=None, help="how it was run and what it showed (markdown)")
+    p.add_argument("--trials", default=None, help="a trials.json to add the recipe to (replacing one of the same name)")
+    args = p.parse_args(argv)
+    rows = curve(args.work)
+    if not args.trials:
+        print(json.dumps(rows, indent=1))
+        return 0
+    if not args.name:
+        p.error("--trials needs --name")
+    with open(args.trials, encoding="utf-8") as fh:
+        trials = json.load(fh)
+    entry = {"name": args.name, "recipe": args.recipe or "", "curve": rows}
+    recipes = [r for r in trials["recipes"] if r["name"] != args.name]
+    at = next((i for i, r in enumerate(trials["recipes"]) if r["name"] == args.name), len(recipes))
+    trials["recipes"] = recipes[:at] + [entry] + recipes[at:]
+    with open(args.trials, "w", encoding="utf-8") as fh:
+        json.dump(trials, fh, indent=1, ensure_ascii=False)
+    print(f"{args.trials}: {args.name}, {len(rows)} snapshots")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
