@@ -5,6 +5,7 @@ timestep and threshold widgets, and the model card; ``sidebar()`` draws it and r
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -166,12 +167,14 @@ def _timestep_widgets(conv, t0: float | None = None, t0_note: str = "") -> float
     else:
         t = st.slider("Timestep t", float(conv.t_min), float(conv.t_max), step=0.01, format="%.2f", key="t",
                       help=conv.describe())
+    note = f"{conv.describe()}; {t0_note or f't0 = {t0:g}'}"
     cols = st.columns([2, 3], vertical_alignment="center")
     with cols[0]:
         st.button("t0", key="t0_button", on_click=_on_t0, args=(as_t(t0),), icon=":material/first_page:",
                   width="stretch", help=f"Jump to the first sampling step t0 = {t0:g} (where the paper reports its statistics).")
-    with cols[1]:
-        st.caption(f"{conv.describe()}; {t0_note or f't0 = {t0:g}'}")
+    # a long note (a pipeline's scheduler and defaults) reads better at the sidebar's full width than beside the button
+    with cols[1] if len(note) <= 70 else contextlib.nullcontext():
+        st.caption(note)
     url_store("t", t, as_t(t0), fmt_float)
     return float(t)
 

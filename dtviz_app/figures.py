@@ -52,7 +52,9 @@ def show_figure(fig, name: str, data=None, *, title: str | None = None) -> None:
     from dtviz import plots
 
     fmt = st.session_state.get("img_fmt", "png")
-    st.plotly_chart(fig, config=plots.figure_config(name, fmt=fmt), key=f"fig_{name}", width="stretch", theme=None)
+    # a figure that sets its own width (a square heatmap) keeps it; the others fill the column
+    width = "content" if fig.layout.width else "stretch"
+    st.plotly_chart(fig, config=plots.figure_config(name, fmt=fmt), key=f"fig_{name}", width=width, theme=None)
     csv = data if data is not None else (lambda: plots.figure_csv(fig))
     st.download_button("CSV of this figure", data=_csv_callable(csv), file_name=f"{name}.csv",
                        mime="text/csv", key=f"csv_{name}", on_click="ignore", icon=":material/download:",

@@ -474,3 +474,16 @@ def test_titles_state_what_is_drawn():
                                            "npr_per_class_mean": [0.5, 0.4]}.items()}
     for fig in training_figures(types.SimpleNamespace(part="y+t"), series, "/tmp/run"):
         assert "sparsif" not in fig.layout.title.text.lower()
+
+
+def test_a_small_heatmap_is_as_wide_as_its_square_and_a_large_one_fills_the_page():
+    """The dashboard draws a figure with a width at that width: the square, its colour bar and the whole title
+    fit (no square pushed to one side of a 1600 px page); the 1000×1000 matrix keeps the page's width."""
+    context = {"model": "a-model-with-a-rather-long-file-name-for-its-checkpoint.safetensors", "d": 16, "part": "y+t"}
+    small = plots.cosine_heatmap(np.eye(3) * 0.5 + 0.5, ["a", "b", "c"], context, height=720)
+    m = small.layout.margin
+    assert small.layout.width >= m.l + (720 - m.t - m.b) + 100 and small.layout.width < 1100
+    subtitle = small.layout.title.text.split("<br>")[1]
+    assert small.layout.width >= 6 * len(subtitle.replace("<sup>", "").replace("</sup>", ""))
+    big = plots.cosine_heatmap(np.eye(1000) * 0.5 + 0.5, [str(i) for i in range(1000)], context, height=plots.heatmap_height(1000))
+    assert big.layout.width is None

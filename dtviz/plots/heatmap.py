@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,9 @@ def cluster_order(C) -> np.ndarray:
     D = np.clip(1.0 - (C + C.T) / 2, 0.0, 2.0)  # symmetrise against round-off; distances are >= 0
     np.fill_diagonal(D, 0.0)
     return leaves_list(linkage(squareform(D, checks=False), method="average")).astype(np.int64)
+
+
+COLORBAR_ROOM = 140  # the colour bar, its tick labels and title, the right margin
 
 
 def heatmap_height(n: int, cap: int = 1150) -> int:
@@ -151,7 +155,19 @@ def _heatmap_layout(fig: go.Figure, what: str, context, axis_title: str, n: int,
                      constraintoward="right", **ticks)  # square plot next to its colour bar
     fig.update_yaxes(type="category", title_text=axis_title, showgrid=False, autorange="reversed",
                      scaleanchor="x", constrain="domain", **ticks)
-    fig.update_layout(meta={"dtviz": meta}, plot_bgcolor="white")
+    fig.update_layout(meta={"dtviz": meta}, plot_bgcolor="white", width=square_width(fig))
+
+
+def square_width(fig: go.Figure, widest: int = 1100) -> int | None:
+    """A width (px) that fits the square plot, its colour bar and the title, so that the dashboard does not
+    stretch the figure across the page with the square pushed to one side; None (stretch to the page) when
+    that would be wider than ``widest`` (the 1000×1000 matrix needs the page's width)."""
+    m = fig.layout.margin
+    side = fig.layout.height - (m.t or 0) - (m.b or 0)
+    lines = [re.sub(r"<[^>]+>", "", x) for x in str(fig.layout.title.text or "").split("<br>")]
+    title = max([9.5 * len(lines[0])] + [6.5 * len(x) for x in lines[1:]]) + 30  # first line 18 px, then <sup>
+    width = int(max((m.l or 0) + side + COLORBAR_ROOM, title))
+    return width if width <= widest else None
 
 
 # ---------------------------------------------------------------------------------- image + block hover
