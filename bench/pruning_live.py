@@ -16,7 +16,7 @@ import torch
 import dtviz
 from bench.core import timed
 from dtviz import plots
-from dtviz.cli import select_classes
+from dtviz.cli_args import select_classes
 from dtviz.device import interactive_threads
 from dtviz.generate import Generator, SampleSettings, sample_readout
 from dtviz.pruning import PruneSpec
