@@ -192,6 +192,32 @@ def test_sweep_writes_the_metric_columns(tmp_path, weights):
     assert "FID ↓" in md and "Precision ↑" in md and "against real" in md
 
 
+def test_sweep_on_a_small_dit_writes_the_table_2_columns(tmp_path, weights):
+    """A DiT-family (ε, DDPM) pixel-space model folder: FID, IS, precision/recall per setting from local weights."""
+    from PIL import Image
+
+    from tests.factories import randomized_dit, save_model_folder, tiny_config
+
+    folder = save_model_folder(tmp_path / "dit", randomized_dit(tiny_config(in_channels=3, input_size=16, patch=4)),
+                               "dit", sampler={"name": "ddpm", "steps": 4, "cfg_scale": 2.0})
+    real = tmp_path / "real"
+    real.mkdir()
+    rng = np.random.default_rng(7)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(str(real / f"{i}.png"))
+    out = tmp_path / "sweep"
+    assert main(["sweep", folder, "--device", "cpu", "--classes", "0,1,2", "--per-class", "2", "--mode", "head",
+                 "--k", "0,4", "--metrics", "fid,is,pr", "--inception", weights, "--reference", str(real),
+                 "--out", str(out)]) == 0
+    rows = _table(out)
+    assert [r["setting"] for r in rows][0] == "baseline" and len(rows) == 3
+    for r in rows:
+        assert all(np.isfinite(float(r[c])) for c in ("fid", "is", "precision", "recall")) and r["kid"] == ""
+    assert rows[1]["fid"] == rows[0]["fid"] and rows[2]["fid"] != rows[0]["fid"]  # k = 0 is the baseline itself
+    md = open(os.path.join(out, "table.md"), encoding="utf-8").read()
+    assert "| FID ↓ | IS ↑ | Precision ↑ | Recall ↑ |" in md and "ddpm 4 steps" in md
+
+
 def test_sweep_without_weights_says_what_it_skipped(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
