@@ -171,16 +171,21 @@ def _table(out):
         return list(csv.DictReader(fh))
 
 
-def test_sweep_writes_the_metric_columns(tmp_path, weights):
+def _real_folder(folder, n: int, side: int, seed: int) -> str:
+    """``n`` random RGB PNGs of ``side``² px: a stand-in for a folder of real images."""
     from PIL import Image
 
-    real = tmp_path / "real"
-    real.mkdir()
-    rng = np.random.default_rng(6)
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(str(real / f"{i}.png"))
+    folder.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(str(folder / f"{i}.png"))
+    return str(folder)
+
+
+def test_sweep_writes_the_metric_columns(tmp_path, weights):
+    real = _real_folder(tmp_path / "real", 4, 32, seed=6)
     out = tmp_path / "sweep"
-    assert _sweep(out, "--metrics", "fid,is,kid,pr", "--inception", weights, "--reference", str(real)) == 0
+    assert _sweep(out, "--metrics", "fid,is,kid,pr", "--inception", weights, "--reference", real) == 0
     rows = _table(out)
     assert [r["setting"] for r in rows][0] == "baseline" and len(rows) == 3
     for r in rows:
@@ -194,20 +199,14 @@ def test_sweep_writes_the_metric_columns(tmp_path, weights):
 
 def test_sweep_on_a_small_dit_writes_the_table_2_columns(tmp_path, weights):
     """A DiT-family (ε, DDPM) pixel-space model folder: FID, IS, precision/recall per setting from local weights."""
-    from PIL import Image
-
     from tests.factories import randomized_dit, save_model_folder, tiny_config
 
     folder = save_model_folder(tmp_path / "dit", randomized_dit(tiny_config(in_channels=3, input_size=16, patch=4)),
                                "dit", sampler={"name": "ddpm", "steps": 4, "cfg_scale": 2.0})
-    real = tmp_path / "real"
-    real.mkdir()
-    rng = np.random.default_rng(7)
-    for i in range(6):
-        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(str(real / f"{i}.png"))
+    real = _real_folder(tmp_path / "real", 6, 16, seed=7)
     out = tmp_path / "sweep"
     assert main(["sweep", folder, "--device", "cpu", "--classes", "0,1,2", "--per-class", "2", "--mode", "head",
-                 "--k", "0,4", "--metrics", "fid,is,pr", "--inception", weights, "--reference", str(real),
+                 "--k", "0,4", "--metrics", "fid,is,pr", "--inception", weights, "--reference", real,
                  "--out", str(out)]) == 0
     rows = _table(out)
     assert [r["setting"] for r in rows][0] == "baseline" and len(rows) == 3
