@@ -11,6 +11,9 @@ GUIDE = (
     ("compare", "Compare models", "several sources side by side (Table 1, Fig. 1)"),
     ("dynamics", "Timestep & training dynamics", "cosine and nPR over t and over training steps (Fig. 12)"),
     ("neighbours", "Nearest neighbours", "a class's nearest classes in the full space vs the head subspace"),
+    ("blocks", "Per-block modulation", "where each dim of c acts in each block, and how pruning changes it (no sampling)"),
+    ("sweep", "Sweep table", "a dtviz sweep folder: the Table-2 columns, sortable, each metric against τ (Table 2)"),
+    ("pruning", "Live pruning", "prune c and watch the regenerated samples change: tail vs head (Table 2, Figs. 7, 8)"),
 )
 
 

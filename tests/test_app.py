@@ -543,3 +543,10 @@ def test_diffusers_pipeline_t0_is_its_schedulers_first_step(tmp_path):
     assert at.slider(key="t").value == 980
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "t0 = 980, the first timestep of its DDIMScheduler at DiTPipeline's default 50 steps" in captions
+
+
+def test_the_overview_guide_links_every_other_page():
+    import importlib
+
+    guide = importlib.import_module("pages.overview_view").GUIDE
+    assert [m for m, *_ in guide] == [m for m, *_ in dtviz_app.PAGES if m != "overview"]
