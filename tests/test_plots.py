@@ -487,3 +487,19 @@ def test_a_small_heatmap_is_as_wide_as_its_square_and_a_large_one_fills_the_page
     assert small.layout.width >= 6 * len(subtitle.replace("<sup>", "").replace("</sup>", ""))
     big = plots.cosine_heatmap(np.eye(1000) * 0.5 + 0.5, [str(i) for i in range(1000)], context, height=plots.heatmap_height(1000))
     assert big.layout.width is None
+
+
+def test_the_tau_label_of_the_dims_below_curve_sits_under_the_curve_away_from_the_paper_points():
+    """A rising count: the label goes below right (under the curve), not over the curve and the paper's hollow
+    markers, which sit above the point at the same τ (issue: '53 of 256 dims' covered a paper marker)."""
+    from dtviz.reference import pruning_markers
+
+    v = np.geomspace(1e-3, 2.0, 256)  # 30 % of the dims below τ = 0.01, as the built-in model's 21 %
+    fig = plots.dims_below_curve(v, CTX, tau=0.01, reference=pruning_markers())
+    label = next(a for a in fig.layout.annotations if "of 256 dims" in (a.text or ""))
+    assert label.ax > 0 and label.ay > 0  # plotly: ay > 0 is below the point
+    paper = next(t for t in fig.data if t.name == "paper")
+    at_tau = [y for x, y in zip(paper.x, paper.y) if x == pytest.approx(0.01)]
+    assert at_tau and at_tau[0] > label.y  # the paper's point is above ours; our label goes the other way
+    low = plots.dims_below_curve(v, CTX, tau=1.2e-3)  # near the x axis: above right
+    assert next(a.ay for a in low.layout.annotations if "dims" in (a.text or "")) < 0

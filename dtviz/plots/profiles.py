@@ -148,14 +148,17 @@ LABEL_OFFSET_PX = (70, 45)  # (x, y) from the marked point to its label
 
 
 def _label_offset(xs, ys, x: float, y: float) -> tuple[int, int]:
-    """Pixel offset (ax, ay) of a point's label toward the middle of the plot (log x): a label below a
-    point near the x axis, or right of one near the right edge, would sit on the tick labels or outside."""
+    """Pixel offset (ax, ay) of the label of a point on a rising curve (a count below τ, log x): below right,
+    under the curve, where neither the curve nor the paper's markers (above it) are; above right near the x
+    axis (the curve is still low there), and to the left near the right edge (plotly: ay < 0 is above)."""
     lx = np.log10(np.asarray(xs, dtype=np.float64)[np.asarray(xs) > 0])
     fx = (math.log10(x) - lx.min()) / max(lx.max() - lx.min(), 1e-12) if lx.size else 0.5
     ys = np.asarray(ys, dtype=np.float64)
     fy = (y - min(ys.min(), 0)) / max(ys.max() - min(ys.min(), 0), 1e-12)
     dx, dy = LABEL_OFFSET_PX
-    return (dx if fx < 0.6 else -dx), (-dy if fy < 0.5 else dy)  # plotly: ay < 0 puts the label above
+    if fx < 0.75:
+        return dx, (dy if fy > 0.25 else -dy)
+    return -dx, (-dy if fy < 0.75 else dy)
 
 
 # ================================================================================= variance: Fig. 9
