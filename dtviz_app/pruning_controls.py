@@ -148,12 +148,14 @@ def readout(dim: int, spec, base: dict, result: dict) -> None:
     """Removed dims, pixel drift, PSNR, and the two class read-outs of ``result`` against ``base`` (metrics)."""
     count, share = result["removed"]
     cols = st.columns(5)
+    # short labels and values: five metrics share the page's width, and Streamlit cuts what does not fit
+    share_of_d = dict(delta=f"{share:.1%} of d", delta_color="off", delta_arrow="off")
     if spec.mask == "per-sample" and spec.dims is None:
-        cols[0].metric("Removed dims (mean per sample)", f"{count:.1f} / {dim}  ({share:.1%})",
-                       help="Each sample's own count from its c at t0; a per-sample mask is recomputed at every "
-                            "pruned step, so the count can vary along the way.")
+        cols[0].metric("Removed dims (mean)", f"{count:.1f} / {dim}", **share_of_d,
+                       help="The mean over samples of each sample's own count from its c at t0; a per-sample mask is "
+                            "recomputed at every pruned step, so the count can vary along the way.")
     else:
-        cols[0].metric("Removed dims", f"{count} / {dim}  ({share:.1%})",
+        cols[0].metric("Removed dims", f"{count} / {dim}", **share_of_d,
                        help="Dims zeroed in every pruned row, chosen once from c̄ at t0 (at a τ, exactly the dims "
                             "`dtviz stats --tau` puts in the tail or head).")
     mse = result["drift"]["mse"]
@@ -161,15 +163,15 @@ def readout(dim: int, spec, base: dict, result: dict) -> None:
                    help="Mean squared pixel difference from the baseline, pixels in [0, 1].")
     psnr = result["drift"]["psnr"]
     cols[2].metric("PSNR vs baseline", "∞ (identical)" if math.isinf(psnr) else f"{psnr:.1f} dB")
-    for col, key, label, what in ((cols[3], "accuracy", "Class accuracy", "the shipped glyph classifier"),
-                                  (cols[4], "template_accuracy", "Template accuracy",
+    for col, key, label, what in ((cols[3], "accuracy", "Class acc.", "the shipped glyph classifier"),
+                                  (cols[4], "template_accuracy", "Template acc.",
                                    "template matching (nearest ink-normalised canonical render; no learned weights)")):
         acc, base_acc = result.get(key), base.get(key)
         if acc is None:
             col.metric(label, "—", help=f"Share of samples named as their own class by {what}; only for glyph models "
                                         "(the built-in ones).")
         else:
-            col.metric(f"{label} (baseline {base_acc:.0%})", f"{acc:.0%}",
+            col.metric(f"{label} (base {base_acc:.0%})", f"{acc:.0%}",
                        delta=None if acc == base_acc else f"{100 * (acc - base_acc):+.0f} points",
                        help=f"Share of the samples {what} names as their own class.")
 

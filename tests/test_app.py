@@ -146,8 +146,8 @@ def images(at: AppTest, name: str) -> list[str]:
 
 
 def accuracies(at: AppTest) -> tuple[float, float]:
-    m = metric(at, "Class accuracy")
-    base = float(m.label.split("baseline ")[1].rstrip("%)")) / 100
+    m = metric(at, "Class acc.")
+    base = float(m.label.split("base ")[1].rstrip("%)")) / 100
     return base, float(m.value.rstrip("%")) / 100
 
 
@@ -285,7 +285,7 @@ def test_pruning_url_round_trip():
     assert at.radio(key="pr_mode").value == "head" and at.number_input(key="pr_k").value == 3
     assert at.multiselect(key="pr_ids").value == [33, 65] and at.number_input(key="pr_last").value == 5
     assert at.toggle(key="pr_null").value is True and at.selectbox(key="pr_dim").value == 7
-    assert metric(at, "Removed dims").label == ("Removed dims (mean per sample)" if other_mask == "per-sample"
+    assert metric(at, "Removed dims").label == ("Removed dims (mean)" if other_mask == "per-sample"
                                                 else "Removed dims")
     assert len(images(at, "pruned")) == 4 and "LATIN CAPITAL LETTER" in grid(at, "pruned")
     assert {k: at.query_params.get(k) for k in page} == page

@@ -40,8 +40,8 @@ def test_opens_on_tail_beside_head_with_both_readouts(defaults):
     labels = [int(i) for i in select_classes(src.num_classes, None, 6, 21)]
     pruned = Generator(src).sample(labels, SampleSettings(seed=21), prune=PruneSpec(tau=defaults.tau, mask=defaults.mask))
     expected = template_accuracy(pruned, labels, template_matcher_for(src))
-    assert metric(at, "Template accuracy").value == f"{expected:.0%}"
-    assert metric(at, "Class accuracy").label.startswith("Class accuracy (baseline")
+    assert metric(at, "Template acc.").value == f"{expected:.0%}"
+    assert metric(at, "Class acc.").label.startswith("Class acc. (base")
     assert any("Paper (Table 2, REPA-XL" in c.value for c in at.caption)
     # head pruning: the contrast becomes the tail at s_tail ≈ 0.4; the toggle removes it
     at.radio(key="pr_mode").set_value("head").run()
