@@ -179,7 +179,7 @@ def readout(dim: int, spec, base: dict, result: dict) -> None:
 def readout_line(dim: int, result: dict) -> str:
     """The same read-outs in one line, for the contrast grid."""
     count, share = result["removed"]
-    removed = f"{count:.1f}" if isinstance(count, float) else f"{count}"
+    removed = f"{count:.1f}" if isinstance(count, float) and not float(count).is_integer() else f"{int(count)}"
     mse = result["drift"]["mse"]
     return (f"{removed} / {dim} dims removed ({share:.0%}) · class acc. {_pct(result.get('accuracy'))} · template "
             f"{_pct(result.get('template_accuracy'))} · MSE {mse:.1e}")
