@@ -85,8 +85,8 @@ def main():
     extra = common.bound(st.text_area, "cmp_more", "", label="More sources (one path or hf:<repo> per line)",
                          placeholder="models/DiT-XL-2-256x256.pt\nmodels/SiT-XL-2-256.pt", height=80)
     paper = common.bound(st.multiselect, "cmp_paper", paper_default(ctx), parse=lambda raw: _known(raw, paper_options()),
-                         fmt="\n".join, label="The paper's reported rows beside yours (Table 1; hatched bars, source "
-                                               "“paper: …”)", options=paper_options())
+                         fmt="\n".join, label="The paper's reported rows beside yours (Tables 1 and 5; hatched bars, "
+                                               "source “paper: …”)", options=paper_options())
     sources = list(dict.fromkeys(chosen + [line.strip() for line in extra.splitlines() if line.strip()]))
     if not sources:
         st.info("Choose at least one source.")
@@ -103,8 +103,8 @@ def main():
         return
     rows += compare_rows(paper)  # family "paper": reported values, not computed (dtviz.reference)
     if paper:
-        st.caption(f"Rows “paper: …” are the paper's reported values at t0, y+t (its Table 1; one PR/nPR reading, "
-                   f"shown as c̄'s). {CITATION}")
+        st.caption(f"Rows “paper: …” are the paper's reported values at t0, y+t (its Table 1, one PR/nPR reading, "
+                   f"shown as c̄'s; Table 5 gives cosine and nPR only); None: not reported. {CITATION}")
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "dim": st.column_config.NumberColumn("d"), "num_classes": st.column_config.NumberColumn(
