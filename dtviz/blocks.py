@@ -257,7 +257,9 @@ class Contributions:
     """contribution[chunk] (rows, dims): ‖W[:, j]‖₂ · mean |SiLU(c)_j| with dims ordered by |c̄| descending.
 
     rows are labelled ``row_labels`` ("block i", "final"); ``order`` (d,) maps columns to dims of c; ``head`` (d,)
-    bool marks columns whose |c̄| ≥ τ. A chunk absent from a row (e.g. shift_msa in the final layer) is NaN."""
+    bool marks columns whose |c̄| ≥ τ, c̄ the mean over ALL rows at t (the head ``dtviz stats`` and the dashboard's
+    header count, whichever rows the activations are averaged over). A chunk absent from a row (e.g. shift_msa in
+    the final layer) is NaN."""
 
     chunks: dict
     row_labels: list
@@ -270,7 +272,7 @@ def contributions(source, tau: float = 0.01, t: float | None = None, classes=Non
     ids = source._class_ids(classes)
     mods = modulations(source) if mods is None else mods
     c = source.embeddings(ids, t=t).astype(np.float64)
-    abs_mean = np.abs(mean_vector(c))
+    abs_mean = np.abs(mean_vector(c if len(ids) == source.num_classes else source.embeddings(t=t).astype(np.float64)))
     order = np.argsort(-abs_mean, kind="stable")
     blocks = sorted({m.block for m in mods}, key=lambda b: (b == FINAL, b))
     rows = {b: i for i, b in enumerate(blocks)}

@@ -25,7 +25,7 @@ def _results(key: tuple, tau: float, mode: str, mask: str, _source, _mods) -> di
     rows, t = key[-1], key[0][4]
     ids = np.asarray(rows)
     spec = PruneSpec(mode=mode, tau=tau, mask=mask)
-    abs_mean = np.sort(np.abs(_source.embeddings(ids, t=t).mean(0)))
+    abs_mean = np.sort(np.abs(_source.embeddings(t=t).mean(0)))  # c̄ over all rows, as the header and the head
     # τ from 0 to the |c̄| below which 90% of the dims lie: the range where the tail grows from nothing to most of c
     taus = sorted(set(np.round(np.quantile(abs_mean, np.linspace(0, 0.9, CURVE_POINTS)), 6).tolist()) | {0.0, float(tau)})
     return {"contrib": contributions(_source, tau, t, ids, _mods),
@@ -83,14 +83,16 @@ def main():
                        title="Contribution of each dim to each block's modulation")
     st.caption("Columns are the dims of c sorted by |c̄ⱼ|; left of the dashed line the head (|c̄ⱼ| ≥ τ). The final layer "
                "has only shift and scale, so its row is empty for the other chunks.")
-    st.subheader(f"How much each block's modulation changes — {spec.label()}")
-    common.show_figure(plots.modulation_change_bars(res["change"], context, spec.label()), "modulation-change",
+    what = f"{mode} |cᵢ| {'<' if mode == 'tail' else '≥'} τ = {spec.tau:g}, {MASK_LABELS[mask]}"  # no steps here: no sampling
+    st.subheader(f"How much each block's modulation changes — {what}")
+    common.show_figure(plots.modulation_change_bars(res["change"], context, what), "modulation-change",
                        title="Relative modulation change per block and chunk")
     curve_chunk = chunk if chunk in res["curves"] else "all"
     common.show_figure(plots.modulation_change_curves(res["curves"], curve_chunk, context, ctx.tau), "modulation-change-vs-tau",
                        title="Relative modulation change against τ")
-    st.caption("‖m(c) − m(P(c))‖ / ‖m(c)‖ averaged over the rows (the null row never counted); the same numbers as "
-               "`dtviz blocks SOURCE --tau τ --mode … --mask … --json` over all rows.")
+    st.caption(f"‖m(c) − m(P(c))‖ / ‖m(c)‖ averaged over {used} of {n} rows (the null row never counted; a global "
+               "mask and the head always from c̄ over all rows); `dtviz blocks SOURCE --tau τ --mode … --mask … --json` "
+               "computes the same over all rows.")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,24 @@ def test_contributions_known_answer(tmp_path):
     np.testing.assert_allclose(result.chunks["gate_mlp"][1], gate_mlp[order], rtol=1e-10)
     assert np.isnan(result.chunks["gate_mlp"][-1]).all()  # the final layer has no gate
     assert result.row_labels[-1] == "final" and result.head.sum() == (np.abs(c.mean(0)) >= 0.2).sum()
+    # averaged over a few rows: the activations are theirs, the order and the head are c̄'s over all rows
+    few = contributions(source, tau=0.2, classes=[0, 3])
+    act_few = np.abs(c[[0, 3]] / (1 + np.exp(-c[[0, 3]]))).mean(0)
+    np.testing.assert_array_equal(few.order, order)
+    assert few.head.sum() == result.head.sum()
+    np.testing.assert_allclose(few.chunks["gate_mlp"][1], (np.linalg.norm(w[5 * 32:6 * 32], axis=0) * act_few)[order],
+                               rtol=1e-10)
+
+
+def test_the_final_layers_change_is_in_the_legend_not_on_the_bars(tmp_path):
+    from dtviz import plots
+
+    source = native_source(tmp_path, "dit")
+    change = modulation_change(source, PruneSpec(tau=0.2))[0]
+    fig = plots.modulation_change_bars(change, {"model": "m"}, "tail τ = 0.2")
+    line = next(t for t in fig.data if t.name.startswith("final layer (all):"))
+    assert line.name == f"final layer (all): {change.final['all']:.3g}"
+    assert not [a for a in fig.layout.annotations if "final layer" in (a.text or "")]
 
 
 def test_diffusers_dit_matches_its_own_modules(tmp_path):

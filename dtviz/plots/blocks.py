@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from dtviz.errors import DtvizInputError
-from dtviz.plots.style import CONTINUOUS, HEAD_COLOUR, _categorical_colour, _marker_line, _style, _tau_line, sub
+from dtviz.plots.style import CONTINUOUS, HEAD_COLOUR, _categorical_colour, _style, _tau_line, sub
 
 
 def modulation_heatmap(contrib, chunk: str, context) -> go.Figure:
@@ -70,6 +70,10 @@ def modulation_change_bars(change, context, label: str = "") -> go.Figure:
         fig.add_trace(go.Bar(x=[f"block {b}" for b in blocks], y=y, name=name, marker_color=_categorical_colour(k),
                              hovertemplate=f"{name}<br>%{{x}}: %{{y:.4g}}<extra></extra>"))
     if change.final.get("all") is not None and np.isfinite(change.final["all"]):
-        _marker_line(fig, change.final["all"], f"final layer: {change.final['all']:.3g}", axis="y", colour="black")
+        # named in the legend: a label on the plot sat on the last block's bars
+        value = float(change.final["all"])
+        fig.add_hline(value, line=dict(color="black", dash="dash", width=1.5))
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=dict(color="black", dash="dash", width=1.5),
+                                 name=f"final layer (all): {value:.3g}", hoverinfo="skip"))
     return _style(fig, f"Relative change per block and chunk{' — ' + label if label else ''}", context, "block",
                   "‖m(c) − m(P(c))‖ / ‖m(c)‖")
