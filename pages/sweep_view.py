@@ -25,7 +25,9 @@ def main():
     except DtvizInputError as err:
         common.show_error(err)
         return
-    st.dataframe(df[[c for c in SHOWN if c in df.columns]], hide_index=True, width="stretch")
+    # a metric the sweep did not compute is an empty column: leave it out
+    shown = [c for c in SHOWN if c in df.columns and not (c in METRIC_LABELS and df[c].isna().all())]
+    st.dataframe(df[shown], hide_index=True, width="stretch")
     available = [m for m in METRIC_LABELS if m in df.columns and df[m].notna().any()]
     if not available:
         st.info("This sweep has no numeric metric columns to plot.")

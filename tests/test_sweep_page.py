@@ -41,7 +41,8 @@ def test_sweep_page_plots_the_tables_numbers(tmp_path):
     for schedule in ("every", "last:10"):
         mine = sorted((float(r["tau"]), float(r["fid"])) for r in rows if r["schedule"] == schedule)
         assert list(zip(*mine)) == [tuple(got[schedule][0]), tuple(got[schedule][1])]
-    assert any("10.5" in str(a.get("text", "")) for a in fig["layout"].get("annotations", []))  # the baseline line
+    assert "baseline 10.5" in got  # the baseline line, named in the legend
+    assert "kid" not in set(table.columns) and {"fid", "is"} <= set(table.columns)  # not computed: no empty column
 
 
 def test_sweep_page_refuses_in_one_sentence(tmp_path):

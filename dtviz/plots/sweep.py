@@ -15,9 +15,11 @@ def sweep_metric_curves(x_name: str, curves: dict, baseline: float | None, metri
         fig.add_trace(go.Scatter(x=[float(v) for v in x], y=[float(v) for v in y], mode="lines+markers", name=str(schedule),
                                  line=dict(color=_categorical_colour(i), width=2.5),
                                  hovertemplate=f"{schedule}<br>{x_title}: %{{x}}<br>{metric_label}: %{{y:.4g}}<extra></extra>"))
-    if baseline is not None:
-        fig.add_hline(baseline, line=dict(color="black", width=1.5, dash="dash"),
-                      annotation_text=f"baseline {baseline:.4g}", annotation_position="top left")
+    if baseline is not None:  # named in the legend: a label on the plot sat on the y axis' tick labels
+        line = dict(color="black", width=1.5, dash="dash")
+        fig.add_hline(baseline, line=line)
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", line=line, name=f"baseline {baseline:.4g}",
+                                 hoverinfo="skip"))
     _style(fig, f"{metric_label} against {x_title}, per schedule", context, x_title, metric_label)
     fig.update_layout(legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"),
                       margin=dict(b=60))
