@@ -501,5 +501,8 @@ def test_the_tau_label_of_the_dims_below_curve_sits_under_the_curve_away_from_th
     paper = next(t for t in fig.data if t.name == "paper")
     at_tau = [y for x, y in zip(paper.x, paper.y) if x == pytest.approx(0.01)]
     assert at_tau and at_tau[0] > label.y  # the paper's point is above ours; our label goes the other way
+    builtin_like = np.concatenate([np.full(53, 0.005), np.geomspace(0.011, 1.3, 203)])  # 21 % below 0.01
+    fig = plots.dims_below_curve(builtin_like, CTX, tau=0.01)
+    assert next(a.ay for a in fig.layout.annotations if "of 256 dims" in (a.text or "")) > 0
     low = plots.dims_below_curve(v, CTX, tau=1.2e-3)  # near the x axis: above right
     assert next(a.ay for a in low.layout.annotations if "dims" in (a.text or "")) < 0

@@ -145,6 +145,7 @@ def dims_below_curve(v, context, tau: float | None = None, normalised: bool = Fa
 
 
 LABEL_OFFSET_PX = (70, 45)  # (x, y) from the marked point to its label
+PLOT_HEIGHT_PX = 330  # the plot area of a 480 px figure (_style's margins)
 
 
 def _label_offset(xs, ys, x: float, y: float) -> tuple[int, int]:
@@ -156,8 +157,9 @@ def _label_offset(xs, ys, x: float, y: float) -> tuple[int, int]:
     ys = np.asarray(ys, dtype=np.float64)
     fy = (y - min(ys.min(), 0)) / max(ys.max() - min(ys.min(), 0), 1e-12)
     dx, dy = LABEL_OFFSET_PX
+    below = int(min(dy, fy * PLOT_HEIGHT_PX - 20))  # stay above the x axis' tick labels
     if fx < 0.75:
-        return dx, (dy if fy > 0.25 else -dy)
+        return dx, (below if below >= 25 else -dy)
     return -dx, (-dy if fy < 0.75 else dy)
 
 
