@@ -178,6 +178,11 @@ class DDIMSampler:
         return x
 
 
+def velocity_part(out: torch.Tensor, channels: int) -> torch.Tensor:
+    """The velocity of a network output (B, C or 2C, H, W): its first ``channels`` channels (SiT's forward)."""
+    return out[:, :channels]
+
+
 # ------------------------------------------------------------------------------------ stochastic samplers
 
 def randn_rows(like: torch.Tensor, generator=None) -> torch.Tensor:

@@ -15,8 +15,8 @@ import torch
 import dtviz
 from dtviz.cli import main
 from dtviz.errors import DtvizInputError
-from dtviz.flow_samplers import (AdaptiveFlowSampler, EulerMaruyamaSampler, HeunFlowSampler, diffusion_coefficient,
-                                 flow_sampler)
+from dtviz.flow_samplers import AdaptiveFlowSampler, HeunFlowSampler, flow_sampler
+from dtviz.flow_sde import EulerMaruyamaSampler, diffusion_coefficient
 from dtviz.generate import Generator, SampleSettings
 from dtviz.pruning import PruneSpec
 from dtviz.samplers import EulerFlowSampler, guided_denoiser

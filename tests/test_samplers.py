@@ -19,7 +19,7 @@ import torch
 from dtviz.pruning import PruneSpec
 
 from dtviz.pruning_hooks import pruned
-from dtviz.flow_samplers import EulerMaruyamaSampler
+from dtviz.flow_sde import EulerMaruyamaSampler
 from dtviz.samplers import DDPMSampler, guided_denoiser, linear_betas, respaced_betas, space_timesteps
 from tests.factories import randomized_dit, tiny_config
 from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask, save_tiny_folder
