@@ -4,6 +4,7 @@ the unpruned samples of the same noise; inspect one dimension across classes and
 It opens on the paper's central contrast, from the model's own statistics (dtviz.pruning_defaults): the tail
 at the τ where s_tail ≈ 0.4 beside the head's k largest dims (3 % of d), with the baseline — three grids and the τ
 control in one screen (1600×1000); the dimension inspector below."""
+import re
 import time
 
 import numpy as np
@@ -12,8 +13,9 @@ import streamlit as st
 
 import dtviz_app as common
 from dtviz import budgets, plots
-from dtviz.cli import select_classes
+from dtviz.cli_args import select_classes
 from dtviz.errors import DtvizInputError
+from dtviz.flow_samplers import FLOW_SAMPLER_OPTIONS
 from dtviz.generate import SAMPLER_LABELS
 from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule
 from dtviz.pruning_defaults import pruning_defaults, reading_for
@@ -96,6 +98,9 @@ def sample_controls(ctx, gen) -> dict | None:
                             min_value=16, max_value=2048, step=16,
                             help=f"The pipeline's default is {gen.defaults['height']} px; on CPU a full-size SD3 / Flux "
                                  "image takes minutes, so the page starts smaller (fewer steps help too).")
+    spec = sampler_options_control(gen, sampler, int(steps))
+    if spec is False:
+        return None
     guidance = pruned_guidance_control(gen)
     ids = chosen if pick == "chosen" else select_classes(n_all, None, min(int(n), n_all), int(seed))
     if not ids:
@@ -111,7 +116,37 @@ def sample_controls(ctx, gen) -> dict | None:
         st.warning(str(err), icon=":material/block:")
         return None
     return {"labels": labels, "steps": int(steps), "cfg": float(cfg), "seed": int(seed),
-            "sampler": None if sampler == gen.defaults["name"] else sampler, "size": size, "pruned_guidance": guidance}
+            "sampler": spec, "size": size, "pruned_guidance": guidance}
+
+
+SAMPLER_OPTIONS_CHARS = re.compile(r"[A-Za-z0-9_.,=+-]{0,200}")
+
+
+def _sampler_options(raw: str) -> str:
+    """URL parser of the sampler options box: key=value pairs of letters, digits and . , = + - _ only."""
+    if not SAMPLER_OPTIONS_CHARS.fullmatch(raw):
+        raise ValueError(raw)
+    return raw
+
+
+def sampler_options_control(gen, sampler: str, steps: int):
+    """The release options of a flow sampler (FLOW_SAMPLER_OPTIONS, e.g. SiT's SDE diffusion form), as the CLI's
+    ``--sampler sde:diffusion_form=linear,...``. Returns the sampler spec for the run (None = the model's default),
+    or False (after one warning sentence) when the options are not the sampler's."""
+    allowed = FLOW_SAMPLER_OPTIONS.get(sampler, ())
+    if not allowed:
+        return None if sampler == gen.defaults["name"] else sampler
+    text = common.bound(st.text_input, "pr_sampler_opts", "", parse=_sampler_options, label=f"{sampler} options",
+                        max_chars=200, placeholder=",".join(f"{k}=…" for k in allowed[:2]),
+                        help=f"key=value pairs, as the CLI's --sampler {sampler}:…; keys: {', '.join(allowed)} "
+                             "(defaults: the release's, README Samplers).").strip()
+    spec = f"{sampler}:{text}" if text else sampler
+    try:
+        gen.sampler(steps, spec)  # checks names and values, draws nothing
+    except DtvizInputError as err:  # the message quotes the visitor's keys: shown as literal text
+        common.show_error(err, warning=True)
+        return False
+    return None if spec == gen.defaults["name"] else spec
 
 
 def pruned_guidance_control(gen) -> float | None:
