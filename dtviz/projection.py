@@ -111,6 +111,8 @@ def project(X, method: str = "tsne", seed: int = 0, progress: Callable[[int, int
     if n < 4:
         raise DtvizInputError(f"{method} needs at least 4 rows; got {n}.")
     Z = pca(X, PCA_DIMS_BEFORE_EMBEDDING) if X.shape[1] > PCA_DIMS_BEFORE_EMBEDDING else X - X.mean(0)
+    if Z.shape[1] < 2:  # a one-dim panel (e.g. a 1-dim tail): a zero column changes no distance, and PCA init needs 2
+        Z = np.pad(Z, ((0, 0), (0, 2 - Z.shape[1])))
     return tsne(Z, seed, implementation, progress) if method == "tsne" else _umap(Z, seed)
 
 

@@ -108,6 +108,19 @@ def test_both_tsne_implementations_keep_planted_clusters_and_neighbourhoods(impl
     np.testing.assert_array_equal(Y, tsne(X, 0, implementation))
 
 
+@pytest.mark.parametrize("method", ["tsne", "pca"])
+def test_a_one_dim_panel_projects_and_keeps_its_clusters(method):
+    """A panel of one dim (SD3's tail at τ = 0.01 can be a single dim): two clusters on a line stay apart."""
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(0, 0.1, 40), rng.normal(5, 0.1, 40)])[:, None]
+    labels = np.repeat([0, 1], 40)
+    Y = project(x, method)
+    assert Y.shape == (80, 2) and np.isfinite(Y).all()
+    D = np.linalg.norm(Y[:, None] - Y[None], axis=-1)
+    np.fill_diagonal(D, np.inf)
+    assert (labels[D.argmin(1)] == labels).all()
+
+
 def test_opentsne_reports_iterations_and_never_compiles_numba():
     """The page shows t-SNE's iterations; and openTSNE's own neighbour choice would import pynndescent
     (30 s of numba compilation on a busy machine): a fresh interpreter must not load numba at all."""

@@ -128,3 +128,19 @@ def test_the_cosine_csv_names_prompts(folders):
     frame = page_module("cosine").matrix_csv(ctx, None)()
     assert list(frame.columns) == ["prompt", *TYPED.splitlines()]
     assert frame["prompt"].tolist() == TYPED.splitlines()
+
+
+def test_projection_page_with_a_one_dim_tail(folders):
+    """τ between the two smallest |c̄ᵢ|: the tail panel has one dim and still projects (it raised in sklearn's PCA)."""
+    import numpy as np
+
+    import dtviz
+
+    prompts = dtviz.load(folders["sd3"], prompts="varied")
+    v = np.sort(np.abs(prompts.embeddings().mean(0)))
+    tau = float((v[0] + v[1]) / 2)
+    at = new_app(src=folders["sd3"], tau=f"{tau:.6g}")
+    ok(at.run())
+    at.switch_page(dtviz_app.view_path("projection")).run()
+    ok(at)
+    assert any("tail only: 1 dims" in m.value or "1 dims, |c̄ᵢ| < τ" in m.value for m in at.markdown), [m.value for m in at.markdown][:3]
