@@ -6,11 +6,11 @@ import dtviz_app as common
 GUIDE = (
     ("cosine", "Cosine similarity", "the N×N heatmap, a zoomed sub-matrix and the pair histogram (Fig. 3)"),
     ("magnitudes", "Magnitudes", "|cᵢ| histogram, per-dimension profile and dims below τ (Figs. 5, 6, 11)"),
-    ("variance", "Variance", "per-dimension variance across classes and its spectrum (Fig. 9)"),
+    ("variance", "Variance", "per-dimension variance across {rows} and its spectrum (Fig. 9)"),
     ("projection", "Head vs tail projection", "t-SNE / UMAP / PCA of full, head-only and tail-only c (Fig. 13)"),
     ("compare", "Compare models", "several sources side by side (Table 1, Fig. 1)"),
     ("dynamics", "Timestep & training dynamics", "cosine and nPR over t and over training steps (Fig. 12)"),
-    ("neighbours", "Nearest neighbours", "a class's nearest classes in the full space vs the head subspace"),
+    ("neighbours", "Nearest neighbours", "a {row}'s nearest {rows} in the full space vs the head subspace"),
     ("blocks", "Per-block modulation", "where each dim of c acts in each block, and how pruning changes it (no sampling)"),
     ("sweep", "Sweep table", "a dtviz sweep folder: the Table-2 columns, sortable, each metric against τ (Table 2)"),
     ("pruning", "Live pruning", "prune c and watch the regenerated samples change: tail vs head (Table 2, Figs. 7, 8)"),
@@ -83,7 +83,7 @@ def main():
     common.show_figure(fig, "overview-mean-profile", data, title="Profile of the mean vector c̄")
     st.subheader("Views")
     for module, title, what in GUIDE:
-        st.page_link(common.view_path(module), label=f"**{title}** — {what}")
+        st.page_link(common.view_path(module), label=f"**{title}** — {what.format(row=ctx.row, rows=ctx.rows)}")
 
 
 if __name__ == "__main__":

@@ -94,6 +94,8 @@ def figure_texts(at: AppTest) -> list[str]:
 def test_a_prompt_source_says_prompts_not_classes(folders):
     """Titles, headings, widget labels and figure text name the rows prompts on every analysis page."""
     at = ok(new_app(src=folders["sd3"], pmode="text", ptext=TYPED).run())
+    guide = [p.label for p in at.get("page_link")]  # the overview's guide to the views
+    assert any("a prompt's nearest prompts" in g for g in guide) and not any(CLASS_WORD.search(g) for g in guide)
     seen = {}
     for module in ("cosine", "magnitudes", "variance", "projection", "neighbours", "pruning"):
         at.query_params.update({"proj_method": "pca", "pr_pick": "chosen", "pr_steps": "2", "pr_size": "16"})
