@@ -318,3 +318,51 @@ def test_closing_the_tab_stops_its_run_on_the_real_server(server):
     other = ws_session(server, urlencode({"pr_n": 2, "pr_steps": 4, "pr_seed": 6}), "pruning", timeout=120)
     assert other["status"] == 0 and not other["errors"] and not other["exceptions"], other
     assert {"baseline", "pruned"} <= set(other["grids"])
+
+
+def test_a_waiting_tab_sees_its_queue_position_on_the_real_server(server):
+    """Two tabs on one model of `dtviz serve`'s app: while the first samples 8 × 1000 steps, the second's
+    progress bar says how many runs are ahead of it; when the first tab closes, the second gets its grids."""
+    import time
+    from urllib.parse import urlencode
+
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    def open_tab(query: dict):
+        ws = connect(f"ws://127.0.0.1:{server}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
+                     open_timeout=60)
+        msg = BackMsg()
+        msg.rerun_script.query_string = urlencode(query)
+        msg.rerun_script.page_name = "pruning"
+        ws.send(msg.SerializeToString())
+        return ws
+
+    def progress_texts(ws, until, limit: float = 120):
+        seen, deadline = [], time.time() + limit
+        while time.time() < deadline:
+            fm = ForwardMsg()
+            fm.ParseFromString(ws.recv(timeout=limit))
+            if fm.WhichOneof("type") == "delta" and fm.delta.WhichOneof("type") == "new_element":
+                el = fm.delta.new_element
+                if el.WhichOneof("type") == "progress":
+                    seen.append(el.progress.text)
+                    if until(el.progress.text):
+                        return seen
+        return seen
+
+    first = open_tab({"pr_n": 8, "pr_steps": 1000, "pr_seed": 15})
+    try:
+        assert any("step" in t for t in progress_texts(first, lambda t: "step" in t)), "the long run never started"
+        second = open_tab({"pr_n": 2, "pr_steps": 4, "pr_seed": 16})
+        try:
+            texts = progress_texts(second, lambda t: "ahead" in t)
+            assert any("waiting for the shared model, 1 ahead" in t for t in texts), texts
+            first.close()  # the first tab goes: its run stops and the second one samples
+            texts = progress_texts(second, lambda t: "step 4 of 4" in t or "step 5 of 5" in t, limit=180)
+            assert any(t.startswith("Sampling the baseline grid: step") for t in texts), texts
+        finally:
+            second.close()
+    finally:
+        first.close()
