@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="assets/builtin", help="where the shipped files go")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in this run")
+    parser.add_argument("--snapshot-steps", default=None, metavar="S,S,…",
+                        help="steps at which to save the embedder snapshots (default: 0, 250, 500, 1000, 2000, 3000, …)")
     for f in dataclasses.fields(TrainConfig):
         if f.type in ("int", "float"):
             parser.add_argument("--" + f.name.replace("_", "-"), type=int if f.type == "int" else float, default=None)
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
     cfg = TrainConfig(**overrides)
+    if args.snapshot_steps:
+        cfg.snapshot_steps = tuple(int(x) for x in args.snapshot_steps.split(",") if x.strip())
     cfg.snapshot_steps = tuple(s for s in cfg.snapshot_steps if s < cfg.steps) + (cfg.steps,)
     work = Workdir(args.work)
     work.log(f"config {json.dumps(dataclasses.asdict(cfg))}")

@@ -134,3 +134,13 @@ def test_a_kept_state_between_evaluations_exports_and_its_curve_is_measured(tmp_
     # run again with the same name: replaced in place, not added
     assert curve_main(["--work", str(work), "--name", "A", "--trials", str(trials)]) == 0
     assert [r["name"] for r in json.load(open(trials))["recipes"]] == ["A", "T"]
+
+
+def test_learning_rate_schedule_known_answers():
+    from dtviz.builtin.train import TrainConfig, learning_rate
+
+    constant = TrainConfig(lr=1e-3, warmup=200, steps=4000)
+    assert learning_rate(constant, 0) == pytest.approx(1e-3 / 200) and learning_rate(constant, 3999) == 1e-3
+    decay = TrainConfig(lr=1e-3, warmup=200, steps=4000, decay_from=3000)
+    assert learning_rate(decay, 2999) == 1e-3 and learning_rate(decay, 3000) == 1e-3
+    assert learning_rate(decay, 3500) == pytest.approx(0.5e-3) and learning_rate(decay, 4000) == 0.0

@@ -42,6 +42,7 @@ class TrainConfig:
     batch_size: int = 256
     lr: float = 1e-3
     warmup: int = 200
+    decay_from: int = 0  # 0: constant lr after warm-up (DiT's); else linear decay to 0 from this step to ``steps``
     label_init_std: float = 0.5  # DiT's 0.02 learns the class signal far slower at this size
     class_dropout_prob: float = 0.1
     ema_decay: float = 0.998
@@ -163,7 +164,7 @@ def train_diffusion(cfg: TrainConfig, data: dict, clf: GlyphClassifier, work: Wo
         if step in cfg.snapshot_steps:
             save_snapshot(ema, step, work)
         idx = torch.randint(len(x_all), (cfg.batch_size,), generator=gen)
-        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+        lr = learning_rate(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
         loss = flow_matching_loss(model, x_all[idx], y_all[idx], gen)
@@ -193,6 +194,15 @@ def train_diffusion(cfg: TrainConfig, data: dict, clf: GlyphClassifier, work: Wo
         history.append({"step": step, "class_accuracy": acc, "loss": None})
         work.log(f"step {step}: EMA class accuracy {acc:.3f}")
     return ema.eval(), history
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then constant (DiT's schedule), or from ``decay_from`` a linear decay
+    that reaches 0 at ``steps`` (a learning-rate schedule, one of the faithful levers of issue 11)."""
+    lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup)
+    if cfg.decay_from and step >= cfg.decay_from:
+        lr *= max(0.0, 1.0 - (step - cfg.decay_from) / max(cfg.steps - cfg.decay_from, 1))
+    return lr
 
 
 EMBEDDER_PREFIXES = ("t_embedder.", "y_embedder.")
