@@ -61,8 +61,9 @@ def main(argv=None) -> int:
     p.add_argument("--name", default=None, help="the recipe's row name in trials.json")
     p.add_argument("--recipe", default=None, help="how it was run and what it showed (markdown)")
     p.add_argument("--trials", default=None, help="a trials.json to add the recipe to (replacing one of the same name)")
+    p.add_argument("--from-step", type=int, default=0, help="only snapshots at or after this step (a run resumed from another)")
     args = p.parse_args(argv)
-    rows = curve(args.work)
+    rows = [r for r in curve(args.work) if r["step"] >= args.from_step]
     if not args.trials:
         print(json.dumps(rows, indent=1))
         return 0
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     entry = {"name": args.name, "recipe": args.recipe or "", "curve": rows}
     recipes = [r for r in trials["recipes"] if r["name"] != args.name]
     at = next((i for i, r in enumerate(trials["recipes"]) if r["name"] == args.name), len(recipes))
-    trials["recipes"] = recipes[:at] + [entry] + recipes[at:]
+    trials["recipes"] = sorted(recipes[:at] + [entry] + recipes[at:], key=lambda r: r["name"])  # A, B, C, …
     with open(args.trials, "w", encoding="utf-8") as fh:
         json.dump(trials, fh, indent=1, ensure_ascii=False)
     print(f"{args.trials}: {args.name}, {len(rows)} snapshots")
