@@ -176,20 +176,15 @@ def test_sweep_without_a_clip_says_how_to_enable_it(tmp_path, monkeypatch, capsy
 
 def test_torchrun_gathers_clip_scores_not_images(clip_folder, tmp_path):
     """Two processes score their own chunks and rank 0 gathers the scores: the same table as one process."""
-    import subprocess
-    import sys
+    from torchrun import run_dtviz, why_a_rank_failed
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     extra = ["--metrics", "clip", "--clip", clip_folder, "--batch-size", "2", "--classes", "0,1,2", "--per-class", "1"]
     args = ["sweep", "builtin", "--device", "cpu", "--seed", "0", "--steps", "4", "--tau", "0.5", *extra]
     one = tmp_path / "one"
     assert main([*args, "--out", str(one)]) == 0
     two = tmp_path / "two"
-    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dtviz",
-           *args, "--out", str(two)]
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_dtviz([*args, "--out", str(two)])
+    assert proc.returncode == 0, why_a_rank_failed(proc.stderr)
     assert (one / "table.csv").read_text() == (two / "table.csv").read_text()
     with open(two / "table.csv", newline="") as fh:
         assert all(r["clip"] != "" for r in csv.DictReader(fh))

@@ -6,8 +6,6 @@ import csv
 import filecmp
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,8 +14,8 @@ from dtviz.cli import main
 from dtviz.pruning import PruneSpec, global_mask
 from dtviz.sweep import TABLE_COLUMNS
 from tests.test_pruning import save_tiny_folder
+from torchrun import run_dtviz, why_a_rank_failed
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +128,8 @@ def test_torchrun_two_processes_match_one(plain_folder, tmp_path):
     one = str(tmp_path / "one")
     assert main(sweep_args(plain_folder, one, *extra)) == 0
     two = str(tmp_path / "two")
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "dtviz",
-           *sweep_args(plain_folder, two, *extra)]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_dtviz(sweep_args(plain_folder, two, *extra), timeout=180)
+    assert proc.returncode == 0, why_a_rank_failed(proc.stderr)
     assert proc.stdout.count("wrote 3 settings") == 1  # only rank 0 writes
     assert open(os.path.join(one, "table.csv")).read() == open(os.path.join(two, "table.csv")).read()
     for setting in ("baseline", "tail_tau0.2_every_per-sample", "tail_tau0.2_last1_per-sample"):
