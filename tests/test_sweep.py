@@ -17,7 +17,6 @@ from tests.test_pruning import save_tiny_folder
 from torchrun import run_dtviz, why_a_rank_failed
 
 
-
 @pytest.fixture(scope="module")
 def glyph_folder(tmp_path_factory):
     """16×16 model that ships a (random) glyph classifier, like the built-in layout."""
