@@ -1,7 +1,6 @@
 """``dtviz blocks``: per-block modulation change under a pruning of c (dtviz.blocks), without sampling."""
 from __future__ import annotations
 
-import json
 
 from dtviz.errors import DtvizInputError
 
@@ -24,7 +23,7 @@ def add_blocks_parser(sub) -> None:
 
 def cmd_blocks(args) -> int:
     from dtviz.blocks import modulation_change
-    from dtviz.cli_args import source_options
+    from dtviz.cli_args import json_text, source_options
     from dtviz.loading import load
     from dtviz.pruning import PruneSpec
 
@@ -34,7 +33,7 @@ def cmd_blocks(args) -> int:
     spec = PruneSpec(mode=args.mode, tau=tau, k=args.k, mask=args.mask)
     result = modulation_change(source, spec, t=args.t)[0].to_json()
     if args.json:
-        print(json.dumps(result))
+        print(json_text(result))  # strict JSON: a zero modulation's NaN change is null
         return 0
     if not result["blocks"] and not result["final"]:
         raise DtvizInputError("the model has no modulation layers to read.")
