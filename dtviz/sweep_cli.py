@@ -40,7 +40,6 @@ def add_sweep_parser(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
-    from dtviz.clipscore import condition_texts
     from dtviz.generate import Generator, SampleSettings
     from dtviz.loading import load
     from dtviz.quality import classifier_for, template_matcher_for
@@ -61,11 +60,10 @@ def cmd_sweep(args) -> int:
         ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
         labels = np.repeat(ids, args.per_class)
         generator = Generator(source, vae=args.vae)
-        plan.texts = lambda ids: condition_texts(source, ids)
         settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler, size=args.size,
                                   pruned_guidance=args.pruned_guidance)
         results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source),
-                            matcher=template_matcher_for(source), featurize=plan.featurizer(world.rank))
+                            matcher=template_matcher_for(source), featurize=plan.featurizer(source, world.rank))
         if not world.is_main:
             return 0
         metric_notes = fill_metrics(results, plan, args.reference)

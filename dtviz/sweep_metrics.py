@@ -32,16 +32,17 @@ class MetricsPlan:
     metrics: tuple = ()
     net: object = None  # the Inception network, when a metric needs it
     clip: object = None  # a dtviz.clipscore.ClipScorer, when "clip" runs
-    texts: object = None  # class ids (N,) -> the texts CLIP scores against (dtviz.clipscore.condition_texts)
     skipped: list = field(default_factory=list)
 
-    def featurizer(self, rank: int = 0, batch_size: int = 32):
+    def featurizer(self, source=None, rank: int = 0, batch_size: int = 32):
         """(uint8 (n, H, W, C), class ids (n,)) -> {"pool", "logits"} Inception features and/or {"clip"}
-        per-sample CLIP scores, with a tqdm bar per rank over the images it scores."""
+        per-sample CLIP scores against ``source``'s texts (dtviz.clipscore.condition_texts), with a tqdm bar per
+        rank over the images it scores."""
         if not self.metrics:
             return None
         from tqdm import tqdm
 
+        from dtviz.clipscore import condition_texts
         from dtviz.inception import features
 
         bar = tqdm(desc=f"metric features (rank {rank})", unit="img", position=1 + rank, dynamic_ncols=True, leave=False)
@@ -51,7 +52,7 @@ class MetricsPlan:
             if self.net is not None:
                 out["pool"], out["logits"] = features(self.net, images, batch_size)
             if self.clip is not None:
-                out["clip"] = self.clip.scores(images, self.texts(labels), batch_size)
+                out["clip"] = self.clip.scores(images, condition_texts(source, labels), batch_size)
             bar.update(len(images))
             return out
 
