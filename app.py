@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from dtviz.device import interactive_threads  # noqa: E402
+from dtviz.models.device import interactive_threads  # noqa: E402
 from dtviz.errors import DtvizInputError  # noqa: E402
 import dtviz_app as common  # noqa: E402
 

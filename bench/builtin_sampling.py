@@ -11,7 +11,7 @@ import os
 import torch
 
 import dtviz
-from dtviz.generate import Generator, SampleSettings
+from dtviz.sampling.generate import Generator, SampleSettings
 
 
 def main() -> list[tuple[str, float, float | None]]:

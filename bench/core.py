@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 import dtviz
-from dtviz import stats
+from dtviz.analysis import stats
 
 D, K = 1152, 1000
 

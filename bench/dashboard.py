@@ -55,7 +55,7 @@ def heatmap_payload() -> tuple[int, int, float, float]:
     import plotly.graph_objects as go
 
     from dtviz.plots import cosine_heatmap
-    from dtviz.stats import cosine_matrix
+    from dtviz.analysis.stats import cosine_matrix
 
     rng = np.random.default_rng(0)
     E = rng.normal(size=(1000, 1152)) * np.logspace(-3, 0.5, 1152) + 2 * (rng.random(1152) > 0.98)
@@ -73,7 +73,7 @@ def heatmap_payload() -> tuple[int, int, float, float]:
 def projections() -> list[tuple[str, float, float]]:
     from sklearn.manifold import TSNE
 
-    from dtviz.projection import ProjectionCache, project, warm_up
+    from dtviz.analysis.projection import ProjectionCache, project, warm_up
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(1000, 1152)) * np.logspace(-3, 0.5, 1152)

@@ -1,7 +1,7 @@
 """Live pruning page (issue 5, "Live page"): slider release → pruned grid of 16 samples on the built-in model,
 target ~1 s on 2 CPU cores.
 
-    dtviz    the page's path: the baseline is cached, a release runs generate.sample_readout once for the
+    dtviz    the page's path: the baseline is cached, a release runs quality.sample_readout once for the
              pruned side (sampling + removed dims + pixel drift + class accuracy) and encodes the grid tiles
     baseline recomputing both sides on every release (baseline and pruned sampling, read-outs, tiles)
 
@@ -16,11 +16,12 @@ import torch
 import dtviz
 from bench.core import timed
 from dtviz import plots
-from dtviz.cli_args import select_classes
-from dtviz.device import interactive_threads
-from dtviz.generate import Generator, SampleSettings, sample_readout
-from dtviz.pruning import PruneSpec
-from dtviz.quality import classifier_for
+from dtviz.cli.args import select_classes
+from dtviz.models.device import interactive_threads
+from dtviz.evaluation.quality import sample_readout
+from dtviz.sampling.generate import Generator, SampleSettings
+from dtviz.pruning.spec import PruneSpec
+from dtviz.evaluation.quality import classifier_for
 
 TAUS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2)  # slider marks, so no two releases repeat in a row
 

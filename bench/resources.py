@@ -57,7 +57,7 @@ import json, sys
 sys.path.insert(0, {root!r})
 import numpy as np, torch
 import dtviz
-from dtviz.stats import ConditionStats
+from dtviz.analysis.stats import ConditionStats
 import os
 with open("/proc/self/statm") as fh:
     base = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024  # current RSS (KB) before the work
@@ -80,7 +80,7 @@ sys.path.insert(0, {root!r})
 logging.disable(logging.WARNING)
 warnings.filterwarnings("ignore")
 import dtviz_app
-from dtviz.stats import ConditionStats
+from dtviz.analysis.stats import ConditionStats
 
 def rss_mb():
     with open("/proc/self/statm") as fh:

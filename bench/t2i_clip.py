@@ -23,7 +23,7 @@ import torch  # noqa: E402
 def main(n: int = 64) -> None:
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
-    from dtviz.prompts import read_prompts
+    from dtviz.sources.prompts import read_prompts
     from t2i_factories import WORDS, clip_tokenizer
 
     torch.set_num_threads(1)

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 
 
 def inputs(n: int) -> np.ndarray:
-    from dtviz.projection import PCA_DIMS_BEFORE_EMBEDDING, pca
+    from dtviz.analysis.projection import PCA_DIMS_BEFORE_EMBEDDING, pca
 
     if n == 1000:
         import dtviz
@@ -44,7 +44,7 @@ IMPLEMENTATIONS = ("sklearn", "opentsne-bh", "opentsne-fft")
 
 def run(implementation: str, X: np.ndarray) -> tuple[float, float, np.ndarray]:
     """(wall s, CPU s of this process, embedding) of dtviz's own t-SNE code with one implementation."""
-    from dtviz.tsne import _open_tsne, tsne
+    from dtviz.analysis.tsne import _open_tsne, tsne
 
     w0, c0 = time.perf_counter(), time.process_time()
     if implementation == "sklearn":

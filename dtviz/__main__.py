@@ -1,3 +1,3 @@
-from dtviz.cli import main
+from dtviz.cli.main import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""What a visitor may open and see: served roots (dtviz.served) for every path from the URL or a text box,
+"""What a visitor may open and see: served roots (dtviz.serving.roots) for every path from the URL or a text box,
 error text shown as plain text without server paths, and per-session upload folders.
 
     open_name(text)    a visitor's source / folder → what dtviz.load takes (or the one refusal sentence)
@@ -23,7 +23,7 @@ import weakref
 import streamlit as st
 
 from dtviz.errors import DtvizInputError
-from dtviz.served import ServedRoots
+from dtviz.serving.roots import ServedRoots
 from dtviz_app.constants import LOG, UPLOAD_ROOT
 
 
@@ -49,7 +49,7 @@ def open_name(text: str) -> str:
 
 def open_folder(text: str) -> str:
     """A folder of training checkpoints typed by a visitor: inside the roots, and every checkpoint in it too."""
-    from dtviz.dynamics import SNAPSHOT_EXTENSIONS
+    from dtviz.analysis.dynamics import SNAPSHOT_EXTENSIONS
 
     return served().resolve_folder(text, tuple(SNAPSHOT_EXTENSIONS))
 

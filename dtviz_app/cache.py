@@ -1,5 +1,5 @@
 """Everything the dashboard computes once and shares: opened models (``st.cache_resource``), the big arrays
-(E, the statistics with the N×N cosine matrix, cluster orders: ``dtviz.arraycache.ARRAYS``, one read-only copy
+(E, the statistics with the N×N cosine matrix, cluster orders: ``dtviz.serving.arraycache.ARRAYS``, one read-only copy
 each, bounded in bytes by ``budgets.MAX_CACHE_BYTES``), heatmap figures (``FIGURES``, a byte-bounded LRU:
 MAX_FIGURE_CACHE_BYTES), sampled grids (``SAMPLES``, filled by dtviz_app.sampling: MAX_SAMPLE_CACHE_BYTES) and small
 results (``st.cache_data``).
@@ -19,8 +19,8 @@ import pickle
 import numpy as np
 import streamlit as st
 
-from dtviz.arraycache import ARRAYS, ByteLRU, source_identity
-from dtviz.budgets import MAX_DYNAMICS_FILES, MAX_PROJECTION_ROWS, evenly_spaced, shown_note
+from dtviz.serving.arraycache import ARRAYS, ByteLRU, source_identity
+from dtviz.sources.budgets import MAX_DYNAMICS_FILES, MAX_PROJECTION_ROWS, evenly_spaced, shown_note
 from dtviz.errors import DtvizInputError
 from dtviz_app.constants import LOG
 
@@ -28,7 +28,7 @@ from dtviz_app.constants import LOG
 # ================================================================================ caching
 
 def resolved_device(device: str) -> str:
-    from dtviz.device import resolve_device
+    from dtviz.models.device import resolve_device
 
     return str(resolve_device(None if device in (None, "", "auto") else device))
 
@@ -63,7 +63,7 @@ def embeddings(source: str, family: str, device: str, labels: str | None, t: flo
 def condition_stats(source: str, family: str, device: str, labels: str | None, t: float | None, part: str):
     """ConditionStats fitted on E (with the N×N cosine matrix up to 10 000 rows): one read-only copy per
     resolved source, never one per spelling or per reader."""
-    from dtviz.stats import ConditionStats
+    from dtviz.analysis.stats import ConditionStats
 
     key = (source_identity(source), "stats", family, device, labels, t, part)
     with st.spinner("Computing statistics…") if key not in ARRAYS else contextlib.nullcontext():
@@ -78,7 +78,7 @@ def cluster_order(source: str, family: str, device: str, labels: str | None, t: 
         plots.cluster_order(condition_stats(source, family, device, labels, t, part).cosine())))
 
 
-PROJECTIONS = None  # dtviz.projection.ProjectionCache, made on first use (see projection)
+PROJECTIONS = None  # dtviz.analysis.projection.ProjectionCache, made on first use (see projection)
 
 
 def projection(key: tuple, tau: float, top_head: int, method: str, panel: str, seed: int = 0,
@@ -88,7 +88,7 @@ def projection(key: tuple, tau: float, top_head: int, method: str, panel: str, s
     t-SNE's iterations while it computes. Kept in the library's ProjectionCache (bounded LRU, one
     computation per key across sessions), not st.cache_data, which may not call the page's progress bar."""
     global PROJECTIONS
-    from dtviz.projection import PANEL_FULL, ProjectionCache
+    from dtviz.analysis.projection import PANEL_FULL, ProjectionCache
 
     if PROJECTIONS is None:
         PROJECTIONS = ProjectionCache(maxsize=64)  # 64 panels of N×2 float64: 1 MB for 1000 classes
@@ -101,7 +101,7 @@ def projection(key: tuple, tau: float, top_head: int, method: str, panel: str, s
 
 def _projection(ckey: tuple, tau: float | None, top_head: int | None, method: str, panel: str, seed: int = 0,
                 progress=None) -> np.ndarray:
-    from dtviz.projection import PANEL_FULL, head_tail_views, project
+    from dtviz.analysis.projection import PANEL_FULL, head_tail_views, project
 
     key = (ckey[0][0], *ckey[1:])
     if panel == PANEL_FULL:
@@ -135,7 +135,7 @@ def compare_row(source: str, device: str, part: str, tau: float) -> dict:
 
 @st.cache_data(max_entries=64, ttl=3600, show_spinner=False)
 def _compare_row(ident: tuple, device: str, part: str, tau: float) -> dict:
-    from dtviz.cli import table_rows
+    from dtviz.cli.main import table_rows
 
     return table_rows([safe_load(ident[0], "auto", device, refresh=False)], None, part, tau)[0]
 
@@ -147,7 +147,7 @@ def series_over_t(key: tuple, n: int) -> dict:
 
 @st.cache_data(max_entries=16, ttl=3600, show_spinner="Computing the statistics over t…")
 def _series_over_t(ckey: tuple, n: int) -> dict:
-    from dtviz.dynamics import stats_over_t
+    from dtviz.analysis.dynamics import stats_over_t
 
     (source, _stamp), family, device, labels, _t, part = ckey
     return stats_over_t(load_source(source, family, device, labels), None, part, n=n)
@@ -156,9 +156,9 @@ def _series_over_t(ckey: tuple, n: int) -> dict:
 @st.cache_data(max_entries=16, ttl=600, show_spinner="Reading the training checkpoints…")
 def series_over_training(folder: str, part: str) -> dict:
     """dynamics.snapshot_series of a folder (each checkpoint at its own t0); re-read after 10 minutes."""
-    from dtviz.dynamics import snapshot_series
+    from dtviz.analysis.dynamics import snapshot_series
 
-    from dtviz.dynamics import snapshot_paths
+    from dtviz.analysis.dynamics import snapshot_paths
 
     paths = snapshot_paths(os.path.expanduser(folder))
     keep = evenly_spaced(len(paths), MAX_DYNAMICS_FILES)  # each file is opened: one request reads at most the cap
@@ -178,7 +178,7 @@ def _generator_for(source: str, stamp, family: str, device: str, labels: str | N
     """(Generator, None) or (None, the library's reason it cannot sample). One per model, shared by all
     sessions: Generator.sample holds a lock, so concurrent sessions take turns and never see each other's
     pruning hooks. The failure is cached too (a latent model is built once to find it needs a VAE)."""
-    from dtviz.generate import Generator
+    from dtviz.sampling.generate import Generator
 
     try:
         return Generator(_load_source(source, stamp, family, device, labels)), None

@@ -59,7 +59,7 @@ class Ctx:
         if self.threshold != "topk":
             return self.tau_setting
         if "tau_k" not in self._memo:
-            from dtviz.stats import topk_dims
+            from dtviz.analysis.stats import topk_dims
 
             mv = self.stats.mean_vector_
             head = topk_dims(mv, self.k)

@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from dtviz.errors import DtvizInputError
-from dtviz.loading import BUILTIN, BUILTINS
+from dtviz.sources.loading import BUILTIN, BUILTINS
 from dtviz_app.access import link_name, open_name, plain, save_upload, show_error, sweep_uploads
 from dtviz_app.cache import cached_pipelines, resolved_device, safe_load
 from dtviz_app.constants import (DEFAULT_K, DEFAULT_TAU, FAMILY_CHOICES, PART_LABELS, PARTS, SOURCE_KINDS,
@@ -104,7 +104,7 @@ def _upload_widgets() -> tuple[str | None, str | None]:
 
 def detection_ambiguous(source) -> bool:
     """True when the family came from key detection and DiT / SiT / MG cannot be told apart."""
-    from dtviz.families import detect_family
+    from dtviz.sources.families import detect_family
 
     if hasattr(source, "family_ambiguous"):  # a native checkpoint: its training args/config may have settled it
         return bool(source.family_ambiguous)
@@ -232,7 +232,7 @@ def follow(key: str, value: Any) -> None:
 def sidebar() -> Ctx | None:
     """Draw the shared sidebar and return the context, or None when no source could be opened (the reason is
     shown in the sidebar and in the page)."""
-    from dtviz.device import available_devices
+    from dtviz.models.device import available_devices
 
     ss = st.session_state
     ss.pop("_load_error", None)

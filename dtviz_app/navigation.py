@@ -9,7 +9,7 @@ import unicodedata
 
 import streamlit as st
 
-from dtviz.loading import BUILTINS
+from dtviz.sources.loading import BUILTINS
 from dtviz.reference import reference_label
 from dtviz_app.access import plain, show_error
 from dtviz_app.context import Ctx

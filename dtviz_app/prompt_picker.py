@@ -1,6 +1,6 @@
 """The prompt picker of the sidebar: the rows of a text-to-image source (SD3, Flux, PixArt, Sana).
 
-A shipped set (dtviz.prompts.PROMPT_SETS), prompts typed in a box, or an uploaded .txt file; the result is what
+A shipped set (dtviz.sources.prompts.PROMPT_SETS), prompts typed in a box, or an uploaded .txt file; the result is what
 ``dtviz.load`` takes as the pipeline's prompts (a set name, or the path of a private copy in UPLOAD_ROOT named by
 its content hash, so it doubles as the cache key). The set and the typed prompts are in the URL; a link's typed
 prompts are bounded (URL_MAX_PROMPTS prompts, URL_MAX_CHARS characters) — a link is untrusted input.
@@ -13,7 +13,7 @@ import os
 import streamlit as st
 
 from dtviz.errors import DtvizInputError
-from dtviz.prompts import DEFAULT_PROMPT_SET, MAX_PROMPT_FILE_BYTES, PROMPT_SETS, parse_prompts
+from dtviz.sources.prompts import DEFAULT_PROMPT_SET, MAX_PROMPT_FILE_BYTES, PROMPT_SETS, parse_prompts
 from dtviz_app.constants import UPLOAD_ROOT
 from dtviz_app.urlstate import Expected, _notes, bound, choice, url_seed, url_store
 

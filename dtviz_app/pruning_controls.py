@@ -2,7 +2,7 @@
 box, and sample grids that stay on screen (dimmed) while their next version is sampled.
 
 Numbers come from the library: the τ marks are ``ConditionStats.tau_marks`` (one more dim below τ at each
-mark), the search ranking is ``dtviz.classsearch``.
+mark), the search ranking is ``dtviz.analysis.classsearch``.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from dtviz.classsearch import best_class
+from dtviz.analysis.classsearch import best_class
 from dtviz_app.access import plain
 from dtviz_app.constants import TAU_MAX, TAU_MIN
 from dtviz_app.figures import image_grid
@@ -79,7 +79,7 @@ def _on_search(key: str, ids_key: str, names: list, limit: int, row: str = "clas
 
 
 def class_search(key: str, ids_key: str, names: list, limit: int, row: str = "class") -> None:
-    """A search box: Enter adds the single best match (exact name or code point first, dtviz.classsearch) to the
+    """A search box: Enter adds the single best match (exact name or code point first, dtviz.analysis.classsearch) to the
     list under ``ids_key``. Call before that list's widget. ``row``: what the rows are (Ctx.row)."""
     glyphs = row == "class"  # code points name glyph classes; prompts and conditions are found by their words
     st.text_input(f"Add a {row}: name, character or U+code, then Enter" if glyphs else f"Add a {row}: its words, then Enter",
@@ -126,7 +126,7 @@ MASK_LABELS = {"global": "global (c̄)", "per-sample": "per sample"}
 
 def describe(spec) -> str:
     """"tail: |cᵢ| < τ = 0.01 · every step · global, from c̄" etc., for the heading above a pruned grid."""
-    from dtviz.pruning import parse_schedule
+    from dtviz.pruning.spec import parse_schedule
 
     if spec.dims is not None:
         what = "dims " + ", ".join(map(str, spec.dims))

@@ -4,7 +4,7 @@ cancel token that stops it when its session ends or asks for something newer (``
 with the other caches in dtviz_app.cache (a changed model file drops its entries there) and is looked up at call time.
 
 Library modules are imported inside the functions that use them: ``sample_run`` looks up
-``dtviz.generate.sample_readout`` at call time (the tests monkeypatch it there).
+``dtviz.evaluation.quality.sample_readout`` at call time (the tests monkeypatch it there).
 """
 from __future__ import annotations
 
@@ -12,19 +12,17 @@ import time
 
 import streamlit as st
 
-from dtviz.budgets import check_sample_work
 from dtviz.errors import DtvizInputError
-from dtviz.scheduling import CancelToken, Cancelled
+from dtviz.sampling.queue import CancelToken, Cancelled
+from dtviz.sources.budgets import check_sample_work
 from dtviz_app import cache
 from dtviz_app.cache import _hashable, canonical
 from dtviz_app.constants import LOG
 
 
-
-
 def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, seed: int, spec=None,
                sampler: str | None = None, size: int | None = None, pruned_guidance: float | None = None) -> dict:
-    """generate.sample_readout for (model, classes, seed, steps, CFG, sampler[, size, pruning]), drift against the
+    """quality.sample_readout for (model, classes, seed, steps, CFG, sampler[, size, pruning]), drift against the
     cached baseline of the same settings; the baseline (spec None) is itself one cached entry. Kept in ``SAMPLES``
     (bounded by MAX_SAMPLE_CACHE_BYTES, least recently used first out; arrays read-only, so a hit is the same
     images for every session and nobody can alter them). A progress bar shows the steps while it runs; a hit
@@ -37,8 +35,9 @@ def sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, se
 
 def _sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, seed: int, spec=None,
                 sampler: str | None = None, size: int | None = None, pruned_guidance: float | None = None) -> dict:
-    from dtviz.generate import SampleSettings, sample_readout
-    from dtviz.quality import classifier_for, template_matcher_for
+    from dtviz.evaluation import quality
+    from dtviz.evaluation.quality import classifier_for, template_matcher_for
+    from dtviz.sampling.generate import SampleSettings
 
     gen, reason = cache._generator(*model_key)  # looked up at call time: the tests swap it
     if gen is None:
@@ -48,14 +47,14 @@ def _sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, s
     if steps:
         check_sample_work(len(labels), int(steps))  # the page says so first; this guards every caller
     started = time.perf_counter()
-    # pruned-c guidance (w): spec is then P of D + w·(D_c − D_P(c)), c itself stays whole (dtviz.samplers)
+    # pruned-c guidance (w): spec is then P of D + w·(D_c − D_P(c)), c itself stays whole (dtviz.sampling.samplers)
     settings = SampleSettings(steps=steps, cfg_scale=cfg_scale, seed=seed, sampler=sampler, size=size,
                               pruned_guidance=pruned_guidance)
     bar = st.empty()
     what = "baseline" if spec is None else "pruned"
     token = session_token()  # stops this run when the session ends or asks for something newer
 
-    def on_wait(ahead: int) -> None:  # the shared model serves sessions in arrival order (dtviz.scheduling)
+    def on_wait(ahead: int) -> None:  # the shared model serves sessions in arrival order (dtviz.sampling.queue)
         bar.progress(0.0, text=f"Sampling the {what} grid: waiting for the shared model, {ahead} ahead")
 
     def on_step(i: int, n: int) -> None:  # SD3 / Flux on CPU take minutes: show where the run is
@@ -63,7 +62,7 @@ def _sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, s
             bar.progress(min(i / max(n, 1), 1.0), text=f"Sampling the {what} grid: step {i + 1} of {n}")
 
     try:
-        out = sample_readout(gen, labels, settings, spec, base, classifier_for(gen.source), on_step=on_step,
+        out = quality.sample_readout(gen, labels, settings, spec, base, classifier_for(gen.source), on_step=on_step,
                              matcher=template_matcher_for(gen.source), cancel=token, on_wait=on_wait)
     except Cancelled as err:  # the model is free for the next session at once; the log says where it stopped
         LOG.warning("%d × %s steps (%s): %s", len(labels), steps, what, err)

@@ -1,13 +1,13 @@
 """Per-block modulation (issue 15): where each dim of c acts in each block's adaLN modulation, and how much each
-block's modulation changes when c is pruned, against τ — without sampling (dtviz.blocks, dtviz.plots.blocks)."""
+block's modulation changes when c is pruned, against τ — without sampling (dtviz.analysis.blocks, dtviz.plots.blocks)."""
 import numpy as np
 import streamlit as st
 
 import dtviz_app as common
 from dtviz import plots
-from dtviz.blocks import change_curves, contributions, modulation_change, modulations
+from dtviz.analysis.blocks import change_curves, contributions, modulation_change, modulations
 from dtviz.errors import DtvizInputError
-from dtviz.pruning import MASKS, MODES, PruneSpec
+from dtviz.pruning.spec import MASKS, MODES, PruneSpec
 from dtviz_app.pruning_controls import MASK_LABELS, MODE_LABELS
 
 MAX_ROWS = 256  # rows (classes / prompts) the page averages over: evenly spaced, all when fewer

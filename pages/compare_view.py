@@ -5,14 +5,15 @@ import pandas as pd
 import streamlit as st
 
 import dtviz_app as common
-from dtviz import budgets, plots
-from dtviz.cli import TABLE_COLUMNS
+from dtviz import plots
+from dtviz.sources import budgets
+from dtviz.cli.main import TABLE_COLUMNS
 from dtviz.errors import DtvizInputError
-from dtviz.loading import BUILTIN, BUILTIN_DIR, BUILTINS
+from dtviz.sources.loading import BUILTIN, BUILTIN_DIR, BUILTINS
 from dtviz.reference import CITATION, compare_rows, family_reference, paper_rows
 
 SNAPSHOTS = os.path.join(BUILTIN_DIR, "snapshots")
-SNAPSHOT_NAMES = f"{BUILTIN}/snapshots/"  # how links name them (dtviz.served: a built-in model's folder)
+SNAPSHOT_NAMES = f"{BUILTIN}/snapshots/"  # how links name them (dtviz.serving.roots: a built-in model's folder)
 
 
 def known_sources(ctx) -> list[str]:

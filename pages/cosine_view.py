@@ -4,8 +4,8 @@ import streamlit as st
 
 import dtviz_app as common
 from dtviz import plots
-from dtviz.cli import select_classes
-from dtviz.stats import offdiag_values
+from dtviz.cli.main import select_classes
+from dtviz.analysis.stats import offdiag_values
 
 ORDERS = {"id": "{row} id", "cluster": "clustering"}  # {row}: class, prompt or condition (Ctx.row)
 PICKS = {"random": "random {rows}", "chosen": "chosen {rows}"}

@@ -8,7 +8,7 @@ import streamlit as st
 import dtviz_app as common
 from dtviz import plots
 from dtviz.errors import DtvizInputError
-from dtviz.loading import BUILTINS
+from dtviz.sources.loading import BUILTINS
 DEFAULT_N = 11
 
 

@@ -4,7 +4,7 @@ import streamlit as st
 
 import dtviz_app as common
 from dtviz import plots
-from dtviz.neighbours import nearest
+from dtviz.analysis.neighbours import nearest
 
 DEFAULT_K = 10
 

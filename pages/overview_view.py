@@ -47,7 +47,7 @@ def paper_table(family: str | None = None) -> None:
 def builtin_status(name: str) -> list[str]:
     """For a shipped model: where its c stands against the paper's regime (its model card's measured numbers)."""
     from dtviz.builtin.card import shipped_status
-    from dtviz.loading import BUILTINS
+    from dtviz.sources.loading import BUILTINS
 
     return shipped_status(BUILTINS[name].path) if name in BUILTINS else []
 

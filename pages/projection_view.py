@@ -5,8 +5,8 @@ import streamlit as st
 import dtviz_app as common
 from dtviz import plots
 from dtviz.errors import DtvizInputError
-from dtviz.projection import DEFAULT_TOP_HEAD, METHODS, head_tail_views, panel_titles, tsne_implementation, umap_compiled
-from dtviz.tsne import OPENTSNE_FFT_FROM
+from dtviz.analysis.projection import DEFAULT_TOP_HEAD, METHODS, head_tail_views, panel_titles, tsne_implementation, umap_compiled
+from dtviz.analysis.tsne import OPENTSNE_FFT_FROM
 
 METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 DEFAULT_METHOD = "tsne"  # as the paper; openTSNE takes a few seconds per panel of 1000 classes (README)

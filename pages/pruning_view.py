@@ -1,7 +1,7 @@
 """Live pruning (paper section 5: Table 2, Figs. 7, 8, 10): sample with dimensions of c zeroed and compare with
 the unpruned samples of the same noise; inspect one dimension across classes and ablate it alone.
 
-It opens on the paper's central contrast, from the model's own statistics (dtviz.pruning_defaults): the tail
+It opens on the paper's central contrast, from the model's own statistics (dtviz.pruning.defaults): the tail
 at the τ where s_tail ≈ 0.4 beside the head's k largest dims (3 % of d), with the baseline — three grids and the τ
 control in one screen (1600×1000); the dimension inspector below."""
 import re
@@ -12,13 +12,14 @@ import pandas as pd
 import streamlit as st
 
 import dtviz_app as common
-from dtviz import budgets, plots
-from dtviz.cli_args import select_classes
+from dtviz import plots
+from dtviz.sources import budgets
+from dtviz.cli.args import select_classes
 from dtviz.errors import DtvizInputError
-from dtviz.flow_samplers import FLOW_SAMPLER_OPTIONS
-from dtviz.generate import SAMPLER_LABELS
-from dtviz.pruning import MASKS, MODES, PruneSpec, format_schedule
-from dtviz.pruning_defaults import pruning_defaults, reading_for
+from dtviz.sampling.flow import FLOW_SAMPLER_OPTIONS
+from dtviz.sampling.generate import SAMPLER_LABELS
+from dtviz.pruning.spec import MASKS, MODES, PruneSpec, format_schedule
+from dtviz.pruning.defaults import pruning_defaults, reading_for
 from dtviz.reference import paper_rows
 from dtviz_app import pruning_controls
 from dtviz_app.pruning_controls import MASK_LABELS, MODE_LABELS, describe, readout, readout_line
@@ -110,7 +111,7 @@ def sample_controls(ctx, gen) -> dict | None:
     if sampler == "sde" and steps < 2:
         st.info("The SDE sampler needs at least 2 steps.")
         return None
-    try:  # per-request cap: one visitor's run holds the shared model for everyone (dtviz.budgets)
+    try:  # per-request cap: one visitor's run holds the shared model for everyone (dtviz.sources.budgets)
         budgets.check_sample_work(len(labels), int(steps))
     except DtvizInputError as err:
         st.warning(str(err), icon=":material/block:")
@@ -150,7 +151,7 @@ def sampler_options_control(gen, sampler: str, steps: int):
 
 
 def pruned_guidance_control(gen) -> float | None:
-    """Pruned-c guidance (dtviz.samplers.guided_denoiser): the pruned grids keep c whole and are guided away from
+    """Pruned-c guidance (dtviz.sampling.samplers.guided_denoiser): the pruned grids keep c whole and are guided away from
     the model with P(c), D = D_u + s·(D_c − D_u) + w·(D_c − D_P(c)); None when off or for a text-to-image pipeline."""
     if "height" in gen.defaults:  # a pipeline's own __call__ has no place for the extra forward
         return None
@@ -179,7 +180,7 @@ def _cfg_value(raw: str) -> float:
 
 
 def sampled(ctx, run: dict, spec=None) -> dict:
-    """generate.sample_readout through the app's cache (the baseline when ``spec`` is None)."""
+    """quality.sample_readout through the app's cache (the baseline when ``spec`` is None)."""
     # pruned-c guidance only where a spec gives P; passed only when on, so the baseline's cache key is the one
     # sample_run's own baseline call uses
     guided = {} if spec is None or run.get("pruned_guidance") is None else {"pruned_guidance": run["pruned_guidance"]}

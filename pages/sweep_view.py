@@ -1,11 +1,11 @@
 """A sweep folder (``dtviz sweep --out DIR``, paper Table 2): its table, sortable, and each metric against τ per
-schedule. Reads table.csv through dtviz.sweep_metrics; the folder must be inside the served roots."""
+schedule. Reads table.csv through dtviz.evaluation.sweep_metrics; the folder must be inside the served roots."""
 import streamlit as st
 
 import dtviz_app as common
 from dtviz import plots
 from dtviz.errors import DtvizInputError
-from dtviz.sweep_metrics import METRIC_LABELS, metric_curves, read_sweep_table
+from dtviz.evaluation.sweep_metrics import METRIC_LABELS, metric_curves, read_sweep_table
 
 SHOWN = ("setting", "label", "removed_dims", "removed_share", "fid", "is", "clip", "kid", "precision", "recall",
          "class_accuracy", "template_accuracy", "drift_mse", "drift_psnr", "samples", "pruned_guidance")

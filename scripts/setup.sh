@@ -93,7 +93,7 @@ if ! "$PY" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is N
   "$PY" -m pip install -r requirements.txt
 fi
 # torch-fidelity (dtviz sweep --metrics) without its dependencies: its Inception module needs only torch, and a
-# plain install pulls a torchvision that may replace this torch with a CUDA build (dtviz.inception loads the
+# plain install pulls a torchvision that may replace this torch with a CUDA build (dtviz.evaluation.inception loads the
 # module without torchvision).
 if ! "$PY" -c "import importlib.util as u, sys; sys.exit(u.find_spec('torch_fidelity') is None)" >/dev/null 2>&1; then
   echo "setup: installing torch-fidelity (--no-deps)"

@@ -22,8 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import dtviz  # noqa: E402
-from dtviz.cli import stats_summary  # noqa: E402
-from dtviz.stats import mean_vector  # noqa: E402
+from dtviz.cli.main import stats_summary  # noqa: E402
+from dtviz.analysis.stats import mean_vector  # noqa: E402
 
 
 def logged_accuracy(log_path: str) -> dict[int, float]:

@@ -1,7 +1,7 @@
 """Tiny random checkpoints with the real key names and wrappers of each DiT family.
 
 Built here, at test time, so no binary is committed and no network is needed. The backbone keys
-come from dtviz.nn.dit (which mirrors facebookresearch/DiT models.py); each family adds the keys
+come from dtviz.models.dit (which mirrors facebookresearch/DiT models.py); each family adds the keys
 that tell it apart in released checkpoints:
 
     REPA          projectors.{i}.{0,2,4}.weight             (SiT + REPA alignment projector MLPs)
@@ -17,7 +17,7 @@ import os
 import torch
 from safetensors.torch import save_file
 
-from dtviz.nn.dit import DiT, DiTConfig
+from dtviz.models.dit import DiT, DiTConfig
 
 
 def tiny_config(num_classes: int = 10, hidden: int = 32, depth: int = 2, in_channels: int = 4, learn_sigma: bool = True,
@@ -50,10 +50,10 @@ def family_state(family: str, num_classes: int = 10, hidden: int = 32, depth: in
             state[f"projectors.{i}.0.weight"] = rnd(64, hidden)
             state[f"projectors.{i}.2.weight"] = rnd(64, 64)
             state[f"projectors.{i}.4.weight"] = rnd(48, 64)
-    elif family == "lightningdit":  # a whole LightningDiT (dtviz.nn.lightningdit, the keys of hustvl/LightningDiT)
+    elif family == "lightningdit":  # a whole LightningDiT (dtviz.models.lightningdit, the keys of hustvl/LightningDiT)
         cfg = tiny_lightningdit_config(num_classes, hidden, depth)
         state = {k: v.clone() for k, v in randomized_lightningdit(cfg, seed).state_dict().items()}
-    elif family == "mdt":  # a whole MDTv2 (dtviz.nn.mdt, the keys of sail-sg/MDT), not DiT keys renamed
+    elif family == "mdt":  # a whole MDTv2 (dtviz.models.mdt, the keys of sail-sg/MDT), not DiT keys renamed
         state = {k: v.clone() for k, v in randomized_mdt(tiny_mdt_config(num_classes, hidden, depth), seed).state_dict().items()}
     return state
 
@@ -84,7 +84,7 @@ def tiny_mdt_config(num_classes: int = 10, hidden: int = 32, depth: int = 2, in_
                     learn_sigma: bool = True, input_size: int = 8, patch: int = 2):
     """An MDTConfig with ``depth`` en_inblocks, ``depth`` en_outblocks and one de_block (counts that differ, so a
     config read off the wrong key prefix shows)."""
-    from dtviz.nn.mdt import MDTConfig
+    from dtviz.models.mdt import MDTConfig
 
     return MDTConfig(input_size=input_size, patch_size=patch, in_channels=in_channels, hidden_size=hidden,
                      depth=2 * depth + 1, decode_layer=1, num_heads=4, num_classes=num_classes, learn_sigma=learn_sigma)
@@ -93,7 +93,7 @@ def tiny_mdt_config(num_classes: int = 10, hidden: int = 32, depth: int = 2, in_
 def randomized_mdt(cfg, seed: int = 0):
     """An MDTv2 with every float tensor random: MDT zeroes the adaLN / final layers (hides bugs), and its
     positional tables and mask_token are parameters here (random ones prove they are loaded, not rebuilt)."""
-    from dtviz.nn.mdt import MDTv2
+    from dtviz.models.mdt import MDTv2
 
     torch.manual_seed(seed)
     model = MDTv2(cfg)
@@ -107,7 +107,7 @@ def tiny_lightningdit_config(num_classes: int = 10, hidden: int = 32, depth: int
                              learn_sigma: bool = False, input_size: int = 8, patch: int = 2, **options):
     """A LightningDiTConfig with the released options (SwiGLU, RoPE, RMSNorm; no qk-norm, shift kept) unless
     ``options`` (use_qknorm, use_swiglu, use_rope, use_rmsnorm, wo_shift) say otherwise; 4 heads."""
-    from dtviz.nn.lightningdit import LightningDiTConfig
+    from dtviz.models.lightningdit import LightningDiTConfig
 
     return LightningDiTConfig(input_size=input_size, patch_size=patch, in_channels=in_channels, hidden_size=hidden,
                               depth=depth, num_heads=4, num_classes=num_classes, learn_sigma=learn_sigma, **options)
@@ -116,7 +116,7 @@ def tiny_lightningdit_config(num_classes: int = 10, hidden: int = 32, depth: int
 def randomized_lightningdit(cfg, seed: int = 0):
     """A LightningDiT with every parameter random: the released init zeroes the adaLN / final layers and sets
     RMSNorm weights to one, which hides bugs. pos_embed and the RoPE tables stay as built (fixed tables)."""
-    from dtviz.nn.lightningdit import LightningDiT
+    from dtviz.models.lightningdit import LightningDiT
 
     torch.manual_seed(seed)
     model = LightningDiT(cfg)

@@ -85,7 +85,7 @@ def test_projection_page_defaults_to_tsne_with_progress_and_lettered_panels(tmp_
     once per (model, t, part, τ, method), and the caption names the panels with the figure's titles."""
     import json
 
-    import dtviz.tsne
+    import dtviz.analysis.tsne
 
     rng = np.random.default_rng(0)
     path = tmp_path / "E.npy"
@@ -93,19 +93,19 @@ def test_projection_page_defaults_to_tsne_with_progress_and_lettered_panels(tmp_
     E[:, 8:] *= 1e-4  # a tail below τ = 0.01
     np.save(path, E.astype(np.float32))
     runs, reports = [], []
-    real = dtviz.tsne._open_tsne
+    real = dtviz.analysis.tsne._open_tsne
 
     def counted(Z, seed, progress=None, gradient=None):  # the real computation, counted
         runs.append(Z.shape)
         return real(Z, seed, (lambda d, t: (reports.append(d), progress(d, t))) if progress else None, gradient)
 
-    monkeypatch.setattr(dtviz.tsne, "_open_tsne", counted)
+    monkeypatch.setattr(dtviz.analysis.tsne, "_open_tsne", counted)
     at = new_app(src=str(path))
     at.run()
     at.switch_page(dtviz_app.view_path("projection")).run()
     ok(at)
     assert at.radio(key="proj_method").value == "tsne"
-    assert len(runs) == 4 and reports and max(reports) == dtviz.tsne.TSNE_ITERATIONS
+    assert len(runs) == 4 and reports and max(reports) == dtviz.analysis.tsne.TSNE_ITERATIONS
     spec = json.loads(next(c for c in at.get("plotly_chart") if "head vs. tail" in c.proto.spec).proto.spec)
     titles = [a["text"].replace("<br>", ": ") for a in spec["layout"]["annotations"]][:4]
     assert [t[:3] for t in titles] == ["(a)", "(b)", "(c)", "(d)"]
@@ -153,8 +153,8 @@ def accuracies(at: AppTest) -> tuple[float, float]:
 
 def builtin_defaults():
     """The pruning page's defaults for the built-in model, from the library (never typed here)."""
-    from dtviz.pruning_defaults import pruning_defaults
-    from dtviz.stats import ConditionStats
+    from dtviz.pruning.defaults import pruning_defaults
+    from dtviz.analysis.stats import ConditionStats
 
     stats = ConditionStats().fit(dtviz.load("builtin").embeddings())
     return stats, pruning_defaults(stats, E=dtviz.load("builtin").embeddings())
@@ -191,16 +191,16 @@ def test_pruning_tau_changes_removed_dims_and_pruned_grid():
 
 def test_pruning_release_samples_only_the_pruned_side(monkeypatch):
     """The baseline is sampled once per classes/seed/steps/CFG; a new τ costs exactly one sampling run."""
-    import dtviz.generate as generate
-    from dtviz.pruning import PruneSpec
+    import dtviz.evaluation.quality as quality
+    from dtviz.pruning.spec import PruneSpec
 
-    real, calls = generate.sample_readout, []
+    real, calls = quality.sample_readout, []
 
     def counted(gen, labels, settings, prune=None, *args, **kwargs):
         calls.append(prune)
         return real(gen, labels, settings, prune, *args, **kwargs)
 
-    monkeypatch.setattr(generate, "sample_readout", counted)
+    monkeypatch.setattr(quality, "sample_readout", counted)
     _, defaults = builtin_defaults()
     at = pruning_app(pr_n=4, pr_seed=11)  # settings no other test uses: nothing cached yet
     first = PruneSpec(tau=defaults.tau, mask=defaults.mask)
@@ -381,7 +381,7 @@ def test_widgets_to_url_and_back():
 
 
 def test_bad_path_shows_library_message_and_app_recovers(tmp_path):
-    from dtviz.served import refusal
+    from dtviz.serving.roots import refusal
 
     missing = str(tmp_path / "missing.pt")
     at = new_app(src=missing)

@@ -1,4 +1,4 @@
-"""dtviz.blocks (per-block modulation) against direct float64 computations with each model's own modules:
+"""dtviz.analysis.blocks (per-block modulation) against direct float64 computations with each model's own modules:
 m(c) = adaLN(c) chunked as the block chunks it, P(c) = c·keep; the CLI's JSON keys and DiT's chunk order."""
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 import torch
 
 import dtviz
-from dtviz.blocks import contributions, modulation_change
-from dtviz.cli import main
-from dtviz.nn.dit import timestep_features
-from dtviz.pruning import PruneSpec, keep_mask
+from dtviz.analysis.blocks import contributions, modulation_change
+from dtviz.cli.main import main
+from dtviz.models.dit import timestep_features
+from dtviz.pruning.spec import PruneSpec, keep_mask
 from tests.factories import family_state, save_checkpoint, tiny_lightningdit_config, randomized_lightningdit
 
 NUM_CLASSES = 10

@@ -5,8 +5,8 @@ import numpy as np
 
 import dtviz
 import dtviz_app
-from dtviz.blocks import modulation_change
-from dtviz.pruning import PruneSpec
+from dtviz.analysis.blocks import modulation_change
+from dtviz.pruning.spec import PruneSpec
 from tests.test_app import new_app, ok, steady_state_navigation  # noqa: F401 — the fixture pins st.navigation
 
 PAGE = dtviz_app.view_path("blocks")

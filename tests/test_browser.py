@@ -40,7 +40,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 import dtviz  # noqa: E402
-from dtviz.stats import ConditionStats  # noqa: E402
+from dtviz.analysis.stats import ConditionStats  # noqa: E402
 
 HEAD_LABEL = "Head dims"
 

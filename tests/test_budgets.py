@@ -21,7 +21,7 @@ import zlib
 import numpy as np
 import pytest
 
-from dtviz import budgets
+from dtviz.sources import budgets
 from dtviz.errors import DtvizInputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -215,7 +215,7 @@ def test_spellings_of_one_file_share_one_copy_of_the_cosine_matrix(tmp_path):
 def test_projection_rows_over_the_cap_are_an_evenly_spaced_sample(tmp_path):
     """25 000 rows under PCA's cap of 20 000: 20 000 rows projected (first and last kept), the rest NaN (not
     drawn), and the page's note says "20,000 shown of 25,000 rows"."""
-    from dtviz.projection import PANEL_FULL
+    from dtviz.analysis.projection import PANEL_FULL
     from dtviz_app import cache
 
     path = str(tmp_path / "big.npy")
@@ -231,7 +231,7 @@ def test_projection_rows_over_the_cap_are_an_evenly_spaced_sample(tmp_path):
 
 def test_dynamics_reads_at_most_the_cap_of_checkpoints(monkeypatch):
     """The built-in model's training snapshots under a cap of 4: the first and last and two evenly between."""
-    from dtviz.loading import BUILTIN_DIR
+    from dtviz.sources.loading import BUILTIN_DIR
     from dtviz_app import cache
 
     steps = sorted(int(name.split("_")[1].split(".")[0]) for name in os.listdir(f"{BUILTIN_DIR}/snapshots"))
@@ -250,7 +250,7 @@ def test_compare_takes_at_most_the_cap_of_sources(tmp_path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
     import dtviz_app
-    from dtviz.served import ENV_ROOTS
+    from dtviz.serving.roots import ENV_ROOTS
     from streamlit.runtime import pages_manager
     from tests.test_app import APP, TIMEOUT
 

@@ -10,9 +10,9 @@ import torch
 import dtviz
 from dtviz.builtin.card import load_classifier, table_stats
 from dtviz.builtin.glyphs import class_name, render_dataset, select_classes
-from dtviz.generate import Generator, SampleSettings
-from dtviz.loading import BUILTIN_DIR
-from dtviz.nn.dit import DiT, DiTConfig
+from dtviz.sampling.generate import Generator, SampleSettings
+from dtviz.sources.loading import BUILTIN_DIR
+from dtviz.models.dit import DiT, DiTConfig
 from safetensors.torch import load_file
 
 CONFIG = json.load(open(os.path.join(BUILTIN_DIR, "config.json")))

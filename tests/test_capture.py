@@ -19,7 +19,7 @@ import torch
 
 import dtviz
 from dtviz.errors import DtvizInputError
-from dtviz.pruning import PruneSpec
+from dtviz.pruning.spec import PruneSpec
 from dtviz.sources.trajectory import Trajectory, TrajectorySource, read_trajectory
 from tests.test_pruning import Oracle, reference_keep
 
@@ -240,11 +240,11 @@ def test_trajectory_file_and_cli(ran, tmp_path, capsys):
                          text=True, env=env, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     s = json.loads(out.stdout)
-    from dtviz.stats import ConditionStats
+    from dtviz.analysis.stats import ConditionStats
     row = ConditionStats().fit(ran["source"].embeddings(t=3)).table_row()
     assert s["num_classes"] == 3 and s["step"] == 3 and s["t"] == 3
     assert s["npr"]["mean_vector"] == pytest.approx(row["npr"]["mean_vector"])
-    from dtviz.cli import main
+    from dtviz.cli.main import main
 
     assert main(["stats", path, "--step", "12"]) == 2  # in-process: one sentence, exit 2
     assert main(["stats", "builtin", "--step", "1"]) == 2
@@ -253,7 +253,7 @@ def test_trajectory_file_and_cli(ran, tmp_path, capsys):
 
 
 def test_trajectory_budget_checked_before_reading(tmp_path, monkeypatch):
-    from dtviz import budgets
+    from dtviz.sources import budgets
 
     Trajectory(np.zeros((4, 3, 8), np.float32), list("abcd"), np.arange(3.0), np.zeros(4, bool)).save(str(tmp_path / "b.traj.npz"))
     monkeypatch.setattr(budgets, "MAX_MATRIX_BYTES", 200)
@@ -278,8 +278,8 @@ def test_bad_trajectory_files_are_one_sentence(tmp_path, members, message):
 
 
 def test_dynamics_over_every_step(ran):
-    from dtviz.dynamics import stats_over_t
-    from dtviz.stats import ConditionStats
+    from dtviz.analysis.dynamics import stats_over_t
+    from dtviz.analysis.stats import ConditionStats
 
     src = ran["source"]
     series = stats_over_t(src, n=src.steps)

@@ -1,6 +1,6 @@
-"""Class search (dtviz.classsearch): exact name or code point first; Enter adds one class."""
+"""Class search (dtviz.analysis.classsearch): exact name or code point first; Enter adds one class."""
 import dtviz
-from dtviz.classsearch import best_class, name_parts, rank_classes
+from dtviz.analysis.classsearch import best_class, name_parts, rank_classes
 
 NAMES = dtviz.load("builtin").class_names  # glyph names: "A  U+0041  LATIN CAPITAL LETTER A"
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import dtviz
-from dtviz import stats
-from dtviz.cli import main
+from dtviz.analysis import stats
+from dtviz.cli.main import main
 from tests.factories import family_state, save_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -89,7 +89,7 @@ def test_sample_writes_an_upscaled_captioned_grid(tmp_path, capsys):
     --scale otherwise), with the class name drawn under it; a bad --scale is one sentence."""
     from PIL import Image
 
-    from dtviz.grid import _caption_lines, _font, sample_grid
+    from dtviz.sampling.grid import _caption_lines, _font, sample_grid
 
     for scale, args in ((8, []), (3, ["--scale", "3"])):
         out = tmp_path / f"x{scale}"

@@ -1,4 +1,4 @@
-"""CLIP score (dtviz.clipscore) on tiny random transformers CLIPs saved with save_pretrained: a known answer from
+"""CLIP score (dtviz.evaluation.clipscore) on tiny random transformers CLIPs saved with save_pretrained: a known answer from
 the projection weights, batching and grayscale invariance, offline discovery, and the sweep's CLIP column."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from dtviz.cli import main
-from dtviz.clipscore import ClipScorer, cached_clip_folders, condition_texts, find_clip
+from dtviz.cli.main import main
+from dtviz.evaluation.clipscore import ClipScorer, cached_clip_folders, condition_texts, find_clip
 from dtviz.errors import DtvizInputError
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"

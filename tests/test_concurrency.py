@@ -152,9 +152,9 @@ def test_eight_concurrent_sessions_see_only_their_own_results(models, shared_run
 
     st.cache_data.clear()  # every sample is drawn again, concurrently, on the shared cached Generator
     app_cache.SAMPLES.clear()  # sampled grids live in their own byte-bounded cache
-    import dtviz.generate as generate
+    import dtviz.evaluation.quality as quality
 
-    real, inside, calls, lock = generate.sample_readout, [0, 0], [], threading.Lock()
+    real, inside, calls, lock = quality.sample_readout, [0, 0], [], threading.Lock()
 
     def counted(gen, labels, settings, prune=None, *args, **kwargs):
         with lock:
@@ -167,9 +167,9 @@ def test_eight_concurrent_sessions_see_only_their_own_results(models, shared_run
             with lock:
                 inside[0] -= 1
 
-    monkeypatch.setattr(generate, "sample_readout", counted)
+    monkeypatch.setattr(quality, "sample_readout", counted)
     results, failures, t_together = run_at_once(plan, run_session)
-    monkeypatch.setattr(generate, "sample_readout", real)
+    monkeypatch.setattr(quality, "sample_readout", real)
     # the pruning sessions really sampled again, on one shared Generator, and overlapped in time
     assert len({g for g, _ in calls}) == 1 and sum(p is not None for _, p in calls) >= 2, calls
     assert inside[1] >= 2, "no two sampling requests overlapped"

@@ -18,7 +18,7 @@ import torch
 
 import dtviz
 from dtviz.errors import DtvizInputError
-from dtviz.nn.dit import timestep_features
+from dtviz.models.dit import timestep_features
 from dtviz.sources.diffusers_dit import DiffusersSource, list_cached_pipelines
 
 diffusers = pytest.importorskip("diffusers")

@@ -2,7 +2,7 @@
 sampling, and caches that one client cannot empty for everyone.
 
 Everything runs on real objects: real training-wrapper files, the built-in-sized tiny DiT through
-``dtviz.generate.Generator``, and Streamlit's own runtime classes for the back-message.
+``dtviz.sampling.generate.Generator``, and Streamlit's own runtime classes for the back-message.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tests.test_concurrency import server  # noqa: F401 — the `streamlit run a
 def test_forty_parallel_loads_of_a_training_wrapper_all_succeed(tmp_path):
     """torch's safe_globals context manager swaps one process-global list: a thread leaving it used to drop
     argparse.Namespace for the loads still running (9 of 40 refused). The allow-list is now registered once."""
-    from dtviz.checkpoint import read_torch
+    from dtviz.sources.checkpoint import read_torch
 
     paths = [save_checkpoint(family_state("dit", seed=i % 4), str(tmp_path / f"ckpt{i}.pt"), wrapper="train")
              for i in range(4)]
@@ -85,7 +85,7 @@ def test_a_changed_source_drops_only_its_own_entries(tmp_path):
     """refresh_if_changed used to clear every cache when one file changed; now only that file's entries go."""
     import numpy as np
 
-    from dtviz.arraycache import ARRAYS, source_identity
+    from dtviz.serving.arraycache import ARRAYS, source_identity
     from dtviz_app import cache
 
     a, b = str(tmp_path / "a.npy"), str(tmp_path / "b.npy")
@@ -108,7 +108,7 @@ def test_a_changed_source_drops_only_its_own_entries(tmp_path):
 def test_the_array_cache_is_bounded_by_bytes():
     import numpy as np
 
-    from dtviz.arraycache import ByteLRU
+    from dtviz.serving.arraycache import ByteLRU
 
     lru = ByteLRU(max_bytes=10 * 8 * 1000)
     for i in range(25):
@@ -123,7 +123,7 @@ def test_sampled_grids_are_bounded_by_bytes_and_a_hit_is_the_same_images(tiny_ge
     """sample_run used st.cache_data(max_entries=64): 64 grids whatever their size. Now a byte-bounded LRU."""
     import numpy as np
 
-    from dtviz.arraycache import ByteLRU
+    from dtviz.serving.arraycache import ByteLRU
     from dtviz_app import cache, sampling
 
     monkeypatch.setattr(cache, "SAMPLES", ByteLRU(cache.MAX_SAMPLE_CACHE_BYTES))
@@ -151,7 +151,7 @@ def test_heatmap_figures_are_bounded_by_bytes_and_each_caller_gets_a_copy(tmp_pa
 
     import numpy as np
 
-    from dtviz.arraycache import ByteLRU
+    from dtviz.serving.arraycache import ByteLRU
     from dtviz_app import cache
 
     monkeypatch.setattr(cache, "FIGURES", ByteLRU(cache.MAX_FIGURE_CACHE_BYTES, sizeof=cache._pickled_size))
@@ -177,7 +177,7 @@ def test_heatmap_figures_are_bounded_by_bytes_and_each_caller_gets_a_copy(tmp_pa
 @pytest.fixture(scope="module")
 def tiny_generator(tmp_path_factory):
     import dtviz
-    from dtviz.generate import Generator
+    from dtviz.sampling.generate import Generator
     from tests.test_pruning import save_tiny_folder
 
     return Generator(dtviz.load(save_tiny_folder(str(tmp_path_factory.mktemp("tiny") / "model")), device="cpu"))
@@ -186,8 +186,8 @@ def tiny_generator(tmp_path_factory):
 def test_a_newer_request_cancels_a_long_run_within_a_few_steps(tiny_generator):
     """A 1000-step run is cancelled (as the dashboard does when the same session asks again) after its 5th step;
     it stops before the 8th network evaluation and releases the model at once for the next caller."""
-    from dtviz.generate import SampleSettings
-    from dtviz.scheduling import Cancelled, CancelToken
+    from dtviz.sampling.generate import SampleSettings
+    from dtviz.sampling.queue import Cancelled, CancelToken
 
     token, steps_run = CancelToken(), []
 
@@ -206,8 +206,8 @@ def test_a_newer_request_cancels_a_long_run_within_a_few_steps(tiny_generator):
 
 def test_a_closed_session_stops_its_run(tiny_generator):
     """should_stop is how the dashboard asks "is this session still open?" at every step."""
-    from dtviz.generate import SampleSettings
-    from dtviz.scheduling import Cancelled, CancelToken
+    from dtviz.sampling.generate import SampleSettings
+    from dtviz.sampling.queue import Cancelled, CancelToken
 
     session_open = threading.Event()
     session_open.set()
@@ -229,8 +229,8 @@ def test_waiters_take_turns_in_arrival_order_and_see_their_position(tiny_generat
     many are ahead; one of them is cancelled while it waits and leaves the queue."""
     import time
 
-    from dtviz.generate import SampleSettings
-    from dtviz.scheduling import Cancelled, CancelToken
+    from dtviz.sampling.generate import SampleSettings
+    from dtviz.sampling.queue import Cancelled, CancelToken
 
     release, order, positions, errors = threading.Event(), [], {}, {}
     started = threading.Event()

@@ -1,4 +1,4 @@
-"""The releases' flow samplers (dtviz.flow_samplers), CFG ≤ 1, --noise and the release seed convention.
+"""The releases' flow samplers (dtviz.sampling.flow), CFG ≤ 1, --noise and the release seed convention.
 
 Each sampler is checked against an independent float64 re-implementation of its release's loop, written here
 from SiT ``transport/`` and REPA ``samplers.py`` on an analytic velocity field (v = a(t)·x + b(t), any a, b),
@@ -13,13 +13,13 @@ import pytest
 import torch
 
 import dtviz
-from dtviz.cli import main
+from dtviz.cli.main import main
 from dtviz.errors import DtvizInputError
-from dtviz.flow_samplers import AdaptiveFlowSampler, HeunFlowSampler, flow_sampler
-from dtviz.flow_sde import EulerMaruyamaSampler, diffusion_coefficient
-from dtviz.generate import Generator, SampleSettings
-from dtviz.pruning import PruneSpec
-from dtviz.samplers import EulerFlowSampler, guided_denoiser
+from dtviz.sampling.flow import AdaptiveFlowSampler, HeunFlowSampler, flow_sampler
+from dtviz.sampling.flow_sde import EulerMaruyamaSampler, diffusion_coefficient
+from dtviz.sampling.generate import Generator, SampleSettings
+from dtviz.pruning.spec import PruneSpec
+from dtviz.sampling.samplers import EulerFlowSampler, guided_denoiser
 from tests.factories import randomized_dit, save_checkpoint, tiny_config
 
 SHAPE = (3, 1, 4, 4)
@@ -325,7 +325,7 @@ def test_noise_round_trip_and_refusals(tmp_path, capsys):
                  "--noise", str(path), "--out", str(tmp_path / "out")]) == 0
     from PIL import Image
 
-    from dtviz.generate import to_uint8
+    from dtviz.sampling.generate import to_uint8
 
     written = np.stack([np.asarray(Image.open(tmp_path / "out" / f"{i:06d}_class{c:04d}.png")) for i, c in enumerate([1, 2])])
     assert np.abs(written.astype(int) - to_uint8(direct).astype(int)).max() <= 1

@@ -3,7 +3,7 @@
 Nothing here is a committed binary: ``build_corpus`` writes every input into a temp folder at test time.
 Each input is run through
   (a) ``dtviz.load`` (+ ``.embeddings()`` and ``ConditionStats().fit`` when it loads),
-  (b) ``dtviz stats <path> --json`` in-process (``dtviz.cli.main``): exit 0 or 2, one stderr line, no traceback,
+  (b) ``dtviz stats <path> --json`` in-process (``dtviz.cli.main.main``): exit 0 or 2, one stderr line, no traceback,
   (c) for a representative subset, the dashboard (AppTest, ``?src=<path>``): one-sentence st.error, no exception,
       and switching back to the built-in model works afterwards.
 Every file in the corpus is hashed before and after: nothing is modified or added. Code-running pickles
@@ -30,9 +30,9 @@ import torch
 from safetensors.torch import save_file
 
 import dtviz
-from dtviz.cli import main as cli_main
+from dtviz.cli.main import main as cli_main
 from dtviz.errors import DtvizInputError
-from dtviz.stats import ConditionStats
+from dtviz.analysis.stats import ConditionStats
 
 from factories import family_state, save_checkpoint
 
@@ -441,7 +441,7 @@ def app_test(monkeypatch):
 
 def test_subset_in_the_running_app(corpus, app_test, capsys):
     import dtviz_app
-    from dtviz.served import refusal
+    from dtviz.serving.roots import refusal
 
     new_app, ok = app_test
     root, cases = corpus
@@ -519,7 +519,7 @@ def test_upload_over_the_limit_shows_the_sentence_in_the_app(app_test, monkeypat
 # ---------------------------------------------------------------------------- many classes: no N×N matrix
 
 def test_many_classes_skip_the_cosine_matrix_but_keep_the_exact_mean(monkeypatch):
-    from dtviz import stats
+    from dtviz.analysis import stats
 
     E = np.random.default_rng(3).normal(size=(40, 6))
     E[5] = 0  # a zero row counts as similarity 0, as in cosine_matrix

@@ -71,13 +71,80 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_import_cycles():
     graph = import_graph()
-    assert len(graph) > 50 and "dtviz.sweep_cli" in graph["dtviz.cli"]  # imports inside functions count too
+    assert len(graph) > 50 and "dtviz.cli.sweep" in graph["dtviz.cli.main"]  # imports inside functions count too
     assert cycles(graph) == []
 
 
 def test_the_library_imports_without_streamlit():
     code = ("import sys; sys.modules['streamlit'] = None\n"
-            "import dtviz, dtviz.cli, dtviz.sweep, dtviz.blocks, dtviz.plots, dtviz.generate, dtviz.report\n"
+            "import dtviz, dtviz.cli.main, dtviz.evaluation.sweep, dtviz.analysis.blocks, dtviz.plots, dtviz.sampling.generate, dtviz.report\n"
             "assert 'streamlit' not in [m for m in sys.modules if sys.modules[m] is not None]")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------------------------- layering
+# Each wing of dtviz/ sits on a layer and imports only its own layer and those below (models ← sources ←
+# analysis / pruning ← sampling ← evaluation / plots ← builtin's training and card ← cli / serving / app).
+# The most specific prefix wins: builtin's glyphs, classifier and templates are models (the evaluation
+# read-outs use them), its training and card sit above evaluation.
+LAYERS = {
+    "dtviz.errors": 0, "dtviz.reference": 0,
+    "dtviz.models": 1, "dtviz.builtin.glyphs": 1, "dtviz.builtin.classifier": 1, "dtviz.builtin.templates": 1,
+    "dtviz.sources": 2,
+    "dtviz.analysis": 3, "dtviz.pruning": 3,
+    "dtviz.sampling": 4,
+    "dtviz.evaluation": 5, "dtviz.plots": 5,
+    "dtviz.builtin": 6,
+    "dtviz.report": 7, "dtviz.serving": 7, "dtviz.cli": 7, "dtviz_app": 7,
+}
+# Deliberate exceptions, each with its reason: the claims scorecard's sampling rows run the Generator and the
+# read-outs (inside the functions that need them); the rest of dtviz.analysis never samples.
+ALLOWED_UP = {("dtviz.analysis.claims", "dtviz.sampling"), ("dtviz.analysis.claims", "dtviz.evaluation")}
+TOP = {"dtviz", "dtviz.__main__"}  # the package's lazy front door and `python -m dtviz`
+
+
+def layer_of(module: str) -> int | None:
+    best = max((p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None)
+    return None if best is None else LAYERS[best]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    bad = []
+    for module, targets in graph.items():
+        if module in TOP:
+            continue
+        for target in targets:
+            if target in TOP or target == "dtviz.errors":
+                continue
+            if any(module.startswith(a) and (target == b or target.startswith(b + ".")) for a, b in ALLOWED_UP):
+                continue
+            if layer_of(target) > layer_of(module):
+                bad.append((module, target))
+    return sorted(bad)
+
+
+def test_every_module_has_a_layer():
+    assert [m for m in import_graph() if m not in TOP and layer_of(m) is None] == []
+
+
+def test_no_import_runs_back_up_a_layer():
+    assert upward_imports(import_graph()) == []
+
+
+def test_the_layering_check_finds_an_upward_import():
+    graph = import_graph()
+    graph["dtviz.sources.loading"] = graph["dtviz.sources.loading"] | {"dtviz.sampling.generate"}
+    graph["dtviz.models.dit"] = graph["dtviz.models.dit"] | {"dtviz.sources.checkpoint"}
+    assert upward_imports(graph) == [("dtviz.models.dit", "dtviz.sources.checkpoint"),
+                                     ("dtviz.sources.loading", "dtviz.sampling.generate")]
+
+
+def test_dtviz_shows_its_wings():
+    entries = sorted(e for e in os.listdir(os.path.join(ROOT, "dtviz")) if e != "__pycache__")
+    assert len(entries) <= 15, entries
+    for wing in ("sources", "models", "analysis", "pruning", "sampling", "evaluation", "serving", "cli", "plots",
+                 "reference", "builtin"):
+        with open(os.path.join(ROOT, "dtviz", wing, "__init__.py"), encoding="utf-8") as fh:
+            doc = ast.get_docstring(ast.parse(fh.read()))
+        assert doc and len(doc) > 80, f"dtviz/{wing}/__init__.py must say what the wing holds and may import"

@@ -1,4 +1,4 @@
-"""LightningDiT (dtviz.nn.lightningdit): strict loading of its real key names through dtviz.load, config read off
+"""LightningDiT (dtviz.models.lightningdit): strict loading of its real key names through dtviz.load, config read off
 shapes for every released option, one block against a float64 formula written out here, the pruning hooks against
 the weight-zeroing oracle under LightningDiT's own sampler (timestep shift, CFG interval, 3 guided channels),
 seeded end-to-end sampling, the timestep shift itself, and the VAE latent-channel check.
@@ -17,11 +17,11 @@ import torch
 
 import dtviz
 from dtviz.errors import DtvizInputError
-from dtviz.generate import SAMPLER_DEFAULTS, Generator, SampleSettings
-from dtviz.nn.lightningdit import LIGHTNINGDIT_CONFIGS, LightningDiT, LightningDiTConfig, config_from_state_dict
-from dtviz.pruning import PruneSpec
-from dtviz.pruning_hooks import adaln_modules, pruned
-from dtviz.samplers import EulerFlowSampler, guided_denoiser
+from dtviz.sampling.generate import SAMPLER_DEFAULTS, Generator, SampleSettings
+from dtviz.models.lightningdit import LIGHTNINGDIT_CONFIGS, LightningDiT, LightningDiTConfig, config_from_state_dict
+from dtviz.pruning.spec import PruneSpec
+from dtviz.pruning.hooks import adaln_modules, pruned
+from dtviz.sampling.samplers import EulerFlowSampler, guided_denoiser
 from tests.factories import randomized_lightningdit, save_checkpoint, save_model_folder, tiny_lightningdit_config
 from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask
 

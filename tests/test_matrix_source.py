@@ -5,7 +5,7 @@ import torch
 from safetensors.torch import save_file
 
 import dtviz
-from dtviz import stats
+from dtviz.analysis import stats
 from dtviz.errors import DtvizInputError
 
 E = np.array([[1.0, 0.0, 0.5], [0.0, 2.0, -0.5], [1.0, 1.0, 0.0], [0.2, 0.1, 3.0]], dtype=np.float32)

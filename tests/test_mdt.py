@@ -1,4 +1,4 @@
-"""MDTv2 (dtviz.nn.mdt): strict loading through dtviz.load, known answers, pruning oracle, seeded sampling.
+"""MDTv2 (dtviz.models.mdt): strict loading through dtviz.load, known answers, pruning oracle, seeded sampling.
 
 Numerics against sail-sg/MDT itself were checked outside the repo (its models.py needs timm); here the
 pieces are pinned by independent formulas: the power-cosine CFG schedule in float64, the BEiT
@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import dtviz
-from dtviz.generate import SAMPLER_DEFAULTS, Generator, SampleSettings, initial_noise, noise_generators
-from dtviz.nn.mdt import MDT_CONFIGS, MDTConfig, MDTv2, config_from_state_dict, relative_position_index
-from dtviz.pruning import PruneSpec
-from dtviz.pruning_hooks import pruned
-from dtviz.samplers import DDIMSampler, DDPMSampler, guided_denoiser, power_cosine_scale
+from dtviz.sampling.generate import SAMPLER_DEFAULTS, Generator, SampleSettings, initial_noise, noise_generators
+from dtviz.models.mdt import MDT_CONFIGS, MDTConfig, MDTv2, config_from_state_dict, relative_position_index
+from dtviz.pruning.spec import PruneSpec
+from dtviz.pruning.hooks import pruned
+from dtviz.sampling.samplers import DDIMSampler, DDPMSampler, guided_denoiser, power_cosine_scale
 from tests.factories import family_state, randomized_mdt, save_checkpoint, save_model_folder, tiny_mdt_config
 from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask
 

@@ -1,4 +1,4 @@
-"""Quality metrics (dtviz.metrics, dtviz.inception, dtviz sweep --metrics) on a random-weight Inception.
+"""Quality metrics (dtviz.evaluation.metrics, dtviz.evaluation.inception, dtviz sweep --metrics) on a random-weight Inception.
 
 The network is torch-fidelity's own FeatureExtractorInceptionV3 with random (He-initialised) weights, saved
 as a state dict to a local file, i.e. the real weights' architecture and file layout. To keep the CPU cost
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from dtviz import inception, metrics
-from dtviz.cli import main
+from dtviz.evaluation import inception, metrics
+from dtviz.cli.main import main
 from dtviz.errors import DtvizInputError
 
 SMALL_INPUT = 75

@@ -1,4 +1,4 @@
-"""Named built-in models (dtviz.loading.BUILTINS): each name opens its own shipped folder with that folder's
+"""Named built-in models (dtviz.sources.loading.BUILTINS): each name opens its own shipped folder with that folder's
 own numbers (taken from its card.json, never typed here)."""
 import json
 import os
@@ -8,8 +8,8 @@ import pytest
 
 import dtviz
 from dtviz.builtin.card import table_stats
-from dtviz.cli import main as cli_main
-from dtviz.loading import BUILTIN, BUILTINS, builtin_dir
+from dtviz.cli.main import main as cli_main
+from dtviz.sources.loading import BUILTIN, BUILTINS, builtin_dir
 
 
 def test_registry_names_folders_and_descriptions():

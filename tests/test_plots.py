@@ -9,7 +9,8 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
-from dtviz import plots, stats
+from dtviz import plots
+from dtviz.analysis import stats
 from dtviz.errors import DtvizInputError
 
 CTX = "testmodel · t=0 · y+t · τ=0.01"

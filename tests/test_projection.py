@@ -10,10 +10,10 @@ import pytest
 from safetensors.torch import save_file
 
 import dtviz
-from dtviz import dynamics
+from dtviz.analysis import dynamics
 from dtviz.errors import DtvizInputError
-from dtviz.neighbours import nearest
-from dtviz.projection import ProjectionCache, head_tail_views, pca, project
+from dtviz.analysis.neighbours import nearest
+from dtviz.analysis.projection import ProjectionCache, head_tail_views, pca, project
 from tests.factories import randomized_dit, tiny_config
 
 
@@ -97,7 +97,7 @@ def test_both_tsne_implementations_keep_planted_clusters_and_neighbourhoods(impl
     pytest.importorskip("openTSNE")
     from sklearn.manifold import trustworthiness
 
-    from dtviz.projection import tsne
+    from dtviz.analysis.projection import tsne
 
     X, labels = two_clusters(n_each=50, d=20)
     Y = tsne(X, 0, implementation)
@@ -127,7 +127,7 @@ def test_opentsne_reports_iterations_and_never_compiles_numba():
     pytest.importorskip("openTSNE")
     code = (
         "import sys, numpy as np\n"
-        "from dtviz.projection import project, TSNE_ITERATIONS\n"
+        "from dtviz.analysis.projection import project, TSNE_ITERATIONS\n"
         "seen = []\n"
         "Y = project(np.random.default_rng(0).normal(size=(60, 8)), 'tsne', progress=lambda d, t: seen.append((d, t)))\n"
         "assert Y.shape == (60, 2) and seen[-1] == (TSNE_ITERATIONS, TSNE_ITERATIONS), seen[-3:]\n"
@@ -143,7 +143,7 @@ def test_opentsne_reports_iterations_and_never_compiles_numba():
 
 
 def test_panel_titles_letter_the_panels_as_the_paper():
-    from dtviz.projection import PANEL_FULL, PANEL_HEAD, PANEL_NO_TOP, PANEL_TAIL, panel_titles
+    from dtviz.analysis.projection import PANEL_FULL, PANEL_HEAD, PANEL_NO_TOP, PANEL_TAIL, panel_titles
 
     t = panel_titles(128, 12, 5)
     assert list(t) == [PANEL_FULL, PANEL_HEAD, PANEL_TAIL, PANEL_NO_TOP]
@@ -252,7 +252,7 @@ def test_snapshot_series_reads_steps_and_computes_each_snapshot(tmp_path):
     # the numbers are those of the snapshot's own vectors at t0 (DiT: t = 999)
     src = dtviz.load(str(tmp_path / "ema_late.safetensors"), family="dit")
     assert late["y_embedder.embedding_table.weight"].shape[0] == 7  # 6 classes + the null row
-    row = dtviz.stats.ConditionStats().fit(src.embeddings()).table_row()
+    row = dtviz.analysis.stats.ConditionStats().fit(src.embeddings()).table_row()
     assert out["cosine_mean"][1] == pytest.approx(row["cosine"]["mean"])
     assert out["npr_mean_vector"][1] == pytest.approx(row["npr"]["mean_vector"])
 
@@ -266,7 +266,7 @@ def test_snapshot_series_errors_are_clear(tmp_path):
 
 
 def test_builtin_snapshots_give_a_training_series():
-    folder = os.path.join(dtviz.loading.BUILTIN_DIR, "snapshots")
+    folder = os.path.join(dtviz.sources.loading.BUILTIN_DIR, "snapshots")
     out = dynamics.snapshot_series(folder)
     assert len(out["step"]) >= 2 and list(out["step"]) == sorted(out["step"])
     assert np.isfinite(out["npr_mean_vector"]).all()

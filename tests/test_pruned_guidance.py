@@ -11,10 +11,10 @@ import torch
 
 import dtviz
 from dtviz.errors import DtvizInputError
-from dtviz.generate import Generator, SampleSettings
-from dtviz.pruning import PruneSpec
-from dtviz.samplers import DDPMSampler
-from dtviz.seeding import initial_noise, noise_generators
+from dtviz.sampling.generate import Generator, SampleSettings
+from dtviz.pruning.spec import PruneSpec
+from dtviz.sampling.samplers import DDPMSampler
+from dtviz.sampling.seeding import initial_noise, noise_generators
 from tests.test_app import steady_state_navigation  # noqa: F401 — autouse: AppTest in st.navigation mode
 from tests.test_pruning import NUM_CLASSES, save_tiny_folder
 
@@ -95,7 +95,7 @@ def test_one_sentence_errors(gen):
 def test_sweep_column(gen, tmp_path, capsys):
     import csv
 
-    from dtviz.cli import main
+    from dtviz.cli.main import main
     from PIL import Image
 
     folder = gen.source.info.extra["path"]
@@ -105,7 +105,7 @@ def test_sweep_column(gen, tmp_path, capsys):
     rows = list(csv.DictReader(open(out / "table.csv", encoding="utf-8")))
     assert [r["pruned_guidance"] for r in rows] == ["", "2", "2"]
     expected = gen.sample(LABELS, SampleSettings(cfg_scale=4.0, pruned_guidance=2.0), prune=PruneSpec(tau=TAU))
-    from dtviz.generate import to_uint8
+    from dtviz.sampling.generate import to_uint8
 
     written = [np.asarray(Image.open(p)) for p in sorted((out / rows[2]["setting"]).glob("*.png"))]
     assert np.array_equal(np.stack(written), to_uint8(expected)[..., 0])  # the sweep's row is the sampler option
@@ -113,10 +113,10 @@ def test_sweep_column(gen, tmp_path, capsys):
 
 def test_pruning_page_toggle_guides_with_the_pruned_c():
     """The live page's toggle: its PSNR is the library's drift of the guided samples (same classes, seed, steps)."""
-    from dtviz.cli import select_classes
-    from dtviz.pruning_defaults import pruning_defaults
-    from dtviz.quality import pixel_drift
-    from dtviz.stats import ConditionStats
+    from dtviz.cli.main import select_classes
+    from dtviz.pruning.defaults import pruning_defaults
+    from dtviz.evaluation.quality import pixel_drift
+    from dtviz.analysis.stats import ConditionStats
     from tests.test_app import metric, pruning_app
 
     at = pruning_app(pr_n=4, pr_steps=8, pr_mask="global", pr_contrast="false", pr_pg="true", pr_pg_w="2")
@@ -137,7 +137,7 @@ def test_diffusers_dit_pipeline_with_its_own_scheduler(tmp_path, monkeypatch):
     """A diffusers DiT pipeline: the weak branch is the transformer with the pruned columns of every norm1.linear and
     of proj_out_1 zeroed; guidance on all 4 latent channels, as DiTPipeline guides; decoded through its VAE."""
     diffusers = pytest.importorskip("diffusers")
-    from dtviz.seeding import noise_generators
+    from dtviz.sampling.seeding import noise_generators
     from tests.test_release_schedules import tiny_pipeline
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))

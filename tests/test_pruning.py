@@ -15,11 +15,11 @@ import torch
 from safetensors.torch import save_file
 
 from dtviz.errors import DtvizInputError
-from dtviz.pruning import (PruneSpec, format_schedule, global_mask, keep_mask, keep_mask_torch, parse_schedule,
+from dtviz.pruning.spec import (PruneSpec, format_schedule, global_mask, keep_mask, keep_mask_torch, parse_schedule,
                            removed_dims, schedule_active, spec_removed_dims)
-from dtviz.pruning_hooks import adaln_modules, pruned
-from dtviz.samplers import DDIMSampler, EulerFlowSampler, guided_denoiser
-from dtviz.stats import head_dims, mean_vector, tail_dims, topk_dims
+from dtviz.pruning.hooks import adaln_modules, pruned
+from dtviz.sampling.samplers import DDIMSampler, EulerFlowSampler, guided_denoiser
+from dtviz.analysis.stats import head_dims, mean_vector, tail_dims, topk_dims
 from tests.factories import randomized_dit, save_model_folder, tiny_config
 
 NUM_CLASSES = 10
@@ -52,7 +52,7 @@ def save_tiny_folder(path: str, family: str = "sit", seed: int = 0, input_size: 
 # ------------------------------------------------------------------------------------------ oracle
 
 def reference_keep(v: np.ndarray, spec: PruneSpec) -> np.ndarray:
-    """(d,) keep-mask built from dtviz.stats alone (independent of dtviz.pruning.keep_mask)."""
+    """(d,) keep-mask built from dtviz.analysis.stats alone (independent of dtviz.pruning.spec.keep_mask)."""
     if spec.dims is not None:
         removed = list(spec.dims)
     elif spec.tau is not None:
@@ -226,7 +226,7 @@ def tiny_source(tmp_path_factory):
 
 
 def test_generator_tau_zero_is_bit_identical_and_model_unchanged(tiny_source):
-    from dtviz.generate import Generator, SampleSettings
+    from dtviz.sampling.generate import Generator, SampleSettings
 
     gen = Generator(tiny_source)
     state = {k: v.clone() for k, v in gen.model.state_dict().items()}
@@ -246,7 +246,7 @@ def test_generator_tau_zero_is_bit_identical_and_model_unchanged(tiny_source):
 
 
 def test_global_mask_is_the_stats_tail(tiny_source):
-    from dtviz.cli import stats_summary
+    from dtviz.cli.main import stats_summary
 
     for tau in (0.05, 0.2, 0.5):
         spec = PruneSpec(mode="tail", tau=tau)
@@ -324,7 +324,7 @@ def test_keep_mask_numpy_torch_and_stats_agree(selection):
 # ---------------------------------------------------------------------------------------- quality
 
 def test_pixel_drift():
-    from dtviz.quality import per_sample_mse, pixel_drift
+    from dtviz.evaluation.quality import per_sample_mse, pixel_drift
 
     a = np.zeros((2, 4, 4, 1), np.float32)
     assert pixel_drift(a, a) == {"mse": 0.0, "psnr": float("inf")}
@@ -338,7 +338,7 @@ def test_pixel_drift():
 
 
 def test_class_accuracy_with_a_classifier(tmp_path, tiny_source):
-    from dtviz.quality import class_accuracy, classifier_for
+    from dtviz.evaluation.quality import class_accuracy, classifier_for
 
     assert classifier_for(tiny_source) is None  # no classifier: no accuracy, never a made-up one
     import dtviz
@@ -357,8 +357,9 @@ def test_class_accuracy_with_a_classifier(tmp_path, tiny_source):
 def test_sample_readout(tiny_source, tmp_path):
     """The live page's one call per release: samples, removed dims, drift against the baseline, accuracy."""
     import dtviz
-    from dtviz.generate import Generator, SampleSettings, sample_readout
-    from dtviz.quality import classifier_for, class_accuracy, pixel_drift
+    from dtviz.evaluation.quality import sample_readout
+    from dtviz.sampling.generate import Generator, SampleSettings
+    from dtviz.evaluation.quality import classifier_for, class_accuracy, pixel_drift
 
     gen = Generator(tiny_source)
     labels, settings = [0, 1, 1, 5], SampleSettings(seed=2)
@@ -383,7 +384,7 @@ def test_generator_shared_by_threads_keeps_each_call_to_itself(tiny_source):
     time must each give exactly what they give alone (the pruning hooks live on the shared model)."""
     import threading
 
-    from dtviz.generate import Generator, SampleSettings
+    from dtviz.sampling.generate import Generator, SampleSettings
 
     gen = Generator(tiny_source)
     labels, settings = list(range(NUM_CLASSES)) * 2, SampleSettings(steps=12, seed=3)

@@ -3,8 +3,8 @@ an independent float64 count), the mask from the cosine, and the τ marks a cont
 import numpy as np
 import pytest
 
-from dtviz.pruning_defaults import ALIGNED_COSINE, head_k_for, pruning_defaults, tail_norm_shares
-from dtviz.stats import ConditionStats
+from dtviz.pruning.defaults import ALIGNED_COSINE, head_k_for, pruning_defaults, tail_norm_shares
+from dtviz.analysis.stats import ConditionStats
 
 
 def _count_below(values: np.ndarray, tau: float) -> float:

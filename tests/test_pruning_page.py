@@ -8,9 +8,9 @@ import pytest
 pytest.importorskip("streamlit")
 
 import dtviz  # noqa: E402
-from dtviz.pruning_defaults import pruning_defaults  # noqa: E402
-from dtviz.quality import template_accuracy, template_matcher_for  # noqa: E402
-from dtviz.stats import ConditionStats  # noqa: E402
+from dtviz.pruning.defaults import pruning_defaults  # noqa: E402
+from dtviz.evaluation.quality import template_accuracy, template_matcher_for  # noqa: E402
+from dtviz.analysis.stats import ConditionStats  # noqa: E402
 from tests.test_app import grid, images, metric, ok, pruning_app, steady_state_navigation  # noqa: E402,F401
 
 
@@ -32,10 +32,10 @@ def test_opens_on_tail_beside_head_with_both_readouts(defaults):
     assert line.startswith(f"{k} / {dim} dims removed")  # a whole count is written as one
     # the template read-out is the library's, on the very samples shown
     src = dtviz.load("builtin")
-    from dtviz.generate import Generator, SampleSettings
-    from dtviz.pruning import PruneSpec
+    from dtviz.sampling.generate import Generator, SampleSettings
+    from dtviz.pruning.spec import PruneSpec
 
-    from dtviz.cli_args import select_classes
+    from dtviz.cli.args import select_classes
 
     labels = [int(i) for i in select_classes(src.num_classes, None, 6, 21)]
     pruned = Generator(src).sample(labels, SampleSettings(seed=21), prune=PruneSpec(tau=defaults.tau, mask=defaults.mask))
@@ -77,9 +77,9 @@ def test_sampler_options_reach_the_sampler(defaults):
     """SiT's SDE with REPA's linear diffusion form and Tweedie's last step, set on the page as on the CLI: the
     template read-out is the library's on samples drawn with that very spec; options the sampler lacks are one
     warning sentence."""
-    from dtviz.cli_args import select_classes
-    from dtviz.generate import Generator, SampleSettings
-    from dtviz.pruning import PruneSpec
+    from dtviz.cli.args import select_classes
+    from dtviz.sampling.generate import Generator, SampleSettings
+    from dtviz.pruning.spec import PruneSpec
 
     opts = "diffusion_form=linear,last_step=tweedie"
     at = pruning_app(pr_n=4, pr_seed=3, pr_sampler="sde", pr_sampler_opts=opts, pr_steps=12)

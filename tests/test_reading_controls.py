@@ -13,8 +13,8 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 from apptest import new_app, ok, steady_state_navigation  # noqa: E402,F401
 
 import dtviz  # noqa: E402
-from dtviz.stats import ConditionStats  # noqa: E402
-from dtviz.nn.dit import DiT, DiTConfig  # noqa: E402
+from dtviz.analysis.stats import ConditionStats  # noqa: E402
+from dtviz.models.dit import DiT, DiTConfig  # noqa: E402
 from factories import save_checkpoint  # noqa: E402
 
 TYPED = "a photo of a dog\na red car at night\na small green tree"

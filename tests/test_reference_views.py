@@ -9,7 +9,7 @@ pytest.importorskip("streamlit")
 
 import dtviz_app  # noqa: E402
 from dtviz import plots  # noqa: E402
-from dtviz.loading import BUILTINS  # noqa: E402
+from dtviz.sources.loading import BUILTINS  # noqa: E402
 from dtviz.reference import compare_rows, family_reference, headline, pruning_markers, reference_label  # noqa: E402
 from tests.test_app import new_app, ok, steady_state_navigation  # noqa: E402,F401
 

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 
 import dtviz
-from dtviz.cli import build_parser, main
+from dtviz.cli.main import build_parser, main
 from dtviz.errors import DtvizInputError
-from dtviz.generate import Generator, SampleSettings
-from dtviz.nn.dit import DiT, DiTConfig
+from dtviz.sampling.generate import Generator, SampleSettings
+from dtviz.models.dit import DiT, DiTConfig
 from tests.factories import (randomized_lightningdit, repa_legacy_state, save_checkpoint, save_lightning_wrapper,
                              save_train_wrapper, tiny_lightningdit_config)
 from tests.test_native_loader import reference_c

@@ -20,13 +20,13 @@ import pytest
 import torch
 
 import dtviz
-from dtviz.cli import stats_summary
+from dtviz.cli.main import stats_summary
 from dtviz.errors import DtvizInputError
-from dtviz.generate import Generator, SampleSettings, initial_noise
-from dtviz.pruning import PruneSpec
-from dtviz.pruning_hooks import pruned
-from dtviz.samplers import DDIMSampler
-from dtviz.vae import decode
+from dtviz.sampling.generate import Generator, SampleSettings, initial_noise
+from dtviz.pruning.spec import PruneSpec
+from dtviz.pruning.hooks import pruned
+from dtviz.sampling.samplers import DDIMSampler
+from dtviz.sources.vae import decode
 from tests.test_pruning import save_tiny_folder
 
 diffusers = pytest.importorskip("diffusers")
@@ -242,8 +242,8 @@ def test_cli_sample_release_convention_equals_dit_pipeline_seed_0(tmp_path):
 
     from PIL import Image
 
-    from dtviz.cli import main
-    from dtviz.generate import to_uint8
+    from dtviz.cli.main import main
+    from dtviz.sampling.generate import to_uint8
 
     folder = tiny_pipeline(tmp_path / "ddpm", diffusers.DDPMScheduler())
     out = tmp_path / "out"

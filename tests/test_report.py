@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 import pytest
 from plotly.offline import get_plotlyjs
 
-from dtviz import plots, stats
+from dtviz import plots
+from dtviz.analysis import stats
 from dtviz.errors import DtvizInputError
 from dtviz.report import export_report
 
@@ -105,8 +106,8 @@ def test_report_link_uses_the_public_base_url_or_says_it_is_local(monkeypatch):
 def test_serve_passes_a_checked_base_url(tmp_path, capsys):
     import argparse
 
-    from dtviz.cli import main
-    from dtviz.serve import serve_command
+    from dtviz.cli.main import main
+    from dtviz.serving.serve import serve_command
 
     args = argparse.Namespace(root=[], host="127.0.0.1", port=8501, base_url="https://lab.example.org/dtviz/")
     _, env = serve_command(args, cwd=str(tmp_path))

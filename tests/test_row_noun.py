@@ -43,7 +43,7 @@ def test_builders_name_the_rows_from_the_context():
 def test_stats_json_says_what_the_rows_are(tmp_path, capsys):
     import json
 
-    from dtviz.cli import main
+    from dtviz.cli.main import main
 
     np.save(tmp_path / "m.npy", np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32))
     assert main(["stats", str(tmp_path / "m.npy"), "--json"]) == 0

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from dtviz.pruning import PruneSpec
+from dtviz.pruning.spec import PruneSpec
 
-from dtviz.pruning_hooks import pruned
-from dtviz.flow_sde import EulerMaruyamaSampler
-from dtviz.samplers import DDPMSampler, guided_denoiser, linear_betas, respaced_betas, space_timesteps
+from dtviz.pruning.hooks import pruned
+from dtviz.sampling.flow_sde import EulerMaruyamaSampler
+from dtviz.sampling.samplers import DDPMSampler, guided_denoiser, linear_betas, respaced_betas, space_timesteps
 from tests.factories import randomized_dit, tiny_config
 from tests.test_pruning import NUM_CLASSES, Oracle, class_mean_mask, save_tiny_folder
 
@@ -236,7 +236,7 @@ def test_pruning_schedule_with_stochastic_samplers_matches_oracle(sampler_name):
 def test_generator_sampler_names(tmp_path):
     import dtviz
     from dtviz.errors import DtvizInputError
-    from dtviz.generate import SAMPLER_DEFAULTS, Generator, SampleSettings
+    from dtviz.sampling.generate import SAMPLER_DEFAULTS, Generator, SampleSettings
 
     sit = Generator(dtviz.load(save_tiny_folder(str(tmp_path / "sit"), family="sit"), device="cpu"))
     assert type(sit.sampler(name="sde")).__name__ == "EulerMaruyamaSampler" and sit.sampler().__class__.__name__ == "EulerFlowSampler"

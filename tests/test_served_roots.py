@@ -1,6 +1,6 @@
 """Served roots (issue 13: findings 1, 9, 10, 11): a link reads only what the server's owner served.
 
-Library (dtviz.served): inside loads; outside, ``..``, a symlink escape, ``~`` and absolute paths get one
+Library (dtviz.serving.roots): inside loads; outside, ``..``, a symlink escape, ``~`` and absolute paths get one
 identical sentence whether the file exists or not, with no path and no content. Dashboard (AppTest): the same
 through ``?src=``, the text box, ``cmp_more`` and the dynamics folder; markdown in a source name is shown as
 literal text; error text shows no absolute path; uploads live in a per-session folder that another session
@@ -25,7 +25,7 @@ import pytest
 
 import dtviz
 from dtviz.errors import DtvizInputError
-from dtviz.served import ENV_ROOTS, ServedRoots, refusal
+from dtviz.serving.roots import ENV_ROOTS, ServedRoots, refusal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "hunter2-row"
@@ -389,8 +389,8 @@ def test_serve_help_and_command(tree, tmp_path, capsys):
     out = subprocess.run([sys.executable, "-m", "dtviz", "serve", "--help"], capture_output=True, text=True,
                          cwd=ROOT, timeout=60)
     assert out.returncode == 0 and "--root" in out.stdout and "--host" in out.stdout and "127.0.0.1" in out.stdout
-    from dtviz.cli import build_parser
-    from dtviz.serve import APP as SERVE_APP, serve_command
+    from dtviz.cli.main import build_parser
+    from dtviz.serving.serve import APP as SERVE_APP, serve_command
     from dtviz.sources.matrix import MAX_UPLOAD_BYTES
 
     args = build_parser().parse_args(["serve", "--root", str(outside), "--port", "8642"])
@@ -404,7 +404,7 @@ def test_serve_help_and_command(tree, tmp_path, capsys):
     assert options["--client.showErrorDetails"] == "type" and options["--client.toolbarMode"] == "viewer"
     assert options["--runner.magicEnabled"] == "false" and len(argv) == 5 + 2 * len(options)
     assert env[ENV_ROOTS].split(os.pathsep) == [os.path.realpath(served), os.path.realpath(outside)]
-    from dtviz.cli import main
+    from dtviz.cli.main import main
 
     assert main(["serve", "--root", str(served / "E.npy")]) == 2  # refused before any server starts
     err = capsys.readouterr().err

@@ -1,9 +1,9 @@
-"""Known-answer tests for every statistic in dtviz.stats (the paper's definitions)."""
+"""Known-answer tests for every statistic in dtviz.analysis.stats (the paper's definitions)."""
 import numpy as np
 import pytest
 import torch
 
-from dtviz import stats
+from dtviz.analysis import stats
 from dtviz.errors import DtvizInputError
 
 

@@ -10,9 +10,9 @@ import os
 import numpy as np
 import pytest
 
-from dtviz.cli import main
-from dtviz.pruning import PruneSpec, global_mask
-from dtviz.sweep import TABLE_COLUMNS
+from dtviz.cli.main import main
+from dtviz.pruning.spec import PruneSpec, global_mask
+from dtviz.evaluation.sweep import TABLE_COLUMNS
 from tests.test_pruning import save_tiny_folder
 from torchrun import run_dtviz, why_a_rank_failed
 
@@ -112,7 +112,7 @@ def test_sweep_refuses_bad_output_and_options(plain_folder, tmp_path, capsys):
 
 
 def test_world_chunks_are_fixed_whatever_the_process_count():
-    from dtviz.sweep import World
+    from dtviz.evaluation.sweep import World
 
     def chunks(world):
         return [c.tolist() for c in world.chunks(7, 2)]
@@ -141,7 +141,7 @@ def test_torchrun_two_processes_match_one(plain_folder, tmp_path):
 # ------------------------------------------------------------------------------------ built-in model
 
 def _builtin_metrics() -> dict:
-    from dtviz.loading import BUILTIN_DIR
+    from dtviz.sources.loading import BUILTIN_DIR
 
     with open(os.path.join(BUILTIN_DIR, "config.json")) as fh:
         return json.load(fh).get("metrics", {})
@@ -159,8 +159,8 @@ def test_builtin_head_removal_hurts_tail_pruning_does_not():
     (global masks, for contrast: head k=8 0.66, tail τ=0.01 — 2 dims — 0.88).
     """
     import dtviz
-    from dtviz.generate import Generator, SampleSettings
-    from dtviz.quality import class_accuracy, classifier_for
+    from dtviz.sampling.generate import Generator, SampleSettings
+    from dtviz.evaluation.quality import class_accuracy, classifier_for
 
     source = dtviz.load("builtin", device="cpu")
     gen, clf = Generator(source), classifier_for(source)
@@ -184,8 +184,8 @@ def test_sweep_samples_the_baseline_once_and_shows_progress(glyph_folder, capsys
     """τ = 0 under three schedules is one baseline run, not four: counted as forward passes of the real
     tiny model; their rows keep the samples sampling τ = 0 would give; a tqdm bar reports every step."""
     import dtviz
-    from dtviz.generate import Generator, SampleSettings
-    from dtviz.sweep import prunes_nothing, run_sweep, sweep_specs
+    from dtviz.sampling.generate import Generator, SampleSettings
+    from dtviz.evaluation.sweep import prunes_nothing, run_sweep, sweep_specs
 
     generator = Generator(dtviz.load(glyph_folder, device="cpu"))
     settings = SampleSettings(seed=1, sampler="euler")  # fixed steps: the bar counts each of them
@@ -205,8 +205,8 @@ def test_sweep_samples_the_baseline_once_and_shows_progress(glyph_folder, capsys
     assert per_run > 0 and len(calls) == 2 * (1 + 3) * per_run  # 2 chunks × (baseline + 3 pruned settings)
 
     # unchanged results: τ = 0 rows are what sampling with τ = 0 gives, bit for bit
-    from dtviz.pruning import PruneSpec
-    from dtviz.generate import to_uint8
+    from dtviz.pruning.spec import PruneSpec
+    from dtviz.sampling.generate import to_uint8
 
     sampled = to_uint8(generator.sample(labels, settings, prune=PruneSpec(tau=0.0, schedule="last:2"), batch_size=2))
     for r in results[:4]:

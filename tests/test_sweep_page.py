@@ -5,7 +5,7 @@ import csv
 import json
 
 import dtviz_app
-from dtviz.sweep import TABLE_COLUMNS, write_csv
+from dtviz.evaluation.sweep import TABLE_COLUMNS, write_csv
 from tests.test_app import new_app, ok, steady_state_navigation  # noqa: F401 — the fixture pins st.navigation
 
 PAGE = dtviz_app.view_path("sweep")

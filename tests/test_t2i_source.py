@@ -13,10 +13,10 @@ import torch
 from t2i_factories import build_flux, build_pixart, build_sd3, save_in_hf_cache, save_pipeline
 
 import dtviz
-from dtviz.cli import main as cli_main
+from dtviz.cli.main import main as cli_main
 from dtviz.errors import DtvizInputError
-from dtviz.generate import Generator, SampleSettings
-from dtviz.pruning import PruneSpec
+from dtviz.sampling.generate import Generator, SampleSettings
+from dtviz.pruning.spec import PruneSpec
 
 PROMPTS = ["a photo of a dog", "a red car at night", "a cat", "an old boat on the sky", "a small green tree"]
 
@@ -96,7 +96,7 @@ def test_flux_guidance_is_in_c_only_for_dev(pipes):
 
 
 def test_cli_stats_json_equals_the_independent_computation(pipes, capsys):
-    from dtviz.stats import ConditionStats
+    from dtviz.analysis.stats import ConditionStats
 
     folder = pipes["folders"]["sd3"]
     assert cli_main(["stats", folder, "--prompts", pipes["prompts"], "--json"]) == 0
@@ -211,7 +211,7 @@ def test_sd3_samples_without_t5(pipes, tmp_path):
     (b"\n\n   \n", "at least one prompt"),
 ])
 def test_bad_prompt_files_are_one_sentence_without_the_path(tmp_path, content, expected):
-    from dtviz.prompts import read_prompts
+    from dtviz.sources.prompts import read_prompts
 
     path = tmp_path / "prompts.txt"
     path.write_bytes(content)
@@ -233,7 +233,7 @@ def test_a_t2i_folder_without_embedder_weights_is_one_sentence(pipes, tmp_path):
 
 
 def test_shipped_prompt_sets():
-    from dtviz.prompts import read_prompts
+    from dtviz.sources.prompts import read_prompts
 
     imagenet = read_prompts("imagenet-photo")
     assert len(imagenet) == 1000 == len(set(imagenet))
@@ -282,7 +282,7 @@ def test_sd3_null_rows_are_pruned_only_when_asked(pipes):
         spec = PruneSpec(dims=(0, 1, 2), prune_null=prune_null)
         handle = None
         try:
-            from dtviz.pruning_hooks import pruned_output  # the hook Generator installs, then one that records after it
+            from dtviz.pruning.hooks import pruned_output  # the hook Generator installs, then one that records after it
 
             with pruned_output(embed, spec, mask=gen.global_mask(spec), null_label=-1) as pruner:
                 handle = embed.register_forward_hook(lambda m, a, out: seen.append(out.clone()))

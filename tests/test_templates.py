@@ -8,7 +8,7 @@ import pytest
 
 from dtviz.builtin.glyphs import GlyphRenderer, render_dataset
 from dtviz.builtin.templates import TemplateMatcher, ink_normalise
-from dtviz.loading import BUILTIN_DIR
+from dtviz.sources.loading import BUILTIN_DIR
 
 CODEPOINTS = tuple(json.load(open(os.path.join(BUILTIN_DIR, "config.json")))["codepoints"])
 
@@ -64,9 +64,9 @@ def test_sweep_reports_template_accuracy_for_glyph_models(tmp_path):
     import csv
 
     import dtviz
-    from dtviz.cli import main
-    from dtviz.generate import Generator, SampleSettings
-    from dtviz.quality import template_accuracy, template_matcher_for
+    from dtviz.cli.main import main
+    from dtviz.sampling.generate import Generator, SampleSettings
+    from dtviz.evaluation.quality import template_accuracy, template_matcher_for
     from tests.test_pruning import NUM_CLASSES, save_tiny_folder
 
     folder = save_tiny_folder(str(tmp_path / "glyph"), input_size=16, patch=4, classifier=True, steps=2)

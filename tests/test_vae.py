@@ -17,12 +17,12 @@ import pytest
 import torch
 
 import dtviz
-from dtviz.cli import main
+from dtviz.cli.main import main
 from dtviz.errors import DtvizInputError
-from dtviz.generate import Generator, SampleSettings, initial_noise
-from dtviz.pruning import PruneSpec
-from dtviz.pruning_hooks import pruned
-from dtviz.vae import decode, find_vae, load_vae
+from dtviz.sampling.generate import Generator, SampleSettings, initial_noise
+from dtviz.pruning.spec import PruneSpec
+from dtviz.pruning.hooks import pruned
+from dtviz.sources.vae import decode, find_vae, load_vae
 from tests.factories import randomized_dit, save_checkpoint, tiny_config
 
 diffusers = pytest.importorskip("diffusers")

@@ -1,4 +1,4 @@
-"""VA-VAE (dtviz.vavae): LightningDiT's tokenizer checkpoint in LDM layout + latents_stats.pt, decoded as its
+"""VA-VAE (dtviz.sources.vavae): LightningDiT's tokenizer checkpoint in LDM layout + latents_stats.pt, decoded as its
 inference.py does (``samples * std / latent_multiplier + mean``, no 0.18215), found as vae/ beside a 32-channel
 LightningDiT or given with --vae; the errors for a missing or mismatched stats file or VAE; nothing written.
 
@@ -19,10 +19,10 @@ import pytest
 import torch
 
 import dtviz
-from dtviz.cli import main
+from dtviz.cli.main import main
 from dtviz.errors import DtvizInputError
-from dtviz.generate import Generator, SampleSettings
-from dtviz.vae import decode, find_vae, latent_channel_note, load_vae
+from dtviz.sampling.generate import Generator, SampleSettings
+from dtviz.sources.vae import decode, find_vae, latent_channel_note, load_vae
 from tests.factories import randomized_lightningdit, save_checkpoint, tiny_lightningdit_config
 
 diffusers = pytest.importorskip("diffusers")

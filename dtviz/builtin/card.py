@@ -14,12 +14,12 @@ import time
 import numpy as np
 import torch
 
-from dtviz.stats import ConditionStats
+from dtviz.analysis.stats import ConditionStats
 
 
 def load_classifier(model_dir: str):
-    """The classifier shipped beside the model (dtviz.quality loads and caches it)."""
-    from dtviz.quality import load_classifier as load
+    """The classifier shipped beside the model (dtviz.evaluation.quality loads and caches it)."""
+    from dtviz.evaluation.quality import load_classifier as load
 
     with open(os.path.join(model_dir, "config.json")) as fh:
         return load(os.path.join(model_dir, json.load(fh)["classifier"]["file"]))
@@ -66,7 +66,7 @@ def table_stats(source, t=None, tau: float = 0.01) -> dict:
 
 def measure(model_dir: str, per_class: int = 2, seed: int = 7) -> dict:
     import dtviz
-    from dtviz.generate import Generator, SampleSettings
+    from dtviz.sampling.generate import Generator, SampleSettings
 
     src = dtviz.load(model_dir, device="cpu")
     gen = Generator(src)
@@ -111,7 +111,7 @@ def save_grid(model_dir: str, out_png: str, classes: int = 32, per_class: int = 
     import dtviz
     from PIL import Image
 
-    from dtviz.generate import Generator, SampleSettings, to_uint8
+    from dtviz.sampling.generate import Generator, SampleSettings, to_uint8
 
     src = dtviz.load(model_dir, device="cpu")
     ids = np.linspace(0, src.num_classes - 1, classes).astype(int)

@@ -13,7 +13,7 @@ colours (cividis for continuous values, Okabe-Ito for categories) and fonts read
     lines                                                                  Fig. 12 (dynamics over t / steps)
     neighbour_bars                                                         nearest classes, full vs head
     dim_across_classes, image_tiles, tile_scale                            live pruning: one dim, sample grids
-    modulation_heatmap, modulation_change_bars, modulation_change_curves   per-block modulation (dtviz.blocks)
+    modulation_heatmap, modulation_change_bars, modulation_change_curves   per-block modulation (dtviz.analysis.blocks)
     sweep_metric_curves                                                    a sweep's metrics against τ per schedule
     figure_config, figure_csv, *_frame                                     downloads (PNG/SVG, CSV)
 

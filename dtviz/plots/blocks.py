@@ -1,4 +1,4 @@
-"""Per-block modulation figures (dtviz.blocks): the blocks × dims contribution heatmap and the relative change of
+"""Per-block modulation figures (dtviz.analysis.blocks): the blocks × dims contribution heatmap and the relative change of
 each block's modulation against τ. UI-free: no streamlit here."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dtviz.plots.style import CONTINUOUS, HEAD_COLOUR, _categorical_colour, _sty
 
 def modulation_heatmap(contrib, chunk: str, context) -> go.Figure:
     """Rows = blocks (then the final layer), columns = dims of c ordered by |c̄| descending: ‖W[:, j]‖·mean|SiLU(c)_j|
-    for ``chunk`` (``dtviz.blocks.Contributions``). Head dims (|c̄_j| ≥ τ) are the columns left of the marked line."""
+    for ``chunk`` (``dtviz.analysis.blocks.Contributions``). Head dims (|c̄_j| ≥ τ) are the columns left of the marked line."""
     if chunk not in contrib.chunks:
         raise DtvizInputError(f"expected one of the chunks {', '.join(contrib.chunks)}; got {chunk!r}.")
     z = np.asarray(contrib.chunks[chunk], dtype=np.float64)  # (rows, d)
@@ -35,7 +35,7 @@ def modulation_heatmap(contrib, chunk: str, context) -> go.Figure:
 
 
 def modulation_change_curves(curves: dict, chunk: str, context, tau: float | None = None) -> go.Figure:
-    """relative change ‖m(c) − m(P(c))‖ / ‖m(c)‖ of ``chunk`` against τ, one line per block (dtviz.blocks.change_curves);
+    """relative change ‖m(c) − m(P(c))‖ / ‖m(c)‖ of ``chunk`` against τ, one line per block (dtviz.analysis.blocks.change_curves);
     the final layer's "all" (or its own chunk) as a dashed black line."""
     if chunk not in curves:
         raise DtvizInputError(f"expected one of the chunks {', '.join(k for k in curves if k not in ('tau', 'blocks', 'final'))}; got {chunk!r}.")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from dtviz import stats
+from dtviz.analysis import stats
 from dtviz.errors import DtvizInputError
 from dtviz.plots.style import (C_I, HEAD_COLOUR, OKABE_ITO, TAIL_COLOUR, TAU_COLOUR, _bars_from_edges,
                                _categorical_colour, _legend_line, _style, _tau_line, row_nouns)

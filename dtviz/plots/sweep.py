@@ -1,4 +1,4 @@
-"""Sweep figures (dtviz sweep's table.csv, read by dtviz.sweep_metrics): one metric against τ (or k), a line per
+"""Sweep figures (dtviz sweep's table.csv, read by dtviz.evaluation.sweep_metrics): one metric against τ (or k), a line per
 schedule, the unpruned baseline as a dashed line. UI-free: no streamlit here."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dtviz.plots.style import _categorical_colour, _style
 
 
 def sweep_metric_curves(x_name: str, curves: dict, baseline: float | None, metric_label: str, context) -> go.Figure:
-    """``curves``: {schedule: (x (n,), values (n,))} from dtviz.sweep_metrics.metric_curves."""
+    """``curves``: {schedule: (x (n,), values (n,))} from dtviz.evaluation.sweep_metrics.metric_curves."""
     x_title = "threshold τ" if x_name == "tau" else "removed dims k"
     fig = go.Figure()
     for i, (schedule, (x, y)) in enumerate(curves.items()):

@@ -105,7 +105,7 @@ def projection_frame(panels: dict, names, groups=None, row: str = "class") -> pd
 
 def compare_bars(rows: list, context) -> go.Figure:
     """nPR and cosine per source side by side (Table 1, Fig. 1): left nPR in % (of c̄ and per-class
-    mean), right the mean off-diagonal cosine. ``rows`` as returned by ``dtviz.cli.table_rows``; rows of family
+    mean), right the mean off-diagonal cosine. ``rows`` as returned by ``dtviz.cli.main.table_rows``; rows of family
     "paper" (``dtviz.reference.compare_rows``) are the paper's reported values, drawn hatched; a value a row
     does not have (None) leaves its bar out."""
     if not rows:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from dtviz.errors import DtvizInputError
-from dtviz.families import Family
+from dtviz.sources.families import Family
 
 PARTS = ("y+t", "y", "t")
 

@@ -8,14 +8,14 @@ from facebookresearch/DiT hold the same weights in every block):
     φ(t)    = [cos(t·f), sin(t·f)],   f_k = exp(−ln(10⁴)·k / (half − 1)),   k = 0..half−1,  half = 128
 
 The denominator ``half − 1`` comes from ``Timesteps(256, flip_sin_to_cos=True, downscale_freq_shift=1)``;
-original DiT divides by ``half`` (dtviz.nn.dit.timestep_features). The two agree only at t = 0, so c
+original DiT divides by ``half`` (dtviz.models.dit.timestep_features). The two agree only at t = 0, so c
 is always computed by calling the model's own modules, never with the native formula.
 
 The label table has num_classes + 1 rows; the last row is the null (classifier-free guidance) class
 and is never returned. Everything is read from disk offline; nothing is ever written next to the model.
 
 t0 is the first timestep of the pipeline's own scheduler at DiTPipeline's default 50 steps
-(dtviz.pipeline_sampler.first_timestep: 980 for facebook/DiT-*'s DDIMScheduler, "leading" spacing), not
+(dtviz.sources.schedulers.first_timestep: 980 for facebook/DiT-*'s DDIMScheduler, "leading" spacing), not
 the noise end 999; without a scheduler config it is 999.
 """
 from __future__ import annotations
@@ -28,12 +28,12 @@ import re
 import numpy as np
 import torch
 
-from dtviz.checkpoint import read_any
-from dtviz.device import resolve_device
+from dtviz.sources.checkpoint import read_any
+from dtviz.models.device import resolve_device
 from dtviz.errors import DtvizInputError
-from dtviz.hfcache import hub_cache_dir
-from dtviz.families import FAMILIES
-from dtviz.pipeline_sampler import PIPELINE_STEPS, first_timestep, load_scheduler
+from dtviz.sources.hfcache import hub_cache_dir
+from dtviz.sources.families import FAMILIES
+from dtviz.sources.schedulers import PIPELINE_STEPS, first_timestep, load_scheduler
 from dtviz.sources.base import Source, SourceInfo, check_finite
 
 PIPELINE_CLASS = "DiTPipeline"
@@ -52,7 +52,7 @@ class DiffusersSource(Source):
     """A DiTPipeline folder: model_index.json, transformer/{config.json, diffusion_pytorch_model.*}, vae/, scheduler/.
 
     The transformer and the scheduler are loaded with diffusers' own classes (the scheduler fixes t0 and samples,
-    dtviz.pipeline_sampler); the VAE is loaded only to sample (dtviz.vae).
+    dtviz.sampling.pipeline); the VAE is loaded only to sample (dtviz.sources.vae).
     """
 
     def __init__(self, path: str, device=None, name: str | None = None, extra: dict | None = None):
@@ -75,9 +75,9 @@ class DiffusersSource(Source):
 
         num_classes = int(config["num_embeds_ada_norm"])
         shared = blocks_share_embedder(self.transformer)
-        from dtviz.vae import find_vae, missing_vae_note
+        from dtviz.sources.vae import find_vae, missing_vae_note
 
-        vae = find_vae(path)  # the pipeline's own vae/, else the HF cache (dtviz.vae); a few stat calls
+        vae = find_vae(path)  # the pipeline's own vae/, else the HF cache (dtviz.sources.vae); a few stat calls
         note = FAMILY_NOTE if shared else FAMILY_NOTE + "; each block has its own embedder, c is block 0's"
         self.scheduler = load_scheduler(path)  # None without scheduler/scheduler_config.json
         self._t0, self._t0_note = pipeline_t0(self.scheduler)

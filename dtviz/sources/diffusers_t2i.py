@@ -17,7 +17,7 @@ t is in the pipeline scheduler's timesteps (σ·1000 for flow matching, 1000 = n
 of the pipeline's own scheduler at the pipeline's default step count and size, shift included
 (dtviz.sources.t2i_pipeline.first_timestep). Only the embedder's weights are read for c (lazily, from the
 safetensors shards), and only the CLIP encoders are loaded; the transformer, T5 and the VAE load on the first
-sample (dtviz.t2i_sampling). Nothing downloads, nothing is written next to the model.
+sample (dtviz.sampling.t2i). Nothing downloads, nothing is written next to the model.
 """
 from __future__ import annotations
 
@@ -27,10 +27,10 @@ import threading
 import numpy as np
 import torch
 
-from dtviz.device import resolve_device
+from dtviz.models.device import resolve_device
 from dtviz.errors import DtvizInputError
-from dtviz.families import FAMILIES
-from dtviz.prompts import resolve_prompts
+from dtviz.sources.families import FAMILIES
+from dtviz.sources.prompts import resolve_prompts
 from dtviz.sources.base import Source, SourceInfo, check_finite
 from dtviz.sources.t2i_pipeline import (KINDS, PipelineKind, embedder_module, first_timestep, load_clip_pipeline,
                                         pipeline_defaults, read_index, transformer_parameters)

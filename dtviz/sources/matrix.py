@@ -16,11 +16,11 @@ import zipfile
 import numpy as np
 import torch
 
-from dtviz import budgets
-from dtviz.checkpoint import check_readable_file, read_safetensors, read_torch
-from dtviz.device import resolve_device
+from dtviz.sources import budgets
+from dtviz.sources.checkpoint import check_readable_file, read_safetensors, read_torch
+from dtviz.models.device import resolve_device
 from dtviz.errors import DtvizInputError
-from dtviz.families import FAMILIES
+from dtviz.sources.families import FAMILIES
 from dtviz.sources.base import Source, SourceInfo, check_finite
 
 MATRIX_EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt")
@@ -74,7 +74,7 @@ def validate_matrix(matrix, name: str) -> np.ndarray:
 
 
 def load_matrix(path: str, labels: str | list[str] | None = None, device=None) -> MatrixSource:
-    """Sizes are checked against dtviz.budgets before anything is read; a MemoryError becomes one sentence."""
+    """Sizes are checked against dtviz.sources.budgets before anything is read; a MemoryError becomes one sentence."""
     path = check_readable_file(path, "an embedding matrix file")
     try:
         return _load_matrix(path, labels, device)

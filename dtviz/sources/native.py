@@ -9,7 +9,7 @@ c is computed from five tensors that every family shares, with DiT's own formula
 
     c(y, t) = table[y] + W2 · SiLU(W0 · [cos(t·f), sin(t·f)] + b0) + b2,   f_k = exp(−ln(10⁴)·k/128)
 
-Only those tensors are read to compute c (lazily, see dtviz.checkpoint); the whole model is built
+Only those tensors are read to compute c (lazily, see dtviz.sources.checkpoint); the whole model is built
 only when sampling is asked for.
 """
 from __future__ import annotations
@@ -22,12 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dtviz.checkpoint import nearest_keys, read_any, unwrap_state_dict
-from dtviz.device import resolve_device
+from dtviz.sources.checkpoint import nearest_keys, read_any, unwrap_state_dict
+from dtviz.models.device import resolve_device
 from dtviz.errors import DtvizInputError
-from dtviz.families import FAMILIES, detect_family, get_family
-from dtviz.nn import backbone_for
-from dtviz.nn.dit import timestep_features
+from dtviz.sources.families import FAMILIES, detect_family, get_family
+from dtviz.models import backbone_for
+from dtviz.models.dit import timestep_features
 from dtviz.sources.base import Source, SourceInfo, check_finite
 from dtviz.sources.release_config import (read_heads, read_null_row, read_training_record, repa_legacy_layout,
                                           shape_conflicts)
@@ -124,7 +124,7 @@ class NativeSource(Source):
         """The architecture the shapes show, for shape_conflicts (only what the keys of a full model tell)."""
         if "x_embedder.proj.weight" not in self.state or not self.record.values and not self.record.model_name:
             return {}
-        from dtviz.nn.dit import block_count
+        from dtviz.models.dit import block_count
 
         hidden, _, patch, _ = _shape(self.state, "x_embedder.proj.weight")
         has = lambda key: key in self.state  # noqa: E731
@@ -179,9 +179,9 @@ class NativeSource(Source):
         return self._latent_support()
 
     def _latent_support(self) -> tuple[bool, str]:
-        """Latent models (in_channels not 1 or 3) sample only through a VAE (dtviz.vae.find_vae: an AutoencoderKL
+        """Latent models (in_channels not 1 or 3) sample only through a VAE (dtviz.sources.vae.find_vae: an AutoencoderKL
         folder, or a VA-VAE folder for LightningDiT) whose latent channels match; sets _vae_extra."""
-        from dtviz.vae import find_vae, latent_channel_note, missing_vae_note
+        from dtviz.sources.vae import find_vae, latent_channel_note, missing_vae_note
 
         model_cfg = self.sidecar.get("model") or {}
         shapes = self.state.shapes() if hasattr(self.state, "shapes") else None
@@ -222,7 +222,7 @@ class NativeSource(Source):
 
     # ------------------------------------------------------------------------------------ sampling
     def build_model(self) -> torch.nn.Module:
-        """The family's backbone (dtviz.nn.backbone_for) on the source's device, in eval mode (weights loaded strictly)."""
+        """The family's backbone (dtviz.models.backbone_for) on the source's device, in eval mode (weights loaded strictly)."""
         if not self.info.can_sample and not self.info.extra.get("latent"):  # a latent model may get --vae later
             raise DtvizInputError(f"this source cannot sample: {self.info.sample_note}")
         backbone = backbone_for(self.family.key)
@@ -260,7 +260,7 @@ def find_sidecar(weights_path: str) -> dict:
 
 
 def _shape(state: Mapping, key: str) -> tuple:
-    """A tensor's shape without reading it when the mapping is lazy (dtviz.checkpoint.LazySafetensors)."""
+    """A tensor's shape without reading it when the mapping is lazy (dtviz.sources.checkpoint.LazySafetensors)."""
     if hasattr(state, "shapes"):
         return tuple(state.shapes()[key])
     return tuple(state[key].shape)

@@ -184,8 +184,8 @@ def read_heads(hidden: int, visible_head_dim: int | None, family: str, record: T
         return size["num_heads"], ""
     if size:
         conflict = f"{record.where} name {record.model_name!r} (width {size['hidden_size']}) does not match the weights' width {hidden}; "
-    from dtviz.nn.dit import DIT_CONFIGS
-    from dtviz.nn.lightningdit import LIGHTNINGDIT_CONFIGS
+    from dtviz.models.dit import DIT_CONFIGS
+    from dtviz.models.lightningdit import LIGHTNINGDIT_CONFIGS
 
     published = {c["hidden_size"]: (c["num_heads"], n) for n, c in {**DIT_CONFIGS, **LIGHTNINGDIT_CONFIGS}.items()}
     if hidden in published:
@@ -202,8 +202,8 @@ def repa_legacy_layout(state: Mapping) -> tuple[Mapping, str]:
     = the number of ``blocks.*`` in the file). Other files come back unchanged, with no note."""
     if not any(str(k).startswith("decoder_blocks.") for k in state):
         return state, ""
-    from dtviz.checkpoint import RenamedKeys
-    from dtviz.nn.dit import block_count
+    from dtviz.sources.checkpoint import RenamedKeys
+    from dtviz.models.dit import block_count
 
     encoder_depth = block_count(state, "blocks.")
     names = {}

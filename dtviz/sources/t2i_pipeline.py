@@ -31,7 +31,7 @@ WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.
 @dataclass(frozen=True)
 class PipelineKind:
     pipeline: str          # diffusers pipeline class
-    family: str            # dtviz.families key
+    family: str            # dtviz.sources.families key
     module: str            # the diffusers module holding the pipeline's retrieve_timesteps / calculate_shift
     embedder: str          # the transformer attribute that forms c
     text_in_c: bool        # False: c from the timestep alone (text by cross-attention)
@@ -201,7 +201,7 @@ def read_prefixed(tdir: str, prefix: str) -> dict:
     """{key without prefix: float32 tensor} for the weight keys starting with ``prefix`` (sharded or not)."""
     from safetensors import safe_open
 
-    from dtviz.checkpoint import read_torch
+    from dtviz.sources.checkpoint import read_torch
 
     names = set(os.listdir(tdir)) if os.path.isdir(tdir) else set()
     files = []

@@ -10,9 +10,9 @@ File (one NumPy ``.npz``, conventionally ``*.traj.npz``; any ``.npz`` holding a 
     meta        str                        JSON: {"format": "dtviz-trajectory", "version": 1, "what", "module", "cfg", ...}
 
 As a source: rows = the conditional rows; every view reads c at one step k (``embeddings(t=k)``; default
-t0 = step 0, the first sampling step), and ``dtviz.dynamics.stats_over_t`` over every step gives the
+t0 = step 0, the first sampling step), and ``dtviz.analysis.dynamics.stats_over_t`` over every step gives the
 per-step cosine and nPR curves. Only part ``y+t`` exists (c as captured). Sizes are checked from the
-archive's declared member sizes and headers (dtviz.budgets.check_npz) before anything is read.
+archive's declared member sizes and headers (dtviz.sources.budgets.check_npz) before anything is read.
 """
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dtviz import budgets
-from dtviz.checkpoint import check_readable_file
-from dtviz.device import resolve_device
+from dtviz.sources import budgets
+from dtviz.sources.checkpoint import check_readable_file
+from dtviz.models.device import resolve_device
 from dtviz.errors import DtvizInputError
-from dtviz.families import Family, TimeConvention
+from dtviz.sources.families import Family, TimeConvention
 from dtviz.sources.base import Source, SourceInfo, check_finite
 
 SUFFIX = ".traj.npz"

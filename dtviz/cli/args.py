@@ -1,0 +1,159 @@
+"""The command line's shared pieces: argument groups, class selection, output folders, strict JSON.
+
+dtviz.cli.main builds the parser from them, and so do the subcommands that live in their own modules (dtviz.evaluation.sweep,
+dtviz.cli.blocks), which therefore never import dtviz.cli.main (no import cycle).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+
+import numpy as np
+
+from dtviz.errors import DtvizInputError
+from dtviz.sources.families import SAMPLER_NAMES
+
+PARTS = ("y+t", "y", "t")
+
+
+def add_source_args(p: argparse.ArgumentParser, many: bool = False) -> None:
+    if many:
+        p.add_argument("sources", nargs="+", metavar="SOURCE", help="'builtin', 'builtin-wide', a checkpoint, a pipeline folder or a matrix")
+    else:
+        p.add_argument("source", nargs="?", default="builtin", metavar="SOURCE",
+                       help="'builtin' (default), 'builtin-wide', a checkpoint, a pipeline folder, hf:<repo> or a matrix")
+    p.add_argument("--family", default="auto", help="auto, dit, sit, repa, lightningdit, mdt, mg")
+    p.add_argument("--device", default=None, help="auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps")
+    p.add_argument("--labels", default=None, help="labels file for a matrix, one per line")
+    add_prompts_arg(p)
+    add_checkpoint_reading_args(p)
+
+
+def add_checkpoint_reading_args(p: argparse.ArgumentParser) -> None:
+    """What a native checkpoint's file may not say (dtviz.sources.release_config); pass on with source_options."""
+    p.add_argument("--num-heads", type=int, default=None, metavar="N",
+                   help="attention heads of a native checkpoint (default: its training args/config or shapes, else "
+                        "a reading stated in the family note)")
+    p.add_argument("--null-row", default="auto", choices=("auto", "yes", "no"),
+                   help="is the label table's last row the null (CFG) row? auto: the training args/config say, else "
+                        "yes (stated in the family note); no for a model trained with class_dropout_prob=0")
+
+
+def source_options(args) -> dict:
+    """load() keywords from add_checkpoint_reading_args."""
+    return {"num_heads": getattr(args, "num_heads", None), "null_row": getattr(args, "null_row", "auto"),
+            "guidance": getattr(args, "guidance", None)}
+
+
+def add_prompts_arg(p: argparse.ArgumentParser) -> None:
+    from dtviz.sources.prompts import PROMPT_SETS
+
+    p.add_argument("--guidance", type=float, default=None, metavar="G",
+                   help="Flux-dev: the guidance value embedded in c (and used to sample); default the pipeline's own")
+    p.add_argument("--prompts", default=None, metavar="FILE",
+                   help="text-to-image pipelines (SD3, Flux, PixArt, Sana): the rows, one prompt per line, or a shipped "
+                        f"set: {', '.join(PROMPT_SETS)} (default varied)")
+
+
+def add_analysis_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--t", type=float, default=None, help="timestep in the family's convention (default t0)")
+    p.add_argument("--step", type=int, default=None, metavar="K",
+                   help="a captured trajectory file (.traj.npz): read c at step K (default 0 = t0, the first step)")
+    p.add_argument("--part", default="y+t", choices=PARTS)
+    p.add_argument("--tau", type=float, default=0.01)
+
+
+def sampler_spec(text: str) -> str:
+    """argparse type of --sampler: a known name, options checked later by Generator.sampler."""
+    from dtviz.sampling.flow import parse_sampler_spec
+
+    try:
+        name, _ = parse_sampler_spec(text)
+    except DtvizInputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    if name not in SAMPLER_NAMES:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(SAMPLER_NAMES)}; got {text!r}")
+    return text
+
+
+def add_class_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--classes", default=None, help="comma-separated class ids")
+    p.add_argument("--random", type=int, default=None, metavar="N", help="N random classes")
+    p.add_argument("--per-class", type=int, default=1, metavar="K", help="samples per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (Flux-dev: the embedded guidance)")
+    p.add_argument("--size", type=int, default=None, metavar="PX",
+                   help="text-to-image pipelines: image side in px (default the pipeline's; smaller is faster on CPU)")
+    p.add_argument("--sampler", default=None, type=sampler_spec, metavar="NAME[:KEY=VALUE,...]",
+                   help=f"one of {', '.join(SAMPLER_NAMES)}; default: the family's release default (README, Samplers); "
+                        "flow options e.g. sde:diffusion_form=linear,last_step=tweedie or ode:method=dopri5,atol=1e-6")
+    p.add_argument("--vae", default=None, metavar="PATH",
+                   help="local diffusers AutoencoderKL folder for latent models, or a VA-VAE folder (checkpoint + "
+                        "latents_stats.pt) for LightningDiT (default: vae/ beside the model, then the HF cache)")
+
+
+def select_classes(num_classes: int, classes: str | None, random_n: int | None, seed: int) -> list[int]:
+    """--classes 3,17,42 | --random N (seeded) | all classes."""
+    if classes and random_n:
+        raise DtvizInputError("give either --classes or --random, not both.")
+    if classes:
+        try:
+            ids = [int(x) for x in classes.split(",") if x.strip()]
+        except ValueError:
+            raise DtvizInputError(f"--classes expects comma-separated integers like 3,17,42; got {classes!r}.") from None
+        bad = [i for i in ids if not 0 <= i < num_classes]
+        if bad:
+            raise DtvizInputError(f"class ids must lie in 0..{num_classes - 1}; got {bad[:5]}.")
+        return ids
+    if random_n:
+        if not 0 < random_n <= num_classes:
+            raise DtvizInputError(f"--random must be between 1 and {num_classes}; got {random_n}.")
+        return sorted(np.random.default_rng(seed).choice(num_classes, random_n, replace=False).tolist())
+    return list(range(num_classes))
+
+
+def write_samples(out_dir: str, images: np.ndarray, labels, class_names, prefix: str = "") -> str:
+    """One PNG per sample and ``index.csv`` (file,class_id,class_name); returns the index path."""
+    from PIL import Image
+
+    from dtviz.sampling.generate import to_uint8
+
+    os.makedirs(out_dir, exist_ok=True)
+    index = os.path.join(out_dir, "index.csv")
+    with open(index, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["file", "class_id", "class_name"])
+        for i, (img, label) in enumerate(zip(to_uint8(images), labels)):
+            name = f"{prefix}{i:06d}_class{int(label):04d}.png"
+            Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(os.path.join(out_dir, name))
+            writer.writerow([name, int(label), class_names[int(label)]])
+    return index
+
+
+def check_output_dir(out: str, source_path: str | None) -> str:
+    """Refuse to write into the folder of the user's checkpoint."""
+    out = os.path.abspath(out)
+    if source_path:
+        src_dir = os.path.abspath(source_path if os.path.isdir(source_path) else os.path.dirname(source_path))
+        if out == src_dir or out.startswith(src_dir + os.sep):
+            raise DtvizInputError(f"--out {out!r} is inside the checkpoint's folder {src_dir!r}; dtviz never writes there — choose another folder.")
+    if os.path.isfile(out):
+        raise DtvizInputError(f"--out must be a folder, but {out!r} is a file.")
+    return out
+
+
+def json_text(value) -> str:
+    """Strict JSON: NaN/±Inf (e.g. the cosine of a one-row matrix, which has no pairs) become null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+    return json.dumps(clean(value), allow_nan=False)

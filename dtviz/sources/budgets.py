@@ -1,0 +1,140 @@
+"""Budgets: how much one file, one cache and one request may cost, checked *before* the work is done.
+
+A shared dashboard reads whatever a link names, so every loader first checks sizes it can read cheaply (the
+file size, a ``.npy`` header's shape and dtype, each ``.npz`` member's declared ``ZipInfo.file_size``) and
+refuses with one sentence when the work would exceed these limits. The numbers are module constants so a
+server owner can raise them (``dtviz.sources.budgets.MAX_MATRIX_BYTES = ...`` before the app starts); the README's
+reliability section lists them.
+"""
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+
+from dtviz.errors import DtvizInputError
+
+# ================================================================================ limits
+
+GiB, MiB = 2 ** 30, 2 ** 20
+# An embedding matrix as the float32 copy dtviz keeps (N × d × 4 bytes): 100 000 × 2 048 fits; also the limit
+# for what a file declares before conversion (a float64 .npy of 1 GiB is read into 512 MiB of float32).
+MAX_MATRIX_BYTES = 1 * GiB
+# CSV / TSV text: parsed row by row into float32, so memory is ~ the float32 matrix, not the text.
+MAX_CSV_BYTES = 256 * MiB
+# A labels sidecar, one label per line.
+MAX_LABELS_BYTES = 16 * MiB
+# Legacy (non-zip) torch pickles are read whole (no mmap); DiT-XL/2's 2.7 GB release file fits.
+MAX_PICKLE_CHECKPOINT_BYTES = 3 * GiB
+# A compressed member of a zip (.npz, torch zip) is inflated in memory: its declared size must fit this.
+MAX_ZIP_MEMBER_BYTES = MAX_MATRIX_BYTES
+
+# Per-request work in the dashboard.
+MAX_COMPARE_SOURCES = 8        # sources in one comparison table (cmp_src + cmp_more)
+MAX_DYNAMICS_FILES = 64        # checkpoints of one training run on the dynamics page
+MAX_SAMPLE_STEPS = 8192        # samples × steps of one live-pruning request (16 × 250 = 4 000 is DiT's default)
+MAX_PROJECTION_ROWS = {"pca": 20_000, "umap": 5_000, "tsne": 2_000}  # rows projected; more are subsampled
+# Process-wide bytes of the dashboard's array cache (dtviz.serving.arraycache): E, the N×N cosine matrices, ...
+MAX_CACHE_BYTES = 2 * GiB
+
+
+# ================================================================================ checks
+
+def human(n: int | float) -> str:
+    """1536 -> '1.5 KiB' (messages only)."""
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:,.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def check_bytes(what: str, size: int | float, limit: int, name: str) -> None:
+    """One sentence when ``size`` bytes of ``what`` in ``name`` exceed ``limit``."""
+    if size > limit:
+        raise DtvizInputError(f"{name!r} holds {what} of {human(size)}, over this server's budget of {human(limit)} "
+                              "(dtviz.sources.budgets); use a smaller file or subsample it.")
+
+
+def check_array_shape(shape: tuple, itemsize: int, name: str) -> None:
+    """A declared array (shape, bytes per item) must fit ``MAX_MATRIX_BYTES`` both as stored and as float32."""
+    count = int(np.prod([int(s) for s in shape], dtype=object)) if shape else 1
+    check_bytes(f"an array of shape {tuple(int(s) for s in shape)}", count * max(int(itemsize), 4),
+                MAX_MATRIX_BYTES, name)
+
+
+def npy_header(fh) -> tuple[tuple, np.dtype]:
+    """(shape, dtype) from an open .npy stream positioned at its start, reading only the header."""
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+    else:
+        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+    return shape, dtype
+
+
+def check_npy(path: str, name: str) -> np.dtype:
+    """The .npy header's shape × itemsize within budget (the data is not read); returns its dtype."""
+    try:
+        with open(path, "rb") as fh:
+            shape, dtype = npy_header(fh)
+    except (ValueError, OSError, EOFError) as err:
+        raise DtvizInputError(f"expected a NumPy array file, but {name!r} has a damaged header.") from err
+    check_array_shape(shape, dtype.itemsize, name)
+    return dtype
+
+
+def check_npz(path: str, name: str) -> None:
+    """Every member's declared size (ZipInfo.file_size) and header shape within budget, before inflating any."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            total = sum(i.file_size for i in infos)
+            check_bytes("arrays (declared, uncompressed)", total, MAX_MATRIX_BYTES, name)
+            for info in infos:
+                if info.filename.endswith(".npy") and info.file_size:
+                    with zf.open(info) as fh:
+                        shape, dtype = npy_header(fh)
+                    check_array_shape(shape, dtype.itemsize, name)
+    except DtvizInputError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError) as err:
+        raise DtvizInputError(f"expected a NumPy .npz archive, but {name!r} is damaged or truncated.") from err
+
+
+def check_zip_members(path: str, name: str) -> None:
+    """A torch zip checkpoint: compressed members are inflated in memory, so their declared size must fit
+    ``MAX_ZIP_MEMBER_BYTES`` (stored members are memory-mapped and cost only the pages touched)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.compress_type != zipfile.ZIP_STORED:
+                    check_bytes(f"a compressed member {info.filename.rsplit('/', 1)[-1]!r}", info.file_size,
+                                MAX_ZIP_MEMBER_BYTES, name)
+    except zipfile.BadZipFile as err:
+        raise DtvizInputError(f"expected a PyTorch checkpoint, but {name!r} is a damaged or truncated zip archive.") from err
+
+
+def check_sample_work(samples: int, steps: int) -> None:
+    """samples × steps of one sampling request within ``MAX_SAMPLE_STEPS``."""
+    if samples * steps > MAX_SAMPLE_STEPS:
+        raise DtvizInputError(f"{samples} samples × {steps} steps = {samples * steps:,} network evaluations per "
+                              f"request, over this server's budget of {MAX_SAMPLE_STEPS:,}; use fewer samples or steps.")
+
+
+def evenly_spaced(n: int, cap: int) -> np.ndarray:
+    """Indices of at most ``cap`` of range(n), evenly spaced with the first and last kept: a systematic sample, so
+    every stretch of ids (ImageNet's class groups are contiguous) or of training steps keeps its share."""
+    if n <= cap:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, cap)).astype(np.int64))
+
+
+def shown_note(shown: int, total: int, what: str, cap_name: str) -> str:
+    """'2,000 shown of 20,000 rows (…)' under a view that subsampled."""
+    return (f"{shown:,} shown of {total:,} {what}: an evenly spaced sample (this server's cap, "
+            f"dtviz.sources.budgets.{cap_name}).")
+
+
+def out_of_memory(name: str) -> DtvizInputError:
+    """The one sentence for a MemoryError while reading ``name`` (never a box or a traceback)."""
+    return DtvizInputError(f"the server ran out of memory reading {name!r}; use a smaller file or subsample it.")
