@@ -142,6 +142,45 @@ def test_forward_matches_weight_zeroing_oracle(model, mask_kind, prune_null, sel
     assert pruner.pruned_steps == []  # no sampler: no steps counted
 
 
+def zero_label_columns(model, removed: np.ndarray, null_too: bool):
+    """A copy of ``model`` whose label table has column i zeroed for removed dims (every class row; the null row
+    too when ``null_too``): the oracle of removing only the label part y of c in those dims (c_i -> t_i)."""
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        table = m.y_embedder.embedding_table.weight
+        rows = slice(None) if null_too else slice(0, NUM_CLASSES)
+        cols = torch.from_numpy(removed)
+        table[rows, cols] = 0
+    return m
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("prune_null", [False, True])
+@pytest.mark.parametrize("selection", [dict(mode="head", k=3), dict(dims=(0, 7, 31)), dict(mode="tail", tau=0.3)],
+                         ids=lambda s: "-".join(map(str, s.values())))
+def test_removing_only_the_label_part_equals_zeroed_label_columns(model, prune_null, selection):
+    spec = PruneSpec(part="y", prune_null=prune_null, **selection)
+    mask = class_mean_mask(model, spec, 0.0)
+    g = torch.Generator().manual_seed(1)
+    y = torch.tensor([0, 3, 7, 9])
+    x = torch.randn(4, 1, 8, 8, generator=g)
+    xb, tb, yb = torch.cat([x, x]), torch.full((8,), 0.37), torch.cat([y, torch.full_like(y, NUM_CLASSES)])
+    with pruned(model, spec, mask=mask):
+        hooked = model(xb, tb, yb)
+        c_hooked = model.condition(tb, yb)
+    expected = zero_label_columns(model, np.flatnonzero(~mask), prune_null)(xb, tb, yb)
+    assert torch.equal(hooked, expected)
+    # c_i becomes t_i in the removed dims of the pruned rows, and stays c elsewhere
+    t_part = model.t_embedder(tb)
+    c_full = model.condition(tb, yb)
+    rows = slice(None) if prune_null else slice(0, 4)
+    removed = torch.from_numpy(~mask)
+    assert torch.equal(c_hooked[rows][:, removed], t_part[rows][:, removed])
+    assert torch.equal(c_hooked[:, ~removed], c_full[:, ~removed])
+    if not prune_null:
+        assert torch.equal(hooked[4:], model(xb, tb, yb)[4:])
+
+
 SAMPLERS = {
     "sit-euler": (lambda: EulerFlowSampler(steps=6, t_start=0.0, t_end=1.0), None),
     "repa-interval": (lambda: EulerFlowSampler(steps=6, t_start=1.0, t_end=0.0), (0.0, 0.7)),  # CFG on 3 of 6 steps
@@ -268,7 +307,10 @@ def test_prune_spec_validation_and_names():
     spec = PruneSpec(mode="tail", tau=0.01, schedule=" Last:10 ")
     assert spec.schedule == "last:10" and spec.label() == "tail tau=0.01 last:10" and spec.slug() == "tail_tau0.01_last10"
     assert PruneSpec(tau=0.01).label() == "tail tau=0.01 every"
-    assert PruneSpec(mode="head", k=4, mask="per-sample", prune_null=True).label() == "head k=4 every per-sample +null"
+    assert PruneSpec(mode="head", k=4, mask="per-sample", prune_null=False).label() == "head k=4 every per-sample null-kept"
+    assert PruneSpec(mode="head", k=4, mask="per-sample", prune_null=False).slug() == "head_k4_every_per-sample_nullkept"
+    y_only = PruneSpec(mode="head", k=8, part="y")
+    assert y_only.prune_null and y_only.label() == "head k=8 every y-only" and y_only.slug() == "head_k8_every_yonly"
     assert PruneSpec(mode="head", k=4, schedule="first").slug() == "head_k4_first"
     assert PruneSpec(tau=0.01) == PruneSpec(tau=0.01, schedule="every") and len({PruneSpec(tau=0), PruneSpec(tau=0.0)}) == 1
     with pytest.raises(Exception):
@@ -277,7 +319,7 @@ def test_prune_spec_validation_and_names():
                 dict(tau=0.1, mode="middle"), dict(tau=0.1, mask="local"), dict(tau=0.1, schedule="last:0"),
                 dict(tau=0.1, schedule="lats:3"), dict(tau=0.1, schedule="last:x"), dict(tau=0.1, dims=(1,)),
                 dict(dims=()), dict(dims=(-1,)), dict(dims=(1.5,)), dict(dims=(True,)), dict(dims=("a",)),
-                dict(dims=(float("nan"),))):
+                dict(dims=(float("nan"),)), dict(tau=0.1, part="t"), dict(tau=0.1, part="y", mask="per-sample")):
         with pytest.raises(DtvizInputError):
             PruneSpec(**bad)
 
@@ -286,7 +328,7 @@ def test_prune_spec_with_explicit_dims():
     spec = PruneSpec(dims=[31, 3, 3])
     assert spec.dims == (3, 31) and PruneSpec(dims=7).dims == (7,) and PruneSpec(dims=(7,)) == PruneSpec(dims=7)
     assert spec.label() == "dims=3,31 every" and spec.slug() == "dims3-31_every" and spec.selection == "dims=3,31"
-    assert PruneSpec(dims=(4,), mask="per-sample", schedule="last:2", prune_null=True).label() == "dims=4 last:2 per-sample +null"
+    assert PruneSpec(dims=(4,), mask="per-sample", schedule="last:2", prune_null=False).label() == "dims=4 last:2 per-sample null-kept"
     v = np.linspace(-1, 1, 32)
     assert np.flatnonzero(~keep_mask(v, spec)).tolist() == [3, 31]  # whatever the values
     assert np.array_equal(keep_mask_torch(torch.from_numpy(np.stack([v, -v])), spec).numpy(), np.stack([keep_mask(v, spec)] * 2))

@@ -65,6 +65,14 @@ def head_tail_views(E, head_idx, top_head=None) -> dict[str, np.ndarray]:
     return {PANEL_FULL: E, PANEL_HEAD: E[:, head], PANEL_TAIL: E[:, tail], PANEL_NO_TOP: E[:, rest]}
 
 
+def panel_dims(d: int, E, head_idx, top_head=None) -> dict[str, np.ndarray]:
+    """The dims each panel of ``head_tail_views`` keeps, as index arrays (for scoring a panel's class structure)."""
+    head = np.unique(np.asarray(head_idx, dtype=np.int64).reshape(-1))
+    top = _top_head(np.abs(_matrix(E, "E").mean(0)), head, top_head)
+    return {PANEL_FULL: np.arange(d), PANEL_HEAD: head, PANEL_TAIL: np.setdiff1d(np.arange(d), head),
+            PANEL_NO_TOP: np.setdiff1d(np.arange(d), top)}
+
+
 def panel_titles(d: int, head_count: int, top_count: int) -> dict[str, str]:
     """Panel key -> its title, lettered as the paper's Fig. 13 ((a) full, (b) head only, (c), (d) tail
     sides). The dashboard uses the same strings in the figure and in its caption."""

@@ -45,6 +45,7 @@ class TrainConfig:
     decay_from: int = 0  # 0: constant lr after warm-up (DiT's); else linear decay to 0 from this step to ``steps``
     label_init_std: float = 0.5  # DiT's 0.02 learns the class signal far slower at this size
     embedder_lr_mult: float = 1.0  # learning rate of t_embedder / y_embedder relative to ``lr`` (1: DiT's)
+    label_lr_mult: float = 1.0  # learning rate of y_embedder (the label table) relative to ``lr``, on top of the above
     class_dropout_prob: float = 0.1
     ema_decay: float = 0.998
     steps: int = 8000
@@ -198,12 +199,18 @@ def train_diffusion(cfg: TrainConfig, data: dict, clf: GlyphClassifier, work: Wo
 
 
 def param_groups(model: DiT, cfg: TrainConfig) -> list[dict]:
-    """The embedders in their own group so that ``embedder_lr_mult`` can speed them up (one group when it is 1)."""
-    if cfg.embedder_lr_mult == 1.0:  # the parameter order of earlier runs, so their optimiser states resume
+    """The embedders in groups of their own so that ``embedder_lr_mult`` / ``label_lr_mult`` can speed them up
+    (one group when both are 1: the parameter order of earlier runs, so their optimiser states resume)."""
+    if cfg.embedder_lr_mult == 1.0 and cfg.label_lr_mult == 1.0:
         return [{"params": list(model.parameters()), "lr_mult": 1.0}]
-    emb = [p for n, p in model.named_parameters() if n.startswith(EMBEDDER_PREFIXES)]
-    rest = [p for n, p in model.named_parameters() if not n.startswith(EMBEDDER_PREFIXES)]
-    return [{"params": rest, "lr_mult": 1.0}, {"params": emb, "lr_mult": cfg.embedder_lr_mult}]
+    named = list(model.named_parameters())
+    rest = [p for n, p in named if not n.startswith(EMBEDDER_PREFIXES)]
+    t_emb = [p for n, p in named if n.startswith("t_embedder.")]
+    y_emb = [p for n, p in named if n.startswith("y_embedder.")]
+    if cfg.label_lr_mult == 1.0:  # the grouping of runs made before label_lr_mult existed
+        return [{"params": rest, "lr_mult": 1.0}, {"params": t_emb + y_emb, "lr_mult": cfg.embedder_lr_mult}]
+    return [{"params": rest, "lr_mult": 1.0}, {"params": t_emb, "lr_mult": cfg.embedder_lr_mult},
+            {"params": y_emb, "lr_mult": cfg.embedder_lr_mult * cfg.label_lr_mult}]
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:

@@ -10,13 +10,89 @@ import csv
 import json
 import math
 import os
-
-import numpy as np
+import sys
 
 from dtviz.errors import DtvizInputError
 from dtviz.sources.families import SAMPLER_NAMES
 
 PARTS = ("y+t", "y", "t")
+
+
+# ------------------------------------------------------------------------------------ the parser
+
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations: ``--per-clas`` is an error, not silently ``--per-class``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def option_strings(self) -> list[str]:
+        return [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+
+
+def nearest_option(parser: Parser, unknown: str) -> str | None:
+    """The parser's own flag closest to ``unknown`` (difflib), or None when nothing is close."""
+    import difflib
+
+    flag = unknown.split("=", 1)[0]
+    found = difflib.get_close_matches(flag, parser.option_strings(), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def number(kind=float, low: float | None = None, high: float | None = None, low_open: bool = False):
+    """An argparse type: a ``kind`` (float / int) in [low, high] (low excluded when ``low_open``), else one sentence."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = value is not None and (kind is int or math.isfinite(value))
+        if ok and low is not None:
+            ok = value > low if low_open else value >= low
+        if ok and high is not None:
+            ok = value <= high
+        if not ok:
+            what = "a whole number" if kind is int else "a number"
+            bounds = []
+            if low is not None:
+                bounds.append(f"{'>' if low_open else '≥'} {low:g}")
+            if high is not None:
+                bounds.append(f"≤ {high:g}")
+            raise argparse.ArgumentTypeError(f"expected {what}{' ' + ' and '.join(bounds) if bounds else ''}, but got {text!r}")
+        return value
+    parse.__name__ = "number"
+    return parse
+
+
+def tau_value(text: str):
+    """--tau: "auto" (the source's τ: s_tail(c̄) = 448/1152, dtviz.pruning.defaults.default_tau) or a number ≥ 0."""
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    return number(float, 0)(text)
+
+
+def add_threads_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", default="auto", type=threads_value, metavar="N",
+                   help="CPU threads for torch (default auto: every core, with OpenMP's passive wait policy so that a "
+                        "busy machine does not slow it down; `make bench` measures it against 1)")
+
+
+def threads_value(text: str):
+    if str(text).strip().lower() == "auto":
+        return "auto"
+    return number(int, 1)(text)
+
+
+def apply_threads(threads) -> int:
+    """Before torch is imported: OpenMP waits passively (spinning threads starve when another job holds a core,
+    several times slower than one thread); after: torch uses ``threads`` (auto: every core). Returns the count."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    n = (os.cpu_count() or 1) if threads in (None, "auto") else int(threads)
+    torch.set_num_threads(n)
+    return n
 
 
 def add_source_args(p: argparse.ArgumentParser, many: bool = False) -> None:
@@ -59,11 +135,13 @@ def add_prompts_arg(p: argparse.ArgumentParser) -> None:
 
 
 def add_analysis_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--t", type=float, default=None, help="timestep in the family's convention (default t0)")
-    p.add_argument("--step", type=int, default=None, metavar="K",
+    p.add_argument("--t", type=number(float), default=None, help="timestep in the family's convention (default t0)")
+    p.add_argument("--step", type=number(int, 0), default=None, metavar="K",
                    help="a captured trajectory file (.traj.npz): read c at step K (default 0 = t0, the first step)")
     p.add_argument("--part", default="y+t", choices=PARTS)
-    p.add_argument("--tau", type=float, default=0.01)
+    p.add_argument("--tau", type=tau_value, default="auto",
+                   help="threshold on |c_i| for s_tail and the head (default auto: the source's τ, below which 448/1152 "
+                        "of the dims of c̄ lie, as under the paper's τ = 0.01 on REPA-XL; 0.01: the paper's value)")
 
 
 def sampler_spec(text: str) -> str:
@@ -81,12 +159,13 @@ def sampler_spec(text: str) -> str:
 
 def add_class_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", default=None, help="comma-separated class ids")
-    p.add_argument("--random", type=int, default=None, metavar="N", help="N random classes")
-    p.add_argument("--per-class", type=int, default=1, metavar="K", help="samples per class")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None)
-    p.add_argument("--cfg", type=float, default=None, help="classifier-free guidance scale (Flux-dev: the embedded guidance)")
-    p.add_argument("--size", type=int, default=None, metavar="PX",
+    p.add_argument("--random", type=number(int, 1), default=None, metavar="N", help="N random classes")
+    p.add_argument("--per-class", type=number(int, 1), default=1, metavar="K", help="samples per class")
+    p.add_argument("--seed", type=number(int, 0), default=0)
+    p.add_argument("--steps", type=number(int, 1), default=None)
+    p.add_argument("--cfg", type=number(float, 0), default=None,
+                   help="classifier-free guidance scale (Flux-dev: the embedded guidance)")
+    p.add_argument("--size", type=number(int, 8), default=None, metavar="PX",
                    help="text-to-image pipelines: image side in px (default the pipeline's; smaller is faster on CPU)")
     p.add_argument("--sampler", default=None, type=sampler_spec, metavar="NAME[:KEY=VALUE,...]",
                    help=f"one of {', '.join(SAMPLER_NAMES)}; default: the family's release default (README, Samplers); "
@@ -110,13 +189,15 @@ def select_classes(num_classes: int, classes: str | None, random_n: int | None, 
             raise DtvizInputError(f"class ids must lie in 0..{num_classes - 1}; got {bad[:5]}.")
         return ids
     if random_n:
+        import numpy as np
+
         if not 0 < random_n <= num_classes:
             raise DtvizInputError(f"--random must be between 1 and {num_classes}; got {random_n}.")
         return sorted(np.random.default_rng(seed).choice(num_classes, random_n, replace=False).tolist())
     return list(range(num_classes))
 
 
-def write_samples(out_dir: str, images: np.ndarray, labels, class_names, prefix: str = "") -> str:
+def write_samples(out_dir: str, images, labels, class_names, prefix: str = "") -> str:
     """One PNG per sample and ``index.csv`` (file,class_id,class_name); returns the index path."""
     from PIL import Image
 
@@ -157,3 +238,35 @@ def json_text(value) -> str:
             return [clean(x) for x in v]
         return v
     return json.dumps(clean(value), allow_nan=False)
+
+
+def note_assumptions(source) -> None:
+    """Every command that loads a source says what it assumed (a head count, a null row, a family) on stderr, as the
+    header of ``dtviz stats`` does: one line, with the flag that changes it."""
+    if getattr(source, "readings", ()) or getattr(source, "family_ambiguous", False):
+        print(f"dtviz: note: {source.info.family_note}", file=sys.stderr)
+
+
+def job_size_line(generator, rows: int, per_class: int, settings_count: int, settings) -> str:
+    """"16 classes × 1 sample × 1 setting = 16 images, euler 32 steps; about 2 s here" — printed before a job starts."""
+    samples = rows * per_class
+    sampler = generator.sampler(settings.steps, settings.sampler)
+    steps = len(sampler.timesteps())
+    name = (settings.sampler or generator.defaults["name"]).split(":")[0]
+    noun = "prompt" if generator.source.info.extra.get("rows") == "prompts" else "class"
+    line = (f"dtviz: {rows} {noun}{'es' if noun == 'class' and rows != 1 else 's' if rows != 1 else ''} × {per_class} "
+            f"sample{'s' if per_class != 1 else ''} × {settings_count} setting{'s' if settings_count != 1 else ''} = "
+            f"{samples * settings_count} images, {name} {steps} evaluations")
+    estimate = getattr(generator, "estimate_seconds", None)
+    if estimate is not None:
+        seconds = estimate(samples, settings, runs=settings_count)
+        line += f"; about {format_seconds(seconds)} on this machine"
+    return line
+
+
+def format_seconds(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(seconds, 0.1):.2g} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,26 +1,27 @@
-"""The ``dtviz`` command line: stats, table, sample (and sweep, from dtviz.cli.sweep; serve, from dtviz.serving.serve; blocks, from dtviz.cli.blocks).
+"""The ``dtviz`` command line: stats, table, claims, sample, plot (and sweep, from dtviz.cli.sweep; serve, from
+dtviz.serving.serve; blocks, from dtviz.cli.blocks).
 
-Every error is one sentence on stderr and a non-zero exit; the numbers come from dtviz.analysis.stats, the
-same functions the dashboard and the tests use.
+Every error is one sentence on stderr and a non-zero exit; the numbers come from the same library functions the
+dashboard and the tests use. Nothing heavy is imported before the arguments parse: ``dtviz --help`` and a
+mistyped flag answer at once, and torch starts only with the chosen thread policy (dtviz.cli.args.apply_threads).
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import os
 import sys
 
-import numpy as np
-
-from dtviz.cli.args import (add_analysis_args, add_class_selection, add_source_args, check_output_dir, json_text,
-                            select_classes, source_options, write_samples)
+from dtviz.cli.args import (Parser, add_analysis_args, add_class_selection, add_source_args, add_threads_arg,
+                            apply_threads, check_output_dir, json_text, nearest_option, number, select_classes,
+                            source_options, write_samples)
 from dtviz.errors import DtvizInputError
-from dtviz.sources.base import row_noun
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dtviz", description="Conditioning-vector analysis for diffusion transformers.")
-    sub = parser.add_subparsers(dest="command", required=True)
+
+def build_parser() -> tuple[Parser, dict]:
+    """(the top-level parser, {command: its subparser}) — the subparsers name a mistyped flag's nearest match."""
+    parser = Parser(prog="dtviz", description="Conditioning-vector analysis for diffusion transformers.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("stats", help="the Table-1 row and sparsity of one model")
     add_source_args(p)
@@ -34,9 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
 
+    p = sub.add_parser("claims", help="the paper's claims, each measured on this model with a verdict")
+    add_source_args(p)
+    add_claims_args(p)
+
     p = sub.add_parser("sample", help="write generated samples as PNG + index.csv")
     add_source_args(p)
     add_class_selection(p)
+    p.add_argument("--dry-run", action="store_true", help="print the size of the job and a time estimate, sample nothing")
     p.add_argument("--out", required=True, help="output folder (created; must not be a checkpoint folder)")
     p.add_argument("--noise", default=None, metavar="FILE.pt",
                    help="initial noise: one tensor (samples × C × H × W) saved with torch.save, e.g. a release's z")
@@ -55,17 +61,46 @@ def build_parser() -> argparse.ArgumentParser:
     from dtviz.cli.blocks import add_blocks_parser
 
     add_blocks_parser(sub)
-    return parser
+    from dtviz.cli.plot import add_plot_parser
+
+    add_plot_parser(sub)
+    commands = dict(sub.choices)
+    for p in commands.values():
+        add_threads_arg(p)
+    return parser, commands
+
+
+def add_claims_args(p) -> None:
+    p.add_argument("--t", type=number(float), default=None,
+                   help="read the alignment and statistics rows at this t (default t0, the first sampling step)")
+    p.add_argument("--run", default=None, metavar="DIR",
+                   help="a folder of training snapshots for training_sparsification (default: the source's snapshots/)")
+    p.add_argument("--no-sampling", action="store_true", help="only the rows that need no samples (seconds, not minutes)")
+    p.add_argument("--samples", type=number(int, 1), default=256, metavar="N",
+                   help="samples per sampling run: all classes when they fit (several each), else N random classes "
+                        "(default 256; 12 runs)")
+    p.add_argument("--seed", type=number(int, 0), default=0)
+    p.add_argument("--steps", type=number(int, 1), default=None, help="sampler steps (default the source's)")
+    p.add_argument("--k", type=number(int, 1), default=8, help="head dims removed by prune_head (default 8, as Tab. 2)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {id, claim, paper, measured, verdict, rule, evidence, page}")
+    p.add_argument("--markdown", default=None, metavar="FILE.md", help="also write the scorecard as a Markdown table")
 
 
 # ---------------------------------------------------------------------------------------- commands
 
-def stats_summary(source, t=None, part="y+t", tau=0.01) -> dict:
-    """The ``dtviz stats --json`` object (see the README for the keys)."""
+def stats_summary(source, t=None, part="y+t", tau="auto") -> dict:
+    """The ``dtviz stats --json`` object (see docs/cli.md for the keys). ``tau`` "auto": the source's τ
+    (dtviz.pruning.defaults.default_tau, from c̄ at t0), the one every page uses."""
     from dtviz.analysis.stats import ConditionStats
+    from dtviz.pruning.defaults import default_tau
+    from dtviz.sources.base import row_noun
 
     E = source.embeddings(t=t, part=part)
-    summary = ConditionStats().fit(E).summary(tau)
+    stats = ConditionStats().fit(E)
+    if tau == "auto":
+        tau = default_tau(stats if (t is None and part == "y+t") else ConditionStats(compute_cosine=False).fit(source.embeddings()))
+    summary = stats.summary(tau)
     t_used = None if source.family.convention is None else (source.t0 if t is None else source.family.convention.check(t))
     out = {"source": source.info.name, "family": source.family.key, "family_note": source.info.family_note,
            "num_classes": source.num_classes, "rows": row_noun(source)[1], "dim": source.dim,
@@ -105,8 +140,8 @@ def cmd_stats(args) -> int:
     else:
         print(f"  cosine (off-diagonal)  mean {s['cosine']['mean']:.4f}  min {s['cosine']['min']:.4f}  max {s['cosine']['max']:.4f}")
     for key in ("mean_vector", "per_class_mean"):
-        print(f"  PR [{key}] {s['pr'][key]:.2f}   nPR {100 * s['npr'][key]:.2f}%   s_tail(τ={args.tau:g}) {s['s_tail'][key]:.4f}")
-    print(f"  head dims (|c̄_i| >= τ): {s['head_count']} of {s['dim']}")
+        print(f"  PR [{key}] {s['pr'][key]:.2f}   nPR {100 * s['npr'][key]:.2f}%   s_tail(τ={s['tau']:.4g}) {s['s_tail'][key]:.4f}")
+    print(f"  head dims (|c̄_i| >= τ = {s['tau']:.4g}): {s['head_count']} of {s['dim']}")
     print(f"  variance: mean {s['variance']['mean']:.4g}, top-20 share {100 * s['variance']['top20_share']:.1f}%")
     return 0
 
@@ -115,7 +150,7 @@ TABLE_COLUMNS = ("source", "family", "dim", "num_classes", "pr_mean_vector", "np
                  "npr_per_class_mean", "cosine_mean", "s_tail_mean_vector")
 
 
-def table_rows(sources, t=None, part="y+t", tau=0.01) -> list[dict]:
+def table_rows(sources, t=None, part="y+t", tau="auto") -> list[dict]:
     rows = []
     for src in sources:
         s = stats_summary(src, t, part, tau)
@@ -152,13 +187,16 @@ def cmd_table(args) -> int:
 
 
 def cmd_sample(args) -> int:
+    import numpy as np
+
+    from dtviz.cli.args import job_size_line, note_assumptions
     from dtviz.sampling.generate import Generator, SampleSettings
-    from dtviz.sources.loading import BUILTINS, load
+    from dtviz.sources.builtins import BUILTINS
+    from dtviz.sources.loading import load
 
     source = load(args.source, family=args.family, device=args.device, **source_options(args), prompts=args.prompts)
+    note_assumptions(source)
     out = check_output_dir(args.out, source.info.extra.get("path") if args.source not in BUILTINS else None)
-    if args.per_class < 1:
-        raise DtvizInputError(f"--per-class must be at least 1; got {args.per_class}.")
     if args.scale is not None and args.scale < 1:
         raise DtvizInputError(f"--scale must be a whole number >= 1; got {args.scale}.")
     ids = select_classes(source.num_classes, args.classes, args.random, args.seed)
@@ -170,7 +208,11 @@ def cmd_sample(args) -> int:
         noise = load_noise(args.noise)
     settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler,
                               seed_convention=args.seed_convention, size=args.size)
-    images = Generator(source, vae=args.vae).sample(labels, settings, noise=noise)
+    generator = Generator(source, vae=args.vae)
+    print(job_size_line(generator, len(ids), args.per_class, 1, settings), file=sys.stderr)
+    if args.dry_run:
+        return 0
+    images = generator.sample(labels, settings, noise=noise)
     index = write_samples(out, images, labels, source.class_names)
     from dtviz.sampling.grid import sample_grid
 
@@ -180,11 +222,62 @@ def cmd_sample(args) -> int:
     return 0
 
 
-COMMANDS = {"stats": cmd_stats, "table": cmd_table, "sample": cmd_sample}
+def cmd_claims(args) -> int:
+    from dtviz.cli.args import note_assumptions
+    from dtviz.evaluation.claim_sampling import default_plan
+    from dtviz.evaluation.claims import claims_markdown, measure_claims
+    from dtviz.sources.loading import load
+
+    source = load(args.source, family=args.family, device=args.device, **source_options(args), labels=args.labels,
+                  prompts=args.prompts)
+    note_assumptions(source)
+    plan = default_plan(source, samples=args.samples, seed=args.seed, steps=args.steps, head_k=args.k)
+    progress = None
+    if not args.no_sampling and source.info.can_sample:
+        print(f"dtviz: the sampling rows sample {plan.samples} images 12 times ({len(plan.classes)} classes × "
+              f"{plan.per_class}); --no-sampling skips them", file=sys.stderr)
+
+        def progress(i, n, name):
+            if name != "done":
+                print(f"  run {i + 1}/{n}: {name}", file=sys.stderr, flush=True)
+    rows = measure_claims(source, t=args.t, run=args.run, sampling=not args.no_sampling, plan=plan, progress=progress)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as fh:
+            fh.write(claims_markdown(rows, source.info.name, claims_settings(source, args, plan)))
+    if args.json:
+        print(json_text([r.to_dict() for r in rows]))
+        return 0
+    width = max(len(r.id) for r in rows)
+    for r in rows:
+        print(f"{r.verdict:>19}  {r.id:<{width}}  {r.measured}")
+    return 0
+
+
+def claims_settings(source, args, plan) -> dict:
+    return {"source": source.info.name, "t": "t0" if args.t is None else args.t, "sampling": not args.no_sampling,
+            "samples": plan.samples, "seed": plan.seed, "steps": plan.steps or "the source's", "head k": plan.head_k}
+
+
+COMMANDS = {"stats": cmd_stats, "table": cmd_table, "sample": cmd_sample, "claims": cmd_claims}
+
+
+def parse(argv: list[str] | None = None):
+    """The arguments, or argparse's exit (status 2) with one sentence: a mistyped flag is named with the nearest flag
+    of its own command."""
+    parser, commands = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = commands[args.command]
+        flag = next((x for x in extra if x.startswith("-")), extra[0])
+        best = nearest_option(sub, flag) if flag.startswith("-") else None
+        sub.error(f"unrecognized argument {flag!r}" + (f"; did you mean {best}?" if best else
+                                                       f"; see dtviz {args.command} --help"))
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
+    apply_threads(getattr(args, "threads", "auto"))
     try:
         if args.command == "sweep":
             from dtviz.cli.sweep import cmd_sweep
@@ -198,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             from dtviz.serving.serve import cmd_serve
 
             return cmd_serve(args)
+        if args.command == "plot":
+            from dtviz.cli.plot import cmd_plot
+
+            return cmd_plot(args)
         return COMMANDS[args.command](args)
     except DtvizInputError as err:
         print(f"dtviz: error: {err}", file=sys.stderr)

@@ -9,9 +9,7 @@ import numpy as np
 from dtviz.cli.args import (add_checkpoint_reading_args, add_class_selection, add_prompts_arg, check_output_dir,
                             select_classes, source_options, write_samples)
 from dtviz.errors import DtvizInputError
-from dtviz.pruning.spec import MASKS, MODES, format_schedule, parse_schedule
-from dtviz.evaluation.sweep import (distributed, markdown_table, parse_numbers, run_sweep, sweep_specs, table_rows,
-                         write_csv)
+from dtviz.pruning.spec import MASKS, MODES, format_schedule, parse_null_rows, parse_schedule
 from dtviz.evaluation.sweep_metrics import add_metrics_args, fill_metrics, plan_metrics
 
 
@@ -30,7 +28,10 @@ def add_sweep_parser(sub) -> None:
     sel.add_argument("--k", default=None, help="comma-separated numbers of dims, e.g. 2,4,8, instead of --tau")
     p.add_argument("--schedule", default="every", help="comma-separated: every, first, last:K (default every)")
     p.add_argument("--mask", default="global", choices=MASKS, help="global: from |c̄| at t0; per-sample: each row's |c| at each step")
-    p.add_argument("--prune-null", action="store_true", help="also prune the null (CFG) rows")
+    p.add_argument("--null-rows", default="pruned", metavar="pruned,kept",
+                   help="the CFG null rows: pruned (default: as pruning c inside the model's forward prunes both halves of "
+                        "the CFG batch; the paper does not say), kept (only the conditional rows are pruned), or both: "
+                        "pruned,kept")
     p.add_argument("--pruned-guidance", type=float, default=None, metavar="W",
                    help="pruned-c guidance: keep c whole and guide each setting with its pruned c, D = D_u + s·(D_c − D_u) "
                         "+ W·(D_c − D_P(c)); one more network forward per step (column pruned_guidance)")
@@ -40,6 +41,8 @@ def add_sweep_parser(sub) -> None:
 
 
 def cmd_sweep(args) -> int:
+    from dtviz.evaluation.sweep import (distributed, markdown_table, parse_numbers, run_sweep, sweep_specs, table_rows,
+                                        write_csv)
     from dtviz.sampling.generate import Generator, SampleSettings
     from dtviz.sources.loading import load
     from dtviz.evaluation.quality import classifier_for, template_matcher_for
@@ -51,7 +54,7 @@ def cmd_sweep(args) -> int:
     taus = parse_numbers(args.tau, "--tau") if args.tau is not None else None
     ks = parse_numbers(args.k, "--k", int) if args.k is not None else None
     schedules = [format_schedule(*parse_schedule(s)) for s in parse_numbers(args.schedule, "--schedule", str)]
-    specs = sweep_specs(args.mode, taus, ks, schedules, args.mask, args.prune_null)
+    specs = sweep_specs(args.mode, taus, ks, schedules, args.mask, parse_null_rows(args.null_rows))
 
     with distributed(args.device) as (world, device):
         plan = plan_metrics(args, device)
@@ -75,7 +78,7 @@ def cmd_sweep(args) -> int:
         sampler = args.sampler or generator.defaults["name"]
         cfg = generator.defaults["cfg_scale"] if args.cfg is None else args.cfg
         note = (f"{source.info.name}: {len(ids)} classes × {args.per_class} samples, {sampler} {steps} steps, CFG {cfg:g}, "
-                f"seed {args.seed}, mask {args.mask}{', null rows pruned' if args.prune_null else ''}"
+                f"seed {args.seed}, mask {args.mask}, null (CFG) rows {args.null_rows.replace(',', ' and ')}"
                 + (f"; pruned-c guidance w = {args.pruned_guidance:g}: c kept whole, each setting's P(c) guides "
                    f"(one more forward per step)." if args.pruned_guidance is not None else ".")
                 + "".join(" " + n for n in metric_notes))

@@ -56,13 +56,15 @@ def parse_numbers(text: str, option: str, kind=float) -> list:
 
 
 def sweep_specs(mode: str = "tail", taus=None, ks=None, schedules=("every",), mask: str = "global",
-                prune_null: bool = False) -> list[PruneSpec]:
-    """The product (τ or k) × schedule, in the given order; τ = [0.01] when neither is given."""
+                prune_null=(True,)) -> list[PruneSpec]:
+    """The product (τ or k) × schedule × null-row variant, in the given order; τ = [0.01] when neither is given.
+    ``prune_null``: a bool or a sequence of them (True: the CFG null rows are pruned too; False: kept)."""
+    variants = [bool(prune_null)] if isinstance(prune_null, (bool, np.bool_)) else [bool(v) for v in prune_null]
     if taus is not None and ks is not None:
         raise DtvizInputError("give either --tau or --k, not both.")
     selections = [dict(k=k) for k in ks] if ks is not None else [dict(tau=t) for t in (taus if taus is not None else [0.01])]
-    specs = [PruneSpec(mode=mode, mask=mask, schedule=s, prune_null=prune_null, **sel)
-             for sel in selections for s in schedules]
+    specs = [PruneSpec(mode=mode, mask=mask, schedule=s, prune_null=v, **sel)
+             for sel in selections for s in schedules for v in variants]
     return list(dict.fromkeys(specs))
 
 
@@ -311,7 +313,7 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
             threshold = f"Baseline ({source_name})"
         else:
             sel = f"τ = {s.tau:g}" if s.tau is not None else (f"k = {s.k}" if s.k is not None else s.selection)
-            when = [f"${paper_schedule(s.schedule)}$"] + ([s.mask] if s.mask != "global" else []) + (["+null"] if s.prune_null else [])
+            when = [f"${paper_schedule(s.schedule)}$"] + ([s.mask] if s.mask != "global" else []) + (["null kept"] if not s.prune_null else [])
             threshold = f"{sel} ({', '.join(when)})"
         count, share = r.removed
         removed = f"{count}/{dim} ({100 * share:.2f}%)" if isinstance(count, (int, np.integer)) else f"≈{count:.1f}/{dim} ({100 * share:.2f}%)"

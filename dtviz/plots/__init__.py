@@ -15,7 +15,9 @@ colours (cividis for continuous values, Okabe-Ito for categories) and fonts read
     dim_across_classes, image_tiles, tile_scale                            live pruning: one dim, sample grids
     modulation_heatmap, modulation_change_bars, modulation_change_curves   per-block modulation (dtviz.analysis.blocks)
     sweep_metric_curves                                                    a sweep's metrics against τ per schedule
+    claims_table                                                           the paper-claims scorecard
     figure_config, figure_csv, *_frame                                     downloads (PNG/SVG, CSV)
+    gallery.view_figures, gallery.write_figure                             every view from a source (``dtviz plot``)
 
 One module per group of views; import from here (``from dtviz import plots; plots.cosine_heatmap(…)``),
 the split is an implementation detail:
@@ -39,10 +41,11 @@ from dtviz.plots.profiles import (cumulative_variance, dim_profile, dim_profile_
 from dtviz.plots.style import (CONTINUOUS, FONT, HEAD_COLOUR, OKABE_ITO, TAIL_COLOUR, TAU_COLOUR, TEMPLATE,
                                context_text, unique_labels)
 from dtviz.plots.sweep import sweep_metric_curves
-from dtviz.plots.views import (LEGEND_GROUPS_MAX, compare_bars, compare_frame, dim_across_classes, image_tiles,
-                               lines, neighbour_bars, projection_frame, projection_panels, tile_scale)
+from dtviz.plots.views import (LEGEND_GROUPS_MAX, claims_table, compare_bars, compare_frame, dim_across_classes,
+                               image_tiles, lines, neighbour_bars, projection_frame, projection_panels, tile_scale)
 
 __all__ = [
+    "claims_table",
     # style
     "OKABE_ITO", "CONTINUOUS", "HEAD_COLOUR", "TAIL_COLOUR", "TAU_COLOUR", "TEMPLATE", "FONT",
     "context_text", "unique_labels",

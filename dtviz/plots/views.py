@@ -29,8 +29,11 @@ from dtviz.plots.style import (CONTINUOUS, HEAD_COLOUR, OKABE_ITO, TAU_COLOUR, _
 LEGEND_GROUPS_MAX = 12  # more groups than this: colours without a legend (a legend of 1000 entries helps nobody)
 
 
-def projection_panels(panels: dict, names, context, groups=None, method: str = "t-SNE") -> go.Figure:
+def projection_panels(panels: dict, names, context, groups=None, method: str = "t-SNE", scores: dict | None = None) -> go.Figure:
     """Side-by-side 2-D embeddings, one panel per entry of ``panels`` (Fig. 13 (a)–(d), Figs. 20–25).
+
+    ``scores``: panel title -> its class-structure score (dtviz.analysis.structure.knn_overlap: the share of each
+    row's 10 nearest rows, in the panel's dims, that are its 10 nearest in all dims), written under the title.
 
     Colouring is the same in every panel: by ``groups`` labels (Okabe-Ito with a legend whose entries
     toggle a group in all panels; beyond 12 groups a cividis colour per group, no legend) or, without
@@ -45,8 +48,10 @@ def projection_panels(panels: dict, names, context, groups=None, method: str = "
     titles = list(panels)
     row, rows = row_nouns(context)
     # "(b) head only: 12 dims, …" on two lines: four titles side by side share the width
-    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=[t.replace(": ", "<br>", 1) for t in titles],
-                        horizontal_spacing=0.04)
+    scores = scores or {}
+    shown = [t.replace(": ", "<br>", 1) + (f"<br>class structure kept: {scores[t]:.2f}" if t in scores else "")
+             for t in titles]
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=shown, horizontal_spacing=0.04)
     fig.update_annotations(font_size=13)
     if groups is not None:
         groups = [str(g) for g in groups]
@@ -80,7 +85,7 @@ def projection_panels(panels: dict, names, context, groups=None, method: str = "
     fig.update_yaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(title_text=f"{method} 2", row=1, col=1)
     _style(fig, f"{method} of {row} embeddings by head vs. tail dimensions ({n} {rows})", context, height=500)
-    fig.update_layout(margin=dict(t=140))  # the two-line panel titles sit below the two-line figure title
+    fig.update_layout(margin=dict(t=160 if scores else 140))  # the panel titles sit below the two-line figure title
     fig.update_layout(legend=dict(orientation="h", y=-0.12, title=dict(text="group")))
     return fig
 
@@ -234,3 +239,34 @@ def image_tiles(images, scale: int | None = None) -> list[str]:
         Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).save(buf, format="PNG", optimize=False)
         out.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii"))
     return out
+
+
+# ================================================================================ claims scorecard
+
+VERDICT_COLOURS = {"holds": "#d9f0d3", "partly": "#fdf1c7", "does not hold": "#f7d4d2", "not measurable here": "#eeeeee"}
+
+
+def claims_table(rows, context) -> go.Figure:
+    """The paper-claims scorecard (dtviz.evaluation.claims) as a table figure for a PNG / SVG export: claim,
+    paper, this model, verdict (coloured), rule."""
+    rows = list(rows)
+    wrap = lambda text, width: "<br>".join(_wrap(str(text), width))  # noqa: E731
+    cells = [[wrap(f"{r.id}: {r.claim}", 34) for r in rows], [wrap(r.paper, 34) for r in rows],
+             [wrap(r.measured, 46) for r in rows], [r.verdict for r in rows], [wrap(r.rule, 46) for r in rows]]
+    fill = [VERDICT_COLOURS.get(r.verdict, "white") for r in rows]
+    fig = go.Figure(go.Table(
+        columnwidth=[34, 34, 46, 14, 46],
+        header=dict(values=["<b>claim</b>", "<b>paper</b>", "<b>this model</b>", "<b>verdict</b>", "<b>rule</b>"],
+                    align="left", fill_color="#f2f2f2", font=dict(size=13)),
+        cells=dict(values=cells, align="left", font=dict(size=12), height=30,
+                   fill_color=[["white"] * len(rows)] * 3 + [fill] + [["white"] * len(rows)])))
+    _style(fig, "The paper's claims, measured on this model", context, height=150 + 96 * len(rows))
+    fig.update_layout(width=1600)
+    return fig
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import html
+    import textwrap
+
+    return [html.escape(line) for line in textwrap.wrap(text, width)] or [""]

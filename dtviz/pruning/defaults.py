@@ -20,7 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 ALIGNED_COSINE = 0.9  # the paper's least aligned ImageNet model (DiT-XL/2, Table 1) and issue 11's goal
-TAIL_SHARE = 0.4
+# The paper's τ = 0.01 put 448 of REPA-XL's 1152 dims in the tail (Table 2). A fixed τ means nothing across models
+# (their |c̄ᵢ| scales differ by 100×), so each source's one default τ is the τ below which the same share of ITS
+# dims of c̄ lie: every page, the CLI and the claims use it; τ = 0.01 stays one click away as the paper's value.
+PAPER_TAU = 0.01
+PAPER_TAIL_SHARE = 448 / 1152
+TAIL_SHARE = PAPER_TAIL_SHARE
 # The head the contrast prunes: the paper's large dims are ~1–2 % of d at XL width (Sec. 5); small models spread
 # the class over a few more, so k = 3 % of d, at least 2 (8 of 256 on the built-in model, 35 of 1152).
 HEAD_SHARE, HEAD_K_MIN = 0.03, 2
@@ -37,6 +42,12 @@ class PruningDefaults:
     tail_share: float
     head_k: int
     why: str  # one sentence for the page
+
+
+def default_tau(stats) -> float:
+    """The source's default τ: the τ at which s_tail(c̄) = 448/1152, the share of dims REPA-XL's τ = 0.01 removes
+    (Table 2), from a fitted ``ConditionStats`` of c at t0 (``tau_for_tail`` on c̄)."""
+    return stats.tau_for_tail(PAPER_TAIL_SHARE, "mean_vector")
 
 
 def reading_for(mask: str) -> str:

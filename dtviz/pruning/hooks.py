@@ -6,6 +6,10 @@ row's label is read by a pre-hook on ``y_embedder`` (REPA doubles the batch only
 interval, so batch halves cannot be assumed). Since SiLU(0) = 0, zeroing c_i is exactly zeroing column
 i of every adaLN Linear weight — the oracle the tests compare against.
 
+Removing only the label part (``spec.part == "y"``): c = t_emb(t) + y_emb(class), so a forward hook on
+``y_embedder`` (diffusers: each ``norm1.emb.class_embedder``) zeroes y's dims before the sum, leaving c_i = t_i
+there; the oracle zeroes those columns of the label table (all rows, or all but the null row).
+
 diffusers DiT (``DiTTransformer2DModel``): c is the output of each block's ``norm1.emb``
 (``CombinedTimestepLabelEmbeddings``; block 0's runs a second time for the final layer's ``proj_out_1``), so
 a forward hook there replaces its output by c·mask, reading the row labels from its ``class_labels``
@@ -85,6 +89,17 @@ class Pruner:
             return None
         return self._masked(output)
 
+    def mask_label_part(self, module, args, output):
+        """Forward hook on a label embedder (native ``y_embedder``, diffusers ``class_embedder``): its output y (B, d)
+        -> y·keep, row by row; the labels are this call's first argument."""
+        self._labels = args[0] if args else self._labels
+        self._row_keep = None
+        if not self.active():
+            return None
+        masked = self._masked(output)
+        self._row_keep = None
+        return masked
+
     def mask_output(self, module, args, output):
         """Forward hook on a module whose output is c (B, d) — a text-to-image transformer's ``time_text_embed``,
         read by every adaLN layer — with the row labels set by the caller (``set_rows``) for the whole batch."""
@@ -138,9 +153,25 @@ def diffusers_embedders(model: torch.nn.Module) -> list[tuple[str, torch.nn.Modu
     return [(name, m) for name, m in model.named_modules() if type(m).__name__ == DIFFUSERS_EMBEDDER]
 
 
+def _install_label_hooks(model, pruner: "Pruner") -> list:
+    """spec.part == "y": a forward hook on every label embedder (native y_embedder; diffusers class_embedder)."""
+    if adaln_modules(model):
+        label_module = getattr(model, "y_embedder", None)
+        modules = [label_module] if label_module is not None else []
+    else:
+        modules = [getattr(m, "class_embedder") for _, m in diffusers_embedders(model) if hasattr(m, "class_embedder")]
+    if not modules:
+        raise DtvizInputError(f"removing only the label part needs a label embedder (y_embedder or class_embedder); "
+                              f"{type(model).__name__} has none.")
+    return [m.register_forward_hook(pruner.mask_label_part) for m in modules]
+
+
 def _install_hooks(model, pruner: "Pruner") -> list:
     """Native: pre-hooks on y_embedder (labels) and every adaLN_modulation (c). diffusers: a pre-hook on the
-    model (a new forward) and a forward hook on every CombinedTimestepLabelEmbeddings (labels and c)."""
+    model (a new forward) and a forward hook on every CombinedTimestepLabelEmbeddings (labels and c).
+    ``spec.part == "y"``: hooks on the label embedders instead (``_install_label_hooks``)."""
+    if pruner.spec.part == "y":
+        return _install_label_hooks(model, pruner)
     targets = adaln_modules(model)
     if targets:
         label_module = getattr(model, "y_embedder", None)
@@ -223,6 +254,9 @@ def pruned_output(module: torch.nn.Module, spec: PruneSpec, mask=None, null_labe
         mask = torch.as_tensor(np.asarray(mask, dtype=bool)).to(next(module.parameters()).device)
     else:
         mask = None
+    if spec.part == "y":
+        raise DtvizInputError("removing only the text part of c is not available for text-to-image pipelines yet; "
+                              "prune c itself (part y+t).")
     pruner = Pruner(spec=spec, null_class=int(null_label), mask=mask)
     handle = module.register_forward_hook(pruner.mask_output)
     try:

@@ -15,7 +15,12 @@ A ``PruneSpec`` says which dims of c are zeroed, from which vector, and at which
                           dims ``dtviz stats --tau`` puts in the tail), computed once
               per-sample  each row's own |c| at the step being run
     schedule  every | first (step 0 only) | last:K (the last K sampler steps) — the paper's t_i, t_0, t_{n-k,n}
-    prune_null  False: only conditional rows are pruned; the null (CFG) rows pass untouched
+    prune_null  True (the default): the null (CFG) rows are pruned too, as pruning c where it is formed inside
+                the model's forward does — what a re-implementation of the paper, which does not say, would do;
+                False: only the conditional rows are pruned and the null rows pass untouched
+    part      y+t   zero c_i itself (the default)
+              y     zero only the label (or text) part of c in those dims, c_i -> t_i: a control that removes the
+                    class from the dims while the timestep embedding stays (global mask or explicit dims only)
 
 The hooks that apply a spec inside a model's forward live in dtviz.pruning.hooks.
 """
@@ -24,13 +29,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from dtviz.errors import DtvizInputError
 from dtviz.analysis.stats import as_matrix, mean_vector
 
 MODES = ("tail", "head")
 MASKS = ("global", "per-sample")
+PARTS = ("y+t", "y")
+NULL_ROWS = {"pruned": True, "kept": False}  # --null-rows and the pages' wording -> PruneSpec.prune_null
 
 
 # ------------------------------------------------------------------------------------- schedules
@@ -65,6 +71,15 @@ def schedule_active(schedule: str, step: int, num_steps: int) -> bool:
     return step >= num_steps - k
 
 
+def parse_null_rows(text: str) -> list[bool]:
+    """"pruned" -> [True], "kept" -> [False], "pruned,kept" -> [True, False] (PruneSpec.prune_null values)."""
+    words = [w.strip().lower() for w in str(text).split(",") if w.strip()]
+    bad = [w for w in words if w not in NULL_ROWS]
+    if not words or bad:
+        raise DtvizInputError(f"null rows must be pruned, kept or pruned,kept; got {text!r}.")
+    return list(dict.fromkeys(NULL_ROWS[w] for w in words))
+
+
 def paper_schedule(schedule: str) -> str:
     """The paper's Table 2 notation: t_i (every), t_0 (first), t_{n-k,n} (last k)."""
     kind, k = parse_schedule(schedule)
@@ -83,8 +98,9 @@ class PruneSpec:
     k: int | None = None
     mask: str = "global"
     schedule: str = "every"
-    prune_null: bool = False
+    prune_null: bool = True
     dims: tuple[int, ...] | None = None
+    part: str = "y+t"
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -107,6 +123,11 @@ class PruneSpec:
             object.__setattr__(self, "k", int(self.k))
         object.__setattr__(self, "schedule", format_schedule(*parse_schedule(self.schedule)))
         object.__setattr__(self, "prune_null", bool(self.prune_null))
+        if self.part not in PARTS:
+            raise DtvizInputError(f"part must be y+t or y; got {self.part!r}.")
+        if self.part == "y" and self.mask == "per-sample" and self.dims is None:
+            raise DtvizInputError("removing only the label part y needs one set of dims (a global mask or explicit dims); "
+                                  "a per-sample mask reads each row's c, which is not formed yet where y is removed.")
 
     @property
     def selection(self) -> str:
@@ -116,16 +137,19 @@ class PruneSpec:
         return f"tau={self.tau:g}" if self.tau is not None else f"k={self.k}"
 
     def label(self) -> str:
-        """A table row's name, e.g. "tail tau=0.01 every", "head k=4 last:10 per-sample +null", "dims=17 every"."""
+        """A table row's name, e.g. "tail tau=0.01 every", "head k=4 last:10 per-sample null-kept", "dims=17 every",
+        "head k=8 every y-only". The default (null rows pruned, all of c) adds nothing."""
         parts = ([] if self.dims is not None else [self.mode]) + [self.selection, self.schedule]
         if self.mask != "global":
             parts.append(self.mask)
-        if self.prune_null:
-            parts.append("+null")
+        if self.part == "y":
+            parts.append("y-only")
+        if not self.prune_null:
+            parts.append("null-kept")
         return " ".join(parts)
 
     def slug(self) -> str:
-        """A folder name, e.g. "tail_tau0.01_every", "head_k4_last10", "tail_tau0.02_first_per-sample_null"."""
+        """A folder name, e.g. "tail_tau0.01_every", "head_k4_last10", "tail_tau0.02_first_per-sample_nullkept"."""
         if self.dims is not None:
             parts = ["dims" + "-".join(map(str, self.dims)), self.schedule.replace(":", "")]
         else:
@@ -133,8 +157,10 @@ class PruneSpec:
             parts = [self.mode, sel, self.schedule.replace(":", "")]
         if self.mask != "global":
             parts.append(self.mask)
-        if self.prune_null:
-            parts.append("null")
+        if self.part == "y":
+            parts.append("yonly")
+        if not self.prune_null:
+            parts.append("nullkept")
         return "_".join(parts)
 
     def is_active(self, step: int, num_steps: int) -> bool:
@@ -180,8 +206,10 @@ def keep_mask(v, spec: PruneSpec) -> np.ndarray:
     return keep[0] if one_d else keep
 
 
-def keep_mask_torch(c: torch.Tensor, spec: PruneSpec) -> torch.Tensor:
+def keep_mask_torch(c, spec: PruneSpec):
     """``keep_mask`` row-wise on a (B, d) tensor, on its device -> (B, d) bool. Compared in float64."""
+    import torch  # here, not at the top: the command line reads this module's constants before torch loads
+
     a = c.detach().abs().double()
     if spec.dims is not None:
         keep = torch.ones_like(a, dtype=torch.bool)

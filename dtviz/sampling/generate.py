@@ -131,13 +131,9 @@ class Generator:
         self.model = build_denoiser(source)
         cfg = self.model.config
         self.vae = self._vae(vae) if cfg.in_channels not in (1, 3) else None
-        family = source.family.key
-        defaults = dict(SAMPLER_DEFAULTS.get(family, SAMPLER_DEFAULTS["dit"]))
-        defaults.update(getattr(source, "sidecar", {}).get("sampler", {}))
-        if family == "diffusers":
+        defaults = sampler_defaults(source)
+        if source.family.key == "diffusers":
             defaults["guided_channels"] = cfg.in_channels
-            if getattr(source, "scheduler", None) is None:  # no scheduler config: DiT's own DDIM, on DiT's schedule
-                defaults["name"] = "ddim"
         if cfg.in_channels < 3:
             defaults["guided_channels"] = None
         if not source.info.extra.get("null_row", True):  # trained with class_dropout_prob = 0: nothing to guide with
@@ -172,42 +168,12 @@ class Generator:
     @property
     def sampler_names(self) -> tuple[str, ...]:
         """The samplers this model's time convention allows (families.TimeConvention.samplers), its default first."""
-        names = self.source.family.convention.samplers
-        if "scheduler" in names and getattr(self.source, "scheduler", None) is None:
-            names = tuple(n for n in names if n != "scheduler")
-        return (self.defaults["name"],) + tuple(n for n in names if n != self.defaults["name"])
+        return sampler_names(self.source, self.defaults)
 
     def sampler(self, steps: int | None = None, name: str | None = None):
         """The sampler ``name`` (default: the family's) with ``steps`` network evaluations; for flow models
         "name:key=value,..." sets the release's options (dtviz.sampling.flow.FLOW_SAMPLER_OPTIONS)."""
-        steps = int(steps or self.defaults["steps"])
-        if steps < 1:
-            raise DtvizInputError(f"steps must be at least 1; got {steps}.")
-        conv = self.source.family.convention
-        name, options = parse_sampler_spec(name)
-        name = name or self.defaults["name"]
-        if options and name not in FLOW_SAMPLER_OPTIONS:
-            raise DtvizInputError(f"the {name} sampler takes no options; got {', '.join(options)}.")
-        if name not in self.sampler_names:
-            raise DtvizInputError(f"{self.source.info.name} samples with {' or '.join(self.sampler_names)}; got {name!r}.")
-        if name == "scheduler":
-            check_steps(self.source.scheduler, steps)
-            return PipelineSchedulerSampler(self.source.scheduler, steps)
-        if self.source.family.key == "diffusers":
-            check_scheduler(self.source.info.extra["path"])
-        if name == "ddim":
-            sampler = DDIMSampler(steps=steps, clip_denoised=self.defaults.get("clip_denoised", False))
-            try:
-                sampler.timesteps()
-            except ValueError as err:
-                raise DtvizInputError(f"{err}; pick one of those step counts.") from None
-            return sampler
-        if name == "ddpm":
-            if steps > 1000:
-                raise DtvizInputError(f"DDPM takes at most 1000 steps (one per training step); got {steps}.")
-            return DDPMSampler(steps=steps, learned_sigma=self.model.config.learn_sigma,
-                               clip_denoised=self.defaults.get("clip_denoised", False))
-        return flow_sampler(name, steps, options, conv.noise_at, conv.data_at, self.defaults.get("timestep_shift", 0.0))
+        return make_sampler(self.source, self.defaults, steps, name, self.model.config.learn_sigma)
 
     @torch.no_grad()
     def sample(self, labels, settings: SampleSettings = SampleSettings(), indices=None, on_step=None,
@@ -236,6 +202,28 @@ class Generator:
                     weak = self._pruned_forward(pruner)
                 return self._sample(labels, settings, indices, chain_steps(pruner.on_step, on_step), batch_size, noise,
                                     weak=weak)
+
+    @torch.no_grad()
+    def estimate_seconds(self, samples: int, settings: SampleSettings = SampleSettings(), batch_size: int = 256,
+                         runs: int = 1) -> float:
+        """Seconds ``runs`` sampling runs of ``samples`` would take here: one timed network forward on a guided batch
+        (doubled for CFG), times the sampler's evaluations and the batches. The adaptive ODE counts its grid."""
+        if samples <= 0:
+            return 0.0
+        import time
+
+        rows = min(samples, batch_size)
+        cfg_scale = float(self.defaults["cfg_scale"] if settings.cfg_scale is None else settings.cfg_scale)
+        width = 2 * rows if cfg_scale != 1.0 else rows
+        x = torch.zeros((width, *self.image_shape), device=self.source.device)
+        t = torch.full((width,), float(self.source.t0 or 0.0), device=self.source.device)
+        y = torch.zeros((width,), dtype=torch.long, device=self.source.device)
+        self.model(x, t, y)  # warm-up
+        start = time.perf_counter()
+        self.model(x, t, y)
+        per_forward = time.perf_counter() - start
+        evaluations = len(self.sampler(settings.steps, settings.sampler).timesteps())
+        return per_forward * evaluations * -(-samples // batch_size) * runs
 
     def _pruned_forward(self, pruner):
         """The model run with c pruned, for pruned-c guidance: (x, t, y) -> D_P(c), None where the spec's schedule
@@ -295,6 +283,67 @@ class Generator:
 
             return decode(self.vae, x)
         return ((x.float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).cpu().numpy()
+
+
+# --------------------------------------------------------------------------- samplers without a model
+
+def sampler_defaults(source: Source) -> dict:
+    """The family's release defaults (SAMPLER_DEFAULTS), a dtviz sidecar's "sampler" entry over them; a diffusers
+    pipeline without a scheduler config samples with DiT's own DDIM on DiT's schedule."""
+    family = source.family.key
+    defaults = dict(SAMPLER_DEFAULTS.get(family, SAMPLER_DEFAULTS["dit"]))
+    defaults.update(getattr(source, "sidecar", {}).get("sampler", {}))
+    if family == "diffusers" and getattr(source, "scheduler", None) is None:
+        defaults["name"] = "ddim"
+    return defaults
+
+
+def sampler_names(source: Source, defaults: dict) -> tuple[str, ...]:
+    """The samplers the source's time convention allows (families.TimeConvention.samplers), its default first."""
+    names = source.family.convention.samplers
+    if "scheduler" in names and getattr(source, "scheduler", None) is None:
+        names = tuple(n for n in names if n != "scheduler")
+    return (defaults["name"],) + tuple(n for n in names if n != defaults["name"])
+
+
+def make_sampler(source: Source, defaults: dict, steps: int | None = None, name: str | None = None,
+                 learn_sigma: bool = False):
+    """The sampler ``name`` (default ``defaults["name"]``) with ``steps`` network evaluations, for ``source``'s
+    time convention; no model needed (``learn_sigma`` only matters to DDPM's variance)."""
+    steps = int(steps or defaults["steps"])
+    if steps < 1:
+        raise DtvizInputError(f"steps must be at least 1; got {steps}.")
+    conv = source.family.convention
+    name, options = parse_sampler_spec(name)
+    name = name or defaults["name"]
+    if options and name not in FLOW_SAMPLER_OPTIONS:
+        raise DtvizInputError(f"the {name} sampler takes no options; got {', '.join(options)}.")
+    allowed = sampler_names(source, defaults)
+    if name not in allowed:
+        raise DtvizInputError(f"{source.info.name} samples with {' or '.join(allowed)}; got {name!r}.")
+    if name == "scheduler":
+        check_steps(source.scheduler, steps)
+        return PipelineSchedulerSampler(source.scheduler, steps)
+    if source.family.key == "diffusers":
+        check_scheduler(source.info.extra["path"])
+    if name == "ddim":
+        sampler = DDIMSampler(steps=steps, clip_denoised=defaults.get("clip_denoised", False))
+        try:
+            sampler.timesteps()
+        except ValueError as err:
+            raise DtvizInputError(f"{err}; pick one of those step counts.") from None
+        return sampler
+    if name == "ddpm":
+        if steps > 1000:
+            raise DtvizInputError(f"DDPM takes at most 1000 steps (one per training step); got {steps}.")
+        return DDPMSampler(steps=steps, learned_sigma=learn_sigma, clip_denoised=defaults.get("clip_denoised", False))
+    return flow_sampler(name, steps, options, conv.noise_at, conv.data_at, defaults.get("timestep_shift", 0.0))
+
+
+def schedule_timesteps(source: Source, steps: int | None = None, name: str | None = None) -> list[float]:
+    """The t of every network evaluation of the source's default sampler (or ``name`` / ``steps``), noise first,
+    in the family's units: the source's own sampling schedule. t0 is its first entry."""
+    return [float(t) for t in make_sampler(source, sampler_defaults(source), steps, name).timesteps()]
 
 
 def check_pruned_guidance(settings: SampleSettings, prune: PruneSpec | None) -> None:

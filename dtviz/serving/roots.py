@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 
 from dtviz.errors import DtvizInputError
-from dtviz.sources.loading import BUILTINS
+from dtviz.sources.builtins import BUILTINS
 
 ENV_ROOTS = "DTVIZ_ROOTS"
 SHOWN_MAX = 60  # characters of a refused name that the sentence repeats

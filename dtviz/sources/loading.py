@@ -12,44 +12,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from dtviz.sources.checkpoint import SAFETENSORS_EXTENSIONS, TORCH_EXTENSIONS, read_any, unwrap_state_dict
 from dtviz.errors import DtvizInputError
 from dtviz.sources.base import Source
 from dtviz.sources.matrix import MATRIX_EXTENSIONS, MatrixSource, load_matrix
+from dtviz.sources.builtins import ASSETS, BUILTIN, BUILTIN_DIR, BUILTINS, Builtin, builtin_dir  # noqa: F401
 from dtviz.sources.native import LABEL_KEY, MODEL_FILE, SIDECAR, NativeSource
-
-BUILTIN = "builtin"
-ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "assets")
-
-
-@dataclass(frozen=True)
-class Builtin:
-    """A model shipped with dtviz: its source name, its folder under assets/ and one line saying what it is."""
-    name: str
-    folder: str
-    description: str
-
-    @property
-    def path(self) -> str:
-        return os.path.join(ASSETS, self.folder)
-
-
-# name -> shipped model; the dashboard's source picker lists them in this order.
-BUILTINS = {b.name: b for b in (
-    Builtin(BUILTIN, "builtin", "the default glyph DiT (1000 classes, width 256, DiT's label init): t dominates c, as in the paper"),
-    Builtin("builtin-wide", "builtin-wide",
-            "the earlier glyph DiT, label table initialised wide (std 0.5): y dominates c, little shared direction"),
-)}
-BUILTIN_DIR = BUILTINS[BUILTIN].path
-
-
-def builtin_dir(name: str = BUILTIN) -> str:
-    """The folder of the shipped model ``name`` (a key of BUILTINS)."""
-    if name not in BUILTINS:
-        raise DtvizInputError(f"expected one of the built-in models {', '.join(map(repr, BUILTINS))}, but got {name!r}.")
-    return BUILTINS[name].path
 
 
 def load(source: str = BUILTIN, family: str = "auto", device=None, labels: str | None = None, prompts=None,

@@ -1,0 +1,41 @@
+"""The models shipped with dtviz (assets/<name>/): their names, folders and one line each on what they show.
+
+Import-light (no torch): the command line's help and the served-folder rules read it.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from dtviz.errors import DtvizInputError
+
+BUILTIN = "builtin"
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "assets")
+
+
+@dataclass(frozen=True)
+class Builtin:
+    """A model shipped with dtviz: its source name, its folder under assets/ and one line saying what it is."""
+    name: str
+    folder: str
+    description: str
+
+    @property
+    def path(self) -> str:
+        return os.path.join(ASSETS, self.folder)
+
+
+# name -> shipped model; the dashboard's source picker lists them in this order.
+BUILTINS = {b.name: b for b in (
+    Builtin(BUILTIN, "builtin", "the default glyph DiT (1000 classes, width 256, DiT's label init): t dominates c, as in the paper"),
+    Builtin("builtin-wide", "builtin-wide",
+            "the earlier glyph DiT, label table initialised wide (std 0.5): y dominates c, little shared direction"),
+)}
+BUILTIN_DIR = BUILTINS[BUILTIN].path
+
+
+def builtin_dir(name: str = BUILTIN) -> str:
+    """The folder of the shipped model ``name`` (a key of BUILTINS)."""
+    if name not in BUILTINS:
+        raise DtvizInputError(f"expected one of the built-in models {', '.join(map(repr, BUILTINS))}, but got {name!r}.")
+    return BUILTINS[name].path
