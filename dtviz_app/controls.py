@@ -14,7 +14,8 @@ import streamlit as st
 from dtviz.errors import DtvizInputError
 from dtviz.sources.loading import BUILTIN, BUILTINS
 from dtviz_app.access import link_name, open_name, plain, save_upload, show_error, sweep_uploads
-from dtviz_app.cache import cached_pipelines, resolved_device, safe_load
+from dtviz.pruning.defaults import PAPER_TAU
+from dtviz_app.cache import cached_pipelines, condition_stats, resolved_device, safe_load
 from dtviz_app.constants import (DEFAULT_K, DEFAULT_TAU, FAMILY_CHOICES, PART_LABELS, PARTS, SOURCE_KINDS,
                                  SOURCE_LABELS, TAU_GRID, TAU_MAX, TAU_MIN, UPLOAD_LIMIT_MB, UPLOAD_TYPES)
 from dtviz_app.context import Ctx
@@ -179,13 +180,30 @@ def _timestep_widgets(conv, t0: float | None = None, t0_note: str = "") -> float
     return float(t)
 
 
-def _threshold_widgets(dim: int) -> tuple[str, float, int]:
+def _set_tau(value: float) -> None:
+    ss = st.session_state
+    ss["tau"] = ss["tau_box"] = float(value)
+    ss["tau_slider"] = snap_tau(float(value))
+
+
+def _threshold_widgets(dim: int, source_tau: float) -> tuple[str, float, int]:
+    """``source_tau``: the source's one default τ (dtviz.pruning.defaults.default_tau: s_tail(c̄ at t0) = 448/1152,
+    the share REPA-XL's τ = 0.01 removes), used by every page; τ = 0.01, the paper's value, one click away."""
     ss = st.session_state
     mode = bound(st.radio, "thr", "tau", parse=choice(("tau", "topk")), label="Threshold",
                  options=("tau", "topk"), format_func=lambda m: "τ on |c̄ᵢ|" if m == "tau" else "top-k of |c̄ᵢ|",
                  horizontal=True, help="Head = dims with |c̄ᵢ| ≥ τ (paper Eq. 2), or the k largest |c̄ᵢ|.")
     url_seed("k", DEFAULT_K, lambda raw: int(raw) if 1 <= int(raw) <= dim else int("x"))
-    tau = tau_input("tau", DEFAULT_TAU, show=mode == "tau")
+    follow("tau", source_tau)  # another model: its own τ (a τ in the URL still wins)
+    tau = tau_input("tau", source_tau, show=mode == "tau",
+                    help=f"This model's τ is {source_tau:.3g}: 448 of every 1152 dims of c̄ lie below it, the share the "
+                         "paper's τ = 0.01 removes on REPA-XL (Table 2). Any positive value; the slider snaps to marks.")
+    if mode == "tau":
+        cols = st.columns(2)
+        cols[0].button(f"this model's τ = {source_tau:.3g}", key="tau_source", on_click=_set_tau, args=(source_tau,),
+                       width="stretch", help="s_tail(c̄) = 448/1152 at t0, as the paper's τ = 0.01 on REPA-XL.")
+        cols[1].button(f"τ = {PAPER_TAU:g} (paper's value)", key="tau_paper", on_click=_set_tau, args=(PAPER_TAU,),
+                       width="stretch", help="The paper's threshold, on its XL models' scale (largest |c̄ᵢ| ≈ 5–8).")
     if mode != "tau":
         ss["k"] = int(min(max(int(ss["k"]), 1), dim))
         st.number_input("k (head size)", min_value=1, max_value=dim, step=1, key="k")
@@ -297,7 +315,7 @@ def sidebar() -> Ctx | None:
                      format_func=PART_LABELS.get, horizontal=True,
                      help="c = y_embedder(class) + t_embedder(t): the sum (the vector the blocks see), the label "
                           "embedding alone, or the timestep embedding alone (paper Table 4).")
-        mode, tau, k = _threshold_widgets(info.dim)
+        mode, tau, k = _threshold_widgets(info.dim, source_default_tau(source_key, family, dev, labels, src))
     ctx = Ctx(source_key=source_key, family=family, device=dev, labels=labels, source=src, t=t, part=part,
               threshold=mode, tau_setting=tau, k=k)
     try:
@@ -311,6 +329,15 @@ def sidebar() -> Ctx | None:
         with st.expander("Model card", expanded=False):
             st.markdown(card_markdown(ctx.model_card(), ("property", "value")))
     return ctx
+
+
+def source_default_tau(source_key: str, family: str, device: str, labels, src) -> float:
+    """The source's τ from its c̄ at t0 (cached with the statistics)."""
+    from dtviz.pruning.defaults import default_tau
+
+    if src.family.convention is None:
+        return default_tau(condition_stats(source_key, family, device, labels, None, "y+t"))
+    return default_tau(condition_stats(source_key, family, device, labels, src.t0, "y+t"))
 
 
 def card_markdown(card: dict, header: tuple[str, str] = ("", "")) -> str:

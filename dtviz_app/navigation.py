@@ -20,6 +20,7 @@ from dtviz_app.context import Ctx
 # module (pages/<module>_view.py), title, url path, prefix of its URL keys, icon
 PAGES = (
     ("overview", "Overview & model card", "overview", None, ":material/home:"),
+    ("claims", "Paper claims", "claims", "clm_", ":material/fact_check:"),
     ("cosine", "Cosine similarity", "cosine", "cos_", ":material/grid_on:"),
     ("magnitudes", "Magnitudes", "magnitudes", "mag_", ":material/bar_chart:"),
     ("variance", "Variance", "variance", "var_", ":material/stacked_line_chart:"),

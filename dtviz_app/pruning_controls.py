@@ -151,9 +151,10 @@ def readout(dim: int, spec, base: dict, result: dict) -> None:
     # short labels and values: five metrics share the page's width, and Streamlit cuts what does not fit
     share_of_d = dict(delta=f"{share:.1%} of d", delta_color="off", delta_arrow="off")
     if spec.mask == "per-sample" and spec.dims is None:
+        t0_count = result.get("removed_t0", (count, share))[0]
         cols[0].metric("Removed dims (mean)", f"{count:.1f} / {dim}", **share_of_d,
-                       help="The mean over samples of each sample's own count from its c at t0; a per-sample mask is "
-                            "recomputed at every pruned step, so the count can vary along the way.")
+                       help=f"A per-sample mask follows c(t) at every step: the mean over the pruned steps of the mean "
+                            f"over samples of each sample's own count ({t0_count:.1f} at t0 alone).")
     else:
         cols[0].metric("Removed dims", f"{count} / {dim}", **share_of_d,
                        help="Dims zeroed in every pruned row, chosen once from c̄ at t0 (at a τ, exactly the dims "

@@ -4,6 +4,7 @@ import streamlit as st
 import dtviz_app as common
 
 GUIDE = (
+    ("claims", "Paper claims", "each claim of the paper measured on this model, with a verdict and its rule"),
     ("cosine", "Cosine similarity", "the N×N heatmap, a zoomed sub-matrix and the pair histogram (Fig. 3)"),
     ("magnitudes", "Magnitudes", "|cᵢ| histogram, per-dimension profile and dims below τ (Figs. 5, 6, 11)"),
     ("variance", "Variance", "per-dimension variance across {rows} and its spectrum (Fig. 9)"),

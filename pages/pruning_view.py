@@ -2,8 +2,9 @@
 the unpruned samples of the same noise; inspect one dimension across classes and ablate it alone.
 
 It opens on the paper's central contrast, from the model's own statistics (dtviz.pruning.defaults): the tail
-at the τ where s_tail ≈ 0.4 beside the head's k largest dims (3 % of d), with the baseline — three grids and the τ
-control in one screen (1600×1000); the dimension inspector below."""
+at the model's τ (s_tail(c̄) = 448/1152, the sidebar's) beside the head's k largest dims (3 % of d), with the
+baseline — three grids, their read-outs and the τ control in one screen (1600×1000); the dimension inspector
+below."""
 import re
 import time
 
@@ -38,9 +39,10 @@ def report_figures(ctx):
 
 def main():
     ctx = common.require_ctx()
+    # the τ of this page is the one in its control bar: the caption names model, t and part only
     common.page_header(ctx, "Live pruning", metrics=False,
-                       caption=f"{ctx.title_context} · zero dims of c in every adaLN modulation while sampling; the same "
-                               "noise as the unpruned baseline")
+                       caption=f"{common.plain(ctx.model_label)} · {ctx.t_text} · zero dims of c in every adaLN "
+                               "modulation while sampling; the same noise as the unpruned baseline")
     gen, reason = common.generator(ctx)
     run = None
     if gen is None:
@@ -198,7 +200,8 @@ def control_bar(ctx, run: dict, defaults) -> tuple[PruneSpec, PruneSpec | None]:
                         format_func=MODE_LABELS.get, horizontal=True,
                         help="tail: zero the small dims (|cᵢ| < τ, or the k smallest); head: zero the large ones "
                              "(|cᵢ| ≥ τ, or the k largest). The paper removes 2–8 head dims.")
-    by_default = "k" if ctx.threshold == "topk" else "tau"
+    # the head is a few dims: chosen by count (the paper removes 2–8); the tail by the model's τ
+    by_default = "k" if ctx.threshold == "topk" or mode == "head" else "tau"
     common.follow("pr_by", by_default)
     by = common.bound(cols[1].radio, "pr_by", by_default, parse=common.choice(SELECT_BY), label="Select dims by",
                       options=tuple(SELECT_BY), format_func=SELECT_BY.get, horizontal=True)
@@ -209,22 +212,25 @@ def control_bar(ctx, run: dict, defaults) -> tuple[PruneSpec, PruneSpec | None]:
     schedule, prune_null = when_controls("pr", run["steps"], cols[3:6], compact=True)
     contrast = common.bound(cols[6].toggle, "pr_contrast", True, parse=common.parse_bool, fmt=common.fmt_bool,
                             label="Contrast grid", help="A third grid with the opposite pruning: the head's k largest "
-                                                       "dims when you prune the tail, the tail at s_tail ≈ 0.4 when you "
+                                                       "dims when you prune the tail, the tail at the sidebar's τ when you "
                                                        "prune the head — the paper's central contrast.")
-    tau_default = defaults.tau_by_mask[mask]
-    common.follow("pr_tau", tau_default)  # a new mask starts at its own s_tail ≈ 0.4
+    tau_default = float(ctx.tau)  # the sidebar's τ: one τ per model on every page
+    common.follow("pr_tau", tau_default)
     tau, k = float(st.session_state.get("pr_tau", tau_default)), None
     if by == "tau":
         marks = ctx.stats.tau_marks(reading_for(mask))
         tau = pruning_controls.tau_control(
             "pr_tau", marks, tau_default,
-            help=f"Starts where s_tail ≈ {defaults.tail_share:.0%} for this model ({tau_default:g}; the paper's τ = 0.01 "
-                 "does that on its XL models). The slider fires when released; the box takes any value.")
+            help=f"Starts at the sidebar's τ ({tau_default:.4g}: for this model's own default, 448/1152 of c̄'s dims lie "
+                 "below it, as under the paper's τ = 0.01 on REPA-XL). The slider fires when released; the box takes "
+                 "any value.")
     else:
-        common.follow("pr_k", min(ctx.k, d))
-        k = int(common.bound(st.columns([1, 5])[0].number_input, "pr_k", min(ctx.k, d), parse=common.int_in(0, d),
+        k_default = defaults.head_k if mode == "head" else min(ctx.k, d)
+        common.follow("pr_k", k_default)
+        k = int(common.bound(st.columns([1, 5])[0].number_input, "pr_k", k_default, parse=common.int_in(0, d),
                              label="k (dims)", min_value=0, max_value=d, step=1,
-                             help="tail: the k smallest |c̄ᵢ|; head: the k largest. Starts at the sidebar's k."))
+                             help=f"tail: the k smallest |c̄ᵢ|; head: the k largest (default {defaults.head_k}, "
+                                  f"{defaults.head_k / d:.0%} of d, as the paper's 2–8 of 1152 at this width)."))
     spec = PruneSpec(mode=mode, tau=tau if by == "tau" else None, k=k, mask=mask, schedule=schedule,
                      prune_null=prune_null)
     if not contrast:
@@ -269,8 +275,10 @@ def pruning_section(ctx, run: dict):
     for col, (name, title, pspec) in zip(columns, panels):
         with col:
             st.markdown(title, help=None if pspec is None else describe(pspec))
-            slots[name] = (st.container(), pruning_controls.grid_slot(name))
-    metrics = st.container()  # below the grids: the controls and all grids fit one 1600×1000 screen
+            # every grid's one-line read-out sits right under its title, so the grids line up and both read-outs
+            # are in the first screen; the full metrics of the pruned grid follow below the grids
+            slots[name] = (st.container(height=28, border=False), pruning_controls.grid_slot(name))
+    metrics = st.container()
     results, seconds = {}, 0.0
     for col, (name, _, pspec) in zip(columns, panels):
         note, slot = slots[name]
@@ -279,16 +287,31 @@ def pruning_section(ctx, run: dict):
             results[name] = sampled(ctx, run, pspec)
         if name == "pruned":
             seconds = time.perf_counter() - started
-        if name == "contrast":
-            note.caption(readout_line(ctx.info.dim, results[name]))
+        note.caption("the unpruned samples, same noise" if pspec is None else readout_line(ctx.info.dim, results[name]))
         pruning_controls.fill_grid(slot, results[name]["images"], names, name)
     with metrics:
         readout(ctx.info.dim, spec, results["baseline"], results["pruned"])
+        other_null(ctx, run, spec, results["baseline"])
     st.caption(f"{len(run['labels'])} samples, {run['steps']} steps, CFG {run['cfg']:g}, seed {run['seed']} · pruned "
                f"grid in {seconds:.2f} s{' (cached)' if seconds < 0.05 else ''} · hover a sample for its {ctx.row} · "
                + (f"pruned-c guidance w = {run['pruned_guidance']:g}: the pruned grids keep c whole and guide with "
                   "P(c) (one more forward per step) · " if run.get("pruned_guidance") is not None else "")
                + paper_line())
+
+
+def other_null(ctx, run: dict, spec: PruneSpec, base: dict) -> None:
+    """The paper does not say whether the CFG null rows are pruned: the same pruning with the other choice, in one
+    line (one more sampling run, cached like the others)."""
+    from dataclasses import replace
+
+    flipped = replace(spec, prune_null=not spec.prune_null)
+    result = sampled(ctx, run, flipped)
+    acc, base_acc = result.get("accuracy"), base.get("accuracy")
+    what = "kept (only the conditional rows pruned)" if spec.prune_null else "pruned too (as pruning inside the forward does)"
+    quality = (f"class acc. {acc:.0%} (base {base_acc:.0%})" if acc is not None else
+               f"PSNR {result['drift']['psnr']:.1f} dB vs baseline")
+    st.caption(f"With the CFG null rows {what}: {quality} · {readout_line(ctx.info.dim, result)}. The paper does not "
+               "say which; dtviz prunes them by default, as zeroing c inside the model's forward does.")
 
 
 def when_controls(prefix: str, steps: int, cols, compact: bool = False) -> tuple[str, bool]:
@@ -306,10 +329,11 @@ def when_controls(prefix: str, steps: int, cols, compact: bool = False) -> tuple
                                 parse=common.int_in(1, steps), label="K (last steps)", min_value=1,
                                 max_value=steps, step=1)
     with cols[2]:
-        prune_null = common.bound(st.toggle, f"{prefix}_null", False, parse=common.parse_bool, fmt=common.fmt_bool,
+        prune_null = common.bound(st.toggle, f"{prefix}_null", True, parse=common.parse_bool, fmt=common.fmt_bool,
                                   label="Null rows too" if compact else "Prune the null (CFG) rows too",
-                                  help="Prune the null (CFG) rows too. Off (the paper's setting): only the "
-                                       "conditional rows are pruned.")
+                                  help="On (dtviz's default): the CFG null rows are pruned too, as zeroing c inside the "
+                                       "model's forward prunes both halves of the CFG batch. Off: only the conditional "
+                                       "rows. The paper does not say which; the line under the read-outs shows the other.")
     return format_schedule(sched, int(last)), prune_null
 
 

@@ -152,14 +152,39 @@ def test_cli_json_keys_and_chunk_order(tmp_path, capsys):
     path = save_checkpoint(family_state("dit", NUM_CLASSES), str(tmp_path / "dit.pt"))
     assert main(["blocks", path, "--family", "dit", "--mode", "head", "--k", "2", "--mask", "per-sample", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["blocks", "final"]
+    assert list(out) == ["blocks", "final", "final_vs_spread", "tau", "over_t"]
     assert [b["block"] for b in out["blocks"]] == [0, 1]
-    assert list(out["blocks"][0]) == ["block", "relative_change"]
+    assert list(out["blocks"][0]) == ["block", "relative_change", "change_vs_spread"]
     assert list(out["blocks"][0]["relative_change"]) == [*DIT_CHUNKS, "all"]
     assert list(out["final"]) == ["shift", "scale", "all"]
     source = dtviz.load(path, family="dit", device="cpu")
     expected = modulation_change(source, PruneSpec(mode="head", k=2, mask="per-sample"))[0].to_json()
-    assert out == expected
+    assert {k: out[k] for k in expected} == expected
+    # over t: the mean and max over the sampler's t of the per-t values, block by block
+    from dtviz.analysis.blocks import change_over_t
+
+    over = change_over_t(source, PruneSpec(mode="head", k=2, mask="per-sample"), out["over_t"]["t"])
+    assert out["over_t"]["max"]["change_vs_spread"] == pytest.approx(over["change_vs_spread"].max(0).tolist())
+    assert len(out["over_t"]["t"]) == 16 and out["over_t"]["t"][0] == source.t0
+
+
+def test_change_against_the_between_row_spread_matches_float64(tmp_path):
+    """‖Δm‖ / sqrt(mean ‖m − m̄‖²), from the model's own adaLN modules in float64."""
+    source = native_source(tmp_path, "dit")
+    model = source.build_model().double()
+    spec = PruneSpec(mode="head", k=3)
+    ids = torch.arange(NUM_CLASSES)
+    t = source.t0
+    c = model.t_embedder.mlp(timestep_features(torch.full((NUM_CLASSES,), t)).double()) + \
+        model.y_embedder.embedding_table.weight[ids]
+    keep = torch.as_tensor(keep_mask(c.detach().numpy().mean(0), spec))
+    result = modulation_change(source, spec)[0]
+    for i, block in enumerate(list(model.blocks) + [model.final_layer]):
+        m, mp = block.adaLN_modulation(c), block.adaLN_modulation(c * keep)
+        spread = ((m - m.mean(0)) ** 2).sum(1).mean().sqrt()
+        expected = ((m - mp).norm(dim=1).mean() / spread).item()
+        got = result.final_vs_spread if i == len(model.blocks) else result.blocks[i]["change_vs_spread"]
+        assert got == pytest.approx(expected, rel=1e-5)
 
 
 def test_cli_refuses_a_matrix_in_one_sentence(tmp_path, capsys):

@@ -1,9 +1,9 @@
-"""Pruning-page defaults from the model's own statistics: τ at s_tail ≈ 0.4 (both readings, checked against
+"""Pruning-page defaults from the model's own statistics: τ at a tail share (both readings, checked against
 an independent float64 count), the mask from the cosine, and the τ marks a control snaps to."""
 import numpy as np
 import pytest
 
-from dtviz.pruning.defaults import ALIGNED_COSINE, head_k_for, pruning_defaults, tail_norm_shares
+from dtviz.pruning.defaults import ALIGNED_COSINE, TAIL_SHARE, default_tau, head_k_for, pruning_defaults, tail_norm_shares
 from dtviz.analysis.stats import ConditionStats
 
 
@@ -34,7 +34,11 @@ def test_mask_follows_alignment_known_answers():
     a, b = pruning_defaults(ConditionStats().fit(aligned)), pruning_defaults(ConditionStats().fit(spread))
     assert ConditionStats().fit(aligned).cosine_summary_["mean"] >= ALIGNED_COSINE
     assert a.mask == "global" and a.tau == a.tau_by_mask["global"] and "paper" in a.why
-    assert b.mask == "per-sample" and b.tau == b.tau_by_mask["per-sample"] and a.head_k == b.head_k == 2  # 3 % of 32 dims, at least 2
+    assert b.mask == "per-sample" and a.head_k == b.head_k == 2  # 3 % of 32 dims, at least 2
+    # one τ per model whatever the mask: s_tail(c̄) = 448/1152, the share the paper's τ = 0.01 removes on REPA-XL
+    for d, E in ((a, aligned), (b, spread)):
+        assert d.tau == d.tau_by_mask["per-sample"] == default_tau(ConditionStats().fit(E))
+        assert _count_below(E.mean(0), d.tau) == pytest.approx(round(448 / 1152 * 32) / 32)
     assert [head_k_for(d) for d in (32, 128, 256, 1152)] == [2, 4, 8, 35]
 
 
@@ -52,8 +56,9 @@ def test_aligned_classes_whose_small_mean_dims_are_large_per_class_get_the_per_s
     assert d.mask == "per-sample" and "poor guide" in d.why
     assert pruning_defaults(stats).mask == "global"  # without the rows, the cosine rule alone
     # the shares, against a direct float64 computation
-    shared, own = tail_norm_shares(E, d.tau_by_mask["global"], d.tau_by_mask["per-sample"])
-    g = np.abs(E.mean(0)) < d.tau_by_mask["global"]
+    tau_g, tau_o = stats.tau_for_tail(TAIL_SHARE, "mean_vector"), stats.tau_for_tail(TAIL_SHARE, "per_class_mean")
+    shared, own = tail_norm_shares(E, tau_g, tau_o)
+    g = np.abs(E.mean(0)) < tau_g
     direct_g = np.mean([np.sqrt((r[g] ** 2).sum() / (r ** 2).sum()) for r in E])
-    direct_o = np.mean([np.sqrt((r[np.abs(r) < d.tau_by_mask["per-sample"]] ** 2).sum() / (r ** 2).sum()) for r in E])
+    direct_o = np.mean([np.sqrt((r[np.abs(r) < tau_o] ** 2).sum() / (r ** 2).sum()) for r in E])
     assert shared == pytest.approx(direct_g) and own == pytest.approx(direct_o) and shared > 2 * own

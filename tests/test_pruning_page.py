@@ -1,5 +1,6 @@
-"""The live pruning page opens on the paper's contrast (AppTest, built-in model): baseline, tail at the τ where
-s_tail ≈ 0.4 and head k = 3 % of d, with both read-outs; Enter in the class search adds one best match."""
+"""The live pruning page opens on the paper's contrast (AppTest, built-in model): baseline, tail at the model's τ
+(the sidebar's, s_tail(c̄) = 448/1152) and head k = 3 % of d, with both read-outs; Enter in the class search adds
+one best match."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,9 +28,9 @@ def test_opens_on_tail_beside_head_with_both_readouts(defaults):
     headings = " ".join(m.value for m in at.markdown)
     assert f"tail |cᵢ| < {defaults.tau:g}" in headings and f"head, k = {defaults.head_k}" in headings
     assert len(images(at, "contrast")) == 6 and images(at, "contrast") != images(at, "baseline")
-    line = next(c.value for c in at.caption if "dims removed" in c.value)
     dim, k = dtviz.load("builtin").dim, defaults.head_k
-    assert line.startswith(f"{k} / {dim} dims removed")  # a whole count is written as one
+    # the contrast grid's read-out: a whole count is written as one
+    assert any(c.value.startswith(f"{k} / {dim} dims removed") for c in at.caption)
     # the template read-out is the library's, on the very samples shown
     src = dtviz.load("builtin")
     from dtviz.sampling.generate import Generator, SampleSettings
@@ -43,10 +44,19 @@ def test_opens_on_tail_beside_head_with_both_readouts(defaults):
     assert metric(at, "Template acc.").value == f"{expected:.0%}"
     assert metric(at, "Class acc.").label.startswith("Class acc. (base")
     assert any("Paper (Table 2, REPA-XL" in c.value for c in at.caption)
-    # head pruning: the contrast becomes the tail at s_tail ≈ 0.4; the toggle removes it
+    # both grids' read-outs sit under their titles; the other null-row choice is read out too (null rows pruned by
+    # default: the paper does not say)
+    assert at.toggle(key="pr_null").value is True
+    assert sum("dims removed" in c.value for c in at.caption) >= 2
+    assert any(c.value.startswith("With the CFG null rows kept") for c in at.caption)
+    # the page's τ is the sidebar's: the caption under the title names no τ of its own
+    assert "τ" not in at.main.caption[0].value
+    # head pruning selects dims by count (k = 3 % of d), not by the tail's τ; the contrast becomes the tail at τ
     at.radio(key="pr_mode").set_value("head").run()
     ok(at)
-    assert f"tail |cᵢ| < {defaults.tau:g}" in " ".join(m.value for m in at.markdown)
+    assert at.radio(key="pr_by").value == "k" and at.number_input(key="pr_k").value == defaults.head_k
+    headings = " ".join(m.value for m in at.markdown)
+    assert f"**Pruned** · head, k = {defaults.head_k}" in headings and f"tail |cᵢ| < {defaults.tau:g}" in headings
     at.toggle(key="pr_contrast").set_value(False).run()
     ok(at)
     assert not [h for h in at.get("html") if 'data-grid="contrast"' in h.proto.body]

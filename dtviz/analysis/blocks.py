@@ -202,15 +202,26 @@ def keep_rows(source, spec: PruneSpec, c: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ModulationChange:
-    """relative_change for one spec: blocks [{"block": i, "relative_change": {chunk: v, ..., "all": v}}], final."""
+    """The change of each block's modulation under one spec:
+
+        blocks  [{"block": i, "relative_change": {chunk: v, ..., "all": v}, "change_vs_spread": s}]
+        final   {chunk: v, ..., "all": v}         the final layer's relative change
+        final_vs_spread  s                         the final layer's change against its spread
+
+    relative_change = mean over rows of ‖Δm‖ / ‖m(c)‖; change_vs_spread = mean over rows of ‖Δm‖ divided by the
+    between-row spread of the modulation, sqrt(mean over rows of ‖m − m̄‖²) (all chunks): what the class signal
+    in m is, so that a change small against m but large against the spread shows (it orders the damage)."""
 
     blocks: list
     final: dict
+    final_vs_spread: float = float("nan")
 
     def to_json(self) -> dict:
-        clean = lambda d: {k: (None if not np.isfinite(v) else float(v)) for k, v in d.items()}  # noqa: E731
-        return {"blocks": [{"block": b["block"], "relative_change": clean(b["relative_change"])} for b in self.blocks],
-                "final": clean(self.final)}
+        num = lambda v: None if v is None or not np.isfinite(v) else float(v)  # noqa: E731
+        clean = lambda d: {k: num(v) for k, v in d.items()}  # noqa: E731
+        return {"blocks": [{"block": b["block"], "relative_change": clean(b["relative_change"]),
+                            "change_vs_spread": num(b.get("change_vs_spread"))} for b in self.blocks],
+                "final": clean(self.final), "final_vs_spread": num(self.final_vs_spread)}
 
 
 def modulation_change(source, specs, t: float | None = None, classes=None, mods=None) -> list[ModulationChange]:
@@ -223,12 +234,14 @@ def modulation_change(source, specs, t: float | None = None, classes=None, mods=
     cache: dict = {}
     base = source.embeddings(ids, t=t).astype(np.float64)  # (N, d): the c that masks are read from
     keeps = [keep_rows(source, spec, base) for spec in specs]
-    # per spec, per block: {chunk: (N,) ‖Δ‖², (N,) ‖m‖²}
+    # per spec, per block: {chunk: (N,) ‖Δ‖², (N,) ‖m‖²}; per block: the spread ‖m − m̄‖² of each row
     sums = [dict() for _ in specs]
+    spread: dict = {}
     for mod in mods:
         w, b = mod.matrices()  # (K·D, d), (K·D,)
         s = silu(_rows(source, mod, ids, t, cache))  # (N, d)
         m = s @ w.T + b  # (N, K·D)
+        spread[mod.block] = spread.get(mod.block, 0.0) + ((m - m.mean(0)) ** 2).sum(1)
         parts = np.split(np.arange(w.shape[0]), len(mod.chunks))
         for spec_sums, keep in zip(sums, keeps):
             delta = (s * ~keep) @ w.T  # (N, K·D) = m(c) − m(P(c))
@@ -237,19 +250,39 @@ def modulation_change(source, specs, t: float | None = None, classes=None, mods=
                 entry[name] = ((delta[:, rows] ** 2).sum(1), (m[:, rows] ** 2).sum(1))
     out = []
     for spec_sums in sums:
-        blocks, final = [], {}
+        blocks, final, final_spread = [], {}, float("nan")
         for block in sorted(spec_sums, key=lambda b: (b == FINAL, b)):
             chunks = spec_sums[block]
-            values = {name: float(np.mean(np.sqrt(d2) / np.sqrt(m2))) for name, (d2, m2) in chunks.items()}
-            d2 = sum(v[0] for v in chunks.values())
-            m2 = sum(v[1] for v in chunks.values())
-            values["all"] = float(np.mean(np.sqrt(d2) / np.sqrt(m2)))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                values = {name: float(np.mean(np.sqrt(d2) / np.sqrt(m2))) for name, (d2, m2) in chunks.items()}
+                d2 = sum(v[0] for v in chunks.values())
+                m2 = sum(v[1] for v in chunks.values())
+                values["all"] = float(np.mean(np.sqrt(d2) / np.sqrt(m2)))
+                vs_spread = float(np.mean(np.sqrt(d2)) / np.sqrt(np.mean(spread[block])))
             if block == FINAL:
-                final = values
+                final, final_spread = values, vs_spread
             else:
-                blocks.append({"block": block, "relative_change": values})
-        out.append(ModulationChange(blocks, final))
+                blocks.append({"block": block, "relative_change": values, "change_vs_spread": vs_spread})
+        out.append(ModulationChange(blocks, final, final_spread))
     return out
+
+
+def change_over_t(source, spec: PruneSpec, ts, classes=None, mods=None) -> dict:
+    """The "all" relative change and the change against the spread, per block and the final layer, at every t of
+    ``ts`` (e.g. the source's sampling schedule): {"t": [...], "relative_change": (T, B+1), "change_vs_spread":
+    (T, B+1), "blocks": [...], "mean"/"max": {measure: (B+1,)}} with the final layer last. t0 alone can understate
+    what a pruning does later in sampling, where c has moved."""
+    mods = modulations(source) if mods is None else mods
+    rel, spr, blocks = [], [], None
+    for t in ts:
+        ch = modulation_change(source, spec, t=float(t), classes=classes, mods=mods)[0]
+        blocks = [b["block"] for b in ch.blocks]
+        rel.append([b["relative_change"]["all"] for b in ch.blocks] + [ch.final.get("all", np.nan)])
+        spr.append([b["change_vs_spread"] for b in ch.blocks] + [ch.final_vs_spread])
+    rel, spr = np.array(rel, dtype=np.float64), np.array(spr, dtype=np.float64)
+    return {"t": [float(t) for t in ts], "blocks": blocks, "relative_change": rel, "change_vs_spread": spr,
+            "mean": {"relative_change": np.nanmean(rel, 0), "change_vs_spread": np.nanmean(spr, 0)},
+            "max": {"relative_change": np.nanmax(rel, 0), "change_vs_spread": np.nanmax(spr, 0)}}
 
 
 @dataclass

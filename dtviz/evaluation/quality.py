@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dtviz.errors import DtvizInputError
-from dtviz.pruning.spec import PruneSpec, spec_removed_dims
+from dtviz.pruning.spec import PruneSpec, spec_removed_dims, spec_removed_dims_t0
 from dtviz.sampling.generate import Generator, SampleSettings, chain_steps
 from dtviz.sampling.queue import CancelToken
 
@@ -159,7 +159,9 @@ def sample_readout(generator: Generator, labels, settings: SampleSettings, prune
     """One run of the live pruning view: the samples and their read-outs.
 
         images    (N, H, W, C) float32 in [0, 1]
-        removed   (count, share of d) of the dims ``prune`` zeroes (pruning.spec_removed_dims; (0, 0.0) unpruned)
+        removed   (count, share of d) of the dims ``prune`` zeroes from each row, a per-sample mask's count averaged over
+                  the pruned steps (pruning.spec.spec_removed_dims; (0, 0.0) unpruned)
+        removed_t0  the same at t0 alone (equal for global masks)
         drift     {"mse", "psnr"} against ``baseline`` (quality.pixel_drift), None without a baseline
         accuracy  share of samples ``classifier`` names as their class (quality.class_accuracy), None without one
         template_accuracy  the same by template matching (quality.template_accuracy), None without ``matcher``
@@ -172,8 +174,24 @@ def sample_readout(generator: Generator, labels, settings: SampleSettings, prune
     else:  # a pipeline generator has its own lock: the cancel token is checked at each step only
         images = generator.sample(labels, settings, prune=prune,
                                   on_step=chain_steps(cancel.check if cancel is not None else None, on_step))
-    removed = (0, 0.0) if prune is None else spec_removed_dims(generator.source, prune, classes=np.unique(labels))
-    return {"images": images, "removed": removed,
+    classes = np.unique(labels)
+    if prune is None:
+        removed = removed_t0 = (0, 0.0)
+    else:
+        steps = _sampler_timesteps(generator, settings)
+        removed = spec_removed_dims(generator.source, prune, classes=classes, timesteps=steps)
+        removed_t0 = spec_removed_dims_t0(generator.source, prune, classes=classes)
+    return {"images": images, "removed": removed, "removed_t0": removed_t0,
             "drift": None if baseline is None else pixel_drift(baseline, images),
             "accuracy": None if classifier is None else class_accuracy(images, labels, classifier),
             "template_accuracy": None if matcher is None else template_accuracy(images, labels, matcher)}
+
+
+def _sampler_timesteps(generator, settings: SampleSettings) -> list | None:
+    """The t of each network evaluation of this run's sampler, or None where it has no fixed list (an adaptive
+    ODE, or a sampler the generator does not expose): per-sample counts then fall back to t0."""
+    try:
+        sampler = generator.sampler(settings.steps, settings.sampler)
+        return None if getattr(sampler, "adaptive", False) else [float(t) for t in sampler.timesteps()]
+    except (AttributeError, DtvizInputError, TypeError):
+        return None

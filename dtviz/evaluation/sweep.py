@@ -8,9 +8,9 @@ writes
     DIR/table.md           the same in the layout of the paper's Table 2
     DIR/<setting>/         PNGs + index.csv, exactly as ``dtviz sample`` writes them
 
-Settings are the product (τ or k) × schedule for one mode and mask. ``removed_dims`` is the count of
-the global mask, or for ``--mask per-sample`` the mean over the chosen classes of each class's count at
-t0 (the per-sample mask then follows c from step to step). Quality without FID: class accuracy
+Settings are the product (τ or k) × schedule × null-row variant for one mode and mask. ``removed_dims`` is the
+count of the global mask, or for ``--mask per-sample`` — whose mask follows c(t) from step to step — the mean over
+the pruned steps of the mean over the chosen classes of each class's count (``removed_dims_t0``: at t0 alone). Quality without FID: class accuracy
 from the built-in glyph classifier and, independently, by template matching (``template_accuracy``,
 dtviz.builtin.templates; both empty for models without them — never estimated) and the pixel drift
 (MSE, PSNR) of each sample from its baseline, which shares its noise.
@@ -33,11 +33,11 @@ import torch
 
 from dtviz.errors import DtvizInputError
 from dtviz.evaluation.metrics import METRIC_COLUMNS
-from dtviz.pruning.spec import PruneSpec, paper_schedule, spec_removed_dims
+from dtviz.pruning.spec import PruneSpec, paper_schedule, spec_removed_dims, spec_removed_dims_t0
 
 BASELINE = "baseline"
 TABLE_COLUMNS = ("setting", "label", "mode", "tau", "k", "mask", "schedule", "prune_null", "removed_dims",
-                 "removed_share", "class_accuracy", "template_accuracy", "drift_mse", "drift_psnr", "samples",
+                 "removed_share", "removed_dims_t0", "class_accuracy", "template_accuracy", "drift_mse", "drift_psnr", "samples",
                  "pruned_guidance", *METRIC_COLUMNS)
 
 
@@ -134,7 +134,8 @@ class SettingResult:
     sample_mse: np.ndarray  # (N,) float64, against the baseline
     correct: np.ndarray | None  # (N,) bool, or None without a classifier
     template_correct: np.ndarray | None = None  # (N,) bool by template matching, or None without a matcher
-    removed: tuple = (0, 0.0)  # (count, share), see pruning.spec_removed_dims
+    removed: tuple = (0, 0.0)  # (count, share): per-sample masks averaged over the pruned steps (spec_removed_dims)
+    removed_t0: tuple = (0, 0.0)  # the same at t0 alone (spec_removed_dims_t0)
     pruned_guidance: float | None = None  # w when the spec defined P(c) of pruned-c guidance instead of pruning c
     features: dict | None = None  # {"pool" (N, 2048), "logits" (N, 1008), "clip" (N,)} as wanted, None without --metrics
     metrics: dict = field(default_factory=dict)  # dtviz.evaluation.metrics.METRIC_COLUMNS -> value (cmd_sweep fills it)
@@ -232,11 +233,19 @@ def run_sweep(generator, specs: list[PruneSpec], labels, settings, batch_size: i
             sample_mse=np.concatenate([p[2] for p in pieces]),
             correct=None if classifier is None else np.concatenate([p[3] for p in pieces]),
             template_correct=None if matcher is None else np.concatenate([p[4] for p in pieces]),
-            removed=(0, 0.0) if spec is None else spec_removed_dims(generator.source, spec, classes=np.unique(labels)),
+            removed=(0, 0.0) if spec is None else spec_removed_dims(generator.source, spec, classes=np.unique(labels),
+                                                                    timesteps=_timesteps(generator, settings)),
+            removed_t0=(0, 0.0) if spec is None else spec_removed_dims_t0(generator.source, spec, classes=np.unique(labels)),
             pruned_guidance=None if spec is None else settings.pruned_guidance,
             features=None if featurize is None else {k: np.concatenate([p[5][k] for p in pieces]) for k in pieces[0][5]},
         ))
     return results
+
+
+def _timesteps(generator, settings) -> list | None:
+    from dtviz.evaluation.quality import _sampler_timesteps
+
+    return _sampler_timesteps(generator, settings)
 
 
 # -------------------------------------------------------------------------------------------- table
@@ -268,6 +277,7 @@ def table_rows(results: list[SettingResult]) -> list[dict]:
             "prune_null": "" if s is None else str(s.prune_null).lower(),
             "removed_dims": _num(r.removed[0]),
             "removed_share": _num(float(r.removed[1])),
+            "removed_dims_t0": _num(r.removed_t0[0]),
             "class_accuracy": "" if r.correct is None else _num(float(r.correct.mean())),
             "template_accuracy": "" if r.template_correct is None else _num(float(r.template_correct.mean())),
             "drift_mse": _num(drift["mse"]),
@@ -316,7 +326,8 @@ def markdown_table(results: list[SettingResult], dim: int, source_name: str, not
             when = [f"${paper_schedule(s.schedule)}$"] + ([s.mask] if s.mask != "global" else []) + (["null kept"] if not s.prune_null else [])
             threshold = f"{sel} ({', '.join(when)})"
         count, share = r.removed
-        removed = f"{count}/{dim} ({100 * share:.2f}%)" if isinstance(count, (int, np.integer)) else f"≈{count:.1f}/{dim} ({100 * share:.2f}%)"
+        removed = (f"{count}/{dim} ({100 * share:.2f}%)" if isinstance(count, (int, np.integer)) else
+                   f"≈{count:.1f}/{dim} ({100 * share:.2f}%) mean over steps; {r.removed_t0[0]:.1f} at t0")
         acc = "—" if r.correct is None else f"{r.correct.mean():.4f}"
         tacc = "—" if r.template_correct is None else f"{r.template_correct.mean():.4f}"
         drift = drift_summary(r.sample_mse)

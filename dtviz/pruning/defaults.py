@@ -1,17 +1,17 @@
 """The live pruning page's starting point, chosen from the model's own statistics (issue 11 §3).
 
-The paper's central contrast: pruning the *tail* — a large share of dims, s_tail ≈ 0.4, which is what its
-τ = 0.01 removes on its XL models (Sec. 5) — changes little, while pruning a *few head* dims (2 of 1152 at
-τ = 5.0 in Table 2) destroys the class. A fixed τ means nothing across models (this project's glyph
-models have |c̄ᵢ| ~ 0.1–1), so the default τ is the one at which s_tail ≈ 0.4 for *this* model.
+The paper's central contrast: pruning the *tail* — a large share of dims, 448/1152 ≈ 0.389, which is what its
+τ = 0.01 removes on REPA-XL (Table 2) — changes little, while pruning a *few head* dims (2 of 1152 at τ = 5.0 in
+Table 2) destroys the class. A fixed τ means nothing across models (|c̄ᵢ| scales differ by orders of magnitude),
+so each model's one default τ (``default_tau``) is the one at which s_tail(c̄) = 448/1152 for *that* model; every
+page, mask and command uses it.
 
 The mask: the paper's is global (one set of dims from c̄). That stands for each class only when the classes
 share a direction: at an off-diagonal cosine below 0.9 (the paper's lowest, DiT-XL/2: 0.9001) a small |c̄ᵢ|
 is often a dim where classes cancel on average while each class is large there, so the default is then
-the per-sample mask (each row's own |c|), with τ at s_tail ≈ 0.4 of the per-class reading. Alignment alone is not
-enough either: given the rows, the global mask is kept only when the tail of c̄ takes at most GLOBAL_NORM_RATIO
-times the share of ‖c‖ that each class's own tail takes (the built-in model, cosine 0.91, fails this: its
-global tail at s_tail 0.4 takes 18 % of each ‖c‖ and, in `dtviz sweep`, the class with it).
+the per-sample mask (each row's own |c|), at the same τ. Alignment alone is not enough either: given the rows,
+the global mask is kept only when the tail of c̄ takes at most GLOBAL_NORM_RATIO times the share of ‖c‖ that each
+class's own tail takes (``why`` says which held, with this model's numbers).
 """
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ def pruning_defaults(stats, tail_share: float = TAIL_SHARE, head_k: int | None =
                    f" class's ‖c‖ against {100 * own:.0f}% in its own tail, so c̄ is a poor guide to each class's small"
                    " dims: each sample's own |c| decides")
     mask = "global" if aligned else "per-sample"
-    return PruningDefaults(mask=mask, tau=by_mask[mask], tau_by_mask=by_mask, tail_share=tail_share,
+    one = default_tau(stats) if tail_share == PAPER_TAIL_SHARE else by_mask["global"]  # one τ per model, every mask
+    return PruningDefaults(mask=mask, tau=one, tau_by_mask={m: one for m in by_mask}, tail_share=tail_share,
                            head_k=min(head_k or head_k_for(int(stats.dim_)), int(stats.dim_)), why=why)
 
 

@@ -248,9 +248,26 @@ def removed_dims(mask) -> tuple[float, float]:
     return count, count / m.shape[-1]
 
 
-def spec_removed_dims(source, spec: PruneSpec, classes=None) -> tuple[float, float]:
-    """What a table row reports: global — the exact count of the global mask; per-sample — the mean
-    over ``classes`` (default all) of each class's own count at t0 (the mask then varies by step)."""
-    if spec.mask == "global":
+def spec_removed_dims(source, spec: PruneSpec, classes=None, timesteps=None) -> tuple[float, float]:
+    """(count, share of d) of the dims ``spec`` removes from each conditional row. Global masks and explicit dims:
+    the exact count of the mask. Per-sample masks follow c(t) at every step, so with the sampler's ``timesteps``
+    (one per network evaluation, e.g. ``Generator.sampler().timesteps()``) the count is the mean over the pruned
+    evaluations (``spec.schedule``) of the mean over ``classes`` (default all) of each row's count at that t;
+    without them, the count at t0 (``spec_removed_dims_t0``)."""
+    if spec.mask == "global" or spec.dims is not None:
+        return removed_dims(global_mask(source, spec))
+    if not timesteps:
+        return spec_removed_dims_t0(source, spec, classes)
+    n = len(timesteps)
+    active = [float(t) for i, t in enumerate(timesteps) if spec.is_active(i, n)]
+    counts = [removed_dims(keep_mask(as_matrix(source.embeddings(classes, t=t)), spec))[0] for t in active]
+    count = float(np.mean(counts)) if counts else 0.0
+    return count, count / source.dim
+
+
+def spec_removed_dims_t0(source, spec: PruneSpec, classes=None) -> tuple[float, float]:
+    """What a table row reported before the steps were counted: global — the exact count of the global mask;
+    per-sample — the mean over ``classes`` (default all) of each class's own count at t0."""
+    if spec.mask == "global" or spec.dims is not None:
         return removed_dims(global_mask(source, spec))
     return removed_dims(keep_mask(as_matrix(source.embeddings(classes)), spec))
