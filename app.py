@@ -17,6 +17,9 @@ if ROOT not in sys.path:
 from dtviz.models.device import interactive_threads  # noqa: E402
 from dtviz.errors import DtvizInputError  # noqa: E402
 import dtviz_app as common  # noqa: E402
+from dtviz_app.access import install_read_policy  # noqa: E402
+
+install_read_policy()  # every file a loader opens for a visitor lies in the served folders (dtviz.sources.access)
 
 if not torch.cuda.is_available():
     # Sampling on CPU (the live pruning page): torch's default of one intra-op thread per core means 2 threads
@@ -24,7 +27,9 @@ if not torch.cuda.is_available():
     # 16-sample grid then takes up to ~10× longer. Half the cores keeps it fast and leaves room for the rest.
     torch.set_num_threads(interactive_threads())
 
-st.set_page_config(page_title="dtviz — conditioning vectors of diffusion transformers", page_icon=":material/grain:",
+# the icon ships with dtviz: a material icon as page icon makes every visitor's browser fetch it from a font host
+st.set_page_config(page_title="dtviz — conditioning vectors of diffusion transformers",
+                   page_icon=os.path.join(ROOT, "assets", "icon.png"),
                    layout="wide")
 
 pages = {module: st.Page(common.view_path(module), title=title, url_path=url, icon=icon,

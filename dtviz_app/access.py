@@ -41,6 +41,23 @@ def served() -> ServedRoots:
     return _SERVED[key]
 
 
+def may_read(real: str) -> bool:
+    """The dashboard's rule for every file a loader opens (dtviz.sources.access): under a served root or a built-in
+    model, in the local Hugging Face cache (hf: sources, cached VAEs), or a session upload."""
+    from dtviz.serving.roots import _hub_cache, _inside
+
+    return (served().allows(real) or _inside(real, os.path.realpath(_hub_cache()))
+            or _inside(real, os.path.realpath(UPLOAD_ROOT)))
+
+
+def install_read_policy() -> None:
+    """Called once by app.py: loaders then open only files ``may_read`` allows (configs above a served folder,
+    symlinks out of it, … are not read)."""
+    from dtviz.sources.access import set_policy
+
+    set_policy(may_read)
+
+
 def open_name(text: str) -> str:
     """A source or folder typed by a visitor (URL, text box) → the string for the loader; DtvizInputError with
     the one refusal sentence when it is not inside a served root (same sentence whether it exists or not)."""

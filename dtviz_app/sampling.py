@@ -63,7 +63,8 @@ def _sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, s
 
     try:
         out = quality.sample_readout(gen, labels, settings, spec, base, classifier_for(gen.source), on_step=on_step,
-                             matcher=template_matcher_for(gen.source), cancel=token, on_wait=on_wait)
+                                     matcher=template_matcher_for(gen.source), cancel=token, on_wait=on_wait,
+                                     client=client_id())
     except Cancelled as err:  # the model is free for the next session at once; the log says where it stopped
         LOG.warning("%d × %s steps (%s): %s", len(labels), steps, what, err)
         raise
@@ -76,6 +77,26 @@ def _sample_run(model_key: tuple, labels: tuple, steps: int, cfg_scale: float, s
 
 
 _TOKEN_KEY = "_dtviz_sampling_token"  # in the session's own state: its sampling request in flight
+
+
+def client_id() -> tuple:
+    """Who asks, for the model's queue (dtviz.sampling.queue.FairQueue: clients take turns, one waiting run each): the
+    browser — its peer address and Streamlit's per-browser XSRF cookie, so that a visitor's tabs count once — or,
+    without them, this session."""
+    import secrets
+
+    try:
+        ip = st.context.ip_address
+    except Exception:  # noqa: BLE001 — no browser context (tests)
+        ip = None
+    try:
+        cookie = st.context.cookies.get("_streamlit_xsrf")
+    except Exception:  # noqa: BLE001
+        cookie = None
+    if not (isinstance(ip, str) and ip and isinstance(cookie, str) and cookie):
+        # no browser behind it (a bare test session) or no cookie: this session is the client
+        cookie = st.session_state.setdefault("_dtviz_client", secrets.token_hex(8))
+    return ("visitor", ip, cookie)
 
 
 def session_token() -> CancelToken | None:

@@ -55,7 +55,7 @@ def builtin_status(name: str) -> list[str]:
 
 def main():
     ctx = common.require_ctx()
-    common.page_header(ctx, f"{ctx.info.name} — overview")
+    common.page_header(ctx, f"{common.plain(ctx.info.name)} — overview")  # a file's name is text, not markdown
     card = ctx.model_card()
     left, right = st.columns(2)
     with left:

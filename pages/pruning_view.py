@@ -263,7 +263,14 @@ def paper_line() -> str:
 @st.fragment
 def pruning_section(ctx, run: dict):
     """The control bar and the grids; a change reruns only this part (the baseline is cached, and each grid
-    stays on screen dimmed while its next version is sampled)."""
+    stays on screen dimmed while its next version is sampled). A refused or stopped run is one sentence."""
+    try:
+        _pruning_section(ctx, run)
+    except DtvizInputError as err:
+        common.show_error(err, warning=True)
+
+
+def _pruning_section(ctx, run: dict):
     defaults = pruning_defaults(ctx.stats, E=ctx.E)
     spec, other = control_bar(ctx, run, defaults)
     names = [ctx.names[i] for i in run["labels"]]
@@ -350,6 +357,13 @@ def dim_figure(ctx, dim: int, sort: bool):
 @st.fragment
 def inspector_section(ctx, run: dict | None):
     """One dimension's value across classes, and the samples with just that dimension zeroed."""
+    try:
+        _inspector_section(ctx, run)
+    except DtvizInputError as err:
+        common.show_error(err, warning=True)
+
+
+def _inspector_section(ctx, run: dict | None):
     st.subheader("Dimension inspector")
     mv = np.abs(ctx.stats.mean_vector_)
     order = [int(i) for i in np.argsort(-mv, kind="stable")]

@@ -71,6 +71,7 @@ def snapshot(at: AppTest) -> dict:
     """What a user sees that could leak: every metric, every sample grid, the page title and errors."""
     return {"metrics": [(m.label, m.value) for m in at.metric], "grids": images(at),
             "titles": [t.value for t in at.title], "errors": [e.value for e in at.error],
+            "warnings": [w.value for w in at.warning],
             "exceptions": [e.value for e in at.exception]}
 
 

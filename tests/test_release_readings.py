@@ -244,7 +244,7 @@ def test_head_count_from_args_or_stated_with_its_flag(tmp_path):
     odd = save_train_wrapper(state, str(tmp_path / "odd.pt"), model=7, num_classes="ten", num_heads=torch.tensor(4))
     src = dtviz.load(odd, device="cpu")
     assert src.num_classes == 10 and "assumed 2 heads" in src.info.family_note and "--null-row no" in src.info.family_note
-    assert build_parser().parse_args(["sample", plain, "--out", str(tmp_path / "o"), "--num-heads", "4"]).num_heads == 4
+    assert build_parser()[0].parse_args(["sample", plain, "--out", str(tmp_path / "o"), "--num-heads", "4"]).num_heads == 4
 
 
 def test_release_registries_give_the_published_sizes():

@@ -292,6 +292,9 @@ def test_markdown_in_a_source_name_is_literal_text(app_roots):
     assert not at.exception and not at.error, [e.value for e in at.error]
     captions = [c.value for c in at.caption if "evil" in c.value]
     assert len(captions) >= 2, [c.value for c in at.caption]  # the sidebar's and the page's
+    # the overview's title holds the name too: literal text, no link or image
+    title = rendered(at.title[0].value)
+    assert "<a" not in title and "<img" not in title and "[x](evil.example)" in title, title
     for caption in captions:
         html = rendered(caption)
         assert "<a" not in html and "<img" not in html and good in html.replace("&lt;", "<").replace("&gt;", ">"), html
@@ -393,7 +396,7 @@ def test_serve_help_and_command(tree, tmp_path, capsys):
     from dtviz.serving.serve import APP as SERVE_APP, serve_command
     from dtviz.sources.matrix import MAX_UPLOAD_BYTES
 
-    args = build_parser().parse_args(["serve", "--root", str(outside), "--port", "8642"])
+    args = build_parser()[0].parse_args(["serve", "--root", str(outside), "--port", "8642"])
     argv, env = serve_command(args, cwd=str(served))
     assert argv[:5] == [sys.executable, "-m", "streamlit", "run", SERVE_APP] and SERVE_APP == APP
     options = dict(zip(argv[5::2], argv[6::2]))
@@ -403,7 +406,7 @@ def test_serve_help_and_command(tree, tmp_path, capsys):
     # the repo's .streamlit/config.toml holds wherever the server is started: no traceback for visitors
     assert options["--client.showErrorDetails"] == "type" and options["--client.toolbarMode"] == "viewer"
     assert options["--runner.magicEnabled"] == "false" and len(argv) == 5 + 2 * len(options)
-    assert env[ENV_ROOTS].split(os.pathsep) == [os.path.realpath(served), os.path.realpath(outside)]
+    assert env[ENV_ROOTS].split(os.pathsep) == [os.path.realpath(outside)]  # with --root, only the roots
     from dtviz.cli.main import main
 
     assert main(["serve", "--root", str(served / "E.npy")]) == 2  # refused before any server starts

@@ -155,7 +155,7 @@ def template_accuracy(images: np.ndarray, labels, matcher) -> float:
 
 def sample_readout(generator: Generator, labels, settings: SampleSettings, prune: PruneSpec | None = None,
                    baseline: np.ndarray | None = None, classifier=None, matcher=None, on_step=None,
-                   cancel: CancelToken | None = None, on_wait=None) -> dict:
+                   cancel: CancelToken | None = None, on_wait=None, client=None) -> dict:
     """One run of the live pruning view: the samples and their read-outs.
 
         images    (N, H, W, C) float32 in [0, 1]
@@ -170,10 +170,11 @@ def sample_readout(generator: Generator, labels, settings: SampleSettings, prune
     """
     labels = np.asarray(labels, dtype=np.int64)
     if isinstance(generator, Generator):  # on_step(i, n): progress; cancel / on_wait: dtviz.sampling.queue
-        images = generator.sample(labels, settings, prune=prune, on_step=on_step, cancel=cancel, on_wait=on_wait)
-    else:  # a pipeline generator has its own lock: the cancel token is checked at each step only
-        images = generator.sample(labels, settings, prune=prune,
-                                  on_step=chain_steps(cancel.check if cancel is not None else None, on_step))
+        images = generator.sample(labels, settings, prune=prune, on_step=on_step, cancel=cancel, on_wait=on_wait,
+                                  client=client)
+    else:  # a text-to-image pipeline's generator: the same queue, its own sampling loop
+        images = generator.sample(labels, settings, prune=prune, on_step=on_step, cancel=cancel, on_wait=on_wait,
+                                  client=client)
     classes = np.unique(labels)
     if prune is None:
         removed = removed_t0 = (0, 0.0)

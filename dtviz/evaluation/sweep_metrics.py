@@ -141,16 +141,21 @@ def read_sweep_table(folder: str):
 
     from dtviz.errors import DtvizInputError
 
+    from dtviz.sources import budgets
+    from dtviz.sources.access import check_allowed
+
     path = os.path.join(folder, "table.csv")
     if not os.path.isfile(path):
         raise DtvizInputError("expected a folder written by dtviz sweep (with table.csv); found no table.csv in it.")
+    check_allowed(path, "the sweep table")
+    budgets.check_bytes("a sweep table", os.path.getsize(path), budgets.MAX_SWEEP_TABLE_BYTES, "table.csv")
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except Exception:
         raise DtvizInputError("expected table.csv of dtviz sweep; it could not be read as CSV.") from None
     if not {"setting", "tau", "k", "schedule"} <= set(df.columns):
         raise DtvizInputError("expected table.csv of dtviz sweep (columns setting, tau, k, schedule, …); found other columns.")
-    for c in ("tau", "k", "removed_dims", "removed_share", *METRIC_LABELS, "is_std", "kid_std"):
+    for c in ("tau", "k", "removed_dims", "removed_share", "removed_dims_t0", *METRIC_LABELS, "is_std", "kid_std"):
         if c in df.columns:
             df[c] = pd.to_numeric(df[c].replace("", None), errors="coerce")
     return df

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from dtviz.analysis import stats
 from dtviz.errors import DtvizInputError
 from dtviz.plots.style import (C_I, HEAD_COLOUR, OKABE_ITO, TAIL_COLOUR, TAU_COLOUR, _bars_from_edges,
-                               _categorical_colour, _legend_line, _style, _tau_line, row_nouns)
+                               _categorical_colour, _legend_line, _style, _tau_line, esc, row_nouns)
 
 
 # Legends under the axis title, anchored to the figure's bottom (plotly makes room): above the plot they
@@ -79,7 +79,7 @@ def dim_profile(vectors: dict, context, tau: float | None = None) -> go.Figure:
     for k, (name, v) in enumerate(vectors.items()):
         v = np.asarray(v, dtype=np.float64).reshape(-1)
         d = v.size
-        fig.add_trace(go.Scatter(x=np.arange(v.size), y=v, mode="lines", name=str(name), line=dict(width=1.4, color=_categorical_colour(k)),
+        fig.add_trace(go.Scatter(x=np.arange(v.size), y=v, mode="lines", name=esc(name), line=dict(width=1.4, color=_categorical_colour(k)),
                                  hovertemplate=f"{name}<br>dim %{{x}}: {C_I} = %{{y:.4g}}<extra></extra>"))
     if tau is not None:
         fig.add_hrect(y0=-tau, y1=tau, fillcolor=TAU_COLOUR, opacity=0.3, line_width=0, layer="below")
@@ -88,7 +88,7 @@ def dim_profile(vectors: dict, context, tau: float | None = None) -> go.Figure:
         name, first = next(iter(vectors.items()))
         first = np.asarray(first, dtype=np.float64).reshape(-1)
         tail = np.flatnonzero(np.abs(first) < tau)
-        fig.add_trace(go.Scatter(x=tail, y=first[tail], mode="markers", name=f"{name}: {tail.size} tail dims (|{C_I}| < τ)",
+        fig.add_trace(go.Scatter(x=tail, y=first[tail], mode="markers", name=f"{esc(name)}: {tail.size} tail dims (|{C_I}| < τ)",
                                  marker=dict(color=TAU_COLOUR, size=7, symbol="diamond", line=dict(width=0)),
                                  hovertemplate=f"{name}<br>dim %{{x}}: {C_I} = %{{y:.4g}} (tail)<extra></extra>"))
         # what the band is, above the plot: inside it the text would sit on the curves

@@ -6,6 +6,7 @@ screenshot of any view has the same colours, fonts and title layout.
 """
 from __future__ import annotations
 
+import html
 import math
 from collections import Counter
 
@@ -36,16 +37,22 @@ C_I = sub("c", "i")  # the component c_i, as figure text
 
 # ============================================================================================ helpers
 
+def esc(text) -> str:
+    """Text from a file (a class or prompt name, a model name) as literal figure text: plotly renders a subset of
+    HTML in labels, hover and titles (links, styles), so < > & are escaped wherever such text enters a figure."""
+    return html.escape(str(text), quote=False)
+
+
 def context_text(context) -> str:
     """``context`` (string or the dashboard's dict) as one line: "builtin · d=128 · t=0 · y+t · τ=0.01"."""
     if context is None:
         return ""
     if not isinstance(context, dict):
-        return str(context)
+        return esc(context)
     c = {k: v for k, v in context.items() if v is not None and v != "" and k not in ("row", "rows")}
     parts = []
     if "model" in c:
-        parts.append(str(c.pop("model")))
+        parts.append(esc(c.pop("model")))
     if "family" in c:
         parts.append(str(c.pop("family")))
     if "d" in c:
@@ -56,7 +63,7 @@ def context_text(context) -> str:
         parts.append(f"part {c.pop('part')}")
     if "tau" in c:
         parts.append(f"τ={c.pop('tau')}")
-    parts += [f"{k}={v}" for k, v in c.items()]
+    parts += [f"{esc(k)}={esc(v)}" for k, v in c.items()]
     return " · ".join(parts)
 
 
@@ -130,8 +137,8 @@ def _categorical_colour(i: int) -> str:
 
 
 def unique_labels(names) -> list[str]:
-    """Class names made unique (plotly merges equal category labels): duplicates get " (#id)"."""
-    names = [str(n) for n in names]
+    """Class names made unique (plotly merges equal category labels): duplicates get " (#id)"; escaped (``esc``)."""
+    names = [esc(n) for n in names]
     counts = Counter(names)
     return [f"{n} (#{i})" if counts[n] > 1 else n for i, n in enumerate(names)]
 

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 
 from dtviz.errors import DtvizInputError
 from dtviz.plots.style import (CONTINUOUS, HEAD_COLOUR, OKABE_ITO, TAU_COLOUR, _categorical_colour, _check_names,
-                               _style, row_nouns, sub, unique_labels)
+                               _style, esc, row_nouns, sub, unique_labels)
 
 
 # =============================================================================== projection: Fig. 13
@@ -40,7 +40,7 @@ def projection_panels(panels: dict, names, context, groups=None, method: str = "
     groups, by class id on a continuous cividis scale. Hover gives the class name (and group)."""
     if not panels:
         raise DtvizInputError("projection_panels needs at least one panel.")
-    names = [str(x) for x in names]
+    names = [esc(x) for x in names]
     n = len(names)
     for title, Y in panels.items():
         if np.asarray(Y).shape != (n, 2):
@@ -54,7 +54,7 @@ def projection_panels(panels: dict, names, context, groups=None, method: str = "
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=shown, horizontal_spacing=0.04)
     fig.update_annotations(font_size=13)
     if groups is not None:
-        groups = [str(g) for g in groups]
+        groups = [esc(g) for g in groups]
         if len(groups) != n:
             raise DtvizInputError(f"expected {n} group labels, got {len(groups)}.")
         levels = list(dict.fromkeys(groups))
@@ -152,7 +152,7 @@ def lines(x, series: dict, x_title: str, y_title: str, context, title: str | Non
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if y.size != x.size:
             raise DtvizInputError(f"series {name!r} has {y.size} values for {x.size} x values.")
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=str(name), line=dict(color=_categorical_colour(k), width=2.5),
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=esc(name), line=dict(color=_categorical_colour(k), width=2.5),
                                  marker=dict(size=7, symbol=_group_symbol(k)),
                                  hovertemplate=f"{name}<br>{x_title}: %{{x}}<br>{y_title}: %{{y:.4g}}<extra></extra>"))
     if log_x:
@@ -182,27 +182,39 @@ def neighbour_bars(names_full, values_full, names_head, values_head, context, qu
                              text=[f"{v:.4f}" for v in vals], textposition="inside", insidetextanchor="end",
                              hovertemplate="%{y}: cosine %{x:.4f}<extra></extra>"), row=row, col=1)
         fig.update_yaxes(autorange="reversed", type="category", automargin=True, title_text=noun, row=row, col=1)
-        fig.update_xaxes(title_text="cosine similarity to the query", row=row, col=1)
-    what = f"Nearest {nouns} to {query}" if query else f"Nearest {nouns} by cosine"
+        # the axis spans the values, not 0–1: cosines of 0.97–0.98 on a 0–1 axis would all look the same
+        lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.0, 1.0)
+        pad = max(0.25 * (hi - lo), 2e-3)
+        fig.update_xaxes(title_text="cosine similarity to the query", range=[lo - pad, hi + pad], row=row, col=1)
+    what = f"Nearest {nouns} to {esc(query)}" if query else f"Nearest {nouns} by cosine"
     k = max(len(names_full), len(names_head), 1)
     return _style(fig, what, context, height=2 * (26 * k + 60) + 220)
 
 
 # ================================================================================== live pruning
 
+DIM_BARS_MAX = 200  # rows drawn as bars; more as points on stems
+
 def dim_across_classes(values, names, dim: int, context, tau: float | None = None, sort: bool = False) -> go.Figure:
     """The value of one dimension c_dim in every class (a bar per class; hover: class name and value),
     the mean over classes c̄_dim as a dashed line and, with ``tau``, the ±τ band of the tail.
     ``sort``: bars from largest to smallest value instead of by class id."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
-    names = _check_names(names, values.size)
+    names = [esc(n) for n in _check_names(names, values.size)]
     ids = np.argsort(-values, kind="stable") if sort else np.arange(values.size)
     x = np.arange(values.size)
     row, rows = row_nouns(context)
-    fig = go.Figure(go.Bar(
-        x=x if sort else ids, y=values[ids], name=sub("c", dim), marker=dict(color=OKABE_ITO[0], line=dict(width=0)),
-        customdata=np.stack([ids, np.asarray(names, dtype=object)[ids]], axis=1),
-        hovertemplate="%{customdata[1]} (" + row + " %{customdata[0]})<br>" + sub("c", dim) + " = %{y:.4g}<extra></extra>"))
+    hover = "%{customdata[1]} (" + row + " %{customdata[0]})<br>" + sub("c", dim) + " = %{y:.4g}<extra></extra>"
+    custom = np.stack([ids, np.asarray(names, dtype=object)[ids]], axis=1)
+    if values.size <= DIM_BARS_MAX:
+        trace = go.Bar(x=x if sort else ids, y=values[ids], name=sub("c", dim), customdata=custom, hovertemplate=hover,
+                       marker=dict(color=OKABE_ITO[0], line=dict(width=0)))
+    else:  # a thousand bars touch and read as one block: a point per row, on a thin line from zero
+        trace = go.Scatter(x=x if sort else ids, y=values[ids], name=sub("c", dim), customdata=custom, hovertemplate=hover,
+                           mode="markers", marker=dict(color=OKABE_ITO[0], size=4),
+                           error_y=dict(type="data", symmetric=False, array=np.zeros(values.size),
+                                        arrayminus=values[ids], thickness=0.6, width=0, color="rgba(0,114,178,0.35)"))
+    fig = go.Figure(trace)
     if tau is not None:
         fig.add_hrect(y0=-tau, y1=tau, fillcolor=TAU_COLOUR, opacity=0.25, line_width=0, layer="below")
     mean = float(values.mean())

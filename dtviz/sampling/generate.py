@@ -178,16 +178,17 @@ class Generator:
     @torch.no_grad()
     def sample(self, labels, settings: SampleSettings = SampleSettings(), indices=None, on_step=None,
                batch_size: int = 256, prune: PruneSpec | None = None, noise: torch.Tensor | None = None,
-               cancel: CancelToken | None = None, on_wait=None) -> np.ndarray:
+               cancel: CancelToken | None = None, on_wait=None, client=None) -> np.ndarray:
         """``prune``: zero dims of c during sampling (dtviz.pruning.spec); the noise is the same as without it.
         ``noise``: the initial noise, (len(labels), C, H, W), instead of the seed's (e.g. a release's saved z).
         Safe to call from several threads at once: they take turns on the model in arrival order, ``on_wait(ahead)``
         told how many callers are ahead; ``cancel`` (dtviz.sampling.queue.CancelToken) is checked while waiting and
-        before every network evaluation, and stops the run with ``Cancelled``."""
+        before every network evaluation, and stops the run with ``Cancelled``. ``client``: who asks (a dashboard
+        visitor): clients take turns, one waiting run each (dtviz.sampling.queue.FairQueue)."""
         if cancel is not None:
             on_step = chain_steps(cancel.check, on_step)
         check_pruned_guidance(settings, prune)
-        with self._lock.turn(cancel, on_wait):
+        with self._lock.turn(cancel, on_wait, client):
             if prune is None:
                 return self._sample(labels, settings, indices, on_step, batch_size, noise)
             if getattr(self.sampler(settings.steps, settings.sampler), "adaptive", False) and prune.schedule.startswith("last"):

@@ -17,7 +17,7 @@ takes minutes: pass fewer steps and a smaller ``size`` (SampleSettings).
 from __future__ import annotations
 
 import os
-import threading
+
 from types import SimpleNamespace
 
 import numpy as np
@@ -25,6 +25,7 @@ import torch
 
 from dtviz.errors import DtvizInputError
 from dtviz.sampling.settings import SampleSettings
+from dtviz.sampling.queue import FairQueue
 from dtviz.sampling.seeding import initial_noise
 from dtviz.pruning.spec import PruneSpec, global_mask
 from dtviz.pruning.hooks import chain_steps, pruned_output
@@ -52,7 +53,7 @@ class PipelineGenerator:
         self.use_t5 = use_t5
         self._pipe = None
         self._global_masks: dict[tuple, np.ndarray] = {}
-        self._lock = threading.Lock()
+        self._lock = FairQueue()  # visitors take turns on the shared pipeline (dtviz.sampling.queue)
 
     # ------------------------------------------------------------------------------------ set-up
     def sampler(self, steps: int | None = None, name: str | None = None):
@@ -94,7 +95,8 @@ class PipelineGenerator:
     # ------------------------------------------------------------------------------------ sampling
     @torch.no_grad()
     def sample(self, labels, settings: SampleSettings = SampleSettings(), indices=None, on_step=None,
-               batch_size: int = 4, prune: PruneSpec | None = None, noise: torch.Tensor | None = None) -> np.ndarray:
+               batch_size: int = 4, prune: PruneSpec | None = None, noise: torch.Tensor | None = None,
+               cancel=None, on_wait=None, client=None) -> np.ndarray:
         """(N, H, W, 3) float32 in [0, 1] for prompt rows ``labels``; ``prune`` zeroes dims of c as in dtviz.pruning.spec;
         ``noise``: (N, *latent shape) initial latents instead of the seed's (SD3: (C, h, w); Flux: unpacked (C, h, w))."""
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
@@ -108,7 +110,9 @@ class PipelineGenerator:
         indices = np.arange(len(labels)) if indices is None else np.asarray(indices)
         if noise is not None and len(noise) != len(labels):
             raise DtvizInputError(f"expected one initial noise per sample ({len(labels)}), but got {len(noise)}.")
-        with self._lock:
+        if cancel is not None:
+            on_step = chain_steps(cancel.check, on_step)
+        with self._lock.turn(cancel, on_wait, client):
             pipe = self.pipeline()
             if prune is None:
                 return self._sample(pipe, labels, settings, indices, on_step, batch_size, None, noise)

@@ -1,6 +1,6 @@
 """``dtviz serve``: launch the dashboard (``streamlit run app.py``) on served roots, bound to 127.0.0.1.
 
-The folder it is started in is the default root; ``--root DIR`` adds others (dtviz.serving.roots: every path a
+The folder it is started in is the root when no ``--root DIR`` is given; with ``--root`` only those folders are served (dtviz.serving.roots: every path a
 visitor names must lie under one). The roots reach the app in ``DTVIZ_ROOTS``; the server runs headless,
 with the upload limit of ``dtviz.sources.matrix.MAX_UPLOAD_BYTES``. Streamlit reads ``.streamlit/config.toml``
 from the current folder, which need not be the repo, so the repo's options (no traceback for visitors, the
@@ -25,11 +25,12 @@ DEFAULT_PORT = 8501
 def add_serve_parser(sub) -> None:
     p = sub.add_parser("serve", help="launch the dashboard on served folders (default: this folder, 127.0.0.1:8501)",
                        description="Launch the dashboard. Visitors can open only sources under the served folders "
-                                   "(this folder and each --root), the built-in models and the local Hugging Face "
+                                   "(each --root, or without one this folder), the built-in models and the local Hugging Face "
                                    "cache. It listens on 127.0.0.1 only unless --host says otherwise; to share it, "
                                    "use an ssh tunnel or a reverse proxy with authentication (see the README).")
     p.add_argument("--root", action="append", default=[], metavar="DIR",
-                   help="another folder visitors may open sources from (repeatable)")
+                   help="a folder visitors may open sources from (repeatable); with --root only these are served, "
+                        "without it the folder the server is started in")
     p.add_argument("--host", default=DEFAULT_HOST,
                    help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it to the whole network)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
@@ -58,7 +59,8 @@ def serve_command(args: argparse.Namespace, cwd: str | None = None) -> tuple[lis
 
     if not 0 < args.port < 65536:
         raise DtvizInputError(f"--port expects a number from 1 to 65535, but got {args.port}.")
-    roots = ServedRoots.of([cwd or os.getcwd(), *args.root])
+    # --root: only those folders; without one, the folder the server was started in (cmd_serve says which)
+    roots = ServedRoots.of(list(args.root) if args.root else [cwd or os.getcwd()])
     options = {**repo_options(),
                "--server.address": args.host, "--server.port": str(args.port), "--server.headless": "true",
                "--server.maxUploadSize": str(MAX_UPLOAD_BYTES // 2 ** 20), "--browser.gatherUsageStats": "false"}
@@ -74,8 +76,8 @@ def serve_command(args: argparse.Namespace, cwd: str | None = None) -> tuple[lis
 def cmd_serve(args: argparse.Namespace) -> int:
     argv, env = serve_command(args)
     roots = env[ENV_ROOTS].split(os.pathsep)
-    print(f"dtviz: serving {len(roots)} folder(s) on http://{args.host}:{args.port} : " + ", ".join(roots),
-          file=sys.stderr)
+    which = "the --root folder(s)" if args.root else "the folder it was started in (no --root given)"
+    print(f"dtviz: serving {which} on http://{args.host}:{args.port} : " + ", ".join(roots), file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"dtviz: warning: --host {args.host} lets every machine that reaches it open the served folders; "
               "prefer an ssh tunnel or a reverse proxy with authentication.", file=sys.stderr)

@@ -24,6 +24,19 @@ MAX_MATRIX_BYTES = 1 * GiB
 MAX_CSV_BYTES = 256 * MiB
 # A labels sidecar, one label per line.
 MAX_LABELS_BYTES = 16 * MiB
+# One label (a class or prompt name) in characters, and the columns of a CSV row: both far above any real file.
+MAX_LABEL_CHARS = 1000
+MAX_CSV_COLUMNS = 65_536
+MAX_CSV_LINE_BYTES = 4 * MiB
+# A pickled checkpoint's Python structure: nodes visited (a shared list nested 26 deep is visited 2^26 times) and
+# nesting depth; a DiT training checkpoint (model, ema, optimiser state, args) visits a few thousand.
+MAX_PICKLE_NODES = 1_000_000
+MAX_PICKLE_DEPTH = 64
+# A safetensors header: its JSON bytes and tensor count, read before the file is opened (Flux's shards hold ~1 000).
+MAX_SAFETENSORS_HEADER_BYTES = 64 * MiB
+MAX_SAFETENSORS_TENSORS = 100_000
+# A sweep folder's table.csv (one row per setting).
+MAX_SWEEP_TABLE_BYTES = 16 * MiB
 # Legacy (non-zip) torch pickles are read whole (no mmap); DiT-XL/2's 2.7 GB release file fits.
 MAX_PICKLE_CHECKPOINT_BYTES = 3 * GiB
 # A compressed member of a zip (.npz, torch zip) is inflated in memory: its declared size must fit this.
@@ -83,10 +96,25 @@ def check_npy(path: str, name: str) -> np.dtype:
     return dtype
 
 
+ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}  # what np.savez and torch.save write
+
+
+def check_zip_methods(zf: zipfile.ZipFile, name: str) -> None:
+    """Only stored and deflate members: Python's zipfile inflates a bzip2 or LZMA chunk whole before cutting it to
+    the declared size, so a member of a few hundred bytes could cost gigabytes however small it claims to be."""
+    for info in zf.infolist():
+        if info.compress_type not in ZIP_METHODS:
+            method = {zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "LZMA"}.get(info.compress_type, f"method {info.compress_type}")
+            raise DtvizInputError(f"expected zip members stored or deflate-compressed (as np.savez and torch.save write "
+                                  f"them), but a member of {name!r} uses {method}; re-save the file with NumPy or torch.")
+
+
 def check_npz(path: str, name: str) -> None:
-    """Every member's declared size (ZipInfo.file_size) and header shape within budget, before inflating any."""
+    """Every member stored or deflated, its declared size (ZipInfo.file_size) and header shape within budget,
+    before inflating any."""
     try:
         with zipfile.ZipFile(path) as zf:
+            check_zip_methods(zf, name)
             infos = zf.infolist()
             total = sum(i.file_size for i in infos)
             check_bytes("arrays (declared, uncompressed)", total, MAX_MATRIX_BYTES, name)
@@ -106,12 +134,59 @@ def check_zip_members(path: str, name: str) -> None:
     ``MAX_ZIP_MEMBER_BYTES`` (stored members are memory-mapped and cost only the pages touched)."""
     try:
         with zipfile.ZipFile(path) as zf:
+            check_zip_methods(zf, name)
             for info in zf.infolist():
                 if info.compress_type != zipfile.ZIP_STORED:
                     check_bytes(f"a compressed member {info.filename.rsplit('/', 1)[-1]!r}", info.file_size,
                                 MAX_ZIP_MEMBER_BYTES, name)
     except zipfile.BadZipFile as err:
         raise DtvizInputError(f"expected a PyTorch checkpoint, but {name!r} is a damaged or truncated zip archive.") from err
+
+
+def check_labels(value, rows: int | None, where: str) -> list[str]:
+    """Labels from a file: a flat list (or 1-D array) of str / int / float, one per row, each at most MAX_LABEL_CHARS.
+    Checked item by item before anything is turned into text, so a nested structure never is (``str`` of a list
+    nested 26 deep through one shared object would build gigabytes)."""
+    if hasattr(value, "tolist") and getattr(value, "ndim", 1) == 1 and getattr(getattr(value, "dtype", None), "kind", "O") != "O":
+        value = value.tolist()
+    if not isinstance(value, (list, tuple)):
+        raise DtvizInputError(f"expected the labels in {where!r} as a flat list of text or numbers, but found a "
+                              f"{type(value).__name__}.")
+    if rows is not None and len(value) != rows:
+        raise DtvizInputError(f"expected one label per row in {where!r} ({rows} rows), but found {len(value)} labels.")
+    out = []
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise DtvizInputError(f"expected label {i + 1} in {where!r} to be text or a number, but found a "
+                                  f"{type(item).__name__}.")
+        text = item if isinstance(item, str) else repr(item)
+        if len(text) > MAX_LABEL_CHARS:
+            raise DtvizInputError(f"expected labels of at most {MAX_LABEL_CHARS} characters in {where!r}, but label "
+                                  f"{i + 1} has {len(text):,}.")
+        out.append(text)
+    return out
+
+
+def check_object_graph(obj, name: str) -> None:
+    """A pickled structure within MAX_PICKLE_NODES visits and MAX_PICKLE_DEPTH levels, keys included, before
+    anything reads it: shared sub-objects are counted each time they are reached, as ``str`` or a walk would.
+    Tensors and arrays are leaves."""
+    stack, visits = [(obj, 0)], 0
+    while stack:
+        item, depth = stack.pop()
+        visits += 1
+        if visits > MAX_PICKLE_NODES or depth > MAX_PICKLE_DEPTH:
+            raise DtvizInputError(f"expected a checkpoint of tensors and plain settings, but {name!r} holds a Python "
+                                  f"structure {'nested deeper than ' + str(MAX_PICKLE_DEPTH) + ' levels' if depth > MAX_PICKLE_DEPTH else 'of over ' + format(MAX_PICKLE_NODES, ',') + ' parts'}; "
+                                  "dtviz does not read it.")
+        if isinstance(item, dict):
+            for k, v in item.items():
+                stack.append((k, depth + 1))
+                stack.append((v, depth + 1))
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend((v, depth + 1) for v in item)
+        elif hasattr(item, "__dict__") and not hasattr(item, "shape"):  # argparse.Namespace (the one allowed class)
+            stack.extend((v, depth + 1) for v in vars(item).values())
 
 
 def check_sample_work(samples: int, steps: int) -> None:

@@ -23,6 +23,7 @@ import torch
 
 from dtviz.sources import budgets
 from dtviz.errors import DtvizInputError
+from dtviz.sources.access import check_allowed
 
 TORCH_EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt")
 SAFETENSORS_EXTENSIONS = (".safetensors",)
@@ -36,8 +37,10 @@ _STRIP_PREFIXES = ("module.", "_orig_mod.", "model.")
 
 
 def check_readable_file(path: str, what: str = "a checkpoint file") -> str:
-    """Existence, type and permission checks with one-sentence messages."""
+    """Existence, type and permission checks with one-sentence messages; in a dashboard, inside the served folders
+    (dtviz.sources.access)."""
     path = os.path.expanduser(str(path))
+    check_allowed(path, what)
     if not os.path.exists(path):
         raise DtvizInputError(f"expected {what}, but {path!r} does not exist.")
     if os.path.isdir(path):
@@ -104,8 +107,35 @@ class RenamedKeys(Mapping):
         return {new: old[o] for new, o in self._names.items() if o in old}
 
 
+def check_safetensors_header(path: str) -> None:
+    """The header's size and tensor count within budget, read before the safetensors library parses it (a file of a
+    million tiny tensors costs many times its size in the parser's bookkeeping)."""
+    import json
+    import struct
+
+    name = os.path.basename(path)
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise DtvizInputError(f"expected a safetensors file, but {name!r} is shorter than its 8-byte header length.")
+        (size,) = struct.unpack("<Q", head)
+        budgets.check_bytes("a safetensors header", size, budgets.MAX_SAFETENSORS_HEADER_BYTES, name)
+        if size > os.path.getsize(path) - 8:
+            raise DtvizInputError(f"expected a safetensors file, but {name!r} declares a header longer than the file.")
+        raw = fh.read(size)
+    count = raw.count(b'"dtype"')  # one per tensor; the JSON is parsed only when the count fits
+    if count > budgets.MAX_SAFETENSORS_TENSORS:
+        raise DtvizInputError(f"{name!r} declares {count:,} tensors, over this server's budget of "
+                              f"{budgets.MAX_SAFETENSORS_TENSORS:,} (dtviz.sources.budgets); it is not a model checkpoint.")
+    try:
+        json.loads(raw)
+    except ValueError as err:
+        raise DtvizInputError(f"expected a safetensors file, but the header of {name!r} is not valid JSON.") from err
+
+
 def read_safetensors(path: str) -> LazySafetensors:
     path = check_readable_file(path)
+    check_safetensors_header(path)
     try:
         return LazySafetensors(path)
     except Exception as err:
@@ -139,7 +169,7 @@ def read_torch(path: str) -> object:
         # our one-sentence message, so the warning would only add a second, confusing line to stderr.
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
     except pickle.UnpicklingError as err:
         found = _forbidden_global(str(err))
         raise DtvizInputError(
@@ -151,6 +181,8 @@ def read_torch(path: str) -> object:
     except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError, IndexError, TypeError,
             AttributeError, OverflowError) as err:
         raise DtvizInputError(f"expected a PyTorch checkpoint, but {path!r} could not be read: it is damaged, truncated or not a checkpoint ({_short(err)}).") from err
+    budgets.check_object_graph(obj, os.path.basename(path))  # before anything walks, prints or str()s it
+    return obj
 
 
 def read_any(path: str) -> object:

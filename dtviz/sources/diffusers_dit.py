@@ -130,6 +130,9 @@ class DiffusersSource(Source):
 
 # ---------------------------------------------------------------------------------------- loading
 def read_json(path: str, what: str) -> dict:
+    from dtviz.sources.access import check_allowed
+
+    check_allowed(path, what)
     if not os.path.isfile(path):
         raise DtvizInputError(f"expected {what} {path!r}, but it does not exist; point dtviz at a complete DiTPipeline folder.")
     try:

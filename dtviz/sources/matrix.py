@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from dtviz.sources import budgets
+from dtviz.sources.access import allowed
 from dtviz.sources.checkpoint import check_readable_file, read_safetensors, read_torch
 from dtviz.models.device import resolve_device
 from dtviz.errors import DtvizInputError
@@ -36,7 +37,7 @@ class MatrixSource(Source):
         if labels is not None and len(labels) != matrix.shape[0]:
             raise DtvizInputError(f"expected one label per row of {name!r} ({matrix.shape[0]} rows), but found {len(labels)} labels.")
         self.matrix = matrix
-        names = [str(x) for x in labels] if labels is not None else [f"row {i}" for i in range(matrix.shape[0])]
+        names = budgets.check_labels(labels, None, name) if labels is not None else [f"row {i}" for i in range(matrix.shape[0])]
         self.info = SourceInfo(name=name, family=FAMILIES["matrix"], num_classes=matrix.shape[0], dim=matrix.shape[1],
                                class_names=names, device=resolve_device(device), can_sample=False,
                                sample_note="a precomputed matrix has no model to sample; analysis only.",
@@ -100,7 +101,7 @@ def _load_matrix(path: str, labels, device) -> MatrixSource:
         matrix, file_labels = (obj, None) if isinstance(obj, torch.Tensor) else _from_mapping(obj, path)
     if isinstance(labels, str):
         labels = read_labels_file(labels)
-    elif labels is None and os.path.isfile(path + ".labels.txt"):
+    elif labels is None and os.path.isfile(path + ".labels.txt") and allowed(path + ".labels.txt"):
         labels = read_labels_file(path + ".labels.txt")
     return MatrixSource(matrix, labels if labels is not None else file_labels, name=name, device=device)
 
@@ -153,7 +154,7 @@ def _from_mapping(obj, path: str):
         raise DtvizInputError(f"expected a tensor or a dict with an 'embeddings' entry in {path!r}, but found {type(obj).__name__}.")
     labels = obj.get("labels", obj.get("names"))
     if labels is not None:
-        labels = [str(x) for x in (labels.tolist() if hasattr(labels, "tolist") else labels)]
+        labels = budgets.check_labels(labels, None, os.path.basename(path))
     for key in _ARRAY_KEYS:
         if key in obj:
             return obj[key], labels
@@ -168,8 +169,10 @@ def _from_mapping(obj, path: str):
 def read_csv_matrix(path: str) -> tuple[np.ndarray, list[str] | None]:
     """Numbers with an optional header row and an optional text column (first or last) of labels.
 
-    Two streaming passes (shape and label column, then the values straight into float32), so memory is the
-    matrix, not the text; the file size is checked against ``budgets.MAX_CSV_BYTES`` first."""
+    Streaming passes (the size of every line, shape and label column, then the values straight into float32), so
+    memory is the matrix, not the text; the file size is checked against ``budgets.MAX_CSV_BYTES`` first, and every
+    line's length and column count (counted on the bytes, before any row becomes Python objects) against
+    ``MAX_CSV_LINE_BYTES`` and ``MAX_CSV_COLUMNS``. Errors name a row and a column, never a cell's content."""
     budgets.check_bytes("text", os.path.getsize(path), budgets.MAX_CSV_BYTES, os.path.basename(path))
     delimiter = "\t" if path.lower().endswith(".tsv") else None
     if delimiter is None:
@@ -180,6 +183,7 @@ def read_csv_matrix(path: str) -> tuple[np.ndarray, list[str] | None]:
             delimiter = ","
         except UnicodeDecodeError as err:
             raise DtvizInputError(f"expected a CSV text file of numbers, but {path!r} is not text.") from err
+    _check_csv_lines(path, delimiter)
     # pass 1: the first two rows (header?), the widths, and which of the first / last columns are all numbers
     count, first, second, widths = 0, None, None, set()
     numeric_ends = [True, True]  # over rows 2.. (row 1 may be a header)
@@ -214,9 +218,24 @@ def read_csv_matrix(path: str) -> tuple[np.ndarray, list[str] | None]:
         try:
             matrix[i] = [float(c) for c in values]
         except ValueError:
-            bad = next(c for c in values if not _is_number(c))
-            raise DtvizInputError(f"expected numbers in {path!r}, but row {i + 1} holds {bad!r}.") from None
+            j = next(j for j, c in enumerate(row) if j != label_col and not _is_number(c))
+            raise DtvizInputError(f"expected numbers in {os.path.basename(path)!r}, but row {i + 1 + int(header)}, column "
+                                  f"{j + 1} is not a number.") from None
     return matrix, labels
+
+
+def _check_csv_lines(path: str, delimiter: str) -> None:
+    """Every line at most MAX_CSV_LINE_BYTES and MAX_CSV_COLUMNS columns, counted on the raw bytes (a single row of
+    ``0,0,0,…`` would otherwise become ~100× its size in Python lists)."""
+    name, sep = os.path.basename(path), delimiter.encode()
+    with open(path, "rb") as fh:
+        for i, line in enumerate(iter(lambda: fh.readline(budgets.MAX_CSV_LINE_BYTES + 1), b"")):
+            if len(line) > budgets.MAX_CSV_LINE_BYTES:
+                raise DtvizInputError(f"expected CSV rows of at most {budgets.human(budgets.MAX_CSV_LINE_BYTES)}, but row "
+                                      f"{i + 1} of {name!r} is longer; is it a matrix of numbers, one row per line?")
+            if line.count(sep) >= budgets.MAX_CSV_COLUMNS:
+                raise DtvizInputError(f"expected at most {budgets.MAX_CSV_COLUMNS:,} columns per CSV row (the width of c), "
+                                      f"but row {i + 1} of {name!r} has {line.count(sep) + 1:,}.")
 
 
 def _csv_rows(path: str, delimiter: str, skip: int = 0):

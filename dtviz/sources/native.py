@@ -244,11 +244,14 @@ class NativeSource(Source):
 
 
 def find_sidecar(weights_path: str) -> dict:
-    """dtviz's config.json beside the weights, or one folder up (training snapshots)."""
+    """dtviz's config.json beside the weights, or one folder up (training snapshots); in a dashboard only one inside
+    the served folders (dtviz.sources.access): a config above the served folder, or a symlink out, is not read."""
+    from dtviz.sources.access import allowed
+
     here = os.path.dirname(os.path.abspath(weights_path))
     for folder in (here, os.path.dirname(here)):
         path = os.path.join(folder, SIDECAR)
-        if os.path.isfile(path):
+        if os.path.isfile(path) and allowed(path):
             try:
                 with open(path) as fh:
                     data = json.load(fh)

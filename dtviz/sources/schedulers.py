@@ -25,6 +25,10 @@ def load_scheduler(pipeline_path: str):
     if not os.path.isfile(path):
         return None
     where = os.path.join(SCHEDULER_DIR, SCHEDULER_CONFIG)
+    from dtviz.sources.access import check_allowed
+
+    check_allowed(folder, "the pipeline's scheduler folder")
+    check_allowed(path, "the pipeline's scheduler config")
     try:
         with open(path, encoding="utf-8") as fh:
             config = json.load(fh)

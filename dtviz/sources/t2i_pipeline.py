@@ -96,6 +96,9 @@ def pipeline_class(kind: PipelineKind):
 # ---------------------------------------------------------------------------------------- reading
 
 def read_json(path: str, what: str) -> dict:
+    from dtviz.sources.access import check_allowed
+
+    check_allowed(path, what)
     if not os.path.isfile(path):
         raise DtvizInputError(f"expected {what} {os.path.basename(os.path.dirname(path))}/{os.path.basename(path)}, "
                               "but it does not exist; point dtviz at a complete pipeline folder.")

@@ -53,7 +53,7 @@ class Trajectory:
             raise DtvizInputError(f"expected a trajectory of numbers shaped rows × steps × d, but found shape {a.shape} of {a.dtype}.")
         self.array = a.astype(np.float32, copy=False)
         rows, steps, _ = a.shape
-        self.labels = [str(x) for x in self.labels]
+        self.labels = budgets.check_labels(self.labels, rows, "the trajectory")
         self.timesteps = np.asarray(self.timesteps, dtype=np.float64).reshape(-1)
         self.null = np.asarray(self.null, dtype=bool).reshape(-1)
         for name, n, want in (("labels", len(self.labels), rows), ("timesteps", len(self.timesteps), steps),

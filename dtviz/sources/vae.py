@@ -92,8 +92,10 @@ def find_vae(source_path=None, vae=None, latent_channels: int | None = None) -> 
             f"expected a diffusers AutoencoderKL folder (config.json + {' or '.join(WEIGHT_FILES)}) or a VA-VAE folder "
             f"(LDM checkpoint + latents_stats.pt) at {path!r}, but it is neither; point --vae at e.g. a local copy of "
             "stabilityai/sd-vae-ft-ema, or of hustvl/vavae-imagenet256-f16d32-dinov2 for LightningDiT.")
+    from dtviz.sources.access import allowed
+
     here = beside_checkpoint(source_path)
-    if is_vae_dir(here) or is_vavae_dir(here):
+    if here and allowed(here) and (is_vae_dir(here) or is_vavae_dir(here)):  # a vae/ symlinked out is not read
         return here
     cached = [p for p in cached_vaes() if latent_channels is None or not latent_channel_note(p, latent_channels)]
     return cached[0] if cached else None
@@ -129,6 +131,9 @@ def latent_channel_note(path: str, in_channels: int) -> str:
 def load_vae(path: str, device="cpu") -> torch.nn.Module:
     """``AutoencoderKL.from_pretrained(path, local_files_only=True)`` in eval mode, float32, on ``device``;
     a VA-VAE folder: dtviz.sources.vavae.load_vavae."""
+    from dtviz.sources.access import check_allowed
+
+    check_allowed(path, "the VAE folder")
     vavae = not is_vae_dir(path)
     if vavae and not is_vavae_dir(path):
         raise DtvizInputError(f"expected a diffusers AutoencoderKL folder (config.json + weights) or a VA-VAE folder "
