@@ -1,4 +1,4 @@
-"""dtviz.capture / dtviz.prune on the README's recipes (run verbatim from README.md) and trajectory sources.
+"""dtviz.capture / dtviz.prune on the documented recipes (run verbatim from docs/capture.md) and trajectory sources.
 
 Known answers: the captured c of every row and step equals c computed independently from the model's own
 embedders at the recorded timesteps; the CFG halves are labelled as said. Pruning equals the oracle of zeroed
@@ -24,7 +24,7 @@ from dtviz.sources.trajectory import Trajectory, TrajectorySource, read_trajecto
 from tests.test_pruning import Oracle, reference_keep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-README = os.path.join(ROOT, "README.md")
+README = os.path.join(ROOT, "docs", "capture.md")  # the recipes live in the capture page of the docs
 
 
 def recipes() -> dict[str, str]:

@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Write the generated blocks of README.md and docs/ from their sources, so no measurement in prose is typed by hand.
+
+    python scripts/docs_numbers.py           # rewrite every <!-- generated: NAME --> … <!-- /generated --> block
+    python scripts/docs_numbers.py --check   # exit 1 (naming the blocks) when a file differs from what it would write
+
+Blocks: ``builtin-claims`` (README.md: the built-in model's scorecard, from assets/builtin/card.json, which
+scripts/model_card.py measures) and ``claim-rules`` (docs/claims.md: every claim's text and rule, from
+dtviz.evaluation.claims). tests/test_readme.py runs the check.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
+
+
+def cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def builtin_claims_block() -> str:
+    path = os.path.join(ROOT, "assets", "builtin", "card.json")
+    with open(path, encoding="utf-8") as fh:
+        card = json.load(fh)
+    rows = card.get("claims")
+    if not rows:
+        return "(not measured yet: run `python scripts/model_card.py`)\n"
+    plan = card.get("claims_plan", {})
+    lines = ["| claim | this model | verdict |", "|---|---|---|"]
+    lines += [f"| **{r['id']}**: {cell(r['claim'])} | {cell(r['measured'])} | **{r['verdict']}** |" for r in rows]
+    counts = {}
+    for r in rows:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    lines += ["", "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f". Sampling rows: "
+              f"{plan.get('samples', '?')} samples per run, seed {plan.get('seed', '?')}. The rules: "
+              "[docs/claims.md](docs/claims.md)."]
+    return "\n".join(lines) + "\n"
+
+
+def claim_rules_block() -> str:
+    from dtviz.evaluation.claims import CLAIM_IDS, CLAIM_TEXT
+
+    lines = ["| id | claim | paper | rule | page |", "|---|---|---|---|---|"]
+    for cid in CLAIM_IDS:
+        t = CLAIM_TEXT[cid]
+        lines.append(f"| `{cid}` | {cell(t['claim'])} | {cell(t['paper'])} | {cell(t['rule'])} | {t['page']} |")
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS = {"builtin-claims": builtin_claims_block, "claim-rules": claim_rules_block}
+FILES = ("README.md", os.path.join("docs", "claims.md"))
+
+
+def render(text: str) -> str:
+    def fill(m):
+        make = BLOCKS.get(m.group("name"))
+        if make is None:
+            raise SystemExit(f"unknown generated block {m.group('name')!r}")
+        return m.group(1) + make() + m.group(4)
+    return BLOCK.sub(fill, text)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--check", action="store_true")
+    args = p.parse_args(argv)
+    stale = []
+    for rel in FILES:
+        path = os.path.join(ROOT, rel)
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        new = render(text)
+        if new != text:
+            stale.append(rel)
+            if not args.check:
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(new)
+    if args.check and stale:
+        print("stale generated blocks in: " + ", ".join(stale) + " (run python scripts/docs_numbers.py)")
+        return 1
+    if not args.check:
+        print("rewrote " + (", ".join(stale) if stale else "nothing (up to date)"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
