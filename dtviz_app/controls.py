@@ -200,10 +200,11 @@ def _threshold_widgets(dim: int, source_tau: float) -> tuple[str, float, int]:
                          "paper's τ = 0.01 removes on REPA-XL (Table 2). Any positive value; the slider snaps to marks.")
     if mode == "tau":
         cols = st.columns(2)
-        cols[0].button(f"this model's τ = {source_tau:.3g}", key="tau_source", on_click=_set_tau, args=(source_tau,),
-                       width="stretch", help="s_tail(c̄) = 448/1152 at t0, as the paper's τ = 0.01 on REPA-XL.")
-        cols[1].button(f"τ = {PAPER_TAU:g} (paper's value)", key="tau_paper", on_click=_set_tau, args=(PAPER_TAU,),
-                       width="stretch", help="The paper's threshold, on its XL models' scale (largest |c̄ᵢ| ≈ 5–8).")
+        cols[0].button(f"model: {source_tau:.3g}", key="tau_source", on_click=_set_tau, args=(source_tau,),
+                       width="stretch", help=f"This model's τ = {source_tau:.4g}: s_tail(c̄) = 448/1152 at t0, the share "
+                                             "the paper's τ = 0.01 removes on REPA-XL.")
+        cols[1].button(f"paper: {PAPER_TAU:g}", key="tau_paper", on_click=_set_tau, args=(PAPER_TAU,),
+                       width="stretch", help="τ = 0.01, the paper's threshold, on its XL models' scale (largest |c̄ᵢ| ≈ 5–8).")
     if mode != "tau":
         ss["k"] = int(min(max(int(ss["k"]), 1), dim))
         st.number_input("k (head size)", min_value=1, max_value=dim, step=1, key="k")

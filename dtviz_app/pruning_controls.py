@@ -182,5 +182,5 @@ def readout_line(dim: int, result: dict) -> str:
     count, share = result["removed"]
     removed = f"{count:.1f}" if isinstance(count, float) and not float(count).is_integer() else f"{int(count)}"
     mse = result["drift"]["mse"]
-    return (f"{removed} / {dim} dims removed ({share:.0%}) · class acc. {_pct(result.get('accuracy'))} · template "
-            f"{_pct(result.get('template_accuracy'))} · MSE {mse:.1e}")
+    return (f"{removed} / {dim} dims removed ({share:.0%}) · class acc. {_pct(result.get('accuracy'))} · templ. "
+            f"{_pct(result.get('template_accuracy'))} · MSE {mse:.0e}")

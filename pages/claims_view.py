@@ -13,6 +13,8 @@ from dtviz_app.cache import canonical
 
 VERDICT_COLOURS = {"holds": "green", "partly": "orange", "does not hold": "red", "not measurable here": "gray"}
 PAGE_TITLES = {module: title for module, title, *_ in common.PAGES}
+PAGE_SHORT = {"cosine": "Cosine", "magnitudes": "Magnitudes", "variance": "Variance", "projection": "Projection",
+              "dynamics": "Dynamics", "pruning": "Live pruning", "sweep": "Sweep table", "blocks": "Blocks"}
 SAMPLES = 256  # per sampling run, 12 runs: the same plan as `dtviz claims` by default
 
 
@@ -57,7 +59,7 @@ def report_figures(ctx):
 
 def row_view(r) -> None:
     with st.container(border=True):
-        cols = st.columns([3.2, 2.6, 4.2, 1.6, 1.4], vertical_alignment="top")
+        cols = st.columns([3.2, 2.5, 4.0, 1.7, 1.6], vertical_alignment="top")
         cols[0].markdown(f"**{r.claim}**")
         cols[0].caption(f"`{r.id}` · rule: {r.rule}")
         cols[1].caption("paper")
@@ -65,7 +67,8 @@ def row_view(r) -> None:
         cols[2].caption("this model")
         cols[2].text(r.measured)
         cols[3].badge(r.verdict, color=VERDICT_COLOURS[r.verdict])
-        cols[4].page_link(common.view_path(r.page), label=PAGE_TITLES.get(r.page, r.page), icon=":material/arrow_forward:")
+        cols[4].page_link(common.view_path(r.page), label=PAGE_SHORT.get(r.page, r.page), icon=":material/arrow_forward:",
+                          help=f"The page that shows it: {PAGE_TITLES.get(r.page, r.page)}")
 
 
 def main():

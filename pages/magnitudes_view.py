@@ -5,7 +5,7 @@ import dtviz_app as common
 from dtviz import plots
 
 
-def histogram_figure(ctx, log_x=False, log_y=True):
+def histogram_figure(ctx, log_x=True, log_y=True):
     return plots.magnitude_histogram(ctx.E, ctx.plot_context(), log_x=log_x, log_y=log_y, tau=ctx.tau)
 
 
@@ -44,7 +44,8 @@ def main():
     st.subheader(f"Histogram of |cᵢ| over all {ctx.rows} and dimensions")
     c1, c2, _ = st.columns([1, 1, 4])
     with c1:
-        log_x = common.bound(st.toggle, "mag_logx", False, parse=common.parse_bool, fmt=common.fmt_bool,
+        # log x by default: on a linear axis the τ line (|cᵢ| ~ 0.01) sits on the y axis
+        log_x = common.bound(st.toggle, "mag_logx", True, parse=common.parse_bool, fmt=common.fmt_bool,
                              label="log x (|cᵢ|)")
     with c2:
         log_y = common.bound(st.toggle, "mag_logy", True, parse=common.parse_bool, fmt=common.fmt_bool,

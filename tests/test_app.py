@@ -359,9 +359,10 @@ def test_widgets_to_url_and_back():
     at.radio(key="part").set_value("t").run()
     at.slider(key="t").set_value(0.75).run()
     at.number_input(key="tau_box").set_value(0.03).run()
-    at.toggle(key="mag_logx").set_value(True).run()
+    assert at.toggle(key="mag_logx").value is True  # log x by default: the τ line is not on the y axis
+    at.toggle(key="mag_logx").set_value(False).run()
     ok(at)
-    expected = {"part": "t", "t": "0.75", "tau": "0.03", "mag_logx": "1"}
+    expected = {"part": "t", "t": "0.75", "tau": "0.03", "mag_logx": "0"}
     assert {k: at.query_params.get(k) for k in expected} == expected
     count = head_count(at)
     # opening the link in a new session reproduces the view
@@ -372,7 +373,7 @@ def test_widgets_to_url_and_back():
     ok(again)
     assert again.radio(key="part").value == "t"
     assert again.slider(key="t").value == pytest.approx(0.75)
-    assert again.toggle(key="mag_logx").value is True
+    assert again.toggle(key="mag_logx").value is False
     assert head_count(again) == count
     # the URL survives a page switch, and keys of the page left behind are dropped
     again.switch_page(dtviz_app.view_path("variance")).run()

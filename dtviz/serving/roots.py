@@ -33,8 +33,8 @@ _ABSOLUTE = re.compile(r"(?<![\w~.>/\\])/(?:[^\s'\"/:,;()]+/)+([^\s'\"/:,;()]*)"
 
 def refusal(text: str) -> str:
     """The one sentence for every refused path: inside or outside, present or not, file or folder."""
-    return (f"dtviz can open only sources inside the folders this server serves; {_shown(text)!r} is not one of "
-            "them or cannot be read (the server's owner adds folders with dtviz serve --root DIR).")
+    return (f"there is no readable file or folder {_shown(text)!r} inside the folders this server serves; check the "
+            "name (it is read relative to each served folder).")
 
 
 def _shown(text: str) -> str:

@@ -1,0 +1,57 @@
+"""What the README, the model card and the overview say about the built-in model is what the scorecard measures:
+card.json's claim rows equal a fresh `dtviz claims` reading of the shipped weights, the card's Markdown is rendered
+from card.json, and the README's block is rendered from it too — so a test fails when any of them drifts."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+import dtviz
+from dtviz.builtin.card import render, shipped_status
+from dtviz.evaluation.claims import CLAIM_IDS, SAMPLING_IDS, statistics_claims
+from dtviz.sources.loading import BUILTIN_DIR
+
+CARD = os.path.join(BUILTIN_DIR, "card.json")
+
+
+@pytest.fixture(scope="module")
+def card() -> dict:
+    with open(CARD, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def close(a, b) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return set(a) == set(b) and all(close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, (int, float)):
+        return b == pytest.approx(a, rel=1e-4, abs=1e-6)
+    return a == b
+
+
+def test_card_claims_are_a_fresh_reading_of_the_shipped_weights(card):
+    rows = {r["id"]: r for r in card["claims"]}
+    assert list(rows) == list(CLAIM_IDS)
+    fresh = {r.id: r.to_dict() for r in statistics_claims(dtviz.load("builtin"))}
+    for cid, row in fresh.items():
+        assert rows[cid]["verdict"] == row["verdict"], cid
+        assert rows[cid]["measured"] == row["measured"], cid
+        assert close(rows[cid]["evidence"], row["evidence"]), cid
+    for cid in SAMPLING_IDS:  # sampled by scripts/model_card.py: both null-row variants and both controls present
+        runs = rows[cid]["evidence"]["runs"]
+        assert any(n.endswith("_pruned") for n in runs) and any(n.endswith("_kept") for n in runs), cid
+    assert {"head_y_only", "random_0"} <= set(rows["prune_head"]["evidence"]["runs"])
+
+
+def test_card_markdown_and_overview_are_rendered_from_card_json(card):
+    with open(os.path.join(BUILTIN_DIR, "config.json"), encoding="utf-8") as fh:
+        cfg = json.load(fh)
+    with open(os.path.join(BUILTIN_DIR, "README.md"), encoding="utf-8") as fh:
+        assert fh.read() == render(cfg, card)
+    status = " ".join(shipped_status(BUILTIN_DIR))
+    for r in card["claims"]:
+        if r["verdict"] in ("holds", "partly", "does not hold"):
+            assert r["id"] in status
