@@ -7,8 +7,11 @@ import logging
 import os
 import sys
 
-import streamlit as st
-import torch
+# before torch loads (OpenMP reads it once): see dtviz.models.device.interactive_threads
+PASSIVE = "torch" not in sys.modules and os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE").upper() == "PASSIVE"
+
+import streamlit as st  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 if ROOT not in sys.path:
@@ -22,10 +25,8 @@ from dtviz_app.access import install_read_policy  # noqa: E402
 install_read_policy()  # every file a loader opens for a visitor lies in the served folders (dtviz.sources.access)
 
 if not torch.cuda.is_available():
-    # Sampling on CPU (the live pruning page): torch's default of one intra-op thread per core means 2 threads
-    # on a 2-core box, whose OpenMP workers contend with the server, the browser and other sessions — a
-    # 16-sample grid then takes up to ~10× longer. Half the cores keeps it fast and leaves room for the rest.
-    torch.set_num_threads(interactive_threads())
+    # Sampling on CPU (the live pruning page): every core, waiting passively (interactive_threads says why)
+    torch.set_num_threads(interactive_threads(passive=PASSIVE))
 
 # the icon ships with dtviz: a material icon as page icon makes every visitor's browser fetch it from a font host
 st.set_page_config(page_title="dtviz — conditioning vectors of diffusion transformers",

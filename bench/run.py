@@ -15,10 +15,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from bench import builtin_sampling, cold_start, core, dashboard, pruning_live, resources  # noqa: E402
+from bench import builtin_sampling, cold_start, core, dashboard, pruning_live, resources, threads  # noqa: E402
 
 SUITES = [("core", core.main), ("builtin sampling", builtin_sampling.main), ("dashboard", dashboard.main),
-          ("live pruning", pruning_live.main), ("resources", resources.main),
+          ("live pruning", pruning_live.main), ("threads", threads.main), ("resources", resources.main),
           ("cold start", cold_start.main)]
 
 

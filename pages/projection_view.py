@@ -37,15 +37,26 @@ def panels(ctx, method: str, top_head: int, progress=None) -> dict:
     return out
 
 
-def figure(ctx, coords: dict, method: str, colour: str):
+def scores(ctx, top_head: int) -> dict:
+    """Each panel's class-structure score (dtviz.plots.gallery.panel_scores: the claims page's head_is_class number)
+    keyed by the panel's title; computed in the panel's dims before projecting, so every method shows the same."""
+    from dtviz.plots.gallery import panel_scores
+
+    if ctx.info.num_classes < 3:
+        return {}
+    named = titles(ctx, top_head)
+    return {named[key]: value for key, value in panel_scores(ctx.E, ctx.head, top_head).items()}
+
+
+def figure(ctx, coords: dict, method: str, colour: str, top_head: int):
     groups = common.class_groups(ctx.source) if colour == "group" else None
     return plots.projection_panels(coords, ctx.names, ctx.plot_context(), groups=groups,
-                                   method=METHOD_LABELS[method]), groups
+                                   method=METHOD_LABELS[method], scores=scores(ctx, top_head)), groups
 
 
 def report_figures(ctx):
     top = min(DEFAULT_TOP_HEAD, max(ctx.at_tau["head_count"], 1))
-    fig, _ = figure(ctx, panels(ctx, "pca", top), "pca", "group")
+    fig, _ = figure(ctx, panels(ctx, "pca", top), "pca", "group", top)
     return [{"name": "projection", "title": "Head vs tail projection (PCA)", "figure": fig}]
 
 
@@ -78,7 +89,11 @@ def projection_section(ctx):
     named = titles(ctx, int(top))
     # the caption names the panels with exactly the figure's titles
     st.markdown(" · ".join(named.values()) + f". If the head carries the {ctx.row} information, (b) keeps the "
-                "structure of (a) while the tail panels (c) and (d) lose it (paper Fig. 13).")
+                "structure of (a) while the tail panels (c) and (d) lose it (paper Fig. 13). Under each title: the class "
+                f"structure kept — the mean share of each {ctx.row}'s 10 nearest {ctx.rows} (in all dims, c − c̄) that "
+                "are still its 10 nearest in the panel's dims, before projecting (1 = all kept). The Paper claims page's "
+                "head_is_class row uses the same measure with the top-20 |c̄ᵢ| dims as the head; here the head is the "
+                "sidebar's τ.")
     if method == "umap" and not umap_compiled():
         st.caption("UMAP's first run on this server also compiles its numba code (about 30 s on 2 busy cores); "
                    "later runs take a few seconds per panel.")
@@ -91,7 +106,7 @@ def projection_section(ctx):
     except DtvizInputError as err:
         common.show_error(err, warning=True)
         return
-    fig, groups = figure(ctx, coords, method, colour)
+    fig, groups = figure(ctx, coords, method, colour, int(top))
     note = common.projection_note(ctx.info.num_classes, method)
     if note:  # more rows than this method may project per request: "n shown of N"
         st.caption(note)

@@ -56,11 +56,24 @@ def test_page_renders(app, module):
     assert app.title, f"{module} has no title"
     if module == "sweep":  # reads a sweep folder, not the sidebar's model (tests/test_sweep_page.py)
         return
-    # the line under the title says model, t, part and τ (compare: each model at its own t0)
+    # the line under the title says model, t, part and τ (compare: each model at its own t0); the live pruning
+    # page names no τ there (its τ is its own control's, which starts at the sidebar's)
     line = app.main.caption[0].value
-    assert "part y+t" in line and "τ = 0.01" in line, line
+    tau = f"τ = {source_tau():g}"
+    if module == "pruning":
+        assert "τ" not in line and line.startswith("builtin") and "t = 0 (t0" in line, line
+        return
+    assert "part y+t" in line and tau in line, (tau, line)
     if module != "compare":
         assert line.startswith("builtin") and "t = 0 (t0" in line, line
+
+
+def source_tau() -> float:
+    """The built-in model's one default τ (dtviz.pruning.defaults.default_tau): what the sidebar starts at."""
+    from dtviz.analysis.stats import ConditionStats
+    from dtviz.pruning.defaults import default_tau
+
+    return default_tau(ConditionStats().fit(dtviz.load("builtin").embeddings()))
 
 
 def test_cosine_heatmap_has_its_own_full_width_row(app):
@@ -107,7 +120,11 @@ def test_projection_page_defaults_to_tsne_with_progress_and_lettered_panels(tmp_
     assert at.radio(key="proj_method").value == "tsne"
     assert len(runs) == 4 and reports and max(reports) == dtviz.analysis.tsne.TSNE_ITERATIONS
     spec = json.loads(next(c for c in at.get("plotly_chart") if "head vs. tail" in c.proto.spec).proto.spec)
-    titles = [a["text"].replace("<br>", ": ") for a in spec["layout"]["annotations"]][:4]
+    texts = [a["text"] for a in spec["layout"]["annotations"]][:4]
+    # each panel: its title, then its class-structure score (dtviz.analysis.structure.knn_overlap), 1 for (a)
+    assert all(t.split("<br>")[-1].startswith("class structure kept: ") for t in texts), texts
+    assert texts[0].endswith("class structure kept: 1.00")
+    titles = [": ".join(t.split("<br>")[:-1]) for t in texts]
     assert [t[:3] for t in titles] == ["(a)", "(b)", "(c)", "(d)"]
     caption = " ".join(m.value for m in at.markdown)
     assert all(t in caption for t in titles), (titles, caption)
@@ -166,9 +183,10 @@ def test_pruning_tau_changes_removed_dims_and_pruned_grid():
     stats, defaults = builtin_defaults()
     removed, pruned, baseline = metric(at, "Removed dims").value, images(at, "pruned"), images(at, "baseline")
     tail = stats.at_tau(defaults.tau_by_mask["global"])["tail_count"]
-    assert at.number_input(key="pr_tau_box").value == pytest.approx(defaults.tau_by_mask["global"])  # s_tail ≈ 0.4
+    assert at.number_input(key="pr_tau_box").value == pytest.approx(defaults.tau_by_mask["global"])  # the model's τ
     dim = stats.dim_
-    assert tail == round(0.4 * dim) and removed.startswith(f"{tail} / {dim}")  # `dtviz stats`' tail of c̄ at t0
+    # s_tail(c̄) = 448/1152 at the model's τ (up to ties), the tail `dtviz stats` reports at t0
+    assert tail == round(448 / 1152 * dim) and removed.startswith(f"{tail} / {dim}")
     assert len(pruned) == 8 and 'title="' in grid(at, "pruned")  # class names on hover
     at.number_input(key="pr_tau_box").set_value(0.2).run()
     ok(at)
@@ -183,14 +201,15 @@ def test_pruning_tau_changes_removed_dims_and_pruned_grid():
     assert at.number_input(key="pr_tau_box").value == pytest.approx(float(marks[0]))
     assert metric(at, "Removed dims").value.startswith(f"0 / {BUILTIN_DIM}") and images(at, "pruned") == baseline
     assert metric(at, "PSNR").value.startswith("∞")
-    # another mask starts at its own s_tail ≈ 0.4
+    # the other mask keeps the page's τ: one τ per model, whichever mask
     at.selectbox(key="pr_mask").set_value("per-sample").run()
     ok(at)
-    assert at.number_input(key="pr_tau_box").value == pytest.approx(defaults.tau_by_mask["per-sample"])
+    assert at.number_input(key="pr_tau_box").value == pytest.approx(float(marks[0]))
 
 
 def test_pruning_release_samples_only_the_pruned_side(monkeypatch):
-    """The baseline is sampled once per classes/seed/steps/CFG; a new τ costs exactly one sampling run."""
+    """The baseline is sampled once per classes/seed/steps/CFG; a new τ costs one sampling run, plus one for the read-out
+    of the other null-row choice (the paper does not say which)."""
     import dtviz.evaluation.quality as quality
     from dtviz.pruning.spec import PruneSpec
 
@@ -205,12 +224,14 @@ def test_pruning_release_samples_only_the_pruned_side(monkeypatch):
     at = pruning_app(pr_n=4, pr_seed=11)  # settings no other test uses: nothing cached yet
     first = PruneSpec(tau=defaults.tau, mask=defaults.mask)
     contrast = PruneSpec(mode="head", k=defaults.head_k, mask=defaults.mask)
-    assert calls.count(None) == 1 and first in calls and contrast in calls  # baseline, τ, contrast, inspector
-    assert len(calls) == 4
+    kept = PruneSpec(tau=defaults.tau, mask=defaults.mask, prune_null=False)
+    # baseline, τ, contrast, τ with the null rows kept, inspector
+    assert calls.count(None) == 1 and first in calls and contrast in calls and kept in calls
+    assert len(calls) == 5
     calls.clear()
     at.number_input(key="pr_tau_box").set_value(0.3).run()
     ok(at)
-    assert calls == [PruneSpec(tau=0.3, mask=defaults.mask)]
+    assert calls == [PruneSpec(tau=0.3, mask=defaults.mask), PruneSpec(tau=0.3, mask=defaults.mask, prune_null=False)]
     calls.clear()
     at.number_input(key="pr_tau_box").set_value(defaults.tau).run()  # back to a τ seen before: from the cache
     assert calls == []
@@ -269,7 +290,7 @@ def test_pruning_page_on_a_matrix_offers_the_inspector_only(tmp_path):
     np.save(path, np.random.default_rng(0).normal(size=(12, 8)).astype(np.float32))
     at = pruning_app({"src": str(path)})
     assert "a precomputed matrix has no model to sample" in " ".join(i.value for i in at.info)
-    assert not at.get("html")  # no sample grids
+    assert not [h for h in at.get("html") if "data-grid" in h.proto.body]  # no sample grids
     assert at.selectbox(key="pr_dim").value in range(8) and len(at.get("plotly_chart")) == 1
 
 
@@ -277,23 +298,25 @@ def test_pruning_url_round_trip():
     _, defaults = builtin_defaults()
     other_mask = "global" if defaults.mask == "per-sample" else "per-sample"
     page = {"pr_n": "4", "pr_seed": "3", "pr_pick": "chosen", "pr_ids": "33,65", "pr_mode": "head", "pr_by": "k",
-            "pr_k": "3", "pr_mask": other_mask, "pr_sched": "last", "pr_last": "5", "pr_null": "1", "pr_steps": "12",
+            "pr_k": "3", "pr_mask": other_mask, "pr_sched": "last", "pr_last": "5", "pr_null": "0", "pr_steps": "12",
             "pr_dim": "7", "pr_sort": "1", "pr_sampler": "sde", "pr_dim_sched": "last", "pr_dim_last": "2",
-            "pr_dim_null": "1"}
+            "pr_dim_null": "0"}
     at = pruning_app(**page)
     assert at.selectbox(key="pr_sampler").value == "sde" and at.number_input(key="pr_dim_last").value == 2
     assert at.radio(key="pr_mode").value == "head" and at.number_input(key="pr_k").value == 3
     assert at.multiselect(key="pr_ids").value == [33, 65] and at.number_input(key="pr_last").value == 5
-    assert at.toggle(key="pr_null").value is True and at.selectbox(key="pr_dim").value == 7
+    assert at.toggle(key="pr_null").value is False and at.selectbox(key="pr_dim").value == 7
     assert metric(at, "Removed dims").label == ("Removed dims (mean)" if other_mask == "per-sample"
                                                 else "Removed dims")
     assert len(images(at, "pruned")) == 4 and "LATIN CAPITAL LETTER" in grid(at, "pruned")
-    assert {k: at.query_params.get(k) for k in page} == page
+    # k is head mode's default selection: the link leaves it out
+    assert {k: at.query_params.get(k) for k in page} == {**page, "pr_by": None}
     # widgets → URL: a τ of its own, then back to the sidebar's (the default: left out of the link)
     at.radio(key="pr_by").set_value("tau").run()
     at.number_input(key="pr_tau_box").set_value(0.05).run()
     ok(at)
-    assert "pr_by" not in at.query_params and at.query_params["pr_tau"] == "0.05"  # τ is the default selection
+    # head mode selects by k by default, so choosing τ stays in the link
+    assert at.query_params["pr_by"] == "tau" and at.query_params["pr_tau"] == "0.05"
     at.number_input(key="pr_tau_box").set_value(defaults.tau_by_mask[other_mask]).run()  # the mask's own default
     assert "pr_tau" not in at.query_params
     # leaving the page drops its keys from the link

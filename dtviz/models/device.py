@@ -35,11 +35,17 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def interactive_threads() -> int:
-    """Intra-op threads for sampling in a long-running, shared process (the dashboard) on CPU: half the cores.
+def interactive_threads(passive: bool | None = None) -> int:
+    """Intra-op threads for sampling in a long-running, shared process (the dashboard) on CPU: every core, with
+    OpenMP's passive wait policy (``OMP_WAIT_POLICY=PASSIVE``, set by ``dtviz serve`` and app.py before torch loads).
 
-    torch defaults to one thread per core. On a 2-core machine its two OpenMP workers then contend with the
-    web server, the browser or another session, and a busy worker stalls the other at every op: the live
-    pruning grid (16 samples) measured ~10× slower than with one thread. Half the cores leaves room for the rest.
+    With OpenMP's default policy, workers spin while they wait; on a 2-core machine whose other core is busy (the web
+    server, another session, another job) a spinning worker stalls the other at every op, and two threads ran the live
+    pruning grid several times slower than one. Waiting passively, two threads are as fast as one on a loaded machine
+    and faster on an idle one (`make bench`: bench/threads.py). Without the passive policy: half the cores.
+    ``passive``: whether the policy was in force when torch loaded (default: the environment says so now).
     """
-    return max(1, (os.cpu_count() or 2) // 2)
+    cores = os.cpu_count() or 2
+    if passive is None:
+        passive = os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE"
+    return cores if passive else max(1, cores // 2)

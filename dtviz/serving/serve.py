@@ -65,7 +65,8 @@ def serve_command(args: argparse.Namespace, cwd: str | None = None) -> tuple[lis
                "--server.address": args.host, "--server.port": str(args.port), "--server.headless": "true",
                "--server.maxUploadSize": str(MAX_UPLOAD_BYTES // 2 ** 20), "--browser.gatherUsageStats": "false"}
     argv = [sys.executable, "-m", "streamlit", "run", APP, *(x for item in options.items() for x in item)]
-    env = {**os.environ, ENV_ROOTS: os.pathsep.join(roots.roots)}
+    # OpenMP waits passively in the server: two threads stay fast when another job holds a core (device.interactive_threads)
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, ENV_ROOTS: os.pathsep.join(roots.roots)}
     if getattr(args, "base_url", None):
         from dtviz.report import ENV_BASE_URL, check_base_url
 
