@@ -55,8 +55,46 @@ def claim_rules_block() -> str:
     return "\n".join(lines) + "\n"
 
 
-BLOCKS = {"builtin-claims": builtin_claims_block, "claim-rules": claim_rules_block}
-FILES = ("README.md", os.path.join("docs", "claims.md"))
+def hostile_block() -> str:
+    path = os.path.join(ROOT, "docs", "hostile-round2.json")
+    if not os.path.isfile(path):
+        return "(not measured yet: run `python bench/hostile_round2.py`)\n"
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    lines = ["| file | size on disk | peak RSS over an honest file | answer | the sentence |", "|---|---:|---:|---:|---|"]
+    for r in data["rows"]:
+        size = f"{r['file_bytes'] / 1024:.1f} KB" if r["file_bytes"] < 2 ** 20 else f"{r['file_bytes'] / 2 ** 20:.1f} MB"
+        lines.append(f"| {cell(r['case'])} | {size} | +{r['peak_mb_over_honest']} MB | {r['seconds']} s | "
+                     f"{cell(r['message'])} |")
+    lines += ["", f"Measured by `python bench/hostile_round2.py` (`dtviz stats FILE --json` in a fresh process; the honest "
+              f"file's peak: {data['honest_peak_mb']} MB); `tests/test_hostile_files.py` holds every case under +300 MB."]
+    return "\n".join(lines) + "\n"
+
+
+def bench_block() -> str:
+    path = os.path.join(ROOT, "docs", "bench.json")
+    if not os.path.isfile(path):
+        return "(not measured yet: run `python bench/run.py --json docs/bench.json`)\n"
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+
+    def shown(value, unit):
+        if value is None:
+            return "–"
+        return f"{value:.1f} {unit}" if unit != "s" else (f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s")
+
+    lines = [f"Measured {data['date']} on {cell(data['machine'])} by `python bench/run.py --json docs/bench.json`:", "",
+             "| benchmark | dtviz | baseline | ratio |", "|---|---:|---:|---:|"]
+    for r in data["rows"]:
+        ratio = f"{r['baseline'] / r['ours']:.2f}×" if r["baseline"] and r["ours"] else "–"
+        lines.append(f"| {cell(r['name'])} | {shown(r['ours'], r['unit'])} | {shown(r['baseline'], r['unit'])} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+BLOCKS = {"builtin-claims": builtin_claims_block, "claim-rules": claim_rules_block, "hostile-round2": hostile_block,
+          "bench": bench_block}
+FILES = ("README.md", os.path.join("docs", "claims.md"), os.path.join("docs", "reliability.md"),
+         os.path.join("docs", "performance.md"))
 
 
 def render(text: str) -> str:

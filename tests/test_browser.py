@@ -71,7 +71,9 @@ def server():
     os.makedirs(OUTPUT, exist_ok=True)
     port = free_port()
     log = open(os.path.join(OUTPUT, "streamlit-server.log"), "w")
-    env = {**os.environ, "STREAMLIT_SERVER_FILE_WATCHER_TYPE": "none", "PYTHONUNBUFFERED": "1"}
+    # no watcher setting here: the repo's config (passed on by dtviz serve) must turn it off itself
+    env = {k: v for k, v in os.environ.items() if k != "STREAMLIT_SERVER_FILE_WATCHER_TYPE"}
+    env["PYTHONUNBUFFERED"] = "1"
     # The README's launch command: `dtviz serve` (127.0.0.1, the folder it starts in as the served root).
     proc = subprocess.Popen([sys.executable, "-m", "dtviz", "serve", "--port", str(port)],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -216,6 +218,25 @@ def test_cold_deep_link_opens_its_page(server, browser):
     head = ConditionStats().fit(dtviz.load("builtin").embeddings()).at_tau(0.1)["head_count"]
     assert count.startswith(f"{head} / {dtviz.load('builtin').dim}"), (count, head)  # τ = 0.1 from the link, as `dtviz stats --tau 0.1`
     shot(browser, "deep-link")
+
+
+def test_a_change_inside_pages_does_not_lose_the_pages(server, browser):
+    """A file written inside pages/ (the report export imports the page modules, and Python writes their .pyc there)
+    once made Streamlit re-scan pages/ the legacy way: /overview then showed "Page not found"."""
+    open_and_check(browser, server + "/overview", "overview before")
+    cache = os.path.join(ROOT, "pages", "__pycache__")
+    os.makedirs(cache, exist_ok=True)
+    marker = os.path.join(cache, "dtviz-test-touch.cpython-311.pyc")
+    try:
+        with open(marker, "wb") as fh:
+            fh.write(b"touch")
+        os.utime(os.path.join(ROOT, "pages", "overview_view.py"))
+        time.sleep(3)
+        open_and_check(browser, server + "/overview", "overview after a change in pages/")
+        assert dialogs(browser) == [], dialogs(browser)
+        assert "Page not found" not in browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        os.remove(marker)
 
 
 def test_two_pages_tau_changes_head_count(server, browser, downloads):

@@ -263,7 +263,7 @@ def test_trajectory_budget_checked_before_reading(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("members,message", [
     (dict(timesteps=np.array(["a", "b", "c"])), "numeric timesteps"),
-    (dict(labels=np.array(["x", "y"])), "expected 4 labels"),
+    (dict(labels=np.array(["x", "y"])), "one label per row .* \\(4 rows\\), but found 2"),
     (dict(trajectory=np.zeros((4, 3)), timesteps=np.zeros(0)), "rows × steps × d"),
     (dict(trajectory=np.full((4, 3, 2), np.nan)), "NaN"),
 ])

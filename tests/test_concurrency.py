@@ -318,7 +318,7 @@ def test_eight_websocket_sessions_on_the_real_server(server, models, tmp_path, c
     results, failures, t_together = run_at_once(jobs, lambda *args: ws_session(server, *args))
     assert not failures, failures
     hostile = results.pop("hostile")
-    assert hostile["errors"] and "cannot be read" in hostile["errors"][0] and not hostile["exceptions"], hostile
+    assert hostile["errors"] and "there is no readable file or folder" in hostile["errors"][0] and not hostile["exceptions"], hostile
     for name, snap in results.items():
         assert snap == alone[name], f"session {name!r} saw different results when run with {len(jobs) - 1} others"
     with capsys.disabled():

@@ -21,6 +21,7 @@ from dtviz.sampling.generate import Generator, SampleSettings
 from dtviz.pruning.spec import PruneSpec
 from dtviz.sampling.samplers import EulerFlowSampler, guided_denoiser
 from tests.factories import randomized_dit, save_checkpoint, tiny_config
+from tests.cli_output import error_lines
 
 SHAPE = (3, 1, 4, 4)
 
@@ -244,7 +245,7 @@ def test_cli_samples_learn_sigma_sit(tmp_path, capsys, sampler):
     code = main(["sample", ckpt, "--family", "sit", "--sampler", "sde:diffusion_form=nope", "--steps", "3",
                  "--classes", "1", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "diffusion form" in err
+    assert code == 2 and len(error_lines(err)) == 1 and "Traceback" not in err and "diffusion form" in err
 
 
 # ------------------------------------------------------------------------------------ CFG ≤ 1 (item 11)
@@ -358,7 +359,7 @@ def test_cli_reports_an_internal_error_in_one_sentence(tmp_path, capsys, monkeyp
     argv = ["sample", ckpt, "--family", "sit", "--classes", "1", "--out", str(tmp_path / "out")]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "internal error (RuntimeError: The size of tensor a" in err and "DTVIZ_DEBUG" in err
+    assert len(error_lines(err)) == 1 and "internal error (RuntimeError: The size of tensor a" in err and "DTVIZ_DEBUG" in err
     monkeypatch.setenv("DTVIZ_DEBUG", "1")
     with pytest.raises(RuntimeError):
         main(argv)

@@ -197,8 +197,9 @@ def model():
 @torch.no_grad()
 @pytest.mark.parametrize("mask_kind", ["global", "per-sample"])
 @pytest.mark.parametrize("selection", [dict(mode="tail", tau=0.3), dict(mode="head", k=5)], ids=["tail-tau", "head-k"])
-def test_forward_matches_weight_zeroing_oracle(model, mask_kind, selection):
-    spec = PruneSpec(mask=mask_kind, **selection)
+@pytest.mark.parametrize("prune_null", [False, True], ids=["null-kept", "null-pruned"])
+def test_forward_matches_weight_zeroing_oracle(model, mask_kind, selection, prune_null):
+    spec = PruneSpec(mask=mask_kind, prune_null=prune_null, **selection)
     mask = class_mean_mask(model, spec, 0.0) if mask_kind == "global" else None
     assert mask is None or 0 < (~mask).sum() < len(mask)
     x, t, y = batch(4)
@@ -206,7 +207,8 @@ def test_forward_matches_weight_zeroing_oracle(model, mask_kind, selection):
         hooked = model(x, t, y)
     assert torch.equal(hooked, Oracle(model, spec, mask)(x, t, y))
     assert not torch.equal(hooked, model(x, t, y))
-    assert torch.equal(hooked[3:], model(x, t, y)[3:])  # null rows untouched
+    if not prune_null:
+        assert torch.equal(hooked[3:], model(x, t, y)[3:])  # null rows untouched
 
 
 @torch.no_grad()

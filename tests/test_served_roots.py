@@ -22,6 +22,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from tests.cli_output import error_lines
 
 import dtviz
 from dtviz.errors import DtvizInputError
@@ -411,7 +412,7 @@ def test_serve_help_and_command(tree, tmp_path, capsys):
 
     assert main(["serve", "--root", str(served / "E.npy")]) == 2  # refused before any server starts
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--root expects a folder, but" in err and "E.npy" in err
+    assert len(error_lines(err)) == 1 and "--root expects a folder, but" in err and "E.npy" in err
 
 
 def free_port() -> int:

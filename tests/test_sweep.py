@@ -14,6 +14,7 @@ from dtviz.cli.main import main
 from dtviz.pruning.spec import PruneSpec, global_mask
 from dtviz.evaluation.sweep import TABLE_COLUMNS
 from tests.test_pruning import save_tiny_folder
+from tests.cli_output import error_lines
 from torchrun import run_dtviz, why_a_rank_failed
 
 
@@ -53,7 +54,8 @@ def test_sweep_end_to_end(glyph_folder, tmp_path, capsys):
     removed = int((~global_mask(source, PruneSpec(tau=0.3))).sum())
     assert 0 < removed < source.dim
     for r in rows[1:]:
-        assert r["mode"] == "tail" and r["mask"] == "global" and r["k"] == "" and r["prune_null"] == "false"
+        # the CFG null rows are pruned too by default (as pruning c inside the forward does)
+        assert r["mode"] == "tail" and r["mask"] == "global" and r["k"] == "" and r["prune_null"] == "true"
         if r["tau"] == "0":  # τ = 0 removes nothing: bit-identical samples
             assert (r["removed_dims"], r["drift_mse"], r["drift_psnr"]) == ("0", "0", "inf")
         else:
@@ -83,13 +85,16 @@ def test_sweep_end_to_end(glyph_folder, tmp_path, capsys):
 
 def test_sweep_k_rows_per_sample_without_classifier(plain_folder, tmp_path):
     out = str(tmp_path / "k")
-    assert main(sweep_args(plain_folder, out, "--mode", "head", "--k", "2,4", "--mask", "per-sample", "--prune-null",
-                           "--sampler", "sde")) == 0
+    assert main(sweep_args(plain_folder, out, "--mode", "head", "--k", "2,4", "--mask", "per-sample", "--null-rows",
+                           "pruned,kept", "--sampler", "sde")) == 0
     rows = read_table(out)
-    assert [r["setting"] for r in rows] == ["baseline", "head_k2_every_per-sample_null", "head_k4_every_per-sample_null"]
-    for r, k in zip(rows[1:], ("2", "4")):
-        assert (r["k"], r["tau"], r["mode"], r["mask"], r["prune_null"]) == (k, "", "head", "per-sample", "true")
-        assert r["removed_dims"] == k and r["label"] == f"head k={k} every per-sample +null"
+    assert [r["setting"] for r in rows] == ["baseline", "head_k2_every_per-sample", "head_k2_every_per-sample_nullkept",
+                                            "head_k4_every_per-sample", "head_k4_every_per-sample_nullkept"]
+    for r, k, null in zip(rows[1:], ("2", "2", "4", "4"), ("true", "false") * 2):
+        assert (r["k"], r["tau"], r["mode"], r["mask"], r["prune_null"]) == (k, "", "head", "per-sample", null)
+        kept = " null-kept" if null == "false" else ""
+        # a per-sample k removes exactly k dims of every row at every step: mean over the steps and at t0 alike
+        assert r["removed_dims"] == r["removed_dims_t0"] == k and r["label"] == f"head k={k} every per-sample{kept}"
     assert all(r["class_accuracy"] == "" for r in rows)  # no classifier: left empty, never faked
     table_md = open(os.path.join(out, "table.md"), encoding="utf-8").read()
     assert "| — |" in table_md and " sde " in table_md
@@ -105,9 +110,8 @@ def test_sweep_refuses_bad_output_and_options(plain_folder, tmp_path, capsys):
                            (["--classes", "0,99"], "class ids")):
         assert main(sweep_args(plain_folder, out, *extra)) == 2
         err = capsys.readouterr().err
-        assert message in err and err.count("\n") == 1
-    with pytest.raises(SystemExit):
-        main(sweep_args(plain_folder, out, "--tau", "0.1", "--k", "2"))
+        assert message in err and len(error_lines(err)) == 1
+    assert main(sweep_args(plain_folder, out, "--tau", "0.1", "--k", "2")) == 2  # argparse: one of the two
     assert not os.path.exists(out)
 
 

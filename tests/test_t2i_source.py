@@ -102,7 +102,11 @@ def test_cli_stats_json_equals_the_independent_computation(pipes, capsys):
     assert cli_main(["stats", folder, "--prompts", pipes["prompts"], "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     pipe = pipes["pipes"]["sd3"]
-    expected = ConditionStats().fit(reference_c(pipe, PROMPTS, scheduler_t0(pipe, "sd3"))).summary(0.01)
+    from dtviz.pruning.defaults import default_tau
+
+    fitted = ConditionStats().fit(reference_c(pipe, PROMPTS, scheduler_t0(pipe, "sd3")))
+    assert out["tau"] == pytest.approx(default_tau(fitted))  # --tau auto: the source's own τ
+    expected = fitted.summary(out["tau"])
     assert out["num_classes"] == 5 and out["rows"] == "prompts" and out["family"] == "sd3" and out["t"] == 1000.0
     for key in ("pr", "npr", "cosine"):
         for sub, value in expected[key].items():

@@ -27,6 +27,10 @@ class Parser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def error(self, message: str):
+        """One line, as every other error of dtviz: what was wrong and where to look (not the whole usage)."""
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
     def option_strings(self) -> list[str]:
         return [s for a in self._actions for s in a.option_strings if s.startswith("--")]
 
@@ -254,7 +258,7 @@ def job_size_line(generator, rows: int, per_class: int, settings_count: int, set
     steps = len(sampler.timesteps())
     name = (settings.sampler or generator.defaults["name"]).split(":")[0]
     noun = "prompt" if generator.source.info.extra.get("rows") == "prompts" else "class"
-    line = (f"dtviz: {rows} {noun}{'es' if noun == 'class' and rows != 1 else 's' if rows != 1 else ''} × {per_class} "
+    line = (f"dtviz: job: {rows} {noun}{'es' if noun == 'class' and rows != 1 else 's' if rows != 1 else ''} × {per_class} "
             f"sample{'s' if per_class != 1 else ''} × {settings_count} setting{'s' if settings_count != 1 else ''} = "
             f"{samples * settings_count} images, {name} {steps} evaluations")
     estimate = getattr(generator, "estimate_seconds", None)
@@ -270,3 +274,16 @@ def format_seconds(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def analysis_t(source, args) -> float | None:
+    """``--t``, or ``--step K`` of a captured trajectory file (whose t is the step index, dtviz.sources.trajectory)."""
+    step = getattr(args, "step", None)
+    if step is None:
+        return args.t
+    if source.family.key != "trajectory":
+        raise DtvizInputError(f"--step reads a captured trajectory file (.traj.npz), but {source.info.name!r} is a "
+                              f"{source.info.family.label}; use --t.")
+    if args.t is not None:
+        raise DtvizInputError("give --step or --t, not both.")
+    return float(step)

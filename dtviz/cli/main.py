@@ -12,7 +12,7 @@ import io
 import os
 import sys
 
-from dtviz.cli.args import (Parser, add_analysis_args, add_class_selection, add_source_args, add_threads_arg,
+from dtviz.cli.args import (Parser, add_analysis_args, analysis_t, add_class_selection, add_source_args, add_threads_arg,
                             apply_threads, check_output_dir, json_text, nearest_option, number, select_classes,
                             source_options, write_samples)
 from dtviz.errors import DtvizInputError
@@ -110,19 +110,6 @@ def stats_summary(source, t=None, part="y+t", tau="auto") -> dict:
         out.update(step=int(t_used), timestep=None if timestep != timestep else timestep)
     out.update(summary)
     return out
-
-
-def analysis_t(source, args) -> float | None:
-    """``--t``, or ``--step K`` of a captured trajectory file (whose t is the step index, dtviz.sources.trajectory)."""
-    step = getattr(args, "step", None)
-    if step is None:
-        return args.t
-    if source.family.key != "trajectory":
-        raise DtvizInputError(f"--step reads a captured trajectory file (.traj.npz), but {source.info.name!r} is a "
-                              f"{source.info.family.label}; use --t.")
-    if args.t is not None:
-        raise DtvizInputError("give --step or --t, not both.")
-    return float(step)
 
 
 def cmd_stats(args) -> int:
@@ -270,13 +257,16 @@ def parse(argv: list[str] | None = None):
         sub = commands[args.command]
         flag = next((x for x in extra if x.startswith("-")), extra[0])
         best = nearest_option(sub, flag) if flag.startswith("-") else None
-        sub.error(f"unrecognized argument {flag!r}" + (f"; did you mean {best}?" if best else
-                                                       f"; see dtviz {args.command} --help"))
+        sub.exit(2, f"{sub.prog}: error: unrecognized argument {flag!r}"
+                 + (f"; did you mean {best}?\n" if best else f"; see {sub.prog} --help\n"))
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
+    try:
+        args = parse(argv)
+    except SystemExit as done:  # argparse's own exit (help, or one sentence for a bad flag): its status
+        return int(done.code or 0)
     apply_threads(getattr(args, "threads", "auto"))
     try:
         if args.command == "sweep":

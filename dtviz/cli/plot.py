@@ -47,8 +47,7 @@ def add_plot_parser(sub) -> None:
 
 
 def cmd_plot(args) -> int:
-    from dtviz.cli.args import note_assumptions, source_options
-    from dtviz.cli.main import analysis_t
+    from dtviz.cli.args import analysis_t, note_assumptions, source_options
     from dtviz.errors import DtvizInputError
     from dtviz.plots.gallery import ViewData, output_paths, view_figures, write_figure
     from dtviz.sources.loading import load

@@ -3,11 +3,12 @@ and writes the samples, table.csv and table.md (the paper's Table 2 layout)."""
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
 from dtviz.cli.args import (add_checkpoint_reading_args, add_class_selection, add_prompts_arg, check_output_dir,
-                            select_classes, source_options, write_samples)
+                            job_size_line, note_assumptions, select_classes, source_options, write_samples)
 from dtviz.errors import DtvizInputError
 from dtviz.pruning.spec import MASKS, MODES, format_schedule, parse_null_rows, parse_schedule
 from dtviz.evaluation.sweep_metrics import add_metrics_args, fill_metrics, plan_metrics
@@ -38,6 +39,7 @@ def add_sweep_parser(sub) -> None:
     add_metrics_args(p)
     p.add_argument("--batch-size", type=int, default=64, help="samples per network batch (default 64)")
     p.add_argument("--out", required=True, help="output folder (created; must not be the checkpoint's folder)")
+    p.add_argument("--dry-run", action="store_true", help="print the size of the job and a time estimate, sample nothing")
 
 
 def cmd_sweep(args) -> int:
@@ -65,6 +67,11 @@ def cmd_sweep(args) -> int:
         generator = Generator(source, vae=args.vae)
         settings = SampleSettings(steps=args.steps, cfg_scale=args.cfg, seed=args.seed, sampler=args.sampler, size=args.size,
                                   pruned_guidance=args.pruned_guidance)
+        if world.is_main:
+            print(job_size_line(generator, len(ids), args.per_class, len(specs) + 1, settings), file=sys.stderr)
+            note_assumptions(source)
+        if args.dry_run:
+            return 0
         results = run_sweep(generator, specs, labels, settings, args.batch_size, world, classifier_for(source),
                             matcher=template_matcher_for(source), featurize=plan.featurizer(source, world.rank))
         if not world.is_main:

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dtviz.errors import DtvizInputError
-from dtviz.evaluation.claims import (ACCURACY_POINTS, DRIFT_RATIO, FAILS, HEAD_COST, HOLDS, PARTLY, PSNR_SAME,
-                                     RANDOM_COST, SAMPLING_IDS, not_measurable, pct, row, source_tau)
+from dtviz.evaluation.claim_rows import (ACCURACY_POINTS, DRIFT_RATIO, FAILS, HEAD_COST, HOLDS, PARTLY, PSNR_SAME,
+                                         RANDOM_COST, SAMPLING_IDS, not_measurable, pct, row, source_tau)
 from dtviz.pruning.spec import PruneSpec
 
 HEAD_K = 8  # Table 2's head row removes 8 of 1152 dims (τ = 1.0); Fig. 7 shows 4–6

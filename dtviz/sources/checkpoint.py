@@ -119,9 +119,10 @@ def check_safetensors_header(path: str) -> None:
         if len(head) < 8:
             raise DtvizInputError(f"expected a safetensors file, but {name!r} is shorter than its 8-byte header length.")
         (size,) = struct.unpack("<Q", head)
-        budgets.check_bytes("a safetensors header", size, budgets.MAX_SAFETENSORS_HEADER_BYTES, name)
         if size > os.path.getsize(path) - 8:
-            raise DtvizInputError(f"expected a safetensors file, but {name!r} declares a header longer than the file.")
+            raise DtvizInputError(f"expected a safetensors file, but {name!r} has an invalid header or is truncated "
+                                  "(its header would be longer than the file).")
+        budgets.check_bytes("a safetensors header", size, budgets.MAX_SAFETENSORS_HEADER_BYTES, name)
         raw = fh.read(size)
     count = raw.count(b'"dtype"')  # one per tensor; the JSON is parsed only when the count fits
     if count > budgets.MAX_SAFETENSORS_TENSORS:

@@ -1,0 +1,49 @@
+"""Peak memory of the round-2 hostile files (issue 23), each through `dtviz stats` in a fresh process, against an
+honest file of the same size class; writes docs/hostile-round2.json, which scripts/docs_numbers.py turns into the
+table of docs/reliability.md.
+
+    python bench/hostile_round2.py
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import zipfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from tests.test_hostile_files import laughs, many_tensors, npz_bomb, one_sentence, peak_rss_mb, wide_csv  # noqa: E402
+
+OUT = os.path.join(ROOT, "docs", "hostile-round2.json")
+
+
+def main() -> list[tuple]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        honest = os.path.join(tmp, "honest.npz")
+        np.savez_compressed(honest, embeddings=np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32))
+        base, _, _ = peak_rss_mb(["stats", honest, "--json"])
+        cases = [
+            ("bzip2 .npz member declaring 182 bytes, 2 GiB inflated", npz_bomb(os.path.join(tmp, "b.npz"), zipfile.ZIP_BZIP2)),
+            ("LZMA .npz member, 2 GiB inflated", npz_bomb(os.path.join(tmp, "l.npz"), zipfile.ZIP_LZMA)),
+            ("labels nesting one shared list 26 deep (.pt)", laughs(os.path.join(tmp, "laughs.pt"))),
+            ("one CSV row of 8 M zeros (16 MB)", wide_csv(os.path.join(tmp, "wide.csv"), 16)),
+            ("safetensors declaring 200 000 one-element tensors", many_tensors(os.path.join(tmp, "many.safetensors"))),
+        ]
+        for name, path in cases:
+            peak, done, seconds = peak_rss_mb(["stats", path, "--json"])
+            rows.append({"case": name, "file_bytes": os.path.getsize(path), "peak_mb_over_honest": round(peak - base),
+                         "seconds": round(seconds, 1), "message": one_sentence(done.stderr).removeprefix("dtviz: error: ")})
+    with open(OUT, "w", encoding="utf-8") as fh:
+        json.dump({"honest_peak_mb": round(base), "rows": rows}, fh, indent=1)
+    return [(f"hostile: {r['case']} (peak MB over an honest file)", r["peak_mb_over_honest"], None, "MB") for r in rows]
+
+
+if __name__ == "__main__":
+    for row in main():
+        print(row)

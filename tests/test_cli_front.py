@@ -1,0 +1,113 @@
+"""The command line's front (issue 21): help and argument errors before torch loads, no abbreviations, the nearest
+flag named, ranges checked, jobs that say their size first, assumptions said by every command, a thread policy."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dtviz.cli.main import main
+from tests.cli_output import error_lines
+from tests.factories import family_state, save_checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(args: list[str], **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dtviz", *args], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def test_help_and_argument_errors_do_not_load_torch():
+    code = ("import sys\nfrom dtviz.cli.main import parse\n"
+            "for argv in (['--help'], ['sample', '--per-clas', '2', '--out', 'x'], ['stats', '--tau', '-1']):\n"
+            "    try:\n        parse(argv)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules, 'streamlit' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "False False", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("argv,wanted", [
+    (["sample", "builtin", "--per-clas", "2", "--out", "x"], "unrecognized argument '--per-clas'; did you mean --per-class?"),
+    (["stats", "builtin", "--jsn"], "unrecognized argument '--jsn'; did you mean --json?"),
+    (["stats", "builtin", "--tau", "-1"], "argument --tau: expected a number ≥ 0, but got '-1'"),
+    (["sample", "builtin", "--random", "0", "--out", "x"], "argument --random: expected a whole number ≥ 1, but got '0'"),
+    (["claims", "builtin", "--samples", "x"], "argument --samples: expected a whole number ≥ 1, but got 'x'"),
+    (["plot", "heatmp", "builtin", "--out", "x.png"], "argument VIEW: invalid choice: 'heatmp'"),
+])
+def test_bad_flags_get_one_sentence(argv, wanted, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = error_lines(err)
+    assert len(lines) == 1 and wanted in lines[0], err
+
+
+def test_dry_run_says_the_size_and_writes_nothing(tmp_path):
+    done = run(["sample", "builtin", "--random", "8", "--per-class", "2", "--out", str(tmp_path / "s"), "--dry-run"])
+    assert done.returncode == 0, done.stderr
+    line = next(l for l in done.stderr.splitlines() if l.startswith("dtviz: job:"))
+    assert "8 classes × 2 samples × 1 setting = 16 images, euler 32 evaluations; about" in line, line
+    assert not (tmp_path / "s").exists()
+    done = run(["sweep", "builtin", "--random", "4", "--mode", "head", "--k", "4,8", "--null-rows", "pruned,kept",
+                "--out", str(tmp_path / "w"), "--dry-run"])
+    assert done.returncode == 0, done.stderr
+    line = next(l for l in done.stderr.splitlines() if l.startswith("dtviz: job:"))
+    assert "4 classes × 1 sample × 5 settings = 20 images" in line, line  # baseline + 2 k × 2 null-row choices
+    assert not (tmp_path / "w").exists()
+
+
+def test_every_command_that_loads_a_source_says_its_assumptions(tmp_path):
+    """A plain DiT state dict records neither its head count nor whether its last label row is the null row."""
+    path = save_checkpoint(family_state("dit", 10), str(tmp_path / "ckpt" / "plain.pt"))
+    for args in (["stats", path], ["sample", path, "--family", "dit", "--random", "2", "--out", str(tmp_path / "o"),
+                                   "--dry-run"], ["claims", path, "--family", "dit", "--no-sampling"]):
+        done = run(args)
+        assert done.returncode == 0, done.stderr
+        text = done.stdout + done.stderr
+        assert "assumed" in text and "--num-heads" in text, (args, text)
+
+
+def test_threads_flag_and_the_wait_policy(capsys):
+    code = ("import os, sys\nfrom dtviz.cli.args import apply_threads\nimport dtviz.cli.main as m\n"
+            "args = m.parse(['stats', 'builtin', '--threads', sys.argv[1]])\n"
+            "n = apply_threads(args.threads)\nimport torch\n"
+            "print(n, torch.get_num_threads(), os.environ.get('OMP_WAIT_POLICY'))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for value, expected in (("1", "1 1 PASSIVE"), ("auto", f"{os.cpu_count()} {os.cpu_count()} PASSIVE")):
+        done = subprocess.run([sys.executable, "-c", code, value], cwd=ROOT, capture_output=True, text=True, env=env,
+                              timeout=120)
+        assert done.stdout.strip() == expected, done.stdout + done.stderr
+    assert main(["stats", "builtin", "--threads", "0"]) == 2
+    assert "expected a whole number ≥ 1" in capsys.readouterr().err
+
+
+def test_plot_knows_every_view_without_importing_plotly():
+    from dtviz.cli.plot import VIEW_HELP
+    from dtviz.plots.gallery import VIEWS
+
+    assert tuple(VIEW_HELP) == VIEWS
+
+
+@pytest.mark.parametrize("view", ["heatmap", "histogram", "profile", "variance", "dims-below", "projection", "blocks",
+                                  "over-t", "samples", "claims"])
+def test_plot_writes_every_view(view, tmp_path):
+    out = tmp_path / f"{view}.png"
+    args = ["plot", view, "builtin", "--out", str(out)] + (["--classes", "0,1,2,3"] if view == "samples" else [])
+    done = run(args)
+    assert done.returncode == 0, done.stderr
+    written = [p for p in os.listdir(tmp_path) if p.endswith(".png")]
+    assert written and all(os.path.getsize(tmp_path / p) > 1000 for p in written), written
+    with open(tmp_path / written[0], "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_svg_and_pdf(tmp_path):
+    for ext, magic in ((".svg", b"<"), (".pdf", b"%PDF")):
+        for view in ("histogram", "samples"):
+            out = tmp_path / f"{view}{ext}"
+            done = run(["plot", view, "builtin", "--out", str(out), "--classes", "0,1"])
+            assert done.returncode == 0, done.stderr
+            with open(out, "rb") as fh:
+                assert fh.read(64).lstrip().startswith(magic), (view, ext)
