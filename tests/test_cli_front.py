@@ -10,7 +10,7 @@ import pytest
 
 from dtviz.cli.main import main
 from tests.cli_output import error_lines
-from tests.factories import family_state, save_checkpoint
+from tests.factories import save_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -60,7 +60,10 @@ def test_dry_run_says_the_size_and_writes_nothing(tmp_path):
 
 def test_every_command_that_loads_a_source_says_its_assumptions(tmp_path):
     """A plain DiT state dict records neither its head count nor whether its last label row is the null row."""
-    path = save_checkpoint(family_state("dit", 10), str(tmp_path / "ckpt" / "plain.pt"))
+    from tests.factories import randomized_dit, tiny_config
+
+    state = randomized_dit(tiny_config(10, in_channels=1, learn_sigma=False)).state_dict()  # pixels: no VAE needed
+    path = save_checkpoint(state, str(tmp_path / "ckpt" / "plain.pt"))
     for args in (["stats", path], ["sample", path, "--family", "dit", "--random", "2", "--out", str(tmp_path / "o"),
                                    "--dry-run"], ["claims", path, "--family", "dit", "--no-sampling"]):
         done = run(args)
