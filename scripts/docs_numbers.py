@@ -64,7 +64,7 @@ def hostile_block() -> str:
     lines = ["| file | size on disk | peak RSS over an honest file | answer | the sentence |", "|---|---:|---:|---:|---|"]
     for r in data["rows"]:
         size = f"{r['file_bytes'] / 1024:.1f} KB" if r["file_bytes"] < 2 ** 20 else f"{r['file_bytes'] / 2 ** 20:.1f} MB"
-        lines.append(f"| {cell(r['case'])} | {size} | +{r['peak_mb_over_honest']} MB | {r['seconds']} s | "
+        lines.append(f"| {cell(r['case'])} | {size} | {r['peak_mb_over_honest']:+d} MB | {r['seconds']} s | "
                      f"{cell(r['message'])} |")
     lines += ["", f"Measured by `python bench/hostile_round2.py` (`dtviz stats FILE --json` in a fresh process; the honest "
               f"file's peak: {data['honest_peak_mb']} MB); `tests/test_hostile_files.py` holds every case under +300 MB."]
