@@ -5,9 +5,12 @@
     python scripts/trial_curve.py --work RUN_DIR --name "E: ..." --recipe "..." --trials assets/builtin/trials.json
 
 Each embedder snapshot (RUN_DIR/snapshots/step_*.safetensors, written by scripts/train_builtin.py) gives cosine
-and nPR(c̄) at t0 through the same library call as ``dtviz stats SNAPSHOT --family sit --json``, and the count of
-dims with |c̄_i| >= 1; class accuracy is the EMA evaluation train.log recorded at that step (none where it has
-none). With --trials the recipe (by --name) is added to, or replaced in, that trials.json.
+and nPR(c̄) at t0 through the same library call as ``dtviz stats SNAPSHOT --family sit --json``, the count of
+dims with |c̄_i| >= 1, and the statistics rows of the claims scorecard that issue 20's goals name (the label part's
+cosine, the lowest cosine over t, the top-20 variance share, the class structure kept by the head and by the tail:
+dtviz.evaluation.claims.statistics_claims); class accuracy is the EMA evaluation train.log recorded at that step
+(none where it has none). With --trials the recipe (by --name) is added to, or replaced in, that trials.json; a
+replaced recipe keeps the accuracies of its old entry where the log has none (a run folder whose log is gone).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import numpy as np  # noqa: E402
 
 import dtviz  # noqa: E402
 from dtviz.cli.main import stats_summary  # noqa: E402
+from dtviz.evaluation.claims import statistics_claims  # noqa: E402
 from dtviz.analysis.stats import mean_vector  # noqa: E402
 
 
@@ -50,9 +54,19 @@ def curve(work: str) -> list[dict]:
         source = dtviz.load(os.path.join(folder, name), family="sit")
         s = stats_summary(source, source.t0)
         c_bar = mean_vector(source.embeddings(t=source.t0))
+        claims = {c.id: c.evidence for c in statistics_claims(source)}
         rows.append({"step": step, "cosine": round(s["cosine"]["mean"], 4), "npr": round(s["npr"]["mean_vector"], 4),
-                     "dims_at_least_1": int((np.abs(c_bar) >= 1).sum()), "class_accuracy": accuracy.get(step)})
+                     "dims_at_least_1": int((np.abs(c_bar) >= 1).sum()), "class_accuracy": accuracy.get(step),
+                     "cosine_y": _round(claims["alignment_y"].get("cosine_y")),
+                     "cosine_min_t": _round(claims["alignment_over_t"].get("min")),
+                     "top20_variance_share": _round(claims["variance_head"].get("top_share")),
+                     "head_structure": _round(claims["head_is_class"].get("head")),
+                     "tail_structure": _round(claims["head_is_class"].get("tail"))})
     return rows
+
+
+def _round(x, digits: int = 4):
+    return None if x is None else round(float(x), digits)
 
 
 def main(argv=None) -> int:
@@ -71,7 +85,13 @@ def main(argv=None) -> int:
         p.error("--trials needs --name")
     with open(args.trials, encoding="utf-8") as fh:
         trials = json.load(fh)
-    entry = {"name": args.name, "recipe": args.recipe or "", "curve": rows}
+    old = next((r for r in trials["recipes"] if r["name"] == args.name), None)
+    if old is not None:  # keep the accuracies measured when the run's log still existed
+        kept = {r["step"]: r.get("class_accuracy") for r in old["curve"]}
+        for r in rows:
+            if r["class_accuracy"] is None:
+                r["class_accuracy"] = kept.get(r["step"])
+    entry = {"name": args.name, "recipe": args.recipe or (old or {}).get("recipe", ""), "curve": rows}
     recipes = [r for r in trials["recipes"] if r["name"] != args.name]
     at = next((i for i, r in enumerate(trials["recipes"]) if r["name"] == args.name), len(recipes))
     trials["recipes"] = sorted(recipes[:at] + [entry] + recipes[at:], key=lambda r: r["name"])  # A, B, C, …

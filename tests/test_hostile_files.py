@@ -323,3 +323,18 @@ def test_clients_take_turns_and_one_waits_per_client():
         with pytest.raises(DtvizInputError, match="already waiting"):
             with full.turn(client="z"):
                 pass
+
+
+def test_the_documented_budgets_are_the_code_s():
+    """docs/reliability.md states the round-2 limits in prose: they are the constants of dtviz.sources.budgets."""
+    with open(os.path.join(ROOT, "docs", "reliability.md"), encoding="utf-8") as fh:
+        text = fh.read().replace("\u202f", " ")
+    from dtviz.sampling.queue import MAX_QUEUED
+
+    for stated in (f"{budgets.MAX_PICKLE_NODES:,}".replace(",", " "), f"{budgets.MAX_PICKLE_DEPTH} levels",
+                   f"{budgets.MAX_LABEL_CHARS:,}".replace(",", " ") + " characters",
+                   f"{budgets.MAX_CSV_LINE_BYTES // 2 ** 20} MiB", f"{budgets.MAX_CSV_COLUMNS:,}".replace(",", " ") + " columns",
+                   f"{budgets.MAX_SAFETENSORS_HEADER_BYTES // 2 ** 20} MiB",
+                   f"{budgets.MAX_SAFETENSORS_TENSORS:,}".replace(",", " ") + " tensors",
+                   f"{budgets.MAX_SWEEP_TABLE_BYTES // 2 ** 20} MiB", f"at most {MAX_QUEUED} waiting runs"):
+        assert stated in text, stated

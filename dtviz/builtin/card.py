@@ -277,13 +277,21 @@ def trial_lines(trials: dict | None) -> list[str]:
     if not trials:
         return []
     out = ["## Recipes tried", "", trials.get("note", ""), "",
-           "| recipe | step | cosine | nPR (c̄) | dims \\|c̄ᵢ\\| ≥ 1 | class accuracy |", "|---|---:|---:|---:|---:|---:|"]
+           "The columns are the goals of issue 20, each read off the embedder snapshot by the scorecard's statistics "
+           "rows (`scripts/trial_curve.py`): the off-diagonal cosine of y+t at t0 and of the label part y alone, the "
+           "lowest cosine over t (11 t from noise to data), nPR(c̄), the top-20 share of the between-class variance, "
+           "and the class structure kept by the head (top-20 |c̄ᵢ|) and by the tail; class accuracy of EMA samples.", "",
+           "| recipe | step | cosine | cosine of y | min cosine over t | nPR (c̄) | top-20 variance | head / tail "
+           "structure | class accuracy |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    num = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
     for recipe in trials["recipes"]:
         for i, row in enumerate(recipe["curve"]):
             name = recipe["name"] if i == 0 else ""
-            cos = "–" if row.get("cosine") is None else f"{row['cosine']:.3f}"
-            out.append(f"| {name} | {row['step']} | {cos} | {pct(row.get('npr'))} | {row.get('dims_at_least_1', '–')} |"
-                       f" {pct(row.get('class_accuracy'))} |")
+            structure = ("–" if row.get("head_structure") is None else
+                         f"{row['head_structure']:.2f} / {row['tail_structure']:.2f}")
+            out.append(f"| {name} | {row['step']} | {num(row.get('cosine'))} | {num(row.get('cosine_y'))} | "
+                       f"{num(row.get('cosine_min_t'))} | {pct(row.get('npr'))} | {pct(row.get('top20_variance_share'))} | "
+                       f"{structure} | {pct(row.get('class_accuracy'))} |")
     out += [""] + [f"- {r['name']}: {r['recipe']}" for r in trials["recipes"]]
     return out + [""]
