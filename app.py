@@ -42,12 +42,21 @@ st.html("""<style>
 [data-testid="stMetric"] { padding: 0; }
 </style>""")
 
-pages = {module: st.Page(common.view_path(module), title=title, url_path=url, icon=icon,
-                         default=(module == "overview"))
+pages = {module: st.Page(common.view_path(module), title=title, url_path=url, icon=icon)
          for module, title, url, _, icon in common.PAGES}
-nav = st.navigation({"Views": [pages[m] for m, *_ in common.PAGES if m != "pruning"],
+
+
+def home() -> None:
+    """The root URL shows the overview; /overview is the overview's own page. A default page is served at "/" only,
+    so were the overview the default, /overview would exist only while the server's first session switches out of
+    legacy page discovery: every later visit of /overview showed "Page not found"."""
+    common.page_module("overview").main()
+
+
+root = st.Page(home, title="dtviz", url_path="home", default=True, visibility="hidden")
+nav = st.navigation({"Views": [root] + [pages[m] for m, *_ in common.PAGES if m != "pruning"],
                      "Tools": [pages["pruning"]]}, expanded=True)
-module = next(m for m, p in pages.items() if p.url_path == nav.url_path)
+module = next((m for m, p in pages.items() if p.url_path == nav.url_path), "overview")
 prefix = next(pfx for m, _, _, pfx, _ in common.PAGES if m == module)
 
 ctx = common.sidebar()

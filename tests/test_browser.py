@@ -346,3 +346,22 @@ def test_pruning_controls_and_grids_fit_one_screen(server, browser):
         assert boxes["τ slider"]["right"] - boxes["τ slider"]["left"] >= 600, boxes["τ slider"]  # a wide slider
     finally:
         browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
+def test_a_page_s_own_figure_starts_in_the_first_screen(server, browser):
+    """Issue 21: the page header (title, settings line, four headline numbers) is compact, so on the magnitudes page
+    the page's own first figure starts in the first 1600×1000 screen, below the header's numbers."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": 1600, "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+    try:
+        open_and_check(browser, server + "/magnitudes", "magnitudes")
+        main = '[data-testid="stMain"]'
+        browser.execute_script(f"document.querySelector('{main}').scrollTo(0, 0); window.scrollTo(0, 0);")
+        figure = browser.find_elements(By.CSS_SELECTOR, f"{main} .js-plotly-plot")[0]
+        title = browser.find_element(By.CSS_SELECTOR, f"{main} h1")
+        top = rect(browser, figure)["top"]
+        assert rect(browser, title)["top"] >= 0, "the title is hidden under the toolbar"
+        assert top < 700, f"the first figure starts at {top:.0f} px"
+        shot(browser, "magnitudes-first-screen")
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -507,3 +507,19 @@ def test_the_tau_label_of_the_dims_below_curve_sits_under_the_curve_away_from_th
     assert next(a.ay for a in fig.layout.annotations if "of 256 dims" in (a.text or "")) > 0
     low = plots.dims_below_curve(v, CTX, tau=1.2e-3)  # near the x axis: above right
     assert next(a.ay for a in low.layout.annotations if "dims" in (a.text or "")) < 0
+
+
+def test_neighbour_axis_spans_the_values_not_zero_to_one():
+    """Cosines of 0.97–0.98 on a 0–1 axis all look the same: the axis spans the values (issue 21)."""
+    fig = plots.neighbour_bars(["a", "b", "c"], [0.978, 0.974, 0.970], ["a", "b"], [0.99, 0.95], {"model": "m"})
+    lo, hi = fig.layout.xaxis.range
+    assert 0.9 < lo < 0.970 and 0.978 < hi < 1.0
+    lo2, hi2 = fig.layout.xaxis2.range
+    assert lo2 < 0.95 and hi2 > 0.99 and hi2 - lo2 < 0.2
+
+
+def test_the_dimension_inspector_draws_points_past_200_rows():
+    few = plots.dim_across_classes(np.arange(50.0), [f"c{i}" for i in range(50)], 3, {"model": "m"})
+    many = plots.dim_across_classes(np.arange(1000.0), [f"c{i}" for i in range(1000)], 3, {"model": "m"})
+    assert few.data[0].type == "bar" and many.data[0].type == "scatter" and many.data[0].mode == "markers"
+    assert list(many.data[0].error_y.arrayminus[:3]) == [0.0, 1.0, 2.0]  # a stem from zero to each value
