@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="assets/builtin", help="where the shipped files go")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in this run")
+    parser.add_argument("--ship-sampler", default=None, metavar="NAME:STEPS",
+                        help="the default sampler written into the exported config.json (e.g. heun:6; default: the "
+                             "training's evaluation sampler, euler with --sample-steps)")
     parser.add_argument("--snapshot-steps", default=None, metavar="S,S,…",
                         help="steps at which to save the embedder snapshots (default: 0, 250, 500, 1000, 2000, 3000, …)")
     for f in dataclasses.fields(TrainConfig):
@@ -70,6 +73,14 @@ def main(argv: list[str] | None = None) -> int:
                "history": history, "training_seconds": logged_training_seconds(work.file("train.log")),
                "wall_clock_this_run_s": time.time() - t0}
     export(cfg, model, clf, data, work, args.out, metrics)
+    if args.ship_sampler:
+        name, _, steps = args.ship_sampler.partition(":")
+        config_path = os.path.join(args.out, "config.json")
+        with open(config_path) as fh:
+            config = json.load(fh)
+        config["sampler"] = {"name": name, "steps": int(steps), "cfg_scale": cfg.cfg_scale}
+        with open(config_path, "w") as fh:
+            json.dump(config, fh, indent=1)
     work.log(f"exported to {args.out}: class accuracy {acc:.3f}")
     return 0
 

@@ -73,7 +73,7 @@ def pruning_defaults(stats, tail_share: float = TAIL_SHARE, head_k: int | None =
     by_mask = {m: stats.tau_for_tail(tail_share, reading_for(m)) for m in ("global", "per-sample")}
     aligned = not cosine < ALIGNED_COSINE  # NaN (no cosine) keeps the paper's mask
     why = (f"classes share a direction (cosine {cosine:.2f} ≥ {ALIGNED_COSINE}), so one mask from c̄ stands for "
-           "every class, as in the paper" if aligned else
+           "every class, as the paper's global mask assumes" if aligned else
            f"classes share little direction (cosine {cosine:.2f} < {ALIGNED_COSINE}), so c̄ is a poor guide to each "
            "class's small dims: each sample's own |c| decides")
     if aligned and E is not None:
