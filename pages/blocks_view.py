@@ -87,6 +87,12 @@ def main():
     st.subheader(f"How much each block's modulation changes — {what}")
     common.show_figure(plots.modulation_change_bars(res["change"], context, what), "modulation-change",
                        title="Relative modulation change per block and chunk")
+    change = res["change"]
+    spread = " · ".join([f"block {b['block']} {b['change_vs_spread']:.3g}" for b in change.blocks]
+                        + [f"final {change.final_vs_spread:.3g}"])
+    st.caption("The same change against what varies between rows, ‖Δm‖ / sqrt(mean ‖m − m̄‖²) — a change that is "
+               f"small against m can be large against the class signal in it: {spread}. `dtviz blocks` also gives its "
+               "mean and maximum over the sampling schedule (t0 can understate a pruning).")
     curve_chunk = chunk if chunk in res["curves"] else "all"
     common.show_figure(plots.modulation_change_curves(res["curves"], curve_chunk, context, ctx.tau), "modulation-change-vs-tau",
                        title="Relative modulation change against τ")
