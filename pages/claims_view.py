@@ -159,9 +159,20 @@ def exports(ctx, ordered, plan) -> None:
                             file_name="dtviz-claims.md", mime="text/markdown", icon=":material/download:",
                             on_click="ignore", key="clm_md")
     fig = plots.claims_table(ordered, ctx.plot_context(with_tau=False))
+    browser = chromium()
     cols[1].download_button("PNG of the table", data=lambda: png_bytes(fig), file_name="dtviz-claims.png",
-                            mime="image/png", icon=":material/image:", on_click="ignore", key="clm_png")
+                            mime="image/png", icon=":material/image:", on_click="ignore", key="clm_png",
+                            disabled=browser is None,
+                            help=None if browser else "The PNG is rendered by kaleido through the machine's Chromium, "
+                                                      "and this server has none (apt-get install chromium).")
     common.page_report().add("claims", fig, "Paper claims, measured")
+
+
+def chromium() -> str | None:
+    """The Chromium (or Chrome) kaleido would render with, or None: dtviz never downloads one."""
+    import shutil
+
+    return next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome", "chrome")) if p), None)
 
 
 def png_bytes(fig) -> bytes:

@@ -14,10 +14,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="assets/builtin")
     parser.add_argument("--per-class", type=int, default=2)
+    parser.add_argument("--claims-samples", type=int, default=256, help="samples per sampling run of the scorecard")
     args = parser.parse_args()
     with open(os.path.join(args.model, "config.json")) as fh:
         cfg = json.load(fh)
-    m = measure(args.model, per_class=args.per_class)
+    m = measure(args.model, per_class=args.per_class, claims_samples=args.claims_samples)
     save_grid(args.model, os.path.join(args.model, "samples.png"))
     with open(os.path.join(args.model, "card.json"), "w") as fh:
         json.dump(m, fh, indent=1)

@@ -55,3 +55,25 @@ def test_card_markdown_and_overview_are_rendered_from_card_json(card):
     for r in card["claims"]:
         if r["verdict"] in ("holds", "partly", "does not hold"):
             assert r["id"] in status
+
+
+def test_card_sampling_rows_are_reproduced_by_a_fresh_run(card):
+    """The shipped scorecard's sampling rows (what the README and the claims page show): the baseline, the tail at the
+    model's τ and the head k runs, sampled again with the card's own plan, read out the same accuracies (within one
+    sample: class read-outs are robust to last-bit float differences between machines)."""
+    from dtviz.evaluation.claim_sampling import default_plan, plan_runs, run_all
+    from dtviz.evaluation.claims import source_tau
+    from dtviz.sampling.generate import Generator
+
+    source = dtviz.load("builtin")
+    plan = default_plan(source, samples=card["claims_plan"]["samples"], seed=card["claims_plan"]["seed"])
+    assert plan.samples == card["claims_plan"]["samples"]
+    gen = Generator(source)
+    steps = len(gen.sampler().timesteps())
+    wanted = {"baseline", "tail_pruned", "head_pruned"}
+    runs = [r for r in plan_runs(plan, source_tau(source), source.dim, steps) if r[0] in wanted]
+    fresh = run_all(gen, plan, runs)
+    rows = {r["id"]: r for r in card["claims"]}
+    shipped = {**rows["prune_tail"]["evidence"]["runs"], **rows["prune_head"]["evidence"]["runs"]}
+    for name in wanted:
+        assert fresh[name].accuracy == pytest.approx(shipped[name]["accuracy"], abs=1.5 / plan.samples), name

@@ -142,46 +142,6 @@ def test_torchrun_two_processes_match_one(plain_folder, tmp_path):
         assert mismatch == errors == []
 
 
-# ------------------------------------------------------------------------------------ built-in model
-
-def _builtin_metrics() -> dict:
-    from dtviz.sources.loading import BUILTIN_DIR
-
-    with open(os.path.join(BUILTIN_DIR, "config.json")) as fh:
-        return json.load(fh).get("metrics", {})
-
-
-@pytest.mark.slow
-@pytest.mark.skipif("final_class_accuracy_4_per_class" not in _builtin_metrics(),
-                    reason="assets/builtin holds an interim (untrained) export; the direction needs the trained model")
-def test_builtin_head_removal_hurts_tail_pruning_does_not():
-    """Paper section 5: removing a few head dims of c wrecks the class; zeroing the small tail keeps it.
-
-    Per-sample masks (each sample's own |c|): in this small model the dims of smallest |c̄| are not
-    small in each class — class means cancel there — so global |c̄| masks do not isolate the tail.
-    Calibrated on a step-3000 EMA, 64 samples (±0.06): baseline 0.98, head k=8 0.06, tail τ=0.05 0.98
-    (global masks, for contrast: head k=8 0.66, tail τ=0.01 — 2 dims — 0.88).
-    """
-    import dtviz
-    from dtviz.sampling.generate import Generator, SampleSettings
-    from dtviz.evaluation.quality import class_accuracy, classifier_for
-
-    source = dtviz.load("builtin", device="cpu")
-    gen, clf = Generator(source), classifier_for(source)
-    labels = np.arange(0, source.num_classes, max(1, source.num_classes // 64))[:64]  # 64 classes × 1 sample
-    settings = SampleSettings(seed=0)
-
-    def accuracy(spec):
-        return class_accuracy(gen.sample(labels, settings, prune=spec), labels, clf)
-
-    baseline = accuracy(None)
-    head = accuracy(PruneSpec(mode="head", k=8, mask="per-sample"))
-    tail = accuracy(PruneSpec(mode="tail", tau=0.05, mask="per-sample"))
-    assert baseline >= 0.5, f"the trained built-in model should mostly draw its classes; got {baseline:.2f}"
-    assert head <= baseline - 0.3, f"removing each sample's 8 largest |c_i| should hurt: {head:.2f} vs {baseline:.2f}"
-    assert tail >= baseline - 0.1, f"zeroing |c_i| < 0.05 should keep the class: {tail:.2f} vs {baseline:.2f}"
-
-
 # ------------------------------------------------------------------------- one baseline, progress bar
 
 def test_sweep_samples_the_baseline_once_and_shows_progress(glyph_folder, capsys):

@@ -104,6 +104,7 @@ def measure(model_dir: str, per_class: int = 2, seed: int = 7, claims_samples: i
         snapshots.append({"step": int(name.split("_")[1].split(".")[0]), **table_stats(snap)})
     conv = src.family.convention
     return {
+        "name": os.path.basename(os.path.normpath(model_dir)),
         "num_classes": src.num_classes, "dim": src.dim, "parameters": src.info.parameters, "family": src.family.key,
         "samples_per_class": per_class, "class_accuracy": float((pred == labels).mean()),
         "classes_at_or_above_50pct": int((per_class_acc >= 0.5).sum()),
@@ -169,7 +170,7 @@ def render(cfg: dict, m: dict) -> str:
     metrics = cfg.get("metrics", {})
     hist = metrics.get("history", [])
     lines = [
-        "# Built-in model: dtviz-glyph DiT",
+        f"# Built-in model `{m.get('name', 'builtin')}`: dtviz-glyph DiT",
         "",
         "A small class-conditional diffusion transformer trained by this project on CPU, shipped so that",
         "dtviz works out of the box with no download. Every number below is written by",

@@ -90,11 +90,19 @@ def threads_value(text: str):
 
 def apply_threads(threads) -> int:
     """Before torch is imported: OpenMP waits passively (spinning threads starve when another job holds a core,
-    several times slower than one thread); after: torch uses ``threads`` (auto: every core). Returns the count."""
+    several times slower than one thread); after: torch uses ``threads`` (auto: every core). Returns the count.
+    Called in a process that already runs torch (``main()`` from Python), ``auto`` leaves its threads as they are:
+    the wait policy can no longer change there."""
+    loaded = "torch" in sys.modules
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
-    n = (os.cpu_count() or 1) if threads in (None, "auto") else int(threads)
+    if threads in (None, "auto"):
+        if loaded:
+            return torch.get_num_threads()
+        n = os.cpu_count() or 1
+    else:
+        n = int(threads)
     torch.set_num_threads(n)
     return n
 

@@ -196,8 +196,8 @@ def late_row(results: dict, plan: SamplingPlan, last_k: int):
         late_no_worse = last.psnr >= every.psnr - 1.0
     verdict = HOLDS if first_ok and last_ok and late_no_worse else PARTLY if (first_ok or last_ok) else FAILS
     measured = (f"{_readout(base)} unpruned; tail at t0 only {_readout(first)} (kept null rows: "
-                f"{_readout(results['first_kept'])}), last {last_k} steps {_readout(last)} ({_readout(results['last_kept'])}), "
-                f"every step {_readout(every)}")
+                f"{_readout(results['first_kept'])}), in the last K = {last_k} evaluations {_readout(last)} "
+                f"({_readout(results['last_kept'])}), every step {_readout(every)}")
     names = ["baseline", "tail_pruned", "first_pruned", "first_kept", "last_pruned", "last_kept"]
     return row("late_vs_t0", measured, verdict, {"last_k": last_k, "samples": plan.samples,
                                                   "runs": _evidence({n: results[n] for n in names})})

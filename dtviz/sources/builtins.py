@@ -27,9 +27,12 @@ class Builtin:
 
 # name -> shipped model; the dashboard's source picker lists them in this order.
 BUILTINS = {b.name: b for b in (
-    Builtin(BUILTIN, "builtin", "the default glyph DiT (1000 classes, width 256, DiT's label init): t dominates c, as in the paper"),
-    Builtin("builtin-wide", "builtin-wide",
-            "the earlier glyph DiT, label table initialised wide (std 0.5): y dominates c, little shared direction"),
+    Builtin(BUILTIN, "builtin", "the default glyph DiT: width 512, depth 2, 100 classes, label table from zero "
+                                "(what the paper's claims say of it: its Paper claims page)"),
+    Builtin("builtin-v2", "builtin-v2", "the previous default: width 256, depth 4, 1000 classes, DiT's label init "
+                                        "(std 0.02)"),
+    Builtin("builtin-wide", "builtin-wide", "the first glyph DiT: width 128, 1000 classes, label table initialised "
+                                            "wide (std 0.5)"),
 )}
 BUILTIN_DIR = BUILTINS[BUILTIN].path
 
