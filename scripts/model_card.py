@@ -15,9 +15,17 @@ def main() -> int:
     parser.add_argument("--model", default="assets/builtin")
     parser.add_argument("--per-class", type=int, default=2)
     parser.add_argument("--claims-samples", type=int, default=256, help="samples per sampling run of the scorecard")
+    parser.add_argument("--render-only", action="store_true", help="rewrite README.md from the card.json already measured")
     args = parser.parse_args()
     with open(os.path.join(args.model, "config.json")) as fh:
         cfg = json.load(fh)
+    if args.render_only:
+        with open(os.path.join(args.model, "card.json")) as fh:
+            m = json.load(fh)
+        with open(os.path.join(args.model, "README.md"), "w") as fh:
+            fh.write(render(cfg, m))
+        print(f"rewrote {args.model}/README.md from card.json")
+        return 0
     m = measure(args.model, per_class=args.per_class, claims_samples=args.claims_samples)
     save_grid(args.model, os.path.join(args.model, "samples.png"))
     with open(os.path.join(args.model, "card.json"), "w") as fh:

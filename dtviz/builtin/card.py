@@ -192,7 +192,7 @@ def render(cfg: dict, m: dict) -> str:
         f"- Steps: {tr['steps']}; {tr['train_per_class']} rendered samples per class.",
         f"- Training time: {metrics.get('training_seconds', float('nan')) / 60:.0f} min of logged step time on 2 CPU cores"
         " (shared with other work while it ran).",
-        "- Regenerate: `python scripts/train_builtin.py` (resumable), then `python scripts/model_card.py`.",
+        f"- Regenerate: `{train_command(tr, m)}` (resumable), then `python scripts/model_card.py --model assets/{m.get('name', 'builtin')}`.",
         "",
         "## Quality (measured)",
         f"- Class accuracy of generated samples: **{100 * m['class_accuracy']:.1f}%** "
@@ -226,6 +226,17 @@ def render(cfg: dict, m: dict) -> str:
               f" {s.get('dims_at_least_1', '–')} | {s.get('dims_below_0_1', '–')} |" for s in m["snapshots"]]
     lines += ["", *trial_lines(m.get("trials"))]
     return "\n".join(lines)
+
+
+def train_command(tr: dict, m: dict) -> str:
+    """The scripts/train_builtin.py command that trains this model (its config.json's training settings)."""
+    defaults = {"num_classes": 256, "hidden_size": 128, "depth": 4, "num_heads": 4, "label_init_std": 0.5,
+                "min_distance": 3.0, "steps": 8000}
+    flags = " ".join(f"--{k.replace('_', '-')} {tr[k]:g}" if isinstance(tr[k], float) else f"--{k.replace('_', '-')} {tr[k]}"
+                     for k in defaults if k in tr and tr[k] != defaults[k] or k == "steps")
+    sampler = m.get("sampler") or {}
+    ship = f" --ship-sampler {sampler['name']}:{sampler['steps']}" if sampler.get("name") not in (None, "euler") else ""
+    return f"python scripts/train_builtin.py {flags}{ship}"
 
 
 def claims_lines(m: dict) -> list[str]:
