@@ -17,8 +17,10 @@ def test_exact_unicode_name_is_the_single_best_match():
     assert ranked[0] == one and all("DIGIT ONE" != NAMES[i].split("  ")[-1] for i in ranked[1:])
     a = idx("LATIN CAPITAL LETTER A")
     assert best_class("LATIN CAPITAL LETTER A", NAMES) == a
-    # the 60-odd other "LATIN CAPITAL LETTER A…" classes rank after it
-    assert rank_classes("LATIN CAPITAL LETTER A", NAMES)[0] == a and len(rank_classes("LATIN CAPITAL LETTER A", NAMES)) > 5
+    # the other "LATIN CAPITAL LETTER A…" classes rank after it
+    others = [i for i, n in enumerate(NAMES) if "LATIN CAPITAL LETTER A" in n and i != a]
+    ranked = rank_classes("LATIN CAPITAL LETTER A", NAMES)
+    assert ranked[0] == a and set(others) <= set(ranked[1:])
 
 
 def test_code_point_and_character():

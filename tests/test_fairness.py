@@ -294,7 +294,7 @@ def test_closing_the_tab_stops_its_run_on_the_real_server(server):
     with connect(f"ws://127.0.0.1:{server}/_stcore/stream", subprotocols=["streamlit"], max_size=None,
                  open_timeout=60) as ws:
         msg = BackMsg()
-        msg.rerun_script.query_string = urlencode({"pr_n": 8, "pr_steps": 1000, "pr_seed": 5})
+        msg.rerun_script.query_string = urlencode({"pr_n": 8, "pr_steps": 1000, "pr_seed": 5, "pr_sampler": "euler"})
         msg.rerun_script.page_name = "pruning"
         ws.send(msg.SerializeToString())
         deadline = time.time() + 120
@@ -352,10 +352,10 @@ def test_a_waiting_tab_sees_its_queue_position_on_the_real_server(server):
                         return seen
         return seen
 
-    first = open_tab({"pr_n": 8, "pr_steps": 1000, "pr_seed": 15})
+    first = open_tab({"pr_n": 8, "pr_steps": 1000, "pr_seed": 15, "pr_sampler": "euler"})
     try:
         assert any("step" in t for t in progress_texts(first, lambda t: "step" in t)), "the long run never started"
-        second = open_tab({"pr_n": 2, "pr_steps": 4, "pr_seed": 16})
+        second = open_tab({"pr_n": 2, "pr_steps": 4, "pr_seed": 16, "pr_sampler": "euler"})
         try:
             texts = progress_texts(second, lambda t: "ahead" in t)
             assert any("waiting for the shared model, 1 ahead" in t for t in texts), texts
