@@ -107,6 +107,7 @@ def main() -> list[tuple[str, float, float | None]]:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         xl = make_xl_checkpoint(folder, backbone_mb=16)["safetensors"]
+        os.environ["DTVIZ_ROOTS"] = os.pathsep.join([folder, ROOT])  # the dashboard serves the XL checkpoint's folder
         for label, src in (("builtin", "builtin"), ("XL-shaped 1000 classes", xl)):
             cold, tau = render_times(src)
             rows.append((f"cosine page first render (cold), {label}", cold, None))

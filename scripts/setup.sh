@@ -88,7 +88,7 @@ fi
 # (found, not imported: importing umap compiles numba code for many seconds)
 if ! "$PY" -c "import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in sys.argv[1:]))" \
      streamlit plotly pandas PIL matplotlib fontTools sklearn umap openTSNE diffusers transformers torchdiffeq \
-     safetensors tqdm pytest selenium >/dev/null 2>&1; then
+     safetensors tqdm pytest selenium kaleido >/dev/null 2>&1; then
   echo "setup: installing requirements.txt"
   "$PY" -m pip install -r requirements.txt
 fi

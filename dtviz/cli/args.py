@@ -78,14 +78,38 @@ def tau_value(text: str):
 
 def add_threads_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", default="auto", type=threads_value, metavar="N",
-                   help="CPU threads for torch (default auto: every core, with OpenMP's passive wait policy so that a "
-                        "busy machine does not slow it down; `make bench` measures it against 1)")
+                   help="CPU threads for torch (default auto: one per core idle at start-up, with OpenMP's passive wait "
+                        "policy, so that a busy machine does not slow it down; `make bench` measures it against 1)")
 
 
 def threads_value(text: str):
     if str(text).strip().lower() == "auto":
         return "auto"
     return number(int, 1)(text)
+
+
+def idle_cores(interval: float = 0.1) -> float:
+    """Cores idle right now: /proc/stat read twice ``interval`` apart (Linux), else every core less the 1-minute load
+    average. ``--threads auto`` takes one thread per idle core: on a 2-core machine whose other core is busy, a second
+    thread only waits for it (bench/threads.py measures auto against 1 thread, idle and loaded)."""
+    import time
+
+    def snapshot():
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = [float(x) for x in fh.readline().split()[1:]]
+        return fields[3] + (fields[4] if len(fields) > 4 else 0.0), sum(fields)  # idle + iowait, total
+
+    cores = os.cpu_count() or 1
+    try:
+        idle0, total0 = snapshot()
+        time.sleep(interval)
+        idle1, total1 = snapshot()
+        return cores * (idle1 - idle0) / max(total1 - total0, 1e-9)
+    except (OSError, ValueError, IndexError):
+        try:
+            return max(cores - os.getloadavg()[0], 1.0)
+        except (OSError, AttributeError):
+            return float(cores)
 
 
 def apply_threads(threads) -> int:
@@ -100,7 +124,7 @@ def apply_threads(threads) -> int:
     if threads in (None, "auto"):
         if loaded:
             return torch.get_num_threads()
-        n = os.cpu_count() or 1
+        n = max(1, min(os.cpu_count() or 1, round(idle_cores())))
     else:
         n = int(threads)
     torch.set_num_threads(n)
