@@ -283,8 +283,9 @@ def _pruning_section(ctx, run: dict):
         with col:
             st.markdown(title, help=None if pspec is None else describe(pspec))
             # every grid's one-line read-out sits right under its title, so the grids line up and both read-outs
-            # are in the first screen; the full metrics of the pruned grid follow below the grids
-            slots[name] = (st.container(height=28, border=False), pruning_controls.grid_slot(name))
+            # are in the first screen; the full metrics of the pruned grid follow below the grids. Two lines' height:
+            # a third of a 1600-px page wraps the read-out once, and every grid must start at the same height
+            slots[name] = (st.container(height=48, border=False), pruning_controls.grid_slot(name))
     metrics = st.container()
     results, seconds = {}, 0.0
     for col, (name, _, pspec) in zip(columns, panels):

@@ -46,6 +46,8 @@ class TrainConfig:
     label_init_std: float = 0.5  # DiT's 0.02 learns the class signal far slower at this size
     embedder_lr_mult: float = 1.0  # learning rate of t_embedder / y_embedder relative to ``lr`` (1: DiT's)
     label_lr_mult: float = 1.0  # learning rate of y_embedder (the label table) relative to ``lr``, on top of the above
+    t_weight_decay: float = 0.0  # AdamW's decoupled weight decay on t_embedder alone (0: DiT's): the class-shared part of c
+    # then costs less in the label rows than in t_emb, a test of whether the label rows align when t_emb cannot hold it
     class_dropout_prob: float = 0.1
     ema_decay: float = 0.998
     steps: int = 8000
@@ -201,12 +203,15 @@ def train_diffusion(cfg: TrainConfig, data: dict, clf: GlyphClassifier, work: Wo
 def param_groups(model: DiT, cfg: TrainConfig) -> list[dict]:
     """The embedders in groups of their own so that ``embedder_lr_mult`` / ``label_lr_mult`` can speed them up
     (one group when both are 1: the parameter order of earlier runs, so their optimiser states resume)."""
-    if cfg.embedder_lr_mult == 1.0 and cfg.label_lr_mult == 1.0:
-        return [{"params": list(model.parameters()), "lr_mult": 1.0}]
     named = list(model.named_parameters())
     rest = [p for n, p in named if not n.startswith(EMBEDDER_PREFIXES)]
     t_emb = [p for n, p in named if n.startswith("t_embedder.")]
     y_emb = [p for n, p in named if n.startswith("y_embedder.")]
+    if cfg.t_weight_decay:
+        return [{"params": rest, "lr_mult": 1.0}, {"params": y_emb, "lr_mult": cfg.embedder_lr_mult * cfg.label_lr_mult},
+                {"params": t_emb, "lr_mult": cfg.embedder_lr_mult, "weight_decay": cfg.t_weight_decay}]
+    if cfg.embedder_lr_mult == 1.0 and cfg.label_lr_mult == 1.0:
+        return [{"params": list(model.parameters()), "lr_mult": 1.0}]
     if cfg.label_lr_mult == 1.0:  # the grouping of runs made before label_lr_mult existed
         return [{"params": rest, "lr_mult": 1.0}, {"params": t_emb + y_emb, "lr_mult": cfg.embedder_lr_mult}]
     return [{"params": rest, "lr_mult": 1.0}, {"params": t_emb, "lr_mult": cfg.embedder_lr_mult},
