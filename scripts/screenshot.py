@@ -12,35 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+sys.path.insert(0, ROOT)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"screenshot: dtviz serve exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"screenshot: the dashboard did not answer within {timeout:.0f} s")
+from dtviz.serving.local import CHROMEDRIVER, CHROMIUM, app_idle, chromium_driver, free_port, wait_healthy  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,12 +32,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         raise SystemExit(f"screenshot: needs {CHROMIUM} and {CHROMEDRIVER} (apt-get install chromium chromium-driver)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-
-    os.environ.setdefault("SE_OFFLINE", "true")  # selenium-manager must never download a browser
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([sys.executable, "-m", "dtviz", "serve", "--port", str(port)], cwd=ROOT,
@@ -64,20 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     profile = tempfile.mkdtemp(prefix="dtviz-shot-")
     try:
         wait_healthy(url, proc)
-        opts = Options()
-        opts.binary_location = CHROMIUM
-        for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
-                     "--force-device-scale-factor=1", f"--window-size={args.size}", f"--user-data-dir={profile}"):
-            opts.add_argument(flag)
-        driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+        driver = chromium_driver(profile, size=args.size)
         try:
             driver.get(f"{url}/{args.page}")
             time.sleep(3)
             deadline = time.time() + 240
-            while time.time() < deadline:  # until no "Running…" widget and no spinner is shown
-                busy = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"], [data-testid="stSpinner"]')
-                if not any(e.is_displayed() for e in busy):
-                    break
+            while time.time() < deadline and not app_idle(driver):
                 time.sleep(0.5)
             time.sleep(2)  # plotly's first paint
             driver.save_screenshot(args.out)
@@ -86,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+        shutil.rmtree(profile, ignore_errors=True)
     print(f"screenshot: wrote {os.path.relpath(args.out, ROOT)} ({args.page})")
     return 0
 

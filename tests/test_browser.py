@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(ROOT, "tests", "output")
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"  # dtviz.serving.local's, checked before import
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,37 +30,15 @@ if not os.path.exists(CHROMEDRIVER):
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException  # noqa: E402
-from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 import dtviz  # noqa: E402
 from dtviz.analysis.stats import ConditionStats  # noqa: E402
+from dtviz.serving.local import app_idle as idle, chromium_driver, free_port, wait_healthy  # noqa: E402
 
 HEAD_LABEL = "Head dims"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"streamlit did not become healthy at {url} within {timeout:.0f} s")
 
 
 @pytest.fixture(scope="module")
@@ -101,17 +76,8 @@ def downloads():
 @pytest.fixture(scope="module")
 def browser(downloads):
     profile = tempfile.mkdtemp(prefix="dtviz-chromium-")
-    opts = Options()
-    opts.add_experimental_option("prefs", {"download.default_directory": downloads,
-                                           "download.prompt_for_download": False})
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-                 "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1600,1900",
-                 "--force-device-scale-factor=1", f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    os.environ.setdefault("SE_OFFLINE", "true")  # belt and braces: selenium-manager must never download
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    driver = chromium_driver(profile, size="1600,1900",
+                             prefs={"download.default_directory": downloads, "download.prompt_for_download": False})
     driver.set_page_load_timeout(90)
     driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": downloads})
     try:
@@ -130,12 +96,6 @@ def wait(driver, predicate, timeout=90, what="condition"):
     except TimeoutException:
         shot(driver, f"timeout-{what.replace(' ', '-')}")
         raise AssertionError(f"timed out waiting for {what}") from None
-
-
-def idle(driver) -> bool:
-    """The app is not running (no 'Running…' status widget) and no spinner is shown."""
-    busy = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"], [data-testid="stSpinner"]')
-    return not any(e.is_displayed() for e in busy)
 
 
 def head_count(driver) -> str | None:
