@@ -190,8 +190,8 @@ def render(cfg: dict, m: dict) -> str:
         f"- Flow matching, AdamW lr {tr['lr']} (warm-up {tr['warmup']}), batch {tr['batch_size']}, EMA {tr['ema_decay']},"
         f" label dropout {tr['class_dropout_prob']}, label table initialised at std {tr['label_init_std']}, seed {tr['seed']}.",
         f"- Steps: {tr['steps']}; {tr['train_per_class']} rendered samples per class.",
-        f"- Training time: {metrics.get('training_seconds', float('nan')) / 60:.0f} min of logged step time on 2 CPU cores"
-        " (shared with other work while it ran).",
+        f"- Training time: {metrics.get('training_seconds', float('nan')) / 60:.0f} min of logged step time on a 2-core CPU"
+        " machine shared with other work while it ran.",
         f"- Regenerate: `{train_command(tr, m)}` (resumable), then `python scripts/model_card.py --model assets/{m.get('name', 'builtin')}`.",
         "",
         "## Quality (measured)",
