@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dtviz.builtin.card import measure, render, save_grid  # noqa: E402
+from dtviz.builtin.card import measure, read_trials, render, save_grid  # noqa: E402
 
 
 def main() -> int:
@@ -15,13 +15,17 @@ def main() -> int:
     parser.add_argument("--model", default="assets/builtin")
     parser.add_argument("--per-class", type=int, default=2)
     parser.add_argument("--claims-samples", type=int, default=256, help="samples per sampling run of the scorecard")
-    parser.add_argument("--render-only", action="store_true", help="rewrite README.md from the card.json already measured")
+    parser.add_argument("--render-only", action="store_true", help="rewrite README.md from the card.json already measured "
+                        "(and trials.json as it is now, which scripts/trial_curve.py writes)")
     args = parser.parse_args()
     with open(os.path.join(args.model, "config.json")) as fh:
         cfg = json.load(fh)
     if args.render_only:
         with open(os.path.join(args.model, "card.json")) as fh:
             m = json.load(fh)
+        m["trials"] = read_trials(args.model)
+        with open(os.path.join(args.model, "card.json"), "w") as fh:
+            json.dump(m, fh, indent=1)
         with open(os.path.join(args.model, "README.md"), "w") as fh:
             fh.write(render(cfg, m))
         print(f"rewrote {args.model}/README.md from card.json")

@@ -144,3 +144,23 @@ def test_learning_rate_schedule_known_answers():
     decay = TrainConfig(lr=1e-3, warmup=200, steps=4000, decay_from=3000)
     assert learning_rate(decay, 2999) == 1e-3 and learning_rate(decay, 3000) == 1e-3
     assert learning_rate(decay, 3500) == pytest.approx(0.5e-3) and learning_rate(decay, 4000) == 0.0
+
+
+def test_timestep_weight_decay_shrinks_only_the_timestep_embedder():
+    """--t-weight-decay: with zero gradients, one AdamW step multiplies t_embedder's weights by 1 - lr·wd and leaves
+    the label table and the backbone as they were (a known answer, through the optimiser the training builds)."""
+    from dtviz.builtin.train import TrainConfig, param_groups
+
+    cfg = TrainConfig(num_classes=4, hidden_size=32, depth=1, num_heads=2, t_weight_decay=0.5)
+    torch.manual_seed(0)
+    model = DiT(cfg.dit_config())
+    model.initialize_weights(label_std=0.02)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(param_groups(model, cfg), lr=0.1, weight_decay=0.0)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for name, p in model.named_parameters():
+        factor = 1 - 0.1 * 0.5 if name.startswith("t_embedder.") else 1.0
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+    assert len(param_groups(model, TrainConfig())) == 1  # DiT's recipe: one group, the order earlier runs resume from
