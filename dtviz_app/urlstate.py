@@ -90,8 +90,10 @@ def bound(widget: Callable, key: str, default: Any, *, parse: Callable[[str], An
     options = kwargs.get("options")
     if options is not None:  # a value from another model / page state that this widget cannot show
         options = list(options)
-        if isinstance(current, list):
-            st.session_state[key] = [v for v in current if v in options]
+        if isinstance(current, list):  # a set: a link may carry ~80 000 ids; within max_selections
+            allowed = set(options) if all(isinstance(o, (str, int, float, tuple)) for o in options) else options
+            kept = [v for v in current if not isinstance(v, (list, dict, set)) and v in allowed]
+            st.session_state[key] = kept[:kwargs["max_selections"]] if kwargs.get("max_selections") else kept
         elif current not in options:
             st.session_state[key] = default if default in options else options[0]
     elif isinstance(current, (int, float)) and not isinstance(current, bool):  # keep numbers inside the widget's range

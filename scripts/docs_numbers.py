@@ -66,8 +66,9 @@ def hostile_block() -> str:
         size = f"{r['file_bytes'] / 1024:.1f} KB" if r["file_bytes"] < 2 ** 20 else f"{r['file_bytes'] / 2 ** 20:.1f} MB"
         lines.append(f"| {cell(r['case'])} | {size} | {r['peak_mb_over_honest']:+d} MB | {r['seconds']} s | "
                      f"{cell(r['message'])} |")
-    lines += ["", f"Measured by `python bench/hostile_round2.py` (`dtviz stats FILE --json` in a fresh process; the honest "
-              f"file's peak: {data['honest_peak_mb']} MB); `tests/test_hostile_files.py` holds every case under +300 MB."]
+    lines += ["", f"Measured by `python bench/hostile_round2.py` (`dtviz stats FILE --json`, or the command named, in a fresh "
+              f"process; the honest file's peak: {data['honest_peak_mb']} MB); `tests/test_hostile_files.py` and "
+              "`tests/test_hostile_round3.py` hold every case under +300 MB."]
     return "\n".join(lines) + "\n"
 
 

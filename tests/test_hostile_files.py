@@ -326,9 +326,10 @@ def test_clients_take_turns_and_one_waits_per_client():
 
 
 def test_the_documented_budgets_are_the_code_s():
-    """docs/reliability.md states the round-2 limits in prose: they are the constants of dtviz.sources.budgets."""
+    """docs/reliability.md states the round-2 and round-3 limits in prose: they are the constants of dtviz.sources.budgets."""
     with open(os.path.join(ROOT, "docs", "reliability.md"), encoding="utf-8") as fh:
         text = fh.read().replace("\u202f", " ")
+    from dtviz.models import MAX_TOKENS
     from dtviz.sampling.queue import MAX_QUEUED
 
     for stated in (f"{budgets.MAX_PICKLE_NODES:,}".replace(",", " "), f"{budgets.MAX_PICKLE_DEPTH} levels",
@@ -336,5 +337,7 @@ def test_the_documented_budgets_are_the_code_s():
                    f"{budgets.MAX_CSV_LINE_BYTES // 2 ** 20} MiB", f"{budgets.MAX_CSV_COLUMNS:,}".replace(",", " ") + " columns",
                    f"{budgets.MAX_SAFETENSORS_HEADER_BYTES // 2 ** 20} MiB",
                    f"{budgets.MAX_SAFETENSORS_TENSORS:,}".replace(",", " ") + " tensors",
-                   f"{budgets.MAX_SWEEP_TABLE_BYTES // 2 ** 20} MiB", f"at most {MAX_QUEUED} waiting runs"):
+                   f"{budgets.MAX_SWEEP_TABLE_BYTES // 2 ** 20} MiB", f"at most {MAX_QUEUED} waiting runs",
+                   f"at most {budgets.MAX_ROWS:,}".replace(",", " ") + " per matrix",
+                   "at most " + " × ".join([str(int(MAX_TOKENS ** 0.5))] * 2)):
         assert stated in text, stated

@@ -20,6 +20,10 @@ GiB, MiB = 2 ** 30, 2 ** 20
 # An embedding matrix as the float32 copy dtviz keeps (N × d × 4 bytes): 100 000 × 2 048 fits; also the limit
 # for what a file declares before conversion (a float64 .npy of 1 GiB is read into 512 MiB of float32).
 MAX_MATRIX_BYTES = 1 * GiB
+# Rows (conditions) of one matrix or trajectory: each row also costs a Python name (~100 bytes) and an entry in every
+# per-row list a page draws, which the float budget above does not see (a sparse 4 KB .npy of 8 M × 1 would cost
+# > 1 GB in names). 1000 ImageNet classes or a 100 000-prompt set fit.
+MAX_ROWS = 200_000
 # CSV / TSV text: parsed row by row into float32, so memory is ~ the float32 matrix, not the text.
 MAX_CSV_BYTES = 256 * MiB
 # A labels sidecar, one label per line.
@@ -70,9 +74,18 @@ def check_bytes(what: str, size: int | float, limit: int, name: str) -> None:
 
 def check_array_shape(shape: tuple, itemsize: int, name: str) -> None:
     """A declared array (shape, bytes per item) must fit ``MAX_MATRIX_BYTES`` both as stored and as float32."""
+    if any(int(s) < 0 for s in shape):
+        raise DtvizInputError(f"expected an array of non-negative sizes in {name!r}, but its header declares a negative one.")
     count = int(np.prod([int(s) for s in shape], dtype=object)) if shape else 1
     check_bytes(f"an array of shape {tuple(int(s) for s in shape)}", count * max(int(itemsize), 4),
                 MAX_MATRIX_BYTES, name)
+
+
+def check_rows(rows: int, name: str, what: str = "rows") -> None:
+    """At most ``MAX_ROWS`` rows (or labels) in ``name``, checked before any of them becomes a Python object."""
+    if rows > MAX_ROWS:
+        raise DtvizInputError(f"{name!r} holds {rows:,} {what}, over this server's budget of {MAX_ROWS:,} "
+                              "(dtviz.sources.budgets); use a subset of the rows.")
 
 
 def npy_header(fh) -> tuple[tuple, np.dtype]:
@@ -118,8 +131,11 @@ def check_npz(path: str, name: str) -> None:
             infos = zf.infolist()
             total = sum(i.file_size for i in infos)
             check_bytes("arrays (declared, uncompressed)", total, MAX_MATRIX_BYTES, name)
-            for info in infos:
-                if info.filename.endswith(".npy") and info.file_size:
+            for info in infos:  # every member NumPy would read as an array, with or without the .npy suffix
+                if info.file_size:
+                    with zf.open(info) as fh:
+                        if fh.read(6) != b"\x93NUMPY":
+                            continue
                     with zf.open(info) as fh:
                         shape, dtype = npy_header(fh)
                     check_array_shape(shape, dtype.itemsize, name)
@@ -147,6 +163,10 @@ def check_labels(value, rows: int | None, where: str) -> list[str]:
     """Labels from a file: a flat list (or 1-D array) of str / int / float, one per row, each at most MAX_LABEL_CHARS.
     Checked item by item before anything is turned into text, so a nested structure never is (``str`` of a list
     nested 26 deep through one shared object would build gigabytes)."""
+    if hasattr(value, "__len__") and getattr(value, "ndim", 1) != 0:  # the count first: 8 M labels deflate to 92 KB but cost ~700 MB as Python strings
+        if rows is not None and len(value) != rows:
+            raise DtvizInputError(f"expected one label per row in {where!r} ({rows} rows), but found {len(value)} labels.")
+        check_rows(len(value), where, "labels")
     if hasattr(value, "tolist") and getattr(value, "ndim", 1) == 1 and getattr(getattr(value, "dtype", None), "kind", "O") != "O":
         value = value.tolist()
     if not isinstance(value, (list, tuple)):

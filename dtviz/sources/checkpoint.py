@@ -130,7 +130,7 @@ def check_safetensors_header(path: str) -> None:
                               f"{budgets.MAX_SAFETENSORS_TENSORS:,} (dtviz.sources.budgets); it is not a model checkpoint.")
     try:
         json.loads(raw)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: brackets nested deeper than Python's stack
         raise DtvizInputError(f"expected a safetensors file, but the header of {name!r} is not valid JSON.") from err
 
 

@@ -33,7 +33,10 @@ _ARRAY_KEYS = ("embeddings", "embedding", "c", "E", "X")
 
 class MatrixSource(Source):
     def __init__(self, matrix: np.ndarray, labels: list[str] | None = None, name: str = "matrix", device=None):
+        shape = getattr(matrix, "shape", ())  # arrays and tensors: before the float32 copy
+        budgets.check_rows(int(shape[0]) if len(shape) == 2 else 0, name)
         matrix = validate_matrix(matrix, name)
+        budgets.check_rows(matrix.shape[0], name)  # and before the row names
         if labels is not None and len(labels) != matrix.shape[0]:
             raise DtvizInputError(f"expected one label per row of {name!r} ({matrix.shape[0]} rows), but found {len(labels)} labels.")
         self.matrix = matrix
@@ -107,11 +110,20 @@ def _load_matrix(path: str, labels, device) -> MatrixSource:
 
 
 def read_labels_file(path: str) -> list[str]:
+    """One label per non-empty line; stops at ``budgets.MAX_ROWS`` labels (16 MiB of two-character lines would be
+    5.5 M Python strings before the row count refused them)."""
     path = check_readable_file(path, "a labels text file")
-    budgets.check_bytes("text", os.path.getsize(path), budgets.MAX_LABELS_BYTES, os.path.basename(path))
+    name = os.path.basename(path)
+    budgets.check_bytes("text", os.path.getsize(path), budgets.MAX_LABELS_BYTES, name)
     try:
+        labels = []
         with open(path, encoding="utf-8") as fh:
-            return [line.rstrip("\n") for line in fh if line.strip()]
+            for line in fh:
+                if line.strip():
+                    if len(labels) == budgets.MAX_ROWS:
+                        budgets.check_rows(budgets.MAX_ROWS + 1, name, "labels (at least)")
+                    labels.append(line.rstrip("\n"))
+        return labels
     except UnicodeDecodeError as err:
         raise DtvizInputError(f"expected a UTF-8 text file of labels, one per line, but {path!r} is not text.") from err
 
@@ -134,7 +146,7 @@ def _np_load(path: str):
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise DtvizInputError(f"refused to load {path!r}: it holds pickled Python objects, which dtviz never unpickles; save a numeric array.") from err
-        raise DtvizInputError(f"expected a NumPy array file, but {path!r} is damaged or truncated ({str(err)[:120]}).") from err
+        raise DtvizInputError(f"expected a NumPy array file, but {path!r} is damaged or truncated.") from err
     except (OSError, EOFError, zipfile.BadZipFile) as err:
         raise DtvizInputError(f"expected a NumPy array file, but {path!r} is damaged or truncated.") from err
 
@@ -145,7 +157,8 @@ def _from_npz(path: str):
         keys = list(data.keys())
         arrays = {k: data[k] for k in keys}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as err:
-        raise DtvizInputError(f"expected a NumPy .npz archive of numeric arrays, but {path!r} could not be read ({str(err)[:120]}).") from err
+        raise DtvizInputError(f"expected a NumPy .npz archive of numeric arrays, but {path!r} could not be read: a "
+                              "member is damaged, truncated or not a numeric array.") from err
     return _from_mapping(arrays, path)
 
 
@@ -153,6 +166,13 @@ def _from_mapping(obj, path: str):
     if not isinstance(obj, dict):
         raise DtvizInputError(f"expected a tensor or a dict with an 'embeddings' entry in {path!r}, but found {type(obj).__name__}.")
     labels = obj.get("labels", obj.get("names"))
+    shape = getattr(next((obj[k] for k in _ARRAY_KEYS if k in obj), None), "shape", ())
+    if labels is not None and len(shape) == 2 and hasattr(labels, "__len__") and getattr(labels, "ndim", 1) != 0:
+        # the count against the rows first: labels become Python strings only when there is one per row
+        budgets.check_rows(int(shape[0]), os.path.basename(path))
+        if len(labels) != shape[0]:
+            raise DtvizInputError(f"expected one label per row of {os.path.basename(path)!r} ({shape[0]} rows), "
+                                  f"but found {len(labels)} labels.")
     if labels is not None:
         labels = budgets.check_labels(labels, None, os.path.basename(path))
     for key in _ARRAY_KEYS:
@@ -236,6 +256,8 @@ def _check_csv_lines(path: str, delimiter: str) -> None:
             if line.count(sep) >= budgets.MAX_CSV_COLUMNS:
                 raise DtvizInputError(f"expected at most {budgets.MAX_CSV_COLUMNS:,} columns per CSV row (the width of c), "
                                       f"but row {i + 1} of {name!r} has {line.count(sep) + 1:,}.")
+            if i > budgets.MAX_ROWS:  # a header row and MAX_ROWS rows of numbers at the most (blank lines count too)
+                budgets.check_rows(i, name, "lines (at least)")
 
 
 def _csv_rows(path: str, delimiter: str, skip: int = 0):

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dtviz.sources import budgets
 from dtviz.sources.checkpoint import nearest_keys, read_any, unwrap_state_dict
 from dtviz.models.device import resolve_device
 from dtviz.errors import DtvizInputError
@@ -45,7 +46,7 @@ class NativeSource(Source):
         ``num_heads`` / ``null_row`` (auto|yes|no): what the file may not say (dtviz.sources.release_config)."""
         self.path = path
         weights_path = os.path.join(path, MODEL_FILE) if os.path.isdir(path) else path
-        self.sidecar = sidecar if sidecar is not None else find_sidecar(weights_path)
+        self.sidecar = check_sidecar(sidecar if sidecar is not None else find_sidecar(weights_path), SIDECAR)
         raw = contents if contents is not None else read_any(weights_path)
         self.record = read_training_record(raw)  # DiT/SiT/REPA args or LightningDiT config, if the wrapper has one
         unwrapped = unwrap_state_dict(raw, repr(weights_path))
@@ -255,11 +256,35 @@ def find_sidecar(weights_path: str) -> dict:
             try:
                 with open(path) as fh:
                     data = json.load(fh)
-            except (OSError, ValueError) as err:
-                raise DtvizInputError(f"expected JSON in {path!r}, but it could not be parsed ({err}).") from err
+            except (OSError, ValueError, RecursionError) as err:
+                why = "it is nested too deeply" if isinstance(err, RecursionError) else str(err)
+                raise DtvizInputError(f"expected JSON in {path!r}, but it could not be parsed ({why}).") from err
             if isinstance(data, dict) and "family" in data and "class_names" in data:
                 return data
     return {}
+
+
+def check_sidecar(data: dict, where: str) -> dict:
+    """dtviz's config.json with its values checked before anything uses them: name and family short texts,
+    class_names a flat list of text or numbers (dtviz.sources.budgets.check_labels), model a dict of numbers and
+    true/false (each setting is checked against the family's config and the weights when a model is built:
+    dtviz.models.Backbone.settings). Errors name the setting, never its value: the file may come with a link."""
+    out = dict(data)
+    for key in ("name", "family"):
+        if key in out and not (isinstance(out[key], str) and len(out[key]) <= budgets.MAX_LABEL_CHARS):
+            raise DtvizInputError(f"expected {key!r} in {where} to be a text of at most {budgets.MAX_LABEL_CHARS} "
+                                  f"characters, but found {'a ' + type(out[key]).__name__ if not isinstance(out[key], str) else 'a longer one'}.")
+    if out.get("class_names") is not None:
+        out["class_names"] = budgets.check_labels(out["class_names"], None, where)
+    model = out.get("model")
+    if model is not None:
+        if not isinstance(model, dict):
+            raise DtvizInputError(f"expected 'model' in {where} to be a dict of settings, but found a {type(model).__name__}.")
+        for key, value in model.items():
+            if not (value is None or isinstance(value, (bool, int, float))):
+                raise DtvizInputError(f"expected the model setting {str(key)[:40]!r} in {where} to be a number or "
+                                      f"true/false, but found a {type(value).__name__}.")
+    return out
 
 
 def _shape(state: Mapping, key: str) -> tuple:

@@ -102,7 +102,9 @@ def read_trajectory(path: str) -> Trajectory:
                 raise DtvizInputError(f"expected a trajectory file with a 'trajectory' array, but {name!r} holds {sorted(members)[:6]}.")
             array = data["trajectory"]
             rows = array.shape[0] if array.ndim else 0
-            labels = data["labels"].tolist() if "labels" in members else [f"row {i}" for i in range(rows)]
+            budgets.check_rows(rows, name)
+            labels = (budgets.check_labels(data["labels"], rows, name) if "labels" in members
+                      else [f"row {i}" for i in range(rows)])
             steps = array.shape[1] if array.ndim == 3 else 0
             timesteps = data["timesteps"] if "timesteps" in members else np.full(steps, np.nan)
             null = data["null"] if "null" in members else np.zeros(rows, dtype=bool)
