@@ -88,7 +88,7 @@ def threads_value(text: str):
     return number(int, 1)(text)
 
 
-def idle_cores(interval: float = 0.1) -> float:
+def idle_cores(interval: float = 0.05) -> float:
     """Cores idle right now: /proc/stat read twice ``interval`` apart (Linux), else every core less the 1-minute load
     average. ``--threads auto`` takes one thread per idle core: on a 2-core machine whose other core is busy, a second
     thread only waits for it (bench/threads.py measures auto against 1 thread, idle and loaded)."""
