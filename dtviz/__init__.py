@@ -30,7 +30,7 @@ _LAZY = {
     "load": "dtviz.sources.loading", "BUILTIN": "dtviz.sources.loading", "BUILTINS": "dtviz.sources.loading",
     "capture": "dtviz.pruning.capture", "prune": "dtviz.pruning.capture",
     "PruneSpec": "dtviz.pruning.spec", "ConditionStats": "dtviz.analysis.stats",
-    "measure_claims": "dtviz.analysis.claims",
+    "measure_claims": "dtviz.evaluation.claims",
 }
 __all__ = ["load", "capture", "prune", "BUILTIN", "PruneSpec", "ConditionStats", "measure_claims", "DtvizInputError"]
 

@@ -154,7 +154,7 @@ def exports(ctx, ordered, plan) -> None:
         link = st.context.url
     except Exception:  # no browser (tests)
         pass
-    cols = st.columns([1, 1, 4])
+    cols = st.columns([3, 2, 5])  # the buttons' labels in full at 1600 px
     cols[0].download_button("Markdown for a review", data=claims_markdown(ordered, ctx.info.name, settings, link),
                             file_name="dtviz-claims.md", mime="text/markdown", icon=":material/download:",
                             on_click="ignore", key="clm_md")
