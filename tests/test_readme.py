@@ -72,3 +72,13 @@ def test_the_python_example_runs_and_every_top_level_name_resolves(tmp_path):
 
     for name in dtviz.__all__:
         assert getattr(dtviz, name) is not None, name
+
+
+def test_the_library_page_example_runs(tmp_path):
+    """docs/library.md's example, verbatim, in a fresh folder (it writes the variance view's PNGs there)."""
+    with open(os.path.join(ROOT, "docs", "library.md"), encoding="utf-8") as fh:
+        block = re.search(r"```python\n(.*?)```", fh.read(), re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert any(name.endswith(".png") for name in os.listdir(tmp_path))
