@@ -47,6 +47,11 @@ def _source_picker() -> tuple[str | None, str | None, str]:
                               format_func=lambda name: f"{name} — {BUILTINS[name].description}",
                               help="Models shipped in assets/ (no download): " + "; ".join(
                                   f"{b.name}: {b.description}" for b in BUILTINS.values()))
+        from dtviz.builtin.card import verdict_counts
+
+        counts = verdict_counts(BUILTINS[source].path)
+        if counts:  # measured by scripts/model_card.py when the model was shipped
+            st.caption(f"{BUILTINS[source].description.split(' (')[0]}. The paper's claims on it (its model card): {counts}.")
     elif kind == "path":
         path = st.text_input("Checkpoint file or folder", key="src_path",
                              placeholder="models/SiT-XL-2-256.pt or a diffusers folder",

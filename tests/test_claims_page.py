@@ -36,3 +36,18 @@ def test_claims_page_shows_every_id_with_the_library_s_reading():
     verdicts = [c.verdict for c in statistics.values()] + [r["verdict"] for r in shipped.values()]
     assert sorted(badges) == sorted(verdicts)  # st.badge renders as markdown: one verdict per row
     assert any(b.label == "Markdown for a review" for b in at.get("download_button"))
+
+
+def test_the_picker_says_what_each_built_in_shows():
+    """Under the built-in picker: the model's line and its card's verdict counts, counted here from card.json."""
+    from dtviz.sources.builtins import BUILTINS
+
+    for name in BUILTINS:
+        at = new_app(src=name)
+        at.run()
+        ok(at)
+        with open(os.path.join(BUILTINS[name].path, "card.json"), encoding="utf-8") as fh:
+            verdicts = [r["verdict"] for r in json.load(fh)["claims"]]
+        expected = (f"{verdicts.count('holds')} hold, {verdicts.count('partly')} partly, "
+                    f"{verdicts.count('does not hold')} do not hold")
+        assert any(expected in c.value for c in at.sidebar.caption), (name, expected)

@@ -283,6 +283,18 @@ def shipped_status(model_dir: str) -> list[str]:
     return lines
 
 
+def verdict_counts(model_dir: str) -> str | None:
+    """'5 hold, 2 partly, 4 do not hold' from a shipped model's measured card.json (the picker's line), or None."""
+    try:
+        with open(os.path.join(model_dir, "card.json")) as fh:
+            rows = json.load(fh).get("claims") or []
+    except (OSError, ValueError):
+        return None
+    count = {v: sum(r.get("verdict") == v for r in rows) for v in ("holds", "partly", "does not hold")}
+    return (f"{count['holds']} hold, {count['partly']} partly, {count['does not hold']} do not hold"
+            if rows else None)
+
+
 def trial_lines(trials: dict | None) -> list[str]:
     """The recipes tried on the way to this model (``trials.json`` beside it: measured rows, each with its
     command), as the table the card shows: recipe → cosine, nPR, class accuracy at each snapshot."""
