@@ -33,6 +33,10 @@ def main() -> list[tuple]:
         np.savez_compressed(labels, embeddings=np.ones((4, 2), np.float32), labels=np.full(8_000_000, "ab", dtype="<U2"))
         big = builtin_copy(os.path.join(tmp, "big"), hidden_size=2048, depth=4)
         sample = ["--random", "1", "--steps", "1", "--out", os.path.join(tmp, "out")]
+        zeros, long_labels = os.path.join(tmp, "zeros.npz"), os.path.join(tmp, "long-labels.npz")
+        np.savez_compressed(zeros, embeddings=np.zeros((20_000, 1024), np.float32))
+        np.savez_compressed(long_labels, embeddings=np.ones((200_000, 1), np.float32),
+                            labels=np.full(200_000, "a" * 1000, dtype="<U1000"))
         cases = [  # (case, the file it is judged by, the command)
             ("bzip2 .npz member declaring 182 bytes, 2 GiB inflated", npz_bomb(os.path.join(tmp, "b.npz"), zipfile.ZIP_BZIP2)),
             ("LZMA .npz member, 2 GiB inflated", npz_bomb(os.path.join(tmp, "l.npz"), zipfile.ZIP_LZMA)),
@@ -43,6 +47,10 @@ def main() -> list[tuple]:
             ("round 3: .npz of 4 rows with 8 M two-character labels", labels),
             ("round 3: config.json saying hidden_size 2048, depth 4 beside the built-in weights (dtviz sample)",
              os.path.join(big, "config.json"), ["sample", big, *sample]),
+            ("round 3b: a sparse .npy of 100 000 × 600 (240 MB declared, within the float budget)",
+             sparse_npy(os.path.join(tmp, "holes.npy"), (100_000, 600))),
+            ("round 3b: 80 MB of zeros deflated into an .npz", zeros),
+            ("round 3b: 200 000 rows with labels of 1 000 characters, deflated (.npz)", long_labels),
         ]
         for name, path, *command in cases:
             peak, done, seconds = peak_rss_mb(command[0] if command else ["stats", path, "--json"])

@@ -339,5 +339,7 @@ def test_the_documented_budgets_are_the_code_s():
                    f"{budgets.MAX_SAFETENSORS_TENSORS:,}".replace(",", " ") + " tensors",
                    f"{budgets.MAX_SWEEP_TABLE_BYTES // 2 ** 20} MiB", f"at most {MAX_QUEUED} waiting runs",
                    f"at most {budgets.MAX_ROWS:,}".replace(",", " ") + " per matrix",
-                   "at most " + " × ".join([str(int(MAX_TOKENS ** 0.5))] * 2)):
+                   "at most " + " × ".join([str(int(MAX_TOKENS ** 0.5))] * 2),
+                   f"float32 copy\n≤ {budgets.MAX_MATRIX_BYTES // 2 ** 20} MiB", f"at most {budgets.MAX_INFLATION}× its stored",
+                   f"beyond {budgets.INFLATION_FREE_BYTES // 2 ** 20} MiB", f"at most {4 * budgets.MAX_LABELS_BYTES // 2 ** 20} MiB"):
         assert stated in text, stated

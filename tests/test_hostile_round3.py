@@ -25,19 +25,24 @@ from tests.test_hostile_files import honest_peak, one_sentence, peak_rss_mb  # n
 BUDGET_MB = 300  # issue 23: a small hostile file raises the peak by less than this
 
 
-def sparse_npy(path: str, shape: tuple, dtype: str = "<f4") -> str:
-    """A .npy whose data is a hole: a few KB on disk however many rows its header declares."""
+def sparse_npy(path: str, shape: tuple, dtype: str = "<f4", dense: bool = False) -> str:
+    """A .npy whose data is a hole: a few KB on disk however many rows its header declares (``dense``: the zeros
+    written, so the file holds what it declares)."""
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
     with open(path, "wb") as fh:
         fh.write(buf.getvalue())
-        fh.truncate(len(buf.getvalue()) + int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        if dense:
+            for start in range(0, size, 2 ** 24):
+                fh.write(bytes(min(2 ** 24, size - start)))
+        else:
+            fh.truncate(len(buf.getvalue()) + size)
     return path
 
 
 def test_millions_of_rows_are_refused_before_each_gets_a_name(tmp_path, honest_peak):
-    path = sparse_npy(str(tmp_path / "rows.npy"), (8_000_000, 1))
-    assert os.stat(path).st_blocks * 512 < 64 * 1024  # a sparse file: kilobytes on disk
+    path = sparse_npy(str(tmp_path / "rows.npy"), (8_000_000, 1), dense=True)
     peak, done, seconds = peak_rss_mb(["stats", path, "--json"])
     line = one_sentence(done.stderr)
     assert "8,000,000 rows" in line and f"{budgets.MAX_ROWS:,}" in line
@@ -46,10 +51,11 @@ def test_millions_of_rows_are_refused_before_each_gets_a_name(tmp_path, honest_p
 
 def test_labels_are_counted_before_they_become_text(tmp_path, honest_peak):
     path = str(tmp_path / "labels.npz")
-    np.savez_compressed(path, embeddings=np.ones((4, 2), np.float32), labels=np.full(8_000_000, "ab", dtype="<U2"))
+    # 1.5 M labels: 12 MB as an array, within the inflation budget (8 M deflate 686× and are refused for that)
+    np.savez_compressed(path, embeddings=np.ones((4, 2), np.float32), labels=np.full(1_500_000, "ab", dtype="<U2"))
     assert os.path.getsize(path) < 200 * 1024
     peak, done, _ = peak_rss_mb(["stats", path, "--json"])
-    assert "4 rows" in one_sentence(done.stderr) and "8000000 labels" in done.stderr
+    assert "4 rows" in one_sentence(done.stderr) and "1500000 labels" in done.stderr
     assert peak - honest_peak < BUDGET_MB
 
 
@@ -90,14 +96,15 @@ def test_a_config_cannot_make_dtviz_build_a_larger_model_than_its_weights(tmp_pa
 
 
 @pytest.mark.parametrize("settings, named", [({"in_channels": "SECRET-VALUE"}, "in_channels"),
-                                             ({"SECRET-KEY": 1}, "SECRET-KEY"),
+                                             ({"SECRET-KEY": 1}, "1 of its names"),
+                                             ({"SECRET-KEY": "x"}, "one of the model settings"),
                                              ({"depth": True}, "depth"), ({"mlp_ratio": -1e400}, "mlp_ratio")])
 def test_model_settings_are_checked_and_their_values_never_echoed(tmp_path, settings, named):
     folder = builtin_copy(tmp_path / "cfg", **settings)
     with pytest.raises(DtvizInputError) as err:
         dtviz.load(folder).build_model()
     message = str(err.value)
-    assert named in message and "SECRET-VALUE" not in message and "Error" not in message and "\n" not in message
+    assert named in message and "SECRET" not in message and "Error" not in message and "\n" not in message
 
 
 def test_config_names_must_be_plain_text(tmp_path):
@@ -137,3 +144,21 @@ def test_odd_headers_get_a_sentence_without_an_exception_name(tmp_path):
         with pytest.raises(DtvizInputError, match=expected) as err:
             dtviz.load(str(path))
         assert "Error" not in str(err.value)
+
+
+def test_a_file_must_hold_the_bytes_it_declares(tmp_path, honest_peak):
+    """Within the row and float budgets, a sparse .npy and a deflated member of zeros are refused by what they store
+    (the analysis of a matrix at the float budget takes ~8× it; a 4 KB sparse file or a 1 MB upload must not)."""
+    sparse = sparse_npy(str(tmp_path / "holes.npy"), (100_000, 600))  # 240 MB declared, a few KB stored
+    assert os.stat(sparse).st_blocks * 512 < 64 * 1024
+    zeros = str(tmp_path / "zeros.npz")
+    np.savez_compressed(zeros, embeddings=np.zeros((20_000, 1024), np.float32))  # 80 MB deflated to ~80 KB
+    assert os.path.getsize(zeros) < 2 ** 20
+    for path, expected in ((sparse, "a sparse file"), (zeros, "inflates")):
+        peak, done, _ = peak_rss_mb(["stats", path, "--json"])
+        assert expected in one_sentence(done.stderr)
+        assert peak - honest_peak < BUDGET_MB
+    labels = str(tmp_path / "labels.npz")  # one label per row, each within 1000 characters, 80 MB as an array
+    np.savez(labels, embeddings=np.ones((20_000, 1), np.float32), labels=np.full(20_000, "a" * 1000, dtype="<U1000"))
+    with pytest.raises(DtvizInputError, match="labels of 76.3 MiB"):
+        dtviz.load(labels)

@@ -62,7 +62,7 @@ class Backbone:
         unknown = [k for k in config if k not in known]
         if unknown:
             raise DtvizInputError(f"expected the model settings in {where} to be among {self.name}'s "
-                                  f"({', '.join(sorted(known))}), but {len(unknown)} are not (first: {str(unknown[0])[:40]!r}).")
+                                  f"({', '.join(sorted(known))}), but {len(unknown)} of its names are not.")
         for key, value in config.items():
             kind = known[key]
             ok = (isinstance(value, bool) if kind == "bool" else
@@ -111,6 +111,11 @@ def _lightningdit() -> Backbone:
 # family key -> factory (imported lazily: only the family being sampled is loaded)
 _FACTORIES: dict[str, Callable[[], Backbone]] = {"dit": _dit, "sit": _dit, "repa": _dit, "mg": _dit, "mdt": _mdt,
                                                  "lightningdit": _lightningdit}
+
+
+def known_settings() -> set[str]:
+    """Every setting name a sidecar's "model" dict may hold, across the backbones."""
+    return {f.name for factory in set(_FACTORIES.values()) for f in fields(factory().config_class)}
 
 
 def backbone_for(family: str) -> Backbone | None:

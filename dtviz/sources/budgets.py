@@ -17,16 +17,23 @@ from dtviz.errors import DtvizInputError
 # ================================================================================ limits
 
 GiB, MiB = 2 ** 30, 2 ** 20
-# An embedding matrix as the float32 copy dtviz keeps (N × d × 4 bytes): 100 000 × 2 048 fits; also the limit
-# for what a file declares before conversion (a float64 .npy of 1 GiB is read into 512 MiB of float32).
-MAX_MATRIX_BYTES = 1 * GiB
+# An embedding matrix as the float32 copy dtviz keeps (N × d × 4 bytes): 50 000 × 1 152 or 16 000 × 4 096 fit; also
+# the limit for what a file declares before conversion. The statistics work in float64 and keep the sorted |c|, so
+# the peak is several times this (`dtviz stats` on a 1 GiB matrix peaked at 8.6 GB, on 256 MiB at 2.3 GB).
+MAX_MATRIX_BYTES = 256 * MiB
+# A file must hold the bytes it declares: a compressed member may inflate at most this many times its stored size,
+# and a file at most this many times its allocated blocks (a sparse file), once it declares more than 16 MiB —
+# so the cost of a file follows its size (honest float arrays barely compress; 64 MiB of zeros deflate to 64 KB).
+MAX_INFLATION = 64
+INFLATION_FREE_BYTES = 16 * MiB
 # Rows (conditions) of one matrix or trajectory: each row also costs a Python name (~100 bytes) and an entry in every
 # per-row list a page draws, which the float budget above does not see (a sparse 4 KB .npy of 8 M × 1 would cost
 # > 1 GB in names). 1000 ImageNet classes or a 100 000-prompt set fit.
 MAX_ROWS = 200_000
 # CSV / TSV text: parsed row by row into float32, so memory is ~ the float32 matrix, not the text.
 MAX_CSV_BYTES = 256 * MiB
-# A labels sidecar, one label per line.
+# A labels sidecar, one label per line; an array of labels in a .npz may take 4× this (NumPy stores 4 bytes a
+# character).
 MAX_LABELS_BYTES = 16 * MiB
 # One label (a class or prompt name) in characters, and the columns of a CSV row: both far above any real file.
 MAX_LABEL_CHARS = 1000
@@ -88,6 +95,25 @@ def check_rows(rows: int, name: str, what: str = "rows") -> None:
                               "(dtviz.sources.budgets); use a subset of the rows.")
 
 
+def check_stored(path: str, declared: int, name: str) -> None:
+    """A file whose data is mostly holes (a sparse file) is refused: it would cost what it declares, not its size."""
+    import os
+
+    blocks = getattr(os.stat(path), "st_blocks", None)
+    if blocks is not None and declared > INFLATION_FREE_BYTES and blocks * 512 * MAX_INFLATION < declared:
+        raise DtvizInputError(f"{name!r} declares {human(declared)} of data but stores {human(blocks * 512)} (a sparse "
+                              "file); dtviz reads files whose bytes are on disk.")
+
+
+def check_inflation(info: zipfile.ZipInfo, name: str) -> None:
+    """A compressed zip member may inflate at most MAX_INFLATION times (beyond INFLATION_FREE_BYTES)."""
+    if (info.compress_type != zipfile.ZIP_STORED and info.file_size > INFLATION_FREE_BYTES
+            and info.file_size > MAX_INFLATION * max(info.compress_size, 1)):
+        raise DtvizInputError(f"a member of {name!r} inflates {info.file_size / max(info.compress_size, 1):,.0f} times "
+                              f"(to {human(info.file_size)}), over this server's budget of {MAX_INFLATION}× "
+                              "(dtviz.sources.budgets); real embeddings barely compress.")
+
+
 def npy_header(fh) -> tuple[tuple, np.dtype]:
     """(shape, dtype) from an open .npy stream positioned at its start, reading only the header."""
     version = np.lib.format.read_magic(fh)
@@ -132,6 +158,9 @@ def check_npz(path: str, name: str) -> None:
             total = sum(i.file_size for i in infos)
             check_bytes("arrays (declared, uncompressed)", total, MAX_MATRIX_BYTES, name)
             for info in infos:  # every member NumPy would read as an array, with or without the .npy suffix
+                check_inflation(info, name)
+                if info.filename.rsplit("/", 1)[-1].removesuffix(".npy") in ("labels", "names"):
+                    check_bytes("labels", info.file_size, 4 * MAX_LABELS_BYTES, name)
                 if info.file_size:
                     with zf.open(info) as fh:
                         if fh.read(6) != b"\x93NUMPY":
@@ -152,6 +181,7 @@ def check_zip_members(path: str, name: str) -> None:
         with zipfile.ZipFile(path) as zf:
             check_zip_methods(zf, name)
             for info in zf.infolist():
+                check_inflation(info, name)
                 if info.compress_type != zipfile.ZIP_STORED:
                     check_bytes(f"a compressed member {info.filename.rsplit('/', 1)[-1]!r}", info.file_size,
                                 MAX_ZIP_MEMBER_BYTES, name)

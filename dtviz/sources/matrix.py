@@ -97,6 +97,7 @@ def _load_matrix(path: str, labels, device) -> MatrixSource:
         matrix, file_labels = read_csv_matrix(path)
     elif lower.endswith(".safetensors"):
         budgets.check_bytes("a file", os.path.getsize(path), budgets.MAX_MATRIX_BYTES, name)
+        budgets.check_stored(path, os.path.getsize(path), name)
         matrix, file_labels = _from_mapping(dict(read_safetensors(path)), path)
     else:
         budgets.check_bytes("a file", os.path.getsize(path), budgets.MAX_MATRIX_BYTES, name)
@@ -137,7 +138,9 @@ def _np_load(path: str):
     # the header's shape (or each member's declared size) first; a .npy is then memory-mapped, so the float32
     # copy validate_matrix makes is the only one in memory
     if kind == ".npy file":
-        if budgets.check_npy(path, os.path.basename(path)).hasobject:  # cannot be memory-mapped; never unpickled
+        dtype = budgets.check_npy(path, os.path.basename(path))  # the declared size first, then what is stored
+        budgets.check_stored(path, os.path.getsize(path), os.path.basename(path))
+        if dtype.hasobject:  # cannot be memory-mapped; never unpickled
             raise DtvizInputError(f"refused to load {path!r}: it holds pickled Python objects, which dtviz never unpickles; save a numeric array.")
     else:
         budgets.check_npz(path, os.path.basename(path))

@@ -27,7 +27,7 @@ from dtviz.sources.checkpoint import nearest_keys, read_any, unwrap_state_dict
 from dtviz.models.device import resolve_device
 from dtviz.errors import DtvizInputError
 from dtviz.sources.families import FAMILIES, detect_family, get_family
-from dtviz.models import backbone_for
+from dtviz.models import backbone_for, known_settings
 from dtviz.models.dit import timestep_features
 from dtviz.sources.base import Source, SourceInfo, check_finite
 from dtviz.sources.release_config import (read_heads, read_null_row, read_training_record, repa_legacy_layout,
@@ -282,8 +282,9 @@ def check_sidecar(data: dict, where: str) -> dict:
             raise DtvizInputError(f"expected 'model' in {where} to be a dict of settings, but found a {type(model).__name__}.")
         for key, value in model.items():
             if not (value is None or isinstance(value, (bool, int, float))):
-                raise DtvizInputError(f"expected the model setting {str(key)[:40]!r} in {where} to be a number or "
-                                      f"true/false, but found a {type(value).__name__}.")
+                known = key if key in known_settings() else "one of the model settings"  # never a file's own name
+                raise DtvizInputError(f"expected {known!r} in {where} to be a number or true/false, but found a "
+                                      f"{type(value).__name__}.")
     return out
 
 
