@@ -24,21 +24,21 @@ def main() -> int:
         with open(os.path.join(args.model, "card.json")) as fh:
             m = json.load(fh)
         m["trials"] = read_trials(args.model)
-        with open(os.path.join(args.model, "card.json"), "w") as fh:
-            json.dump(m, fh, indent=1)
-        with open(os.path.join(args.model, "README.md"), "w") as fh:
-            fh.write(render(cfg, m))
-        print(f"rewrote {args.model}/README.md from card.json")
-        return 0
-    m = measure(args.model, per_class=args.per_class, claims_samples=args.claims_samples)
-    save_grid(args.model, os.path.join(args.model, "samples.png"))
-    with open(os.path.join(args.model, "card.json"), "w") as fh:
-        json.dump(m, fh, indent=1)
-    with open(os.path.join(args.model, "README.md"), "w") as fh:
-        fh.write(render(cfg, m))
-    print(f"class accuracy {m['class_accuracy']:.3f}; sample16 {m['sample16_median_s']:.2f}s; wrote {args.model}/README.md")
+    else:
+        m = measure(args.model, per_class=args.per_class, claims_samples=args.claims_samples)
+        save_grid(args.model, os.path.join(args.model, "samples.png"))
+    write_card(args.model, cfg, m)
+    print(f"rewrote {args.model}/README.md from card.json" if args.render_only else
+          f"class accuracy {m['class_accuracy']:.3f}; sample16 {m['sample16_median_s']:.2f}s; wrote {args.model}/README.md")
     return 0
 
+
+def write_card(model: str, cfg: dict, m: dict) -> None:
+    """card.json (the measurements) and README.md (rendered from them) side by side."""
+    with open(os.path.join(model, "card.json"), "w") as fh:
+        json.dump(m, fh, indent=1)
+    with open(os.path.join(model, "README.md"), "w") as fh:
+        fh.write(render(cfg, m))
 
 if __name__ == "__main__":
     raise SystemExit(main())

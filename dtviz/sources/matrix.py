@@ -170,14 +170,8 @@ def _from_mapping(obj, path: str):
         raise DtvizInputError(f"expected a tensor or a dict with an 'embeddings' entry in {path!r}, but found {type(obj).__name__}.")
     labels = obj.get("labels", obj.get("names"))
     shape = getattr(next((obj[k] for k in _ARRAY_KEYS if k in obj), None), "shape", ())
-    if labels is not None and len(shape) == 2 and hasattr(labels, "__len__") and getattr(labels, "ndim", 1) != 0:
-        # the count against the rows first: labels become Python strings only when there is one per row
-        budgets.check_rows(int(shape[0]), os.path.basename(path))
-        if len(labels) != shape[0]:
-            raise DtvizInputError(f"expected one label per row of {os.path.basename(path)!r} ({shape[0]} rows), "
-                                  f"but found {len(labels)} labels.")
-    if labels is not None:
-        labels = budgets.check_labels(labels, None, os.path.basename(path))
+    if labels is not None:  # counted against the rows first: labels become Python strings only when one per row
+        labels = budgets.check_labels(labels, int(shape[0]) if len(shape) == 2 else None, os.path.basename(path))
     for key in _ARRAY_KEYS:
         if key in obj:
             return obj[key], labels
