@@ -3,7 +3,6 @@
 The pages are listed explicitly (st.navigation), the sidebar with the model and the settings is shared
 (the dtviz_app package), and every number comes from the ``dtviz`` library.
 """
-import logging
 import os
 import sys
 
@@ -20,7 +19,7 @@ if ROOT not in sys.path:
 from dtviz.models.device import interactive_threads  # noqa: E402
 from dtviz.errors import DtvizInputError  # noqa: E402
 import dtviz_app as common  # noqa: E402
-from dtviz_app.access import install_read_policy  # noqa: E402
+from dtviz_app.access import install_read_policy, show_bug  # noqa: E402
 
 install_read_policy()  # every file a loader opens for a visitor lies in the served folders (dtviz.sources.access)
 
@@ -69,8 +68,7 @@ except DtvizInputError as err:  # bad input inside a page: the library's sentenc
 except Exception as err:  # noqa: BLE001 — a bug must not take the other pages down
     if type(err).__module__.startswith("streamlit"):
         raise
-    logging.getLogger("dtviz.app").exception("page %s failed", module)
-    st.error(f"This view failed: {type(err).__name__}. The other pages keep working; details are in the server log.")
+    show_bug(module)
 common.prune_url(prefix)
 with st.sidebar:
     st.divider()

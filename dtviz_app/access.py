@@ -117,6 +117,17 @@ def show_error(text, warning: bool = False) -> None:
     (st.warning if warning else st.error)(shown(str(text)))
 
 
+def show_bug(page: str) -> str:
+    """A bug inside a page (call from an ``except`` block): the traceback goes to the server log under a short
+    incident id and the visitor sees one sentence with that id — no exception text, class name or path, which
+    could describe the server's files or code to a stranger. Returns the id."""
+    incident = secrets.token_hex(3)
+    LOG.exception("page %s failed (incident %s)", page, incident)
+    st.error(f"This view failed on an unexpected error (incident {incident} in the server log). "
+             "The other pages keep working.")
+    return incident
+
+
 # ================================================================================ uploads
 
 _OWNERS: dict[str, str] = {}  # upload folder → session id (this process only: UPLOAD_ROOT is its own)

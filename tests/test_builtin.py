@@ -164,3 +164,30 @@ def test_timestep_weight_decay_shrinks_only_the_timestep_embedder():
         factor = 1 - 0.1 * 0.5 if name.startswith("t_embedder.") else 1.0
         torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
     assert len(param_groups(model, TrainConfig())) == 1  # DiT's recipe: one group, the order earlier runs resume from
+
+
+def test_t_mean_penalty_is_the_mean_square_of_t_emb_averaged_over_t_and_reaches_only_t_emb():
+    """--t-mean-penalty: mean_i(m_i²) with m the mean of t_emb over 64 evenly spaced t in [0, 1] (a float64
+    re-computation from the MLP's weights), and its gradient lands on t_embedder alone."""
+    import numpy as np
+
+    from dtviz.builtin.train import TrainConfig, t_mean_penalty_loss
+    from dtviz.models.dit import timestep_features
+
+    cfg = TrainConfig(num_classes=4, hidden_size=32, depth=1, num_heads=2, t_mean_penalty=1.0)
+    torch.manual_seed(0)
+    model = DiT(cfg.dit_config())
+    model.initialize_weights(label_std=0.02)
+    for p in model.t_embedder.parameters():  # DiT's init leaves the output layer's bias at 0: give it a value
+        torch.nn.init.normal_(p, std=0.3)
+    w = {n: p.detach().double().numpy() for n, p in model.t_embedder.mlp.named_parameters()}
+    feats = timestep_features(torch.linspace(0, 1, 64), model.t_embedder.frequency_embedding_size).double().numpy()
+    h = feats @ w["0.weight"].T + w["0.bias"]
+    h = h / (1 + np.exp(-h))  # SiLU
+    m = (h @ w["2.weight"].T + w["2.bias"]).mean(0)
+    penalty = t_mean_penalty_loss(model)
+    assert penalty.item() == pytest.approx(float((m ** 2).mean()), rel=1e-5)
+    penalty.backward()
+    for name, p in model.named_parameters():
+        touched = p.grad is not None and bool(p.grad.abs().sum() > 0)
+        assert touched == name.startswith("t_embedder."), name

@@ -162,3 +162,32 @@ def test_a_file_must_hold_the_bytes_it_declares(tmp_path, honest_peak):
     np.savez(labels, embeddings=np.ones((20_000, 1), np.float32), labels=np.full(20_000, "a" * 1000, dtype="<U1000"))
     with pytest.raises(DtvizInputError, match="labels of 76.3 MiB"):
         dtviz.load(labels)
+
+
+def test_a_bug_in_a_page_shows_an_incident_id_not_the_exception(caplog):
+    """A page that raises an unexpected error: the visitor reads one sentence with an incident id; neither the
+    exception's class, nor its text (which may hold a server path) is shown; the log holds both under that id."""
+    from streamlit.testing.v1 import AppTest
+
+    def page():
+        import re
+
+        import streamlit as st
+
+        from dtviz_app.access import show_bug
+
+        try:
+            raise KeyError("/srv/private/weights/model.pt")
+        except KeyError:
+            st.session_state["incident"] = show_bug("overview")
+        assert re.fullmatch(r"[0-9a-f]{6}", st.session_state["incident"])
+
+    with caplog.at_level("ERROR", logger="dtviz.app"):
+        at = AppTest.from_function(page, default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    shown = " ".join(e.value for e in at.error)
+    incident = at.session_state["incident"]
+    assert f"incident {incident}" in shown and shown.count(".") == 2  # one sentence per thought, two in all
+    assert "KeyError" not in shown and "/srv" not in shown and "model.pt" not in shown
+    logged = "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records)
+    assert incident in logged

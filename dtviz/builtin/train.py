@@ -48,6 +48,8 @@ class TrainConfig:
     label_lr_mult: float = 1.0  # learning rate of y_embedder (the label table) relative to ``lr``, on top of the above
     t_weight_decay: float = 0.0  # AdamW's decoupled weight decay on t_embedder alone (0: DiT's): the class-shared part of c
     # then costs less in the label rows than in t_emb, a test of whether the label rows align when t_emb cannot hold it
+    t_mean_penalty: float = 0.0  # λ of λ·mean_i(m_i²), m = t_emb averaged over T_GRID (0: DiT's): the one part of t_emb that
+    # is the same at every t costs this, while the t-dependent part and the label rows stay free (t_mean_penalty_loss)
     class_dropout_prob: float = 0.1
     ema_decay: float = 0.998
     steps: int = 8000
@@ -125,6 +127,16 @@ def flow_matching_loss(model: DiT, x_data: torch.Tensor, labels: torch.Tensor, g
     return F.mse_loss(model(x_t, t, labels), x_data - noise)
 
 
+T_GRID = torch.linspace(0, 1, 64)  # the t of training's U[0, 1], evenly: the mean over it is E_t up to O(1/64)
+
+
+def t_mean_penalty_loss(model: DiT) -> torch.Tensor:
+    """mean_i(m_i²) with m = E_t[t_embedder(t)] (d,) over T_GRID: the t-independent part of t_emb. A test of the
+    mechanism behind the label rows' alignment (issue 20): when t_emb cannot hold the part of c that every condition
+    shares at every t, does that part move into the label rows? Not a sparsity regulariser: it does not touch y."""
+    return model.t_embedder(T_GRID).mean(0).pow(2).mean()
+
+
 @torch.no_grad()
 def class_accuracy(model: DiT, clf: GlyphClassifier, cfg: TrainConfig, per_class: int = 2,
                    classes: int | None = None, seed: int = 1234) -> float:
@@ -172,6 +184,8 @@ def train_diffusion(cfg: TrainConfig, data: dict, clf: GlyphClassifier, work: Wo
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
         loss = flow_matching_loss(model, x_all[idx], y_all[idx], gen)
+        if cfg.t_mean_penalty:
+            loss = loss + cfg.t_mean_penalty * t_mean_penalty_loss(model)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
