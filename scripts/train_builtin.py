@@ -36,7 +36,8 @@ def logged_training_seconds(log_path: str) -> float:
     return total
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, TrainConfig]:
+    """The command line and the TrainConfig it asks for (every int / float field of TrainConfig is a flag)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", default=".cache/builtin-train", help="scratch folder: data cache, resumable state")
     parser.add_argument("--out", default="assets/builtin", help="where the shipped files go")
@@ -51,13 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         if f.type in ("int", "float"):
             parser.add_argument("--" + f.name.replace("_", "-"), type=int if f.type == "int" else float, default=None)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
     cfg = TrainConfig(**overrides)
     if args.snapshot_steps:
         cfg.snapshot_steps = tuple(int(x) for x in args.snapshot_steps.split(",") if x.strip())
     cfg.snapshot_steps = tuple(s for s in cfg.snapshot_steps if s < cfg.steps) + (cfg.steps,)
+    return args, cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, cfg = parse(argv)
+    torch.set_num_threads(args.threads)
     work = Workdir(args.work)
     work.log(f"config {json.dumps(dataclasses.asdict(cfg))}")
     t0 = time.time()

@@ -191,3 +191,27 @@ def test_t_mean_penalty_is_the_mean_square_of_t_emb_averaged_over_t_and_reaches_
     for name, p in model.named_parameters():
         touched = p.grad is not None and bool(p.grad.abs().sum() > 0)
         assert touched == name.startswith("t_embedder."), name
+
+
+@pytest.mark.parametrize("name", ["builtin", "builtin-v2", "builtin-wide"])
+def test_each_card_s_training_command_asks_for_that_model_s_own_settings(name):
+    """The "Regenerate" command a card prints, parsed by scripts/train_builtin.py, gives back every number of the
+    training settings in that model's config.json (a setting the command left out would train another model)."""
+    import json
+    import shlex
+
+    from dtviz.builtin.card import train_command
+    from dtviz.sources.builtins import builtin_dir
+    from scripts.train_builtin import parse
+
+    with open(os.path.join(builtin_dir(name), "config.json")) as fh:
+        config = json.load(fh)
+    with open(os.path.join(builtin_dir(name), "card.json")) as fh:
+        card = json.load(fh)
+    argv = shlex.split(train_command(config["training"], card))[2:]
+    args, cfg = parse(argv)
+    for key, value in config["training"].items():
+        if isinstance(value, (int, float)) and hasattr(cfg, key):
+            assert getattr(cfg, key) == value, key
+    sampler = card["sampler"]
+    assert args.ship_sampler in (None, f"{sampler['name']}:{sampler['steps']}")
