@@ -215,3 +215,23 @@ def test_each_card_s_training_command_asks_for_that_model_s_own_settings(name):
             assert getattr(cfg, key) == value, key
     sampler = card["sampler"]
     assert args.ship_sampler in (None, f"{sampler['name']}:{sampler['steps']}")
+
+
+def test_what_stands_in_the_way_is_read_off_the_recipes_snapshots():
+    """The card's "What stands in the way" names the best snapshot for each of the two goals, and whether any met
+    both (known answers on a made-up trials.json); snapshots without the label part's cosine are left out."""
+    from dtviz.builtin.card import obstacle_lines
+
+    snap = lambda step, cos_y, npr: {"step": step, "cosine": 0.9, "cosine_y": cos_y, "npr": npr,  # noqa: E731
+                                     "cosine_min_t": 0.8}
+    trials = {"recipes": [
+        {"name": "P: sparse", "curve": [snap(0, 0.0, 0.6), snap(100, 0.01, 0.09), snap(200, 0.02, 0.08)]},
+        {"name": "Q: aligned", "curve": [snap(100, 0.6, 0.7), snap(200, 0.55, 0.4), {"step": 300, "cosine": 1.0, "npr": 0.01}]},
+    ], "obstacle": "Reading."}
+    text = "\n".join(obstacle_lines(trials))
+    assert "Over the 5 snapshots" in text
+    assert "the highest cosine of y is 0.020 (recipe P, step 200)" in text
+    assert "the lowest nPR(c̄) is 40.0 % (recipe Q, step 200; y+t cosine 0.900, lowest cosine over t 0.800)" in text
+    assert "none met both" in text and text.rstrip().endswith("Reading.")
+    trials["recipes"][0]["curve"].append(snap(300, 0.7, 0.05))
+    assert "- 1 met both" in "\n".join(obstacle_lines(trials))

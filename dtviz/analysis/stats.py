@@ -36,6 +36,41 @@ def as_matrix(E) -> np.ndarray:
     return E
 
 
+# Rows per block where a whole-matrix float64 copy would be N·d·8 bytes: fit's temporaries stay at this many rows.
+FIT_BLOCK_ROWS = 2048
+
+
+def float_rows(E) -> np.ndarray:
+    """A 2-D float32 or float64 array of E without a copy where it is one already (as_matrix's checks): the
+    N×d input stays in its own precision and only blocks of it become float64 (row_blocks)."""
+    if hasattr(E, "detach"):
+        E = E.detach().cpu().numpy()
+    E = np.asarray(E)
+    if E.dtype not in (np.float32, np.float64):
+        return as_matrix(E)
+    return as_matrix(E) if E.ndim != 2 or 0 in E.shape else E
+
+
+def row_blocks(E: np.ndarray):
+    """float64 copies of FIT_BLOCK_ROWS rows of E at a time, in order."""
+    for start in range(0, E.shape[0], FIT_BLOCK_ROWS):
+        yield np.asarray(E[start:start + FIT_BLOCK_ROWS], dtype=np.float64)
+
+
+def exact_threshold(dtype, tau: float):
+    """A τ of ``dtype`` with x < it ⟺ x < τ (τ read as a float64 number) for every x of that dtype: NumPy compares a
+    float32 array with τ rounded to float32, which counts a value just below τ as equal to it."""
+    if np.dtype(dtype) != np.float32:
+        return np.float64(tau)
+    t32 = np.float32(tau)
+    return np.nextafter(t32, np.float32(np.inf)) if float(t32) < tau else t32  # the smallest float32 ≥ τ
+
+
+def count_below(sorted_abs: np.ndarray, tau: float) -> int:
+    """#{x in sorted_abs : x < τ}, exactly, whatever the array's float precision."""
+    return int(np.searchsorted(sorted_abs, exact_threshold(sorted_abs.dtype, tau), side="left"))
+
+
 # ------------------------------------------------------------------------------------------- cosine
 
 def cosine_matrix(E) -> np.ndarray:
@@ -43,16 +78,24 @@ def cosine_matrix(E) -> np.ndarray:
     E = as_matrix(E)
     norms = np.linalg.norm(E, axis=1, keepdims=True)
     U = np.divide(E, norms, out=np.zeros_like(E), where=norms > 0)
-    return np.clip(U @ U.T, -1.0, 1.0)
+    C = U @ U.T
+    return np.clip(C, -1.0, 1.0, out=C)  # in place: N×N is the largest array of the statistics
 
 
 def offdiag_summary(C: np.ndarray) -> dict:
-    """Mean, min and max over the i ≠ j entries (NaN for a single class)."""
+    """Mean, min and max over the i ≠ j entries (NaN for a single class), a few rows at a time: no copy of the
+    N² − N entries (C itself is the largest array of the statistics)."""
     n = C.shape[0]
     if n < 2:
         return {"mean": float("nan"), "min": float("nan"), "max": float("nan")}
-    off = C[~np.eye(n, dtype=bool)]
-    return {"mean": float(off.mean()), "min": float(off.min()), "max": float(off.max())}
+    lo, hi, total = np.inf, -np.inf, 0.0
+    for start in range(0, n, 256):
+        block = np.array(C[start:start + 256], dtype=np.float64)
+        rows = np.arange(block.shape[0])
+        total += block.sum() - block[rows, start + rows].sum()
+        block[rows, start + rows] = np.nan  # the diagonal entries of these rows; fmin / fmax skip NaN
+        lo, hi = min(lo, np.fmin.reduce(block, axis=None)), max(hi, np.fmax.reduce(block, axis=None))
+    return {"mean": float(total / (n * (n - 1))), "min": float(lo), "max": float(hi)}
 
 
 def offdiag_values(C: np.ndarray) -> np.ndarray:
@@ -61,15 +104,19 @@ def offdiag_values(C: np.ndarray) -> np.ndarray:
 
 
 def offdiag_mean_streaming(E) -> float:
-    """The off-diagonal mean cosine without the N×N matrix: Σ_{i≠j} u_i·u_j = |Σ u_i|² − Σ |u_i|²  (O(N·d))."""
-    E = as_matrix(E)
+    """The off-diagonal mean cosine without the N×N matrix: Σ_{i≠j} u_i·u_j = |Σ u_i|² − Σ |u_i|²  (O(N·d)),
+    a block of FIT_BLOCK_ROWS rows at a time in float64."""
+    E = float_rows(E)
     n = E.shape[0]
     if n < 2:
         return float("nan")
-    norms = np.linalg.norm(E, axis=1, keepdims=True)
-    U = np.divide(E, norms, out=np.zeros_like(E), where=norms > 0)
-    total = U.sum(0)
-    return float((total @ total - (U * U).sum()) / (n * (n - 1)))
+    total, squares = np.zeros(E.shape[1]), 0.0
+    for block in row_blocks(E):
+        norms = np.linalg.norm(block, axis=1, keepdims=True)
+        U = np.divide(block, norms, out=np.zeros_like(block), where=norms > 0)
+        total += U.sum(0)
+        squares += float((U * U).sum())
+    return float((total @ total - squares) / (n * (n - 1)))
 
 
 # --------------------------------------------------------------------------------- participation
@@ -217,20 +264,33 @@ class ConditionStats:
     compute_cosine: bool = True
 
     def fit(self, E) -> "ConditionStats":
-        E = as_matrix(E)
-        self.n_, self.dim_ = E.shape
-        self.mean_vector_ = E.mean(0)
-        if self.compute_cosine and self.n_ > MAX_COSINE_CLASSES:
+        """One pass over E in blocks of FIT_BLOCK_ROWS rows (float64 inside each block) for the sums, PR and the
+        sorted |c| (kept in E's own precision), a second for the variance around the mean: the peak is about the
+        sorted copy plus a few blocks, not several float64 copies of E (the dashboard's budget bounds E, not fit)."""
+        E = float_rows(E)
+        self.n_, self.dim_ = n, d = E.shape
+        total, start = np.zeros(d), 0
+        self.pr_per_class_ = np.empty(n)
+        self._abs_rows_sorted = np.empty((n, d), dtype=E.dtype)
+        for block in row_blocks(E):
+            stop = start + block.shape[0]
+            total += block.sum(0)
+            self.pr_per_class_[start:stop] = participation_ratio(block)
+            self._abs_rows_sorted[start:stop] = np.sort(np.abs(E[start:stop]), axis=1)
+            start = stop
+        self.mean_vector_ = total / n
+        squares = np.zeros(d)
+        for block in row_blocks(E):
+            squares += ((block - self.mean_vector_) ** 2).sum(0)
+        self.variance_ = squares / n  # population (ddof = 0), as per_dim_variance
+        if self.compute_cosine and n > MAX_COSINE_CLASSES:
             self.cosine_ = None
             self.cosine_summary_ = {"mean": offdiag_mean_streaming(E), "min": float("nan"), "max": float("nan")}
         elif self.compute_cosine:
             self.cosine_ = cosine_matrix(E)
             self.cosine_summary_ = offdiag_summary(self.cosine_)
         self.pr_mean_vector_ = participation_ratio(self.mean_vector_)
-        self.pr_per_class_ = participation_ratio(E)
-        self.variance_ = per_dim_variance(E)
         self._abs_mean_sorted = np.sort(np.abs(self.mean_vector_))
-        self._abs_rows_sorted = np.sort(np.abs(E), axis=1)
         return self
 
     def cosine(self) -> np.ndarray:
@@ -243,8 +303,9 @@ class ConditionStats:
 
     def s_tail_at(self, tau: float) -> dict:
         """s_tail of c̄ and the mean over classes of each class's s_tail."""
-        mv = np.searchsorted(self._abs_mean_sorted, tau, side="left") / self.dim_
-        per_row = np.array([np.searchsorted(r, tau, side="left") for r in self._abs_rows_sorted]) / self.dim_
+        mv = count_below(self._abs_mean_sorted, tau) / self.dim_
+        rows, t = self._abs_rows_sorted, exact_threshold(self._abs_rows_sorted.dtype, tau)
+        per_row = np.concatenate([(rows[i:i + FIT_BLOCK_ROWS] < t).sum(1) for i in range(0, self.n_, FIT_BLOCK_ROWS)]) / self.dim_
         return {"mean_vector": float(mv), "per_class_mean": float(per_row.mean())}
 
     def at_tau(self, tau: float) -> dict:
