@@ -235,3 +235,15 @@ def test_what_stands_in_the_way_is_read_off_the_recipes_snapshots():
     assert "none met both" in text and text.rstrip().endswith("Reading.")
     trials["recipes"][0]["curve"].append(snap(300, 0.7, 0.05))
     assert "- 1 met both" in "\n".join(obstacle_lines(trials))
+
+
+def test_a_card_states_each_training_setting_outside_dit_s_recipe():
+    """departure_lines: nothing for DiT's own recipe; the penalty with its λ and the grid the code uses, and the
+    weight decay, each in a line of its own."""
+    from dtviz.builtin.card import departure_lines
+    from dtviz.builtin.train import T_GRID
+
+    assert departure_lines({"t_mean_penalty": 0.0, "t_weight_decay": 0.0}) == [] == departure_lines({})
+    lines = departure_lines({"t_mean_penalty": 10.0, "t_weight_decay": 3.0})
+    assert len(lines) == 2
+    assert f"averaged over {len(T_GRID)} t in [0, 1] and λ = 10," in lines[0] and "weight decay 3 on t_embedder" in lines[1]

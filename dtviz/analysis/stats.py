@@ -24,11 +24,14 @@ import numpy as np
 from dtviz.errors import DtvizInputError
 
 
-def as_matrix(E) -> np.ndarray:
-    """float64 2-D view of a numpy array or torch tensor (a 1-D vector becomes one row)."""
+def as_matrix(E, keep_float32: bool = False) -> np.ndarray:
+    """float64 2-D view of a numpy array or torch tensor (a 1-D vector becomes one row); with ``keep_float32`` a
+    float32 input stays float32, uncopied (fit reads it a block of rows at a time in float64: row_blocks)."""
     if hasattr(E, "detach"):
         E = E.detach().cpu().numpy()
-    E = np.asarray(E, dtype=np.float64)
+    E = np.asarray(E)
+    if not (keep_float32 and E.dtype == np.float32):
+        E = E.astype(np.float64, copy=False)
     if E.ndim == 1:
         E = E[None]
     if E.ndim != 2 or E.shape[0] == 0 or E.shape[1] == 0:
@@ -36,19 +39,10 @@ def as_matrix(E) -> np.ndarray:
     return E
 
 
-# Rows per block where a whole-matrix float64 copy would be N·d·8 bytes: fit's temporaries stay at this many rows.
+# Rows per block where a whole-matrix float64 copy would be N·d·8 bytes: fit's temporaries stay at this many rows;
+# the N×N cosine matrix's summary reads fewer at a time (its rows are N long, up to MAX_COSINE_CLASSES).
 FIT_BLOCK_ROWS = 2048
-
-
-def float_rows(E) -> np.ndarray:
-    """A 2-D float32 or float64 array of E without a copy where it is one already (as_matrix's checks): the
-    N×d input stays in its own precision and only blocks of it become float64 (row_blocks)."""
-    if hasattr(E, "detach"):
-        E = E.detach().cpu().numpy()
-    E = np.asarray(E)
-    if E.dtype not in (np.float32, np.float64):
-        return as_matrix(E)
-    return as_matrix(E) if E.ndim != 2 or 0 in E.shape else E
+COSINE_BLOCK_ROWS = 256
 
 
 def row_blocks(E: np.ndarray):
@@ -89,8 +83,8 @@ def offdiag_summary(C: np.ndarray) -> dict:
     if n < 2:
         return {"mean": float("nan"), "min": float("nan"), "max": float("nan")}
     lo, hi, total = np.inf, -np.inf, 0.0
-    for start in range(0, n, 256):
-        block = np.array(C[start:start + 256], dtype=np.float64)
+    for start in range(0, n, COSINE_BLOCK_ROWS):
+        block = np.array(C[start:start + COSINE_BLOCK_ROWS], dtype=np.float64)
         rows = np.arange(block.shape[0])
         total += block.sum() - block[rows, start + rows].sum()
         block[rows, start + rows] = np.nan  # the diagonal entries of these rows; fmin / fmax skip NaN
@@ -106,7 +100,7 @@ def offdiag_values(C: np.ndarray) -> np.ndarray:
 def offdiag_mean_streaming(E) -> float:
     """The off-diagonal mean cosine without the N×N matrix: Σ_{i≠j} u_i·u_j = |Σ u_i|² − Σ |u_i|²  (O(N·d)),
     a block of FIT_BLOCK_ROWS rows at a time in float64."""
-    E = float_rows(E)
+    E = as_matrix(E, keep_float32=True)
     n = E.shape[0]
     if n < 2:
         return float("nan")
@@ -267,7 +261,7 @@ class ConditionStats:
         """One pass over E in blocks of FIT_BLOCK_ROWS rows (float64 inside each block) for the sums, PR and the
         sorted |c| (kept in E's own precision), a second for the variance around the mean: the peak is about the
         sorted copy plus a few blocks, not several float64 copies of E (the dashboard's budget bounds E, not fit)."""
-        E = float_rows(E)
+        E = as_matrix(E, keep_float32=True)
         self.n_, self.dim_ = n, d = E.shape
         total, start = np.zeros(d), 0
         self.pr_per_class_ = np.empty(n)

@@ -7,6 +7,7 @@ snapshots; ``render()`` turns that into the Markdown card. scripts/model_card.py
 from __future__ import annotations
 
 from dataclasses import asdict
+import functools
 import json
 import os
 import platform
@@ -246,16 +247,17 @@ def train_command(tr: dict, m: dict) -> str:
 
 def departure_lines(tr: dict) -> list[str]:
     """The card's plain statement of each training setting that is not in DiT's recipe (none for DiT's own)."""
+    from dtviz.builtin.train import T_GRID
+
     out = []
     if tr.get("t_mean_penalty"):
         out.append(
             f"- **Not in DiT's recipe:** the part of the timestep embedding that is the same at every t is penalised, "
-            f"λ·mean_i(m_i²) with m = t_embedder averaged over 64 t in [0, 1] and λ = {tr['t_mean_penalty']:g}, added to "
-            "the flow-matching loss (`--t-mean-penalty`, `dtviz.builtin.train.t_mean_penalty_loss`). The label table and "
-            "the t-dependent part of t_emb stay free. Why: in every recipe without it the label rows stayed "
-            "near-orthogonal (the cosine-of-y column of Recipes tried), the class-shared part of c living in t_emb; "
-            "with it that part moves into the label rows. Whether the released models' long training reaches a like "
-            "state by another path, this card cannot say.")
+            f"λ·mean_i(m_i²) with m = t_embedder averaged over {len(T_GRID)} t in [0, 1] and λ = {tr['t_mean_penalty']:g}, "
+            "added to the flow-matching loss (`--t-mean-penalty`, `dtviz.builtin.train.t_mean_penalty_loss`). The label "
+            "table and the t-dependent part of t_emb stay free. What it does to c, and what the recipes without it do: "
+            "Recipes tried and What stands in the way, below. Whether the released models' long training reaches a "
+            "like state by another path, this card cannot say.")
     if tr.get("t_weight_decay"):
         out.append(f"- **Not in DiT's recipe:** AdamW weight decay {tr['t_weight_decay']:g} on t_embedder alone "
                    "(`--t-weight-decay`).")
@@ -307,9 +309,18 @@ def shipped_status(model_dir: str) -> list[str]:
 
 
 def verdict_counts(model_dir: str) -> str | None:
-    """'5 hold, 2 partly, 4 do not hold' from a shipped model's measured card.json (the picker's line), or None."""
+    """'5 hold, 2 partly, 4 do not hold' from a shipped model's measured card.json (the picker's line), or None.
+    The picker asks on every rerun of the page: the file is read again only when it changed."""
     try:
-        with open(os.path.join(model_dir, "card.json")) as fh:
+        return _verdict_counts(os.path.join(model_dir, "card.json"), os.stat(os.path.join(model_dir, "card.json")).st_mtime_ns)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _verdict_counts(card_path: str, mtime_ns: int) -> str | None:
+    try:
+        with open(card_path) as fh:
             rows = json.load(fh).get("claims") or []
     except (OSError, ValueError):
         return None
