@@ -51,7 +51,7 @@ def _source_picker() -> tuple[str | None, str | None, str]:
 
         counts = verdict_counts(BUILTINS[source].path)
         if counts:  # measured by scripts/model_card.py when the model was shipped
-            st.caption(f"{BUILTINS[source].description.split(' (')[0]}. The paper's claims on it (its model card): {counts}.")
+            st.caption(f"{BUILTINS[source].summary}. The paper's claims on it (its model card): {counts}.")
     elif kind == "path":
         path = st.text_input("Checkpoint file or folder", key="src_path",
                              placeholder="models/SiT-XL-2-256.pt or a diffusers folder",

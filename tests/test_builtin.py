@@ -131,9 +131,32 @@ def test_a_kept_state_between_evaluations_exports_and_its_curve_is_measured(tmp_
         assert row["npr"] == pytest.approx(c_bar.sum() ** 2 / (c_bar ** 2).sum() / E.shape[1], abs=6e-5)
         assert row["cosine"] == pytest.approx(C[~np.eye(len(E), dtype=bool)].mean(), abs=6e-5)
         assert row["dims_at_least_1"] == int((c_bar >= 1).sum())
+        assert_label_split(row, str(work / "snapshots" / f"step_{row['step']:06d}.safetensors"), src.t0)
     # run again with the same name: replaced in place, not added
     assert curve_main(["--work", str(work), "--name", "A", "--trials", str(trials)]) == 0
     assert [r["name"] for r in json.load(open(trials))["recipes"]] == ["A", "T"]
+
+
+def assert_label_split(row: dict, snapshot: str, t0: float) -> None:
+    """The curve's split of c at t0, re-computed in float64 from the snapshot's own tensors: the label rows (the
+    table without its last, null row) and DiT's t_embedder MLP on its sinusoidal features."""
+    from safetensors.numpy import load_file
+
+    w = {k: v.astype(np.float64) for k, v in load_file(snapshot).items()}
+    Y = w["y_embedder.embedding_table.weight"][:-1]
+    half = w["t_embedder.mlp.0.weight"].shape[1] // 2
+
+    def t_emb(t: np.ndarray) -> np.ndarray:
+        args = np.outer(t, np.exp(-np.log(10000) * np.arange(half) / half))
+        h = np.concatenate([np.cos(args), np.sin(args)], 1) @ w["t_embedder.mlp.0.weight"].T + w["t_embedder.mlp.0.bias"]
+        return (h / (1 + np.exp(-h))) @ w["t_embedder.mlp.2.weight"].T + w["t_embedder.mlp.2.bias"]
+
+    t_at_t0, t_bar = t_emb(np.array([t0]))[0], t_emb(np.linspace(0, 1, 64)).mean(0)
+    y_bar = Y.mean(0)
+    assert row["y_shared_sq"] == pytest.approx(y_bar @ y_bar, abs=6e-5)  # the curve keeps 4 decimals
+    assert row["y_own_sq"] == pytest.approx(np.mean([(y - y_bar) @ (y - y_bar) for y in Y]), abs=6e-5)  # the curve keeps 4 decimals
+    assert row["t_sq"] == pytest.approx(t_at_t0 @ t_at_t0, abs=6e-5)
+    assert row["cos_y_t_mean"] == pytest.approx(y_bar @ t_bar / np.linalg.norm(y_bar) / np.linalg.norm(t_bar), abs=6e-5)
 
 
 def test_learning_rate_schedule_known_answers():
@@ -235,6 +258,25 @@ def test_what_stands_in_the_way_is_read_off_the_recipes_snapshots():
     assert "none met both" in text and text.rstrip().endswith("Reading.")
     trials["recipes"][0]["curve"].append(snap(300, 0.7, 0.05))
     assert "- 1 met both" in "\n".join(obstacle_lines(trials))
+    assert "Where c's size sits" not in text  # no snapshot measured it
+
+
+def test_the_card_shows_where_c_s_size_sits_at_each_recipe_s_last_snapshot_that_measured_it():
+    from dtviz.builtin.card import size_split_lines
+
+    snap = lambda step, split: {"step": step, "npr": 0.25, **split}  # noqa: E731
+    split = lambda shared, own, t, along: {"y_shared_sq": shared, "y_own_sq": own, "t_sq": t,  # noqa: E731
+                                           "cos_y_t_mean": along}
+    trials = {"recipes": [
+        {"name": "P: one", "curve": [snap(0, split(0.0, 0.0, 1.0, None)), snap(500, split(0.5, 1.5, 2.0, 0.72)),
+                                     snap(600, {})]},
+        {"name": "Q: none", "curve": [snap(0, {})]},
+        {"name": "R: zero", "curve": [snap(0, split(0.0, 0.0, 1.25, None))]},
+    ]}
+    lines = size_split_lines(trials)
+    assert lines[-2:] == ["| P | 500 | 0.5000 | 1.5000 | 0.250 | 2.0000 | +0.720 | 25.0 % |",
+                          "| R | 0 | 0.0000 | 0.0000 | – | 1.2500 | – | 25.0 % |"]
+    assert size_split_lines({"recipes": trials["recipes"][1:2]}) == []
 
 
 def test_a_card_states_each_training_setting_outside_dit_s_recipe():
@@ -247,3 +289,22 @@ def test_a_card_states_each_training_setting_outside_dit_s_recipe():
     lines = departure_lines({"t_mean_penalty": 10.0, "t_weight_decay": 3.0})
     assert len(lines) == 2
     assert f"averaged over {len(T_GRID)} t in [0, 1] and λ = 10," in lines[0] and "weight decay 3 on t_embedder" in lines[1]
+    assert "steps only" not in lines[0]
+    assert departure_lines({"embedder_lr_mult": 0.1, "label_lr_mult": 10.0}) == [
+        "- **Not in DiT's recipe:** the learning rate of t_embedder is 0.1× and that of the label table 1× the rest's "
+        "(`--embedder-lr-mult 0.1` `--label-lr-mult 10`)."]
+    assert "embedder is 5× and that of the label table 5× the rest's (`--embedder-lr-mult 5`)." in departure_lines(
+        {"embedder_lr_mult": 5.0, "label_lr_mult": 1.0})[0]
+    limited = departure_lines({"t_mean_penalty": 10.0, "t_mean_penalty_steps": 500})[0]
+    assert "λ = 10, added to the flow-matching loss" in limited
+    assert "for the first 500 steps only (`--t-mean-penalty-steps`), DiT's loss alone after them. The label" in limited
+
+
+def test_the_t_mean_penalty_stops_at_its_step_and_costs_nothing_without_its_weight():
+    from dtviz.builtin.train import TrainConfig, t_mean_penalty_applies
+
+    always = TrainConfig(t_mean_penalty=10.0)
+    assert [t_mean_penalty_applies(always, s) for s in (0, 499, 500, 10**6)] == [True] * 4
+    first = TrainConfig(t_mean_penalty=10.0, t_mean_penalty_steps=500)
+    assert [t_mean_penalty_applies(first, s) for s in (0, 499, 500, 501)] == [True, True, False, False]
+    assert not any(t_mean_penalty_applies(TrainConfig(t_mean_penalty_steps=500), s) for s in (0, 499))

@@ -17,7 +17,8 @@ def test_registry_names_folders_and_descriptions():
     assert builtin_dir("builtin").endswith(os.path.join("assets", "builtin"))
     assert builtin_dir("builtin-wide").endswith(os.path.join("assets", "builtin-wide"))
     for b in BUILTINS.values():
-        assert b.description and "\n" not in b.description
+        assert b.description and "\n" not in b.description and "(" not in b.summary
+        assert b.description == (f"{b.summary} ({b.more})" if b.more else b.summary)
         assert os.path.isfile(os.path.join(b.path, "model.safetensors")), b.name
         for name in ("classifier.safetensors", "config.json", "card.json", "README.md", "samples.png"):
             assert os.path.isfile(os.path.join(b.path, name)), (b.name, name)

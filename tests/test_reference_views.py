@@ -49,6 +49,10 @@ def test_headline_metrics_compare_rows_and_source_picker():
     assert deltas["Cosine (off-diag. mean)"] == reference_label("cosine") == "paper's DiT-XL/2: 0.9001"
     assert deltas["nPR of c̄"] == "paper's DiT-XL/2: 10.47%"
     assert at.selectbox(key="src_builtin").options[:2] == [f"{b.name} — {b.description}" for b in BUILTINS.values()][:2]
+    builtin = BUILTINS["builtin"]
+    caption = next(c.value for c in at.sidebar.caption if "claims on it" in c.value)
+    assert caption.startswith(f"{builtin.summary}. The paper's claims on it (its model card): ")
+    assert builtin.more and builtin.more not in caption  # the list has the pointer, the caption only the one line
     at.switch_page(dtviz_app.view_path("compare")).run()
     ok(at)
     table = at.dataframe[0].value

@@ -254,10 +254,18 @@ def departure_lines(tr: dict) -> list[str]:
         out.append(
             f"- **Not in DiT's recipe:** the part of the timestep embedding that is the same at every t is penalised, "
             f"λ·mean_i(m_i²) with m = t_embedder averaged over {len(T_GRID)} t in [0, 1] and λ = {tr['t_mean_penalty']:g}, "
-            "added to the flow-matching loss (`--t-mean-penalty`, `dtviz.builtin.train.t_mean_penalty_loss`). The label "
+            "added to the flow-matching loss (`--t-mean-penalty`, `dtviz.builtin.train.t_mean_penalty_loss`)"
+            + (f" for the first {tr['t_mean_penalty_steps']} steps only (`--t-mean-penalty-steps`), DiT's loss alone after them"
+               if tr.get("t_mean_penalty_steps") else "") + ". The label "
             "table and the t-dependent part of t_emb stay free. What it does to c, and what the recipes without it do: "
             "Recipes tried and What stands in the way, below. Whether the released models' long training reaches a "
             "like state by another path, this card cannot say.")
+    t_mult = tr.get("embedder_lr_mult", 1.0)
+    y_mult = t_mult * tr.get("label_lr_mult", 1.0)
+    if (t_mult, y_mult) != (1.0, 1.0):
+        out.append(f"- **Not in DiT's recipe:** the learning rate of t_embedder is {t_mult:g}× and that of the label table "
+                   f"{y_mult:g}× the rest's (`--embedder-lr-mult {t_mult:g}`"
+                   + (f" `--label-lr-mult {tr['label_lr_mult']:g}`" if tr.get("label_lr_mult", 1.0) != 1.0 else "") + ").")
     if tr.get("t_weight_decay"):
         out.append(f"- **Not in DiT's recipe:** AdamW weight decay {tr['t_weight_decay']:g} on t_embedder alone "
                    "(`--t-weight-decay`).")
@@ -385,6 +393,28 @@ def obstacle_lines(trials: dict) -> list[str]:
         out.append(f"- none reached a cosine of y ≥ {COSINE_Y_GOAL:.2f};")
     out.append(f"- {len(both)} met both (the paper's models do: Tab. 1 and 4)." if both else
                "- none met both, which the paper's models do (Tab. 1 and 4).")
+    out += size_split_lines(trials)
     if trials.get("obstacle"):
         out += ["", trials["obstacle"]]
     return out + [""]
+
+
+def size_split_lines(trials: dict) -> list[str]:
+    """Where c's size sits at t0 at each recipe's last snapshot that measured it (``scripts/trial_curve.py``'s
+    label_split): the part the label rows share, their own parts, and t_emb. The label part's cosine is about
+    shared / (shared + own)."""
+    last = [(r["name"].split(":")[0], row) for r in trials["recipes"]
+            for row in [next((x for x in reversed(r["curve"]) if x.get("y_shared_sq") is not None), None)] if row]
+    if not last:
+        return []
+    out = ["", "Where c's size sits at t0, at each recipe's last snapshot (squared norms; ȳ is the mean label row, "
+           "the null row left out; t̄ is t_emb averaged over training's t in [0, 1]):", "",
+           "| recipe | step | ‖ȳ‖² (shared by the label rows) | mean ‖y_k − ȳ‖² (each row's own) | shared / (shared + own) "
+           "| ‖t_emb(t0)‖² | cosine of ȳ with t̄ | nPR (c̄) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, row in last:
+        shared, own = row["y_shared_sq"], row["y_own_sq"]
+        share = f"{shared / (shared + own):.3f}" if shared + own > 0 else "–"
+        along = "–" if row.get("cos_y_t_mean") is None else f"{row['cos_y_t_mean']:+.3f}"
+        out.append(f"| {name} | {row['step']} | {shared:.4f} | {own:.4f} | {share} | {row['t_sq']:.4f} | {along} | "
+                   f"{100 * row['npr']:.1f} % |")
+    return out

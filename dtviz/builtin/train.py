@@ -50,6 +50,8 @@ class TrainConfig:
     # then costs less in the label rows than in t_emb, a test of whether the label rows align when t_emb cannot hold it
     t_mean_penalty: float = 0.0  # λ of λ·mean_i(m_i²), m = t_emb averaged over T_GRID (0: DiT's): the one part of t_emb that
     # is the same at every t costs this, while the t-dependent part and the label rows stay free (t_mean_penalty_loss)
+    t_mean_penalty_steps: int = 0  # the penalty only before this step (0: at every step): does a shared part the label
+    # rows took up under it stay there once t_emb is free again?
     class_dropout_prob: float = 0.1
     ema_decay: float = 0.998
     steps: int = 8000
@@ -137,6 +139,11 @@ def t_mean_penalty_loss(model: DiT) -> torch.Tensor:
     return model.t_embedder(T_GRID).mean(0).pow(2).mean()
 
 
+def t_mean_penalty_applies(cfg: TrainConfig, step: int) -> bool:
+    """Is the t-mean penalty part of the loss at this (0-based) optimiser step?"""
+    return bool(cfg.t_mean_penalty) and (cfg.t_mean_penalty_steps <= 0 or step < cfg.t_mean_penalty_steps)
+
+
 @torch.no_grad()
 def class_accuracy(model: DiT, clf: GlyphClassifier, cfg: TrainConfig, per_class: int = 2,
                    classes: int | None = None, seed: int = 1234) -> float:
@@ -184,7 +191,7 @@ def train_diffusion(cfg: TrainConfig, data: dict, clf: GlyphClassifier, work: Wo
         for group in opt.param_groups:
             group["lr"] = lr * group["lr_mult"]
         loss = flow_matching_loss(model, x_all[idx], y_all[idx], gen)
-        if cfg.t_mean_penalty:
+        if t_mean_penalty_applies(cfg, step):
             loss = loss + cfg.t_mean_penalty * t_mean_penalty_loss(model)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -15,10 +15,16 @@ ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.ab
 
 @dataclass(frozen=True)
 class Builtin:
-    """A model shipped with dtviz: its source name, its folder under assets/ and one line saying what it is."""
+    """A model shipped with dtviz: its source name, its folder under assets/, what it is in one line (``summary``:
+    the picker's caption) and where to read more (``more``, optional: the picker's list adds it in parentheses)."""
     name: str
     folder: str
-    description: str
+    summary: str
+    more: str = ""
+
+    @property
+    def description(self) -> str:
+        return f"{self.summary} ({self.more})" if self.more else self.summary
 
     @property
     def path(self) -> str:
@@ -27,12 +33,12 @@ class Builtin:
 
 # name -> shipped model; the dashboard's source picker lists them in this order.
 BUILTINS = {b.name: b for b in (
-    Builtin(BUILTIN, "builtin", "the default glyph DiT: width 512, depth 2, 100 classes, label table from zero "
-                                "(what the paper's claims say of it: its Paper claims page)"),
-    Builtin("builtin-v2", "builtin-v2", "the previous default: width 256, depth 4, 1000 classes, DiT's label init "
-                                        "(std 0.02)"),
+    Builtin(BUILTIN, "builtin", "the default glyph DiT: width 512, depth 2, 100 classes, label table from zero",
+            "what the paper's claims say of it: its Paper claims page"),
+    Builtin("builtin-v2", "builtin-v2", "the previous default: width 256, depth 4, 1000 classes, DiT's label init",
+            "std 0.02"),
     Builtin("builtin-wide", "builtin-wide", "the first glyph DiT: width 128, 1000 classes, label table initialised "
-                                            "wide (std 0.5)"),
+                                            "wide", "std 0.5"),
 )}
 BUILTIN_DIR = BUILTINS[BUILTIN].path
 
