@@ -5,12 +5,11 @@ import streamlit as st
 
 import dtviz_app as common
 from dtviz import plots
-from dtviz.analysis.blocks import change_curves, contributions, modulation_change, modulations
+from dtviz.analysis.blocks import AVERAGED_MAX_ROWS, averaged_rows, change_curves, contributions, modulation_change, modulations
 from dtviz.errors import DtvizInputError
 from dtviz.pruning.spec import MASKS, MODES, PruneSpec
 from dtviz_app.pruning_controls import MASK_LABELS, MODE_LABELS
 
-MAX_ROWS = 256  # rows (classes / prompts) the page averages over: evenly spaced, all when fewer
 CURVE_POINTS = 10
 
 
@@ -33,13 +32,9 @@ def _results(key: tuple, tau: float, mode: str, mask: str, _source, _mods) -> di
             "curves": change_curves(_source, taus, mode, mask, t, ids, _mods)}
 
 
-def rows_for(n: int) -> tuple:
-    return tuple(range(n)) if n <= MAX_ROWS else tuple(np.linspace(0, n - 1, MAX_ROWS).round().astype(int).tolist())
-
-
 def compute(ctx, mode: str = "tail", mask: str = "global") -> dict:
     mods = _modulations(ctx.model_key, ctx.source)
-    return _results((ctx.key, rows_for(ctx.info.num_classes)), float(ctx.tau), mode, mask, ctx.source, mods)
+    return _results((ctx.key, averaged_rows(ctx.info.num_classes)), float(ctx.tau), mode, mask, ctx.source, mods)
 
 
 def report_figures(ctx):
@@ -59,7 +54,7 @@ def main():
         st.info(str(err), icon=":material/info:")
         return
     n = ctx.info.num_classes
-    used = n if n <= MAX_ROWS else MAX_ROWS
+    used = min(n, AVERAGED_MAX_ROWS)
     common.page_header(ctx, "Per-block modulation", metrics=False,
                        caption=f"{ctx.title_context} · every block computes m = W·SiLU(c) + b from c (part y+t whatever "
                                f"the sidebar's part); averaged over {used} of {n} rows")

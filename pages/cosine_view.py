@@ -6,6 +6,7 @@ import dtviz_app as common
 from dtviz import plots
 from dtviz.cli.main import select_classes
 from dtviz.analysis.stats import offdiag_values
+from dtviz.reference import reported_range
 
 ORDERS = {"id": "{row} id", "cluster": "clustering"}  # {row}: class, prompt or condition (Ctx.row)
 PICKS = {"random": "random {rows}", "chosen": "chosen {rows}"}
@@ -50,8 +51,7 @@ def main():
     # printed values of the zoomed sub-matrix
     heatmap_section(ctx)
     st.markdown(f"**{n * (n - 1) // 2:,} {ctx.row} pairs** (i ≠ j): mean **{cos['mean']:.4f}**, "
-                f"min **{cos['min']:.4f}**, max **{cos['max']:.4f}**. The paper's XL models reach 0.90–0.99 "
-                "(Table 1).")
+                f"min **{cos['min']:.4f}**, max **{cos['max']:.4f}**. The paper's models: {reported_range('cosine')} (Table 1).")
     hist, values = histogram_figure(ctx)
     common.show_figure(hist, "cosine-histogram", pd.DataFrame({"cosine": values}),
                        title="Off-diagonal cosine similarities")

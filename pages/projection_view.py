@@ -5,8 +5,9 @@ import streamlit as st
 import dtviz_app as common
 from dtviz import plots
 from dtviz.errors import DtvizInputError
-from dtviz.analysis.projection import DEFAULT_TOP_HEAD, METHODS, head_tail_views, panel_titles, tsne_implementation, umap_compiled
-from dtviz.analysis.tsne import OPENTSNE_FFT_FROM
+from dtviz.analysis.projection import (DEFAULT_TOP_HEAD, METHODS, PCA_DIMS_BEFORE_EMBEDDING, head_tail_views, panel_titles,
+                                       tsne_implementation, umap_compiled)
+from dtviz.analysis.tsne import OPENTSNE_FFT_FROM, TSNE_EARLY_ITERATIONS, TSNE_ITERATIONS, tsne_perplexity
 
 METHOD_LABELS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 DEFAULT_METHOD = "tsne"  # as the paper; openTSNE takes a few seconds per panel of 1000 classes (README)
@@ -95,12 +96,15 @@ def projection_section(ctx):
                 "head_is_class row uses the same measure with the top-20 |c̄ᵢ| dims as the head; here the head is the "
                 "sidebar's τ.")
     if method == "umap" and not umap_compiled():
-        st.caption("UMAP's first run on this server also compiles its numba code (about 30 s on 2 busy cores); "
-                   "later runs take a few seconds per panel.")
+        st.caption("UMAP's first run on this server also compiles its numba code (once per server process: "
+                   "`make bench` measures it, docs/performance.md); later runs take a few seconds per panel.")
     if method == "tsne":
         gradient = "FFT" if ctx.info.num_classes >= OPENTSNE_FFT_FROM else "Barnes–Hut"
         by = f"openTSNE ({gradient} gradients)" if tsne_implementation() == "opentsne" else "scikit-learn"
-        st.caption(f"t-SNE by {by}: perplexity 30, PCA initialisation, 750 iterations, seed 0, after PCA to 50 dims.")
+        n = ctx.info.num_classes
+        st.caption(f"t-SNE by {by}: perplexity {tsne_perplexity(n):g}, PCA initialisation, {TSNE_ITERATIONS} iterations "
+                   f"({TSNE_EARLY_ITERATIONS} exaggerated), seed 0; a panel of more than {PCA_DIMS_BEFORE_EMBEDDING} dims is "
+                   f"first reduced to {PCA_DIMS_BEFORE_EMBEDDING} by PCA.")
     try:
         coords = panels(ctx, method, int(top), progress=st.progress(0.0, text="Projecting…"))
     except DtvizInputError as err:

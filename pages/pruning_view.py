@@ -199,8 +199,8 @@ def control_bar(ctx, run: dict, defaults) -> tuple[PruneSpec, PruneSpec | None]:
     mode = common.bound(cols[0].radio, "pr_mode", "tail", parse=common.choice(MODES), label="Remove", options=MODES,
                         format_func=MODE_LABELS.get, horizontal=True,
                         help="tail: zero the small dims (|cᵢ| < τ, or the k smallest); head: zero the large ones "
-                             "(|cᵢ| ≥ τ, or the k largest). The paper removes 2–8 head dims.")
-    # the head is a few dims: chosen by count (the paper removes 2–8); the tail by the model's τ
+                             "(|cᵢ| ≥ τ, or the k largest). The paper removes a few head dims (e.g. 4–6 of 1152, Sec. 5).")
+    # the head is a few dims: chosen by count (the paper: "e.g., 4–6/1152"); the tail by the model's τ
     by_default = "k" if ctx.threshold == "topk" or mode == "head" else "tau"
     common.follow("pr_by", by_default)
     by = common.bound(cols[1].radio, "pr_by", by_default, parse=common.choice(SELECT_BY), label="Select dims by",
@@ -230,7 +230,8 @@ def control_bar(ctx, run: dict, defaults) -> tuple[PruneSpec, PruneSpec | None]:
         k = int(common.bound(st.columns([1, 5])[0].number_input, "pr_k", k_default, parse=common.int_in(0, d),
                              label="k (dims)", min_value=0, max_value=d, step=1,
                              help=f"tail: the k smallest |c̄ᵢ|; head: the k largest (default {defaults.head_k}, "
-                                  f"{defaults.head_k / d:.0%} of d, as the paper's 2–8 of 1152 at this width)."))
+                                  f"{defaults.head_k / d:.0%} of d: the paper removes e.g. 4–6 of 1152 at XL width, where about 1–2 % of "
+                                  "the dims are large)."))
     spec = PruneSpec(mode=mode, tau=tau if by == "tau" else None, k=k, mask=mask, schedule=schedule,
                      prune_null=prune_null)
     if not contrast:

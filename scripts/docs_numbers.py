@@ -6,7 +6,8 @@
 
 Blocks: ``builtin-claims`` (README.md: the built-in model's scorecard, from assets/builtin/card.json, which
 scripts/model_card.py measures) and ``claim-rules`` (docs/claims.md: every claim's text and rule, from
-dtviz.evaluation.claims). tests/test_readme.py runs the check.
+dtviz.evaluation.claims), ``builtin-models`` (docs/setup.md: each shipped model from its own card.json) and the
+measured tables of docs/reliability.md and docs/performance.md. tests/test_readme.py runs the check.
 """
 from __future__ import annotations
 
@@ -42,6 +43,25 @@ def builtin_claims_block() -> str:
     lines += ["", "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f". Sampling rows: "
               f"{plan.get('samples', '?')} samples per run, seed {plan.get('seed', '?')}. The rules: "
               "[docs/claims.md](docs/claims.md)."]
+    return "\n".join(lines) + "\n"
+
+
+def builtin_models_block() -> str:
+    """docs/setup.md: each shipped model (dtviz.sources.builtins.BUILTINS) with its own card.json's numbers."""
+    from dtviz.builtin.card import verdict_counts
+    from dtviz.sources.builtins import BUILTINS
+
+    lines = ["| source | what it is | width × depth | classes | parameters | class accuracy | y+t cosine at t0 | "
+             "nPR(c̄) at t0 | the paper's claims on it |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for b in BUILTINS.values():
+        with open(os.path.join(b.path, "card.json"), encoding="utf-8") as fh:
+            card = json.load(fh)
+        with open(os.path.join(b.path, "config.json"), encoding="utf-8") as fh:
+            model = json.load(fh)["model"]
+        lines.append(f"| `{b.name}` | {cell(b.summary)} | {model['hidden_size']} × {model['depth']} | {card['num_classes']} | "
+                     f"{card['parameters'] / 1e6:.1f} M | {100 * card['class_accuracy']:.1f} % | "
+                     f"{card['t0']['cosine_mean']:.4f} | {100 * card['t0']['npr_mean_vector']:.2f} % | "
+                     f"{cell(verdict_counts(b.path) or 'not measured')} ([card]({os.path.relpath(b.path, os.path.join(ROOT, 'docs'))}/README.md)) |")
     return "\n".join(lines) + "\n"
 
 
@@ -93,9 +113,9 @@ def bench_block() -> str:
 
 
 BLOCKS = {"builtin-claims": builtin_claims_block, "claim-rules": claim_rules_block, "hostile-round2": hostile_block,
-          "bench": bench_block}
+          "bench": bench_block, "builtin-models": builtin_models_block}
 FILES = ("README.md", os.path.join("docs", "claims.md"), os.path.join("docs", "reliability.md"),
-         os.path.join("docs", "performance.md"))
+         os.path.join("docs", "performance.md"), os.path.join("docs", "setup.md"))
 
 
 def render(text: str) -> str:

@@ -128,6 +128,9 @@ def test_projection_page_defaults_to_tsne_with_progress_and_lettered_panels(tmp_
     assert [t[:3] for t in titles] == ["(a)", "(b)", "(c)", "(d)"]
     caption = " ".join(m.value for m in at.markdown)
     assert all(t in caption for t in titles), (titles, caption)
+    # 40 rows: perplexity (40 − 1) / 3 = 13, as the computation used
+    assert any("t-SNE by openTSNE (Barnes–Hut gradients): perplexity 13, PCA initialisation, 750 iterations (250 "
+               "exaggerated), seed 0; a panel of more than 50 dims is first reduced to 50 by PCA." in c.value for c in at.caption), [c.value for c in at.caption]
     at.run()  # a rerun (e.g. another widget) reads every panel from the cache
     ok(at)
     assert len(runs) == 4

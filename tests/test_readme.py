@@ -82,3 +82,19 @@ def test_the_library_page_example_runs(tmp_path):
                           env={**os.environ, "PYTHONPATH": ROOT})
     assert done.returncode == 0, done.stderr[-2000:]
     assert any(name.endswith(".png") for name in os.listdir(tmp_path))
+
+
+def test_the_dashboard_reference_states_the_code_s_constants():
+    """docs/dashboard.md's numbers are the constants the pages use (a changed constant fails here, not silently)."""
+    from dtviz.analysis.blocks import AVERAGED_MAX_ROWS
+    from dtviz.analysis.tsne import OPENTSNE_FFT_FROM
+    from dtviz_app.access import SWEEP_EVERY_S
+    from dtviz_app.prompt_picker import URL_MAX_CHARS, URL_MAX_PROMPTS
+
+    with open(os.path.join(ROOT, "docs", "dashboard.md"), encoding="utf-8") as fh:
+        text = " ".join(fh.read().split())
+    for stated in (f"averaged over at most {AVERAGED_MAX_ROWS} evenly spaced rows",
+                   f"at most {URL_MAX_PROMPTS} prompts / {URL_MAX_CHARS} characters",
+                   f"Barnes–Hut gradients below {OPENTSNE_FFT_FROM:,} points".replace(",", " "),
+                   f"a sweep every {SWEEP_EVERY_S:g} s"):
+        assert stated in text, stated

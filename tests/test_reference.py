@@ -83,3 +83,10 @@ def test_known_answers_of_the_loader():
         paper_rows(3)
     with pytest.raises(DtvizInputError, match="reports no"):
         headline("pr", model="UViT")
+
+
+def test_reported_range_is_the_lowest_and_highest_printed_value():
+    from dtviz.reference import reported_range
+
+    assert reported_range("cosine") == "0.9001–0.9999"  # DiT-XL/2 … MDSGen, Table 1 as printed
+    assert reported_range("cosine", table=4) == "0.00165–0.9946"  # Table 4 includes UViT's label part

@@ -47,6 +47,13 @@ CONTINUOUS_CHUNKS = ("scale", "shift")  # diffusers AdaLayerNormContinuous
 SINGLE_CHUNKS = DIT_CHUNKS[:3]  # diffusers AdaLayerNormZeroSingle (Flux single blocks)
 SD35X_CHUNKS = DIT_CHUNKS + ("shift_msa2", "scale_msa2", "gate_msa2")  # SD35AdaLayerNormZeroX
 FINAL = -1  # the block index of the final layer
+AVERAGED_MAX_ROWS = 256  # rows (classes / prompts) the per-block view averages over: evenly spaced, all when fewer
+
+
+def averaged_rows(n: int) -> tuple:
+    """The row indices the per-block view averages over: all n, or AVERAGED_MAX_ROWS evenly spaced from first to last."""
+    return tuple(range(n)) if n <= AVERAGED_MAX_ROWS else tuple(
+        np.linspace(0, n - 1, AVERAGED_MAX_ROWS).round().astype(int).tolist())
 
 
 # -------------------------------------------------------------------------------------- modulations

@@ -52,6 +52,11 @@ def tsne_implementation(requested: str | None = None) -> str:
     return "opentsne" if importlib.util.find_spec("openTSNE") is not None else "sklearn"
 
 
+def tsne_perplexity(n: int) -> float:
+    """Both libraries' perplexity for n points: 30, or (n − 1) / 3 when there are too few points for it."""
+    return min(30.0, (n - 1) / 3)
+
+
 def tsne(Z: np.ndarray, seed: int = 0, implementation: str | None = None,
          progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """(N, 2) t-SNE of the rows of Z (already reduced to ≤ 50 dims by ``project``)."""
@@ -69,7 +74,7 @@ def _open_tsne(Z: np.ndarray, seed: int, progress=None, gradient: str | None = N
     from openTSNE.nearest_neighbors import Sklearn
 
     n = Z.shape[0]
-    perplexity = min(30.0, (n - 1) / 3)
+    perplexity = tsne_perplexity(n)
     k = min(n - 1, int(3 * perplexity))
     calls = [0]
 
@@ -95,7 +100,7 @@ def _tsne(Z: np.ndarray, seed: int) -> np.ndarray:
     n = Z.shape[0]
     # 750 iterations (openTSNE's default): on 1000 points the KL is within 3 % of 1000 iterations and
     # neighbourhoods are the same (trustworthiness equal to 4 decimals), at 3/4 of the time.
-    tsne = TSNE(n_components=2, perplexity=min(30.0, (n - 1) / 3), init="pca", learning_rate="auto",
+    tsne = TSNE(n_components=2, perplexity=tsne_perplexity(n), init="pca", learning_rate="auto",
                 max_iter=TSNE_ITERATIONS, random_state=int(seed), method="barnes_hut" if n > 50 else "exact")
     with cpu_threads():
         return tsne.fit_transform(Z).astype(np.float64)

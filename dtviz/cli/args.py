@@ -13,6 +13,7 @@ import os
 import sys
 
 from dtviz.errors import DtvizInputError
+from dtviz.sources.builtins import builtin_names
 from dtviz.sources.families import SAMPLER_NAMES
 
 PARTS = ("y+t", "y", "t")
@@ -133,10 +134,10 @@ def apply_threads(threads) -> int:
 
 def add_source_args(p: argparse.ArgumentParser, many: bool = False) -> None:
     if many:
-        p.add_argument("sources", nargs="+", metavar="SOURCE", help="'builtin', 'builtin-wide', a checkpoint, a pipeline folder or a matrix")
+        p.add_argument("sources", nargs="+", metavar="SOURCE", help=f"{builtin_names(default=False)}, a checkpoint, a pipeline folder or a matrix")
     else:
         p.add_argument("source", nargs="?", default="builtin", metavar="SOURCE",
-                       help="'builtin' (default), 'builtin-wide', a checkpoint, a pipeline folder, hf:<repo> or a matrix")
+                       help=f"{builtin_names()}, a checkpoint, a pipeline folder, hf:<repo> or a matrix")
     p.add_argument("--family", default="auto", help="auto, dit, sit, repa, lightningdit, mdt, mg")
     p.add_argument("--device", default=None, help="auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps")
     p.add_argument("--labels", default=None, help="labels file for a matrix, one per line")
@@ -204,7 +205,7 @@ def add_class_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=number(int, 8), default=None, metavar="PX",
                    help="text-to-image pipelines: image side in px (default the pipeline's; smaller is faster on CPU)")
     p.add_argument("--sampler", default=None, type=sampler_spec, metavar="NAME[:KEY=VALUE,...]",
-                   help=f"one of {', '.join(SAMPLER_NAMES)}; default: the family's release default (README, Samplers); "
+                   help=f"one of {', '.join(SAMPLER_NAMES)}; default: the family's release default (docs/cli.md, Samplers); "
                         "flow options e.g. sde:diffusion_form=linear,last_step=tweedie or ode:method=dopri5,atol=1e-6")
     p.add_argument("--vae", default=None, metavar="PATH",
                    help="local diffusers AutoencoderKL folder for latent models, or a VA-VAE folder (checkpoint + "

@@ -26,7 +26,7 @@ def build_parser() -> tuple[Parser, dict]:
     p = sub.add_parser("stats", help="the Table-1 row and sparsity of one model")
     add_source_args(p)
     add_analysis_args(p)
-    p.add_argument("--json", action="store_true", help="print one JSON object (keys in the README)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys in docs/cli.md)")
 
     p = sub.add_parser("table", help="several models side by side, as the paper's Table 1")
     add_source_args(p, many=True)

@@ -10,6 +10,7 @@ import numpy as np
 from dtviz.cli.args import (add_checkpoint_reading_args, add_class_selection, add_prompts_arg, check_output_dir,
                             job_size_line, note_assumptions, select_classes, source_options, write_samples)
 from dtviz.errors import DtvizInputError
+from dtviz.sources.builtins import builtin_names
 from dtviz.pruning.spec import MASKS, MODES, format_schedule, parse_null_rows, parse_schedule
 from dtviz.evaluation.sweep_metrics import add_metrics_args, fill_metrics, plan_metrics
 
@@ -17,7 +18,7 @@ from dtviz.evaluation.sweep_metrics import add_metrics_args, fill_metrics, plan_
 def add_sweep_parser(sub) -> None:
     p = sub.add_parser("sweep", help="pruning sweep: samples and Table-2 metrics for each setting")
     p.add_argument("source", nargs="?", default="builtin", metavar="SOURCE",
-                   help="'builtin' (default), 'builtin-wide', a checkpoint or a model folder that can sample")
+                   help=f"{builtin_names()}, a checkpoint or a model folder that can sample")
     p.add_argument("--family", default="auto", help="auto, dit, sit, repa, mg")
     p.add_argument("--device", default=None, help="auto (cuda → mps → cpu), cpu, cuda, cuda:N, mps; under torchrun one GPU per process")
     add_prompts_arg(p)

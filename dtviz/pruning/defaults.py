@@ -27,10 +27,10 @@ PAPER_TAU = 0.01
 PAPER_TAIL_SHARE = 448 / 1152
 TAIL_SHARE = PAPER_TAIL_SHARE
 # The head the contrast prunes: the paper's large dims are ~1–2 % of d at XL width (Sec. 5); small models spread
-# the class over a few more, so k = 3 % of d, at least 2 (8 of 256 on the built-in model, 35 of 1152).
+# the class over a few more, so k = 3 % of d, at least 2 (15 of 512, 35 of 1152).
 HEAD_SHARE, HEAD_K_MIN = 0.03, 2
 # c̄ stands for every class's small dims when its tail takes at most this multiple of what each class's own tail
-# takes from ‖c‖ (on the built-in model: 18 % against 7 %, so per-sample; the paper's XL models prune from c̄).
+# takes from ‖c‖ (the paper's XL models prune from c̄).
 GLOBAL_NORM_RATIO = 2.0
 
 

@@ -127,6 +127,13 @@ def reference_label(metric: str, family: str | None = None, part: str = "y+t", d
         return None
 
 
+def reported_range(metric: str, table=1) -> str:
+    """The lowest and highest value a table prints for ``metric`` over its models, as printed: "0.9001–0.9999"."""
+    rows = [r for r in paper_rows(table) if metric in r]
+    low, high = min(rows, key=lambda r: r[metric]), max(rows, key=lambda r: r[metric])
+    return f"{low['printed'][metric]}–{high['printed'][metric]}"
+
+
 SD3_8B_MIN_DIM = 2000  # SD3's 2B (Medium) transformer is 1536 wide (24 heads × 64), the 8B one 2432 (38 × 64)
 
 
@@ -163,5 +170,5 @@ def pruning_markers() -> list[dict]:
     return list(seen.values())
 
 
-__all__ = ["CITATION", "TABLES", "paper_rows", "headline", "reference_label", "family_reference", "compare_rows",
-           "pruning_markers"]
+__all__ = ["CITATION", "TABLES", "paper_rows", "headline", "reference_label", "reported_range", "family_reference",
+           "compare_rows", "pruning_markers"]

@@ -6,7 +6,7 @@ symlinks: ``os.path.realpath``) and refused unless the real path lies under a se
 The refusal is ONE sentence that is the same whether the file exists or not and names only what the visitor
 typed (its base name, for absolute or ``..`` paths) — no existence oracle, no server path.
 
-Always available: the built-in models (``builtin``, ``builtin-wide``: the names of ``dtviz.sources.loading.BUILTINS``;
+Always available: the built-in models (the names of ``dtviz.sources.builtins.BUILTINS``;
 their folders as ``builtin/snapshots/…``) and ``hf:<org>/<name>`` (the local Hugging Face cache; the loader
 checks the repo id). Links name sources relative to their root (``ServedRoots.name``); error text goes
 through ``ServedRoots.scrub`` so it shows no absolute path. The CLI (the local user) is not restricted.

@@ -43,6 +43,11 @@ BUILTINS = {b.name: b for b in (
 BUILTIN_DIR = BUILTINS[BUILTIN].path
 
 
+def builtin_names(default: bool = True) -> str:
+    """The names for a help text: "'builtin' (default), 'builtin-v2', …" (without "(default)" when ``default`` is false)."""
+    return ", ".join(repr(n) + (" (default)" if default and n == BUILTIN else "") for n in BUILTINS)
+
+
 def builtin_dir(name: str = BUILTIN) -> str:
     """The folder of the shipped model ``name`` (a key of BUILTINS)."""
     if name not in BUILTINS:

@@ -1,6 +1,6 @@
 """``dtviz.load(source)``: one entry point for every kind of source.
 
-    "builtin", "builtin-wide"          a model shipped in assets/<name>/ (BUILTINS; "builtin" is the default)
+    "builtin", "builtin-v2", …         a model shipped in assets/<name>/ (BUILTINS; "builtin" is the default)
     a diffusers pipeline folder        model_index.json + transformer/ (DiTPipeline layout), or a text-to-image
                                        pipeline (SD3, Flux, PixArt, Sana) whose rows are ``prompts``
     "hf:<repo id>"                     such a pipeline already in the local Hugging Face cache (offline)
