@@ -9,7 +9,6 @@ import unicodedata
 
 import streamlit as st
 
-from dtviz.sources.loading import BUILTINS
 from dtviz.reference import reference_label
 from dtviz_app.access import plain, show_error
 from dtviz_app.context import Ctx
@@ -105,8 +104,8 @@ def page_header(ctx: Ctx, title: str, metrics: bool = True, caption: str | None 
         cols[1].metric("s_tail(τ) of c̄", f"{at['s_tail']['mean_vector']:.3f}",
                        help=f"Share of dims with |c̄ᵢ| < τ (Eq. 2). Per-{ctx.row} mean: "
                             f"{at['s_tail']['per_class_mean']:.3f}.")
-        family = None if ctx.source_key in BUILTINS else ctx.info.family.key  # built-ins: the paper's DiT-XL/2 row
-        ref = {m: reference_label(m, family, ctx.part, ctx.info.dim) for m in ("npr", "cosine")}
+        # the family's row, as the claims page (the built-in glyph models train in SiT's convention: SiT-XL/2)
+        ref = {m: reference_label(m, ctx.info.family.key, ctx.part, ctx.info.dim) for m in ("npr", "cosine")}
         cite = "The grey line: the paper's value (Table 1 for y+t, Table 4 for y, Table 5 for SD3; dtviz.reference)."
         cols[2].metric("nPR of c̄", f"{100 * row['npr']['mean_vector']:.2f}%", delta=ref["npr"], delta_color="off",
                        delta_arrow="off", help=f"PR / d of |c̄| (Eq. 1). Mean over {ctx.rows}: "

@@ -2,6 +2,9 @@
 markers; and the named built-ins in the source picker."""
 from __future__ import annotations
 
+import json
+import os
+
 import numpy as np
 import pytest
 
@@ -46,8 +49,11 @@ def test_headline_metrics_compare_rows_and_source_picker():
     at.run()
     ok(at)
     deltas = {m.label: m.proto.delta for m in at.metric}
-    assert deltas["Cosine (off-diag. mean)"] == reference_label("cosine") == "paper's DiT-XL/2: 0.9001"
-    assert deltas["nPR of c̄"] == "paper's DiT-XL/2: 10.47%"
+    # the built-in model trains in SiT's convention: the family's row, as on the claims page and the card
+    assert deltas["Cosine (off-diag. mean)"] == reference_label("cosine", "sit") == "paper's SiT-XL/2: 0.9852"
+    assert deltas["nPR of c̄"] == "paper's SiT-XL/2: 2.28%"
+    card_claims = json.load(open(os.path.join(BUILTINS["builtin"].path, "card.json")))["claims"]
+    assert "(paper's SiT-XL/2: 0.9852)" in next(r["measured"] for r in card_claims if r["id"] == "alignment_yt")
     assert at.selectbox(key="src_builtin").options[:2] == [f"{b.name} — {b.description}" for b in BUILTINS.values()][:2]
     builtin = BUILTINS["builtin"]
     caption = next(c.value for c in at.sidebar.caption if "claims on it" in c.value)
