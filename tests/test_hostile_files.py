@@ -343,3 +343,12 @@ def test_the_documented_budgets_are_the_code_s():
                    f"float32 copy\n≤ {budgets.MAX_MATRIX_BYTES // 2 ** 20} MiB", f"at most {budgets.MAX_INFLATION}× its stored",
                    f"beyond {budgets.INFLATION_FREE_BYTES // 2 ** 20} MiB", f"at most {4 * budgets.MAX_LABELS_BYTES // 2 ** 20} MiB"):
         assert stated in text, stated
+    p = budgets.MAX_PROJECTION_ROWS
+    from dtviz.sources.matrix import MAX_UPLOAD_BYTES
+
+    flat = " ".join(text.split())
+    for stated in (f"samples × steps ≤ {budgets.MAX_SAMPLE_STEPS:,}".replace(",", " ") + " on the pruning page",
+                   f"≤ {budgets.MAX_COMPARE_SOURCES} compared sources", f"≤ {budgets.MAX_DYNAMICS_FILES} checkpoints",
+                   f"more than {p['pca']:,} (PCA) / {p['umap']:,} (UMAP) / {p['tsne']:,} (t-SNE) rows".replace(",", " "),
+                   f"MAX_UPLOAD_BYTES` ({MAX_UPLOAD_BYTES // 2 ** 20} MB"):
+        assert stated in flat, stated
