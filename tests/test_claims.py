@@ -192,3 +192,30 @@ def test_builtin_statistics_rows_match_an_independent_reading():
     assert os.path.isdir(os.path.join(os.path.dirname(source.info.extra["path"]) if os.path.isfile(source.info.extra["path"])
                                       else source.info.extra["path"], "snapshots"))
     assert rows["training_sparsification"].verdict != NOT_MEASURABLE
+
+
+def test_the_paper_numbers_each_claim_quotes_are_the_transcribed_tables():
+    """Every number of the "paper" column that a table holds is that table's value (dtviz.reference), rounded as
+    quoted: a mistyped or stale figure fails here."""
+    from dtviz.evaluation.claims import CLAIM_TEXT
+    from dtviz.reference import paper_rows
+
+    def value(table, name, key, part=None):
+        return next(r[key] for r in paper_rows(table, part=part) if r["name"] == name)
+
+    tab2 = {(r["prune"], r["tau"], r["schedule"]): r for r in paper_rows(2)}
+    quoted = {
+        "alignment_yt": [f"{value(1, 'DiT-XL/2', 'cosine'):.2f} (DiT-XL/2)", f"{value(1, 'REPA-XL', 'cosine'):.3f} (REPA-XL)"],
+        "alignment_y": [f"{value(4, 'REPA-XL', 'cosine', 'y'):.2f} (REPA)", f"{value(4, 'MDT-XL/2', 'cosine', 'y'):.2f} (MDT)",
+                        f"SD3 {value(5, 'SD3.0 (2B)', 'cosine', 'y'):.2f}"],
+        "sparsity_npr": [f"{100 * value(1, 'REPA-XL', 'npr'):.1f} % (REPA-XL)", f"{100 * value(1, 'DiT-XL/2', 'npr'):.2f} % (DiT-XL/2)"],
+        "prune_tail": [f"{tab2[('tail', 0.01, 'every')]['removed_dims']}/1152",
+                       f"FID {tab2[('tail', None, None)]['fid']:.2f} → {tab2[('tail', 0.01, 'every')]['fid']:.2f}"],
+        "prune_head": [f"{tab2[('head', 1.0, 'every')]['removed_dims']} dims: FID {tab2[('tail', None, None)]['fid']:.1f} → "
+                       f"{tab2[('head', 1.0, 'every')]['fid']:.0f}"],
+        "late_vs_t0": [f"at t0: FID {tab2[('tail', 0.01, 'first')]['fid']:.2f}", f"last k steps: {tab2[('tail', 0.01, 'last')]['fid']:.2f}",
+                       f"every step: {tab2[('tail', 0.01, 'every')]['fid']:.2f}"],
+    }
+    for cid, parts in quoted.items():
+        for part in parts:
+            assert part in CLAIM_TEXT[cid]["paper"], (cid, part, CLAIM_TEXT[cid]["paper"])
