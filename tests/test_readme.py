@@ -98,3 +98,12 @@ def test_the_dashboard_reference_states_the_code_s_constants():
                    f"Barnes–Hut gradients below {OPENTSNE_FFT_FROM:,} points".replace(",", " "),
                    f"a sweep every {SWEEP_EVERY_S:g} s"):
         assert stated in text, stated
+
+
+def test_the_walkthrough_s_claims_comment_counts_the_plan_s_runs():
+    """"(N runs of 32 samples)": the number of sampling runs the scorecard's plan makes (baseline, tail and head
+    with null rows pruned and kept, y only, random draws, first-step and last-K)."""
+    from dtviz.evaluation.claim_sampling import SamplingPlan, plan_runs
+
+    runs = plan_runs(SamplingPlan(classes=tuple(range(32))), tau=0.01, dim=512, steps=6)
+    assert f"({len(runs)} runs of 32 samples)" in readme()
