@@ -102,7 +102,7 @@ def projection_section(ctx):
         gradient = "FFT" if ctx.info.num_classes >= OPENTSNE_FFT_FROM else "Barnes–Hut"
         by = f"openTSNE ({gradient} gradients)" if tsne_implementation() == "opentsne" else "scikit-learn"
         n = ctx.info.num_classes
-        st.caption(f"t-SNE by {by}: perplexity {tsne_perplexity(n):g}, PCA initialisation, {TSNE_ITERATIONS} iterations "
+        st.caption(f"t-SNE by {by}: perplexity {tsne_perplexity(n):.3g}, PCA initialisation, {TSNE_ITERATIONS} iterations "
                    f"({TSNE_EARLY_ITERATIONS} exaggerated), seed 0; a panel of more than {PCA_DIMS_BEFORE_EMBEDDING} dims is "
                    f"first reduced to {PCA_DIMS_BEFORE_EMBEDDING} by PCA.")
     try:
