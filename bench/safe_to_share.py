@@ -1,6 +1,6 @@
-"""The figures of the README's "Budgets before work" paragraph (issue 13), each measured in a fresh process.
+"""The figures of docs/reliability.md's "Budgets before work" table (issue 13), each measured in a fresh process.
 
-    python bench/safe_to_share.py
+    python bench/safe_to_share.py        # writes docs/safe-to-share.json; then python scripts/docs_numbers.py
 
 Peak / kept RSS growth for hostile files (refused before reading) and a real CSV; the retained memory of five
 spellings of one 6 000-row .npy through the dashboard's caches; the neighbours page of a 200 000-row matrix.
@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -46,32 +47,46 @@ NEIGHBOURS = textwrap.dedent("""
 """)
 
 
-def main() -> None:
+OUT = os.path.join(ROOT, "docs", "safe-to-share.json")
+
+
+def main() -> dict:
+    """Measure every row; write docs/safe-to-share.json (scripts/docs_numbers.py makes docs/reliability.md's table)."""
     folder = tempfile.mkdtemp()
-    for make, ext in ((zip_bomb, ".npz"), (sparse_npy, ".npy"), (sparse_csv, ".csv")):
+    rows = []
+    for make, ext, case in ((zip_bomb, ".npz", "a zip-bomb .npz (20 480² float32 zeros declared)"),
+                            (sparse_npy, ".npy", "a sparse 2 GiB .npy"), (sparse_csv, ".csv", "a sparse 300 MB CSV")):
         path = make(os.path.join(folder, "hostile" + ext))
         got = probe(path)
-        print(f"{make.__name__:10s} {os.path.getsize(path) / 2 ** 20:7.0f} MB apparent: refused={got['message'] is not None}, "
-              f"peak +{got['peak'] - got['before']:.0f} MB, kept +{got['after'] - got['before']:.0f} MB")
+        rows.append({"case": case, "file_mb": round(os.path.getsize(path) / 2 ** 20), "refused": got["message"] is not None,
+                     "peak_mb": round(got["peak"] - got["before"]), "kept_mb": round(got["after"] - got["before"])})
         os.remove(path)
     path = os.path.join(folder, "real.csv")
     np.savetxt(path, np.random.default_rng(0).standard_normal((20_000, 256)).astype(np.float32), delimiter=",", fmt="%.6f")
     got = probe(path)
-    print(f"real CSV   {os.path.getsize(path) / 2 ** 20:7.0f} MB: shape {got['shape']}, peak +{got['peak'] - got['before']:.0f} MB")
+    rows.append({"case": "a real CSV of 20 000 × 256", "file_mb": round(os.path.getsize(path) / 2 ** 20), "refused": False,
+                 "peak_mb": round(got["peak"] - got["before"]), "kept_mb": round(got["after"] - got["before"])})
     os.remove(path)
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
     spell = tempfile.mkdtemp()
     out = subprocess.run([sys.executable, "-c", SPELLINGS, spell, "6000"], capture_output=True, text=True, env=env, cwd=ROOT)
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"5 spellings of a 6000-row .npy: {got['copies']} copy, cosine matrix {got['cosine_mb']:.0f} MB, "
-          f"kept +{got['after'] - got['before']:.0f} MB, peak +{got['peak'] - got['before']:.0f} MB")
+    spellings = {"copies": got["copies"], "cosine_mb": round(got["cosine_mb"]), "kept_mb": round(got["after"] - got["before"]),
+                 "peak_mb": round(got["peak"] - got["before"])}
 
     nn = tempfile.mkdtemp()
-    out = subprocess.run([sys.executable, "-c", NEIGHBOURS, nn], capture_output=True, text=True, env=env, cwd=ROOT)
+    app_env = {**env, "PYTHONPATH": os.pathsep.join([ROOT, os.path.join(ROOT, "tests")])}  # tests/apptest.py, as pytest
+    out = subprocess.run([sys.executable, "-c", NEIGHBOURS, nn], capture_output=True, text=True, env=app_env, cwd=ROOT)
     seconds = re.findall(r"^\d+\.\d$", out.stdout, re.M)
-    print(f"neighbours page, 200 000 rows (AppTest): {seconds[-1] if seconds else out.stderr[-300:]} s")
+    if not seconds:
+        raise SystemExit("the neighbours page run failed: " + out.stderr[-300:])
+    result = {"date": time.strftime("%Y-%m-%d"), "load": round(os.getloadavg()[0], 1), "files": rows,
+              "spellings": spellings, "neighbours_200k_s": float(seconds[-1])}
+    with open(OUT, "w", encoding="utf-8") as fh:
+        json.dump(result, fh, indent=1)
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    print(json.dumps(main(), indent=1))

@@ -92,6 +92,25 @@ def hostile_block() -> str:
     return "\n".join(lines) + "\n"
 
 
+def safe_to_share_block() -> str:
+    path = os.path.join(ROOT, "docs", "safe-to-share.json")
+    if not os.path.isfile(path):
+        return "(not measured yet: run `python bench/safe_to_share.py`)\n"
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    lines = ["| file | on disk (apparent) | answer | peak RSS growth | kept |", "|---|---:|---|---:|---:|"]
+    for r in data["files"]:
+        lines.append(f"| {cell(r['case'])} | {r['file_mb']} MB | {'refused (one sentence)' if r['refused'] else 'loaded'} | "
+                     f"+{r['peak_mb']} MB | +{r['kept_mb']} MB |")
+    s = data["spellings"]
+    lines += ["", f"Five spellings of one 6 000-row `.npy` (absolute, `/./`, `//`, relative, a symlink) through the dashboard's "
+              f"caches: {s['copies']} cached {'copy' if s['copies'] == 1 else 'copies'} (its cosine matrix {s['cosine_mb']} MB), "
+              f"+{s['kept_mb']} MB kept, +{s['peak_mb']} MB peak. The neighbours page of a 200 000-row matrix renders in "
+              f"{data['neighbours_200k_s']:g} s (AppTest). Measured {data['date']} by `python bench/safe_to_share.py` (load "
+              f"average {data['load']:g} on the machine while it ran)."]
+    return "\n".join(lines) + "\n"
+
+
 def bench_block() -> str:
     path = os.path.join(ROOT, "docs", "bench.json")
     if not os.path.isfile(path):
@@ -113,7 +132,7 @@ def bench_block() -> str:
 
 
 BLOCKS = {"builtin-claims": builtin_claims_block, "claim-rules": claim_rules_block, "hostile-round2": hostile_block,
-          "bench": bench_block, "builtin-models": builtin_models_block}
+          "bench": bench_block, "builtin-models": builtin_models_block, "safe-to-share": safe_to_share_block}
 FILES = ("README.md", os.path.join("docs", "claims.md"), os.path.join("docs", "reliability.md"),
          os.path.join("docs", "performance.md"), os.path.join("docs", "setup.md"))
 

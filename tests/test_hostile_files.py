@@ -352,3 +352,9 @@ def test_the_documented_budgets_are_the_code_s():
                    f"more than {p['pca']:,} (PCA) / {p['umap']:,} (UMAP) / {p['tsne']:,} (t-SNE) rows".replace(",", " "),
                    f"MAX_UPLOAD_BYTES` ({MAX_UPLOAD_BYTES // 2 ** 20} MB"):
         assert stated in flat, stated
+    from dtviz_app.cache import MAX_FIGURE_CACHE_BYTES, MAX_SAMPLE_CACHE_BYTES
+    from tests.test_hostile_query import PAGES
+
+    for stated in (f"{MAX_SAMPLE_CACHE_BYTES // 2 ** 20} MiB of grids", f"{MAX_FIGURE_CACHE_BYTES // 2 ** 20} MiB of figures",
+                   f"on the {sum(map(len, PAGES.values()))} numeric page keys"):
+        assert stated in flat, stated
