@@ -75,12 +75,19 @@ def claim_rules_block() -> str:
     return "\n".join(lines) + "\n"
 
 
-def hostile_block() -> str:
-    path = os.path.join(ROOT, "docs", "hostile-round2.json")
+def measured(name: str, command: str) -> dict | str:
+    """docs/NAME's measurements, or the block's text saying which command measures them."""
+    path = os.path.join(ROOT, "docs", name)
     if not os.path.isfile(path):
-        return "(not measured yet: run `python bench/hostile_round2.py`)\n"
+        return f"(not measured yet: run `{command}`)\n"
     with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+        return json.load(fh)
+
+
+def hostile_block() -> str:
+    data = measured("hostile-round2.json", "python bench/hostile_round2.py")
+    if isinstance(data, str):
+        return data
     lines = ["| file | size on disk | peak RSS over an honest file | answer | the sentence |", "|---|---:|---:|---:|---|"]
     for r in data["rows"]:
         size = f"{r['file_bytes'] / 1024:.1f} KB" if r["file_bytes"] < 2 ** 20 else f"{r['file_bytes'] / 2 ** 20:.1f} MB"
@@ -93,11 +100,9 @@ def hostile_block() -> str:
 
 
 def safe_to_share_block() -> str:
-    path = os.path.join(ROOT, "docs", "safe-to-share.json")
-    if not os.path.isfile(path):
-        return "(not measured yet: run `python bench/safe_to_share.py`)\n"
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    data = measured("safe-to-share.json", "python bench/safe_to_share.py")
+    if isinstance(data, str):
+        return data
     lines = ["| file | on disk (apparent) | answer | peak RSS growth | kept |", "|---|---:|---|---:|---:|"]
     for r in data["files"]:
         lines.append(f"| {cell(r['case'])} | {r['file_mb']} MB | {'refused (one sentence)' if r['refused'] else 'loaded'} | "
@@ -112,11 +117,9 @@ def safe_to_share_block() -> str:
 
 
 def bench_block() -> str:
-    path = os.path.join(ROOT, "docs", "bench.json")
-    if not os.path.isfile(path):
-        return "(not measured yet: run `python bench/run.py --json docs/bench.json`)\n"
-    with open(path, encoding="utf-8") as fh:
-        data = json.load(fh)
+    data = measured("bench.json", "python bench/run.py --json docs/bench.json")
+    if isinstance(data, str):
+        return data
 
     def shown(value, unit):
         if value is None:
