@@ -308,3 +308,13 @@ def test_the_t_mean_penalty_stops_at_its_step_and_costs_nothing_without_its_weig
     first = TrainConfig(t_mean_penalty=10.0, t_mean_penalty_steps=500)
     assert [t_mean_penalty_applies(first, s) for s in (0, 499, 500, 501)] == [True, True, False, False]
     assert not any(t_mean_penalty_applies(TrainConfig(t_mean_penalty_steps=500), s) for s in (0, 499))
+
+
+@pytest.mark.parametrize("name", ["builtin", "builtin-v2", "builtin-wide"])
+def test_each_card_states_its_label_init_as_trained(name):
+    from dtviz.sources.builtins import BUILTINS
+
+    folder = BUILTINS[name].path
+    std = json.load(open(os.path.join(folder, "config.json")))["training"]["label_init_std"]
+    text = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
+    assert ("label table initialised at zero" if std == 0 else f"label table initialised at std {std:g},") in text

@@ -190,7 +190,7 @@ def render(cfg: dict, m: dict) -> str:
         "",
         "## Training recipe",
         f"- Flow matching, AdamW lr {tr['lr']} (warm-up {tr['warmup']}), batch {tr['batch_size']}, EMA {tr['ema_decay']},"
-        f" label dropout {tr['class_dropout_prob']}, label table initialised at std {tr['label_init_std']}, seed {tr['seed']}.",
+        f" label dropout {tr['class_dropout_prob']}, label table initialised {'at std %g' % tr['label_init_std'] if tr['label_init_std'] else 'at zero'}, seed {tr['seed']}.",
         f"- Steps: {tr['steps']}; {tr['train_per_class']} rendered samples per class.",
         *departure_lines(tr),
         f"- Training time: {metrics.get('training_seconds', float('nan')) / 60:.0f} min of logged step time on a 2-core CPU"
