@@ -2,11 +2,13 @@
 function of t for one model, and over the training steps of a folder of checkpoints."""
 import os
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 import dtviz_app as common
 from dtviz import plots
+from dtviz.analysis.dynamics import SERIES_KEYS, SPLIT_KEYS
 from dtviz.errors import DtvizInputError
 from dtviz.sources.loading import BUILTINS
 DEFAULT_N = 11
@@ -41,8 +43,20 @@ def training_figures(ctx, series: dict, folder: str):
     return cosine, npr
 
 
-def frame(series: dict, x: str) -> pd.DataFrame:
-    keys = [x, "cosine_mean", "cosine_min", "cosine_max", "npr_mean_vector", "npr_per_class_mean"]
+def size_figure(series: dict, folder: str):
+    """‖ȳ‖², mean ‖y_k − ȳ‖² and ‖t_emb(t0)‖² over training (dtviz.analysis.dynamics.size_split); None for
+    snapshots without separate label and timestep parts."""
+    if np.isnan(series["t_sq"]).all():
+        return None
+    context = {"model": os.path.basename(os.path.normpath(folder)) or folder, "t": "each checkpoint's t0", "part": "y, t"}
+    return plots.lines(series["step"], {"‖ȳ‖²: the part every row of y shares": series["y_shared_sq"],
+                                        "mean ‖y_k − ȳ‖²: each row's own part": series["y_own_sq"],
+                                        "‖t_emb(t0)‖²": series["t_sq"]},
+                       "training step", "squared norm", context, title="Where c's size sits over training", log_y=True)
+
+
+def frame(series: dict, x: str, keys=SERIES_KEYS) -> pd.DataFrame:
+    keys = [x, *keys]
     df = pd.DataFrame({k: series[k] for k in keys})
     if "path" in series:
         df["path"] = [common.link_name(p) for p in series["path"]]  # as links name them: no server path
@@ -70,9 +84,13 @@ def report_figures(ctx):
                   {"name": "npr-over-t", "title": "nPR over t", "figure": npr}]
     folder = default_folder(ctx)
     if folder:
-        cosine, npr = training_figures(ctx, common.series_over_training(common.open_folder(folder), ctx.part), folder)
+        series = common.series_over_training(common.open_folder(folder), ctx.part)
+        cosine, npr = training_figures(ctx, series, folder)
         items += [{"name": "cosine-over-training", "title": "Cosine over training", "figure": cosine},
                   {"name": "npr-over-training", "title": "nPR over training", "figure": npr}]
+        sizes = size_figure(series, folder)
+        if sizes is not None:
+            items.append({"name": "size-split-over-training", "title": "Where c's size sits", "figure": sizes})
     return items
 
 
@@ -126,6 +144,11 @@ def training_section(ctx):
     cosine, npr = training_figures(ctx, series, folder)
     common.show_figure(cosine, "cosine-over-training", frame(series, "step"), title="Cosine over training")
     common.show_figure(npr, "npr-over-training", frame(series, "step"), title="nPR over training")
+    sizes = size_figure(series, folder)
+    if sizes is not None:
+        st.caption("Where c's size sits: the label rows' cosine is about ‖ȳ‖² / (‖ȳ‖² + mean ‖y_k − ȳ‖²), and the "
+                   "y+t cosine rises with t_emb's share (`dtviz.analysis.dynamics.size_split`).")
+        common.show_figure(sizes, "size-split-over-training", frame(series, "step", SPLIT_KEYS), title="Where c's size sits")
 
 
 if __name__ == "__main__":

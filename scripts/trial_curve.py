@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import dtviz  # noqa: E402
 from dtviz.cli.main import stats_summary  # noqa: E402
 from dtviz.evaluation.claims import statistics_claims  # noqa: E402
+from dtviz.analysis.dynamics import size_split  # noqa: E402
 from dtviz.analysis.stats import mean_vector  # noqa: E402
 from dtviz.builtin.train import T_GRID  # noqa: E402
 
@@ -68,18 +69,15 @@ def curve(work: str) -> list[dict]:
 
 
 def label_split(source) -> dict:
-    """Where c's size sits at t0: ‖ȳ‖² (the part every label row shares), mean_k ‖y_k − ȳ‖² (each row's own part)
-    and ‖t_emb(t0)‖². The label part's cosine is about shared / (shared + own), so these tell a shared part that
-    shrinks from one that stays while the rows' own parts grow. And the cosine of ȳ with t̄, t_emb averaged over
-    training's t (T_GRID): does the label rows' shared part point where t_emb's t-independent part does?"""
-    Y = np.asarray(source.embeddings(t=source.t0, part="y"), dtype=np.float64)
-    T = np.asarray(source.embeddings(classes=[0], t=source.t0, part="t"), dtype=np.float64)[0]
+    """dtviz.analysis.dynamics.size_split at t0 (the label rows' shared and own parts, t_emb's size), and the cosine
+    of ȳ with t̄, t_emb averaged over training's t (T_GRID): does the label rows' shared part point where t_emb's
+    t-independent part does?"""
+    split = {k: _round(v) for k, v in size_split(source, source.t0).items()}
+    y_bar = np.asarray(source.embeddings(t=source.t0, part="y"), dtype=np.float64).mean(0)
     t_bar = np.mean([np.asarray(source.embeddings(classes=[0], t=float(t), part="t"), dtype=np.float64)[0]
                      for t in T_GRID], axis=0)
-    y_bar = Y.mean(0)
     norms = np.linalg.norm(y_bar) * np.linalg.norm(t_bar)
-    return {"y_shared_sq": _round(y_bar @ y_bar), "y_own_sq": _round(((Y - y_bar) ** 2).sum(1).mean()),
-            "t_sq": _round(T @ T), "cos_y_t_mean": _round(y_bar @ t_bar / norms) if norms > 0 else None}
+    return {**split, "cos_y_t_mean": _round(y_bar @ t_bar / norms) if norms > 0 else None}
 
 
 def _round(x, digits: int = 4):

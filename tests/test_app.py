@@ -594,3 +594,25 @@ def test_the_overview_guide_links_every_other_page():
 
     guide = importlib.import_module("pages.overview_view").GUIDE
     assert [m for m, *_ in guide] == [m for m, *_ in dtviz_app.PAGES if m != "overview"]
+
+
+def test_the_dynamics_page_shows_where_c_s_size_sits_over_the_built_in_training(app):
+    """Its third training figure plots size_split over the shipped snapshots: the trials' recorded values of the
+    shipped recipe (I), with ‖t_emb(t0)‖² growing step after step."""
+    import json
+
+    app.switch_page(dtviz_app.view_path("dynamics")).run()
+    ok(app)
+    chart = next(c for c in app.get("plotly_chart") if "Where c's size sits over training" in c.proto.spec)
+    import base64
+
+    def values(v):  # plotly's typed-array encoding of numpy arrays, or a plain list
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]) if isinstance(v, dict) else np.asarray(v)
+
+    trace = next(t for t in json.loads(chart.proto.spec)["data"] if t["name"].startswith("‖t_emb"))
+    x, y = values(trace["x"]), values(trace["y"])
+    trials = json.load(open(os.path.join(ROOT, "assets", "builtin", "trials.json"), encoding="utf-8"))
+    shipped = next(r for r in trials["recipes"] if r["name"].startswith("I:"))["curve"]
+    assert x.tolist() == [row["step"] for row in shipped]
+    assert np.allclose(y, [row["t_sq"] for row in shipped], atol=6e-5)
+    assert all(b > a for a, b in zip(y[1:], y[2:]))

@@ -523,3 +523,12 @@ def test_the_dimension_inspector_draws_points_past_200_rows():
     many = plots.dim_across_classes(np.arange(1000.0), [f"c{i}" for i in range(1000)], 3, {"model": "m"})
     assert few.data[0].type == "bar" and many.data[0].type == "scatter" and many.data[0].mode == "markers"
     assert list(many.data[0].error_y.arrayminus[:3]) == [0.0, 1.0, 2.0]  # a stem from zero to each value
+
+
+def test_a_log_y_line_leaves_out_values_it_cannot_show():
+    fig = plots.lines([0, 1, 2], {"a": [0.0, 1e-3, 2.0]}, "x", "y", {"model": "m"}, log_y=True)
+    assert fig.layout.yaxis.type == "log"
+    y = np.asarray(fig.data[0].y, dtype=float)
+    assert np.isnan(y[0]) and y[1:].tolist() == [1e-3, 2.0]
+    linear = plots.lines([0, 1, 2], {"a": [0.0, 1e-3, 2.0]}, "x", "y", {"model": "m"})
+    assert np.asarray(linear.data[0].y, dtype=float).tolist() == [0.0, 1e-3, 2.0]

@@ -255,6 +255,26 @@ def test_snapshot_series_reads_steps_and_computes_each_snapshot(tmp_path):
     row = dtviz.analysis.stats.ConditionStats().fit(src.embeddings()).table_row()
     assert out["cosine_mean"][1] == pytest.approx(row["cosine"]["mean"])
     assert out["npr_mean_vector"][1] == pytest.approx(row["npr"]["mean_vector"])
+    # where c's size sits, in float64 from the snapshot's tensors: the 6 label rows (not the null row) and DiT's
+    # t_embedder MLP on its sinusoidal features at t0 = 999
+    w = {k: v.double().numpy() for k, v in late.items()}
+    Y = w["y_embedder.embedding_table.weight"][:6]
+    half = w["t_embedder.mlp.0.weight"].shape[1] // 2
+    args = src.t0 * np.exp(-np.log(10000) * np.arange(half) / half)
+    h = np.concatenate([np.cos(args), np.sin(args)]) @ w["t_embedder.mlp.0.weight"].T + w["t_embedder.mlp.0.bias"]
+    t_emb = (h / (1 + np.exp(-h))) @ w["t_embedder.mlp.2.weight"].T + w["t_embedder.mlp.2.bias"]
+    y_bar = Y.mean(0)
+    assert src.t0 == 999
+    assert out["y_shared_sq"][1] == pytest.approx(y_bar @ y_bar, rel=1e-5)
+    assert out["y_own_sq"][1] == pytest.approx(np.mean([(y - y_bar) @ (y - y_bar) for y in Y]), rel=1e-5)
+    assert out["t_sq"][1] == pytest.approx(t_emb @ t_emb, rel=1e-5)
+
+
+def test_a_matrix_has_no_size_split(tmp_path):
+    path = tmp_path / "E.npy"
+    np.save(path, np.ones((4, 3), np.float32))
+    split = dynamics.size_split(dtviz.load(str(path)))
+    assert set(split) == set(dynamics.SPLIT_KEYS) and all(np.isnan(v) for v in split.values())
 
 
 def test_snapshot_series_errors_are_clear(tmp_path):

@@ -2,7 +2,8 @@
 rises toward the last denoising steps).
 
     stats_over_t(source, ts, part)     cosine and nPR of c(t) for one model over a t grid
-    snapshot_series(folder_or_paths)   cosine and nPR for each checkpoint of one training run
+    snapshot_series(folder_or_paths)   cosine and nPR for each checkpoint of one training run, and where c's size sits
+    size_split(source, t)              ‖ȳ‖², mean ‖y_k − ȳ‖², ‖t_emb(t)‖²: the label rows' shared and own parts, and t's
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from dtviz.errors import DtvizInputError
 from dtviz.analysis.stats import ConditionStats
 
 SERIES_KEYS = ("cosine_mean", "cosine_min", "cosine_max", "npr_mean_vector", "npr_per_class_mean")
+SPLIT_KEYS = ("y_shared_sq", "y_own_sq", "t_sq")
 SNAPSHOT_EXTENSIONS = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
 _STEP_IN_NAME = re.compile(r"(?:step|iter|it)[_\-]?(\d+)", re.IGNORECASE)
 
@@ -29,6 +31,22 @@ def _row(E: np.ndarray) -> dict:
 
 def _collect(rows: list[dict]) -> dict[str, np.ndarray]:
     return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in SERIES_KEYS}
+
+
+def size_split(source, t: float | None = None) -> dict[str, float]:
+    """Where c = y + t_emb(t) keeps its size at ``t`` (default t0), float64: ``y_shared_sq`` = ‖ȳ‖² (ȳ the mean
+    label row, the null row left out: the part every row shares), ``y_own_sq`` = mean_k ‖y_k − ȳ‖² (each row's
+    own part) and ``t_sq`` = ‖t_emb(t)‖². The label part's cosine is about shared / (shared + own), so a shared part
+    that stays while the rows' own parts grow tells apart from one that shrinks. NaNs for a source without separate
+    parts (a matrix, a trajectory)."""
+    t = source.t0 if t is None else t
+    try:
+        Y = np.asarray(source.embeddings(t=t, part="y"), dtype=np.float64)
+        T = np.asarray(source.embeddings(classes=[0], t=t, part="t"), dtype=np.float64)[0]
+    except DtvizInputError:
+        return dict.fromkeys(SPLIT_KEYS, float("nan"))
+    y_bar = Y.mean(0)
+    return {"y_shared_sq": float(y_bar @ y_bar), "y_own_sq": float(((Y - y_bar) ** 2).sum(1).mean()), "t_sq": float(T @ T)}
 
 
 def stats_over_t(source, ts=None, part: str = "y+t", n: int = 11,
@@ -99,7 +117,8 @@ def snapshot_series(folder_or_paths, t: float | None = None, part: str = "y+t", 
     sparsifies c). Each file is opened with ``dtviz.load`` (embedder-only snapshots suffice) and read at
     ``t`` (default each model's t0).
 
-    Returns {"step": int array, "path": [...], plus the arrays of ``stats_over_t``}, sorted by step."""
+    Returns {"step": int array, "path": [...], plus the arrays of ``stats_over_t`` and of ``size_split``}, sorted
+    by step."""
     from dtviz.sources.loading import load
 
     paths = snapshot_paths(folder_or_paths)
@@ -110,10 +129,11 @@ def snapshot_series(folder_or_paths, t: float | None = None, part: str = "y+t", 
     rows = []
     for i, path in enumerate(paths):
         src = load(path, family=family)
-        rows.append(_row(src.embeddings(t=t, part=part)))
+        rows.append({**_row(src.embeddings(t=t, part=part)), **size_split(src, t)})
         if progress is not None:
             progress(i + 1, len(paths))
     out = _collect(rows)
+    out.update({k: np.array([r[k] for r in rows], dtype=np.float64) for k in SPLIT_KEYS})
     out["step"] = np.asarray(steps, dtype=np.int64)
     out["path"] = list(paths)
     return out

@@ -144,19 +144,25 @@ def compare_frame(rows: list) -> pd.DataFrame:
 
 # ============================================================================ dynamics: Fig. 12 and more
 
-def lines(x, series: dict, x_title: str, y_title: str, context, title: str | None = None, log_x: bool = False) -> go.Figure:
-    """Line chart of one or more series over a shared x (cosine and nPR over t or training step, Fig. 12)."""
+def lines(x, series: dict, x_title: str, y_title: str, context, title: str | None = None, log_x: bool = False,
+          log_y: bool = False) -> go.Figure:
+    """Line chart of one or more series over a shared x (cosine and nPR over t or training step, Fig. 12); with
+    ``log_y``, values ≤ 0 are left out (gaps)."""
     x = np.asarray(x)
     fig = go.Figure()
     for k, (name, y) in enumerate(series.items()):
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if y.size != x.size:
             raise DtvizInputError(f"series {name!r} has {y.size} values for {x.size} x values.")
+        if log_y:  # a log axis has no place for 0 (a label table from zero at step 0): a gap, not a line to the floor
+            y = np.where(y > 0, y, np.nan)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=esc(name), line=dict(color=_categorical_colour(k), width=2.5),
                                  marker=dict(size=7, symbol=_group_symbol(k)),
                                  hovertemplate=f"{name}<br>{x_title}: %{{x}}<br>{y_title}: %{{y:.4g}}<extra></extra>"))
     if log_x:
         fig.update_xaxes(type="log")
+    if log_y:
+        fig.update_yaxes(type="log")
     what = title or f"{', '.join(map(str, series))} over {x_title}"
     _style(fig, what, context, x_title, y_title)
     # Legend at the bottom of the figure, left-aligned: at the top right it ran into the two-line title in
