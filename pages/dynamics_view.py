@@ -2,7 +2,6 @@
 function of t for one model, and over the training steps of a folder of checkpoints."""
 import os
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -30,29 +29,9 @@ def over_t_figures(ctx, series: dict):
     return cosine, npr
 
 
-def training_figures(ctx, series: dict, folder: str):
-    context = {"model": os.path.basename(os.path.normpath(folder)) or folder, "t": "each checkpoint's t0",
-               "part": ctx.part}
-    cosine = plots.lines(series["step"], {"mean": series["cosine_mean"], "min": series["cosine_min"],
-                                          "max": series["cosine_max"]},
-                         "training step", "cosine similarity (off-diagonal)", context,
-                         title="Cosine similarity of c over training")
-    npr = plots.lines(series["step"], {"nPR of c̄": 100 * series["npr_mean_vector"],
-                                       "nPR, per-class mean": 100 * series["npr_per_class_mean"]},
-                      "training step", "nPR (% of d)", context, title="Normalised participation ratio of c over training")
-    return cosine, npr
-
-
-def size_figure(series: dict, folder: str):
-    """‖ȳ‖², mean ‖y_k − ȳ‖² and ‖t_emb(t0)‖² over training (dtviz.analysis.dynamics.size_split); None for
-    snapshots without separate label and timestep parts."""
-    if np.isnan(series["t_sq"]).all():
-        return None
-    context = {"model": os.path.basename(os.path.normpath(folder)) or folder, "t": "each checkpoint's t0", "part": "y, t"}
-    return plots.lines(series["step"], {"‖ȳ‖²: the part every row of y shares": series["y_shared_sq"],
-                                        "mean ‖y_k − ȳ‖²: each row's own part": series["y_own_sq"],
-                                        "‖t_emb(t0)‖²": series["t_sq"]},
-                       "training step", "squared norm", context, title="Where c's size sits over training", log_y=True)
+def training_items(series: dict, folder: str, part: str) -> list[dict]:
+    context = {"model": os.path.basename(os.path.normpath(folder)) or folder, "t": "each checkpoint's t0", "part": part}
+    return plots.training_figures(series, context)
 
 
 def frame(series: dict, x: str, keys=SERIES_KEYS) -> pd.DataFrame:
@@ -84,13 +63,7 @@ def report_figures(ctx):
                   {"name": "npr-over-t", "title": "nPR over t", "figure": npr}]
     folder = default_folder(ctx)
     if folder:
-        series = common.series_over_training(common.open_folder(folder), ctx.part)
-        cosine, npr = training_figures(ctx, series, folder)
-        items += [{"name": "cosine-over-training", "title": "Cosine over training", "figure": cosine},
-                  {"name": "npr-over-training", "title": "nPR over training", "figure": npr}]
-        sizes = size_figure(series, folder)
-        if sizes is not None:
-            items.append({"name": "size-split-over-training", "title": "Where c's size sits", "figure": sizes})
+        items += training_items(common.series_over_training(common.open_folder(folder), ctx.part), folder, ctx.part)
     return items
 
 
@@ -141,14 +114,12 @@ def training_section(ctx):
         return
     if series.get("note"):  # more checkpoints than one request may read: "n shown of N"
         st.caption(series["note"])
-    cosine, npr = training_figures(ctx, series, folder)
-    common.show_figure(cosine, "cosine-over-training", frame(series, "step"), title="Cosine over training")
-    common.show_figure(npr, "npr-over-training", frame(series, "step"), title="nPR over training")
-    sizes = size_figure(series, folder)
-    if sizes is not None:
-        st.caption("Where c's size sits: the label rows' cosine is about ‖ȳ‖² / (‖ȳ‖² + mean ‖y_k − ȳ‖²), and the "
-                   "y+t cosine rises with t_emb's share (`dtviz.analysis.dynamics.size_split`).")
-        common.show_figure(sizes, "size-split-over-training", frame(series, "step", SPLIT_KEYS), title="Where c's size sits")
+    for item in training_items(series, folder, ctx.part):
+        keys = SPLIT_KEYS if item["name"] == "size-split-over-training" else SERIES_KEYS
+        if item["name"] == "size-split-over-training":
+            st.caption("Where c's size sits: the label rows' cosine is about ‖ȳ‖² / (‖ȳ‖² + mean ‖y_k − ȳ‖²), and the "
+                       "y+t cosine rises with t_emb's share (`dtviz.analysis.dynamics.size_split`).")
+        common.show_figure(item["figure"], item["name"], frame(series, "step", keys), title=item["title"])
 
 
 if __name__ == "__main__":

@@ -3,11 +3,13 @@ flag named, ranges checked, jobs that say their size first, assumptions said by 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
+import dtviz
 from dtviz.cli.main import main
 from tests.cli_output import error_lines
 from tests.factories import save_checkpoint
@@ -101,7 +103,7 @@ def test_plot_knows_every_view_without_importing_plotly():
 
 
 @pytest.mark.parametrize("view", ["heatmap", "histogram", "profile", "variance", "dims-below", "projection", "blocks",
-                                  "over-t", "samples", "claims"])
+                                  "over-t", "training", "samples", "claims"])
 def test_plot_writes_every_view(view, tmp_path, capsys):
     out = tmp_path / f"{view}.png"
     args = ["plot", view, "builtin", "--out", str(out)] + (["--classes", "0,1,2,3"] if view == "samples" else [])
@@ -110,6 +112,35 @@ def test_plot_writes_every_view(view, tmp_path, capsys):
     assert written and all(os.path.getsize(tmp_path / p) > 1000 for p in written), written
     with open(tmp_path / written[0], "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_training_is_the_run_s_series(tmp_path, capsys):
+    """The training view draws dynamics.snapshot_series of the run: the built-in's own snapshots by default, any
+    folder with --run, and one sentence when the source ships none."""
+    import numpy as np
+
+    from dtviz.analysis.dynamics import snapshot_series
+    from dtviz.plots.gallery import ViewData, view_figures
+    from dtviz.sources.builtins import BUILTINS
+
+    src = dtviz.load("builtin")
+    items = view_figures("training", ViewData.of(src))
+    assert [i["name"] for i in items] == ["cosine-over-training", "npr-over-training", "size-split-over-training"]
+    series = snapshot_series(os.path.join(BUILTINS["builtin"].path, "snapshots"))
+    shared = next(t for t in items[2]["figure"].data if t.name.startswith("‖ȳ‖²"))
+    assert np.allclose(np.asarray(shared.y, dtype=float)[1:], series["y_shared_sq"][1:])  # step 0: 0, left out on log y
+    assert np.isnan(np.asarray(shared.y, dtype=float)[0]) and series["y_shared_sq"][0] == 0
+    run = tmp_path / "run"
+    run.mkdir()
+    for step in (0, 250):
+        shutil.copy(os.path.join(BUILTINS["builtin"].path, "snapshots", f"step_{step:06d}.safetensors"), run)
+    assert main(["plot", "training", "builtin-wide", "--run", str(run), "--out", str(tmp_path / "t.svg")]) == 0
+    assert sorted(p for p in os.listdir(tmp_path) if p.endswith(".svg")) == [
+        "t-cosine-over-training.svg", "t-npr-over-training.svg", "t-size-split-over-training.svg"]
+    matrix = tmp_path / "E.npy"
+    np.save(matrix, np.ones((4, 3), np.float32))
+    assert main(["plot", "training", str(matrix), "--out", str(tmp_path / "m.svg")]) == 2
+    assert "needs a folder of the run's checkpoints (--run DIR); E.npy ships none" in capsys.readouterr().err
 
 
 def test_plot_svg_and_pdf(tmp_path):

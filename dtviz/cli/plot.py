@@ -17,6 +17,8 @@ VIEW_HELP = {
     "projection": "head vs tail projection, PCA by default, each panel's class-structure score (Fig. 13)",
     "blocks": "each dim's contribution to each adaLN block, and the modulation change against τ: two files",
     "over-t": "cosine and nPR of c over t (App. A.2): two files",
+    "training": "cosine, nPR and where c's size sits over a run's checkpoints (--run DIR; the built-in models' own "
+                "snapshots by default; Fig. 12): three files",
     "samples": "a captioned grid of samples (--classes, --per-class, --seed; --prune-tau to prune the tail)",
     "claims": "the paper-claims scorecard as a table (--sampling adds the sampling rows: minutes)",
 }
@@ -42,6 +44,8 @@ def add_plot_parser(sub) -> None:
     p.add_argument("--prune-tau", type=number(float, 0), default=None, metavar="TAU",
                    help="samples: prune the tail below TAU (global mask, every step, null rows pruned)")
     p.add_argument("--sampling", action="store_true", help="claims: run the sampling rows too")
+    p.add_argument("--run", default=None, metavar="DIR", help="training: a folder of the run's checkpoints "
+                                                              "(default: the snapshots/ beside the source, if any)")
     p.add_argument("--width", type=number(int, 200), default=1200, help="figure width in px (default 1200)")
     p.add_argument("--height", type=number(int, 200), default=750, help="figure height in px (default 750)")
 
@@ -57,7 +61,7 @@ def cmd_plot(args) -> int:
     note_assumptions(source)
     data = ViewData.of(source, t=analysis_t(source, args), part=args.part, tau=args.tau)
     options = {"method": args.method, "seed": args.seed, "per_class": args.per_class, "steps": args.steps,
-               "sampling": args.sampling}
+               "sampling": args.sampling, "run": args.run}
     if args.classes:
         from dtviz.cli.args import select_classes
 

@@ -18,8 +18,8 @@ import numpy as np
 
 from dtviz.errors import DtvizInputError
 
-VIEWS = ("heatmap", "histogram", "profile", "variance", "dims-below", "projection", "blocks", "over-t", "samples",
-         "claims")
+VIEWS = ("heatmap", "histogram", "profile", "variance", "dims-below", "projection", "blocks", "over-t", "training",
+         "samples", "claims")
 FORMATS = (".png", ".svg", ".pdf")
 
 
@@ -188,6 +188,24 @@ def _over_t(data: ViewData, n: int = 11, **_) -> list[dict]:
                                    "t", "nPR", context, title="nPR of c over t")}]
 
 
+def _training(data: ViewData, run=None, **_) -> list[dict]:
+    """The dynamics page's training figures for ``run`` (a folder of checkpoints; default the snapshots/ shipped
+    beside the source, as the built-in models have)."""
+    import os
+
+    from dtviz import plots
+    from dtviz.analysis.dynamics import snapshot_series
+    from dtviz.evaluation.claims import source_run_folder
+
+    folder = run or source_run_folder(data.source)
+    if folder is None:
+        raise DtvizInputError("the training view needs a folder of the run's checkpoints (--run DIR); "
+                              f"{data.source.info.name} ships none beside it.")
+    series = snapshot_series(folder, part=data.part)
+    context = {"model": os.path.basename(os.path.normpath(folder)) or folder, "t": "each checkpoint's t0", "part": data.part}
+    return plots.training_figures(series, context)
+
+
 def _samples(data: ViewData, classes=None, per_class: int = 1, seed: int = 0, steps=None, sampler=None, prune=None,
              scale=None, **_) -> list[dict]:
     from dtviz.sampling.generate import Generator, SampleSettings
@@ -212,7 +230,7 @@ def _claims(data: ViewData, sampling: bool = False, **_) -> list[dict]:
 
 BUILDERS = {"heatmap": _heatmap, "histogram": _histogram, "profile": _profile, "variance": _variance,
             "dims-below": _dims_below, "projection": _projection, "blocks": _blocks, "over-t": _over_t,
-            "samples": _samples, "claims": _claims}
+            "training": _training, "samples": _samples, "claims": _claims}
 
 
 # ------------------------------------------------------------------------------------------ writing

@@ -173,6 +173,29 @@ def lines(x, series: dict, x_title: str, y_title: str, context, title: str | Non
     return fig
 
 
+def training_figures(series: dict, context) -> list[dict]:
+    """The figures of one training run (``dtviz.analysis.dynamics.snapshot_series``), as named items: cosine and
+    nPR of c over the steps (Fig. 12), and where c's size sits (``size_split``) when the snapshots have separate
+    label and timestep parts."""
+    step = series["step"]
+    items = [{"name": "cosine-over-training", "title": "Cosine over training",
+              "figure": lines(step, {"mean": series["cosine_mean"], "min": series["cosine_min"], "max": series["cosine_max"]},
+                              "training step", "cosine similarity (off-diagonal)", context,
+                              title="Cosine similarity of c over training")},
+             {"name": "npr-over-training", "title": "nPR over training",
+              "figure": lines(step, {"nPR of c̄": 100 * np.asarray(series["npr_mean_vector"]),
+                                     "nPR, per-class mean": 100 * np.asarray(series["npr_per_class_mean"])},
+                              "training step", "nPR (% of d)", context, title="Normalised participation ratio of c over training")}]
+    if "t_sq" in series and not np.isnan(np.asarray(series["t_sq"], dtype=np.float64)).all():
+        items.append({"name": "size-split-over-training", "title": "Where c's size sits",
+                      "figure": lines(step, {"‖ȳ‖²: the part every row of y shares": series["y_shared_sq"],
+                                             "mean ‖y_k − ȳ‖²: each row's own part": series["y_own_sq"],
+                                             "‖t_emb(t0)‖²": series["t_sq"]},
+                                      "training step", "squared norm", context, title="Where c's size sits over training",
+                                      log_y=True)})
+    return items
+
+
 # ================================================================================ nearest neighbours
 
 def neighbour_bars(names_full, values_full, names_head, values_head, context, query: str | None = None) -> go.Figure:
