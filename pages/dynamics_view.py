@@ -13,20 +13,12 @@ from dtviz.sources.loading import BUILTINS
 DEFAULT_N = 11
 
 
-def over_t_figures(ctx, series: dict):
+def over_t_items(ctx, series: dict) -> list[dict]:
     conv = ctx.info.family.convention
     context = {**ctx.plot_context(with_tau=False), "t": None}
-    x_title = f"timestep t ({conv.describe()})"
-    over = "t"
     if is_trajectory(ctx):  # a captured trajectory: its own denoising steps (Sec. 5: cosine rises toward the end)
-        x_title, over = f"sampling step ({conv.describe()})", "the sampling steps"
-    cosine = plots.lines(series["t"], {"mean": series["cosine_mean"], "min": series["cosine_min"],
-                                       "max": series["cosine_max"]},
-                         x_title, "cosine similarity (off-diagonal)", context, title=f"Cosine similarity of c over {over}")
-    npr = plots.lines(series["t"], {"nPR of c̄": 100 * series["npr_mean_vector"],
-                                    f"nPR, per-{ctx.row} mean": 100 * series["npr_per_class_mean"]},
-                      x_title, "nPR (% of d)", context, title=f"Normalised participation ratio of c over {over}")
-    return cosine, npr
+        return plots.over_t_figures(series, context, f"sampling step ({conv.describe()})", "the sampling steps", ctx.row)
+    return plots.over_t_figures(series, context, f"timestep t ({conv.describe()})", "t", ctx.row)
 
 
 def training_items(series: dict, folder: str, part: str) -> list[dict]:
@@ -58,9 +50,7 @@ def default_folder(ctx) -> str:
 def report_figures(ctx):
     items = []
     if ctx.info.family.convention is not None:
-        cosine, npr = over_t_figures(ctx, common.series_over_t(ctx.key, steps_n(ctx, DEFAULT_N)))
-        items += [{"name": "cosine-over-t", "title": "Cosine over t", "figure": cosine},
-                  {"name": "npr-over-t", "title": "nPR over t", "figure": npr}]
+        items += over_t_items(ctx, common.series_over_t(ctx.key, steps_n(ctx, DEFAULT_N)))
     folder = default_folder(ctx)
     if folder:
         items += training_items(common.series_over_training(common.open_folder(folder), ctx.part), folder, ctx.part)
@@ -83,17 +73,15 @@ def over_t_section(ctx):
     elif is_trajectory(ctx):
         st.caption(f"Every captured step of the trajectory ({ctx.source.steps}), step 0 = t0, the first sampling step.")
         series = common.series_over_t(ctx.key, steps_n(ctx, DEFAULT_N))
-        cosine, npr = over_t_figures(ctx, series)
-        common.show_figure(cosine, "cosine-over-steps", frame(series, "t"), title="Cosine over the sampling steps")
-        common.show_figure(npr, "npr-over-steps", frame(series, "t"), title="nPR over the sampling steps")
+        for item in over_t_items(ctx, series):
+            common.show_figure(item["figure"], item["name"], frame(series, "t"), title=item["title"])
     else:
         n = common.bound(st.slider, "dyn_n", DEFAULT_N, parse=common.int_in(3, 101), label="Number of timesteps",
                          min_value=3, max_value=101, step=1,
                          help=f"Evenly spaced from noise (t0 = {conv.t0:g}) to data ({conv.data_at:g}).")
         series = common.series_over_t(ctx.key, int(n))
-        cosine, npr = over_t_figures(ctx, series)
-        common.show_figure(cosine, "cosine-over-t", frame(series, "t"), title="Cosine over t")
-        common.show_figure(npr, "npr-over-t", frame(series, "t"), title="nPR over t")
+        for item in over_t_items(ctx, series):
+            common.show_figure(item["figure"], item["name"], frame(series, "t"), title=item["title"])
 
 
 @st.fragment

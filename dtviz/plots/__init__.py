@@ -10,7 +10,7 @@ colours (cividis for continuous values, Okabe-Ito for categories) and fonts read
     variance_per_dim, variance_spectrum, cumulative_variance               Fig. 9 (and 26–31)
     projection_panels                                                      Fig. 13 (and 20–25)
     compare_bars                                                           Table 1, Fig. 1
-    lines, training_figures                                                Fig. 12 (dynamics over t / steps)
+    lines, over_t_figures, training_figures                                Fig. 12 (dynamics over t / steps)
     neighbour_bars                                                         nearest classes, full vs head
     dim_across_classes, image_tiles, tile_scale                            live pruning: one dim, sample grids
     modulation_heatmap, modulation_change_bars, modulation_change_curves   per-block modulation (dtviz.analysis.blocks)
@@ -42,8 +42,8 @@ from dtviz.plots.style import (CONTINUOUS, FONT, HEAD_COLOUR, OKABE_ITO, TAIL_CO
                                context_text, unique_labels)
 from dtviz.plots.sweep import sweep_metric_curves
 from dtviz.plots.views import (LEGEND_GROUPS_MAX, claims_table, compare_bars, compare_frame, dim_across_classes,
-                               image_tiles, lines, neighbour_bars, projection_frame, projection_panels, tile_scale,
-                               training_figures)
+                               image_tiles, lines, neighbour_bars, over_t_figures, projection_frame, projection_panels,
+                               tile_scale, training_figures)
 
 __all__ = [
     "claims_table",
@@ -58,7 +58,7 @@ __all__ = [
     "variance_per_dim", "variance_spectrum", "cumulative_variance", "variance_frame",
     # projection, compare, dynamics, neighbours, live pruning
     "LEGEND_GROUPS_MAX", "projection_panels", "projection_frame", "compare_bars", "compare_frame", "lines",
-    "training_figures",
+    "over_t_figures", "training_figures",
     "neighbour_bars", "dim_across_classes", "tile_scale", "image_tiles",
     # per-block modulation
     "modulation_heatmap", "modulation_change_bars", "modulation_change_curves",

@@ -178,14 +178,12 @@ def _over_t(data: ViewData, n: int = 11, **_) -> list[dict]:
 
     if data.source.family.convention is None:
         raise DtvizInputError("a matrix of c has no timestep to plot over.")
+    from dtviz.sources.base import row_noun
+
     series = stats_over_t(data.source, part=data.part, n=n)
-    context = data.context(with_tau=False)
-    return [{"name": "cosine-over-t", "title": "Cosine over t",
-             "figure": plots.lines(series["t"], {"mean": series["cosine_mean"], "min": series["cosine_min"]}, "t",
-                                   "off-diagonal cosine", context, title="Cosine of c over t")},
-            {"name": "npr-over-t", "title": "nPR over t",
-             "figure": plots.lines(series["t"], {"nPR(c̄)": series["npr_mean_vector"], "per-row mean": series["npr_per_class_mean"]},
-                                   "t", "nPR", context, title="nPR of c over t")}]
+    context = {**data.context(with_tau=False), "t": None}
+    conv = data.source.family.convention
+    return plots.over_t_figures(series, context, f"timestep t ({conv.describe()})", "t", row_noun(data.source)[0])
 
 
 def _training(data: ViewData, run=None, **_) -> list[dict]:

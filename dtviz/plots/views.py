@@ -173,6 +173,19 @@ def lines(x, series: dict, x_title: str, y_title: str, context, title: str | Non
     return fig
 
 
+def over_t_figures(series: dict, context, x_title: str, over: str = "t", row: str = "class") -> list[dict]:
+    """Cosine (mean, min, max over pairs) and nPR (of c̄ and per-row mean) of c over t or over a trajectory's
+    sampling steps (``dtviz.analysis.dynamics.stats_over_t``), as named items (App. A.2, Sec. 5)."""
+    name = "t" if over == "t" else "steps"
+    return [{"name": f"cosine-over-{name}", "title": f"Cosine over {over}",
+             "figure": lines(series["t"], {"mean": series["cosine_mean"], "min": series["cosine_min"], "max": series["cosine_max"]},
+                             x_title, "cosine similarity (off-diagonal)", context, title=f"Cosine similarity of c over {over}")},
+            {"name": f"npr-over-{name}", "title": f"nPR over {over}",
+             "figure": lines(series["t"], {"nPR of c̄": 100 * np.asarray(series["npr_mean_vector"]),
+                                           f"nPR, per-{row} mean": 100 * np.asarray(series["npr_per_class_mean"])},
+                             x_title, "nPR (% of d)", context, title=f"Normalised participation ratio of c over {over}")}]
+
+
 def training_figures(series: dict, context) -> list[dict]:
     """The figures of one training run (``dtviz.analysis.dynamics.snapshot_series``), as named items: cosine and
     nPR of c over the steps (Fig. 12), and where c's size sits (``size_split``) when the snapshots have separate
