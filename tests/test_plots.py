@@ -466,15 +466,13 @@ def test_full_cosine_heatmap_gets_a_pixel_per_class():
 
 
 def test_titles_state_what_is_drawn():
-    import types
-
-    from pages.dynamics_view import training_figures
-
     series = {k: np.array(v) for k, v in {"step": [0, 1], "cosine_mean": [0.5, 0.6], "cosine_min": [0.1, 0.2],
                                            "cosine_max": [0.9, 0.9], "npr_mean_vector": [0.5, 0.4],
                                            "npr_per_class_mean": [0.5, 0.4]}.items()}
-    for fig in training_figures(types.SimpleNamespace(part="y+t"), series, "/tmp/run"):
-        assert "sparsif" not in fig.layout.title.text.lower()
+    items = plots.training_figures(series, {"model": "run", "part": "y+t"})
+    assert [i["name"] for i in items] == ["cosine-over-training", "npr-over-training"]  # no split: no third figure
+    for item in items:
+        assert "sparsif" not in item["figure"].layout.title.text.lower()
 
 
 def test_a_small_heatmap_is_as_wide_as_its_square_and_a_large_one_fills_the_page():
