@@ -103,8 +103,9 @@ def training_section(ctx):
     if series.get("note"):  # more checkpoints than one request may read: "n shown of N"
         st.caption(series["note"])
     for item in training_items(series, folder, ctx.part):
-        keys = SPLIT_KEYS if item["name"] == "size-split-over-training" else SERIES_KEYS
+        keys = SERIES_KEYS
         if item["name"] == "size-split-over-training":
+            keys = SPLIT_KEYS
             st.caption("Where c's size sits: the label rows' cosine is about ‖ȳ‖² / (‖ȳ‖² + mean ‖y_k − ȳ‖²), and the "
                        "y+t cosine rises with t_emb's share (`dtviz.analysis.dynamics.size_split`).")
         common.show_figure(item["figure"], item["name"], frame(series, "step", keys), title=item["title"])
