@@ -107,7 +107,9 @@ def training_section(ctx):
         if item["name"] == "size-split-over-training":
             keys = SPLIT_KEYS
             st.caption("Where c's size sits: the label rows' cosine is about ‖ȳ‖² / (‖ȳ‖² + mean ‖y_k − ȳ‖²), and the "
-                       "y+t cosine rises with t_emb's share (`dtviz.analysis.dynamics.size_split`).")
+                       "y+t cosine rises with t_emb's share (`dtviz.analysis.dynamics.size_split`). Whether the shared part "
+                       "sits in ȳ or in t_emb is training's choice: c and the samples depend only on their sum "
+                       "(docs/claims.md, The label part).")
         common.show_figure(item["figure"], item["name"], frame(series, "step", keys), title=item["title"])
 
 

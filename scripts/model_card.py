@@ -17,20 +17,33 @@ def main() -> int:
     parser.add_argument("--claims-samples", type=int, default=256, help="samples per sampling run of the scorecard")
     parser.add_argument("--render-only", action="store_true", help="rewrite README.md from the card.json already measured "
                         "(and trials.json as it is now, which scripts/trial_curve.py writes)")
+    parser.add_argument("--statistics-only", action="store_true", help="as --render-only, with the scorecard's statistics "
+                        "rows measured afresh (seconds) and its sampling rows kept as card.json has them")
     args = parser.parse_args()
     with open(os.path.join(args.model, "config.json")) as fh:
         cfg = json.load(fh)
-    if args.render_only:
+    if args.render_only or args.statistics_only:
         with open(os.path.join(args.model, "card.json")) as fh:
             m = json.load(fh)
         m["trials"] = read_trials(args.model)
+        if args.statistics_only:
+            m["claims"] = fresh_statistics_rows(args.model, m.get("claims") or [])
     else:
         m = measure(args.model, per_class=args.per_class, claims_samples=args.claims_samples)
         save_grid(args.model, os.path.join(args.model, "samples.png"))
     write_card(args.model, cfg, m)
-    print(f"rewrote {args.model}/README.md from card.json" if args.render_only else
+    print(f"rewrote {args.model}/README.md from card.json" if args.render_only or args.statistics_only else
           f"class accuracy {m['class_accuracy']:.3f}; sample16 {m['sample16_median_s']:.2f}s; wrote {args.model}/README.md")
     return 0
+
+
+def fresh_statistics_rows(model: str, rows: list[dict]) -> list[dict]:
+    """``rows`` with every statistics row of the scorecard measured again on the weights in ``model``."""
+    import dtviz
+    from dtviz.evaluation.claims import statistics_claims
+
+    fresh = {r.id: r.to_dict() for r in statistics_claims(dtviz.load(model))}
+    return [fresh.get(r["id"], r) for r in rows]
 
 
 def write_card(model: str, cfg: dict, m: dict) -> None:

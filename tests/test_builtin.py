@@ -169,12 +169,15 @@ def test_learning_rate_schedule_known_answers():
     assert learning_rate(decay, 3500) == pytest.approx(0.5e-3) and learning_rate(decay, 4000) == 0.0
 
 
-def test_timestep_weight_decay_shrinks_only_the_timestep_embedder():
-    """--t-weight-decay: with zero gradients, one AdamW step multiplies t_embedder's weights by 1 - lr·wd and leaves
-    the label table and the backbone as they were (a known answer, through the optimiser the training builds)."""
+@pytest.mark.parametrize("decayed", ["t_embedder.", "y_embedder."])
+def test_an_embedder_weight_decay_shrinks_only_that_embedder(decayed):
+    """--t-weight-decay / --label-weight-decay: with zero gradients, one AdamW step multiplies that embedder's weights
+    by 1 - lr·wd and leaves the other embedder and the backbone as they were (a known answer, through the optimiser
+    the training builds)."""
     from dtviz.builtin.train import TrainConfig, param_groups
 
-    cfg = TrainConfig(num_classes=4, hidden_size=32, depth=1, num_heads=2, t_weight_decay=0.5)
+    key = "t_weight_decay" if decayed == "t_embedder." else "label_weight_decay"
+    cfg = TrainConfig(num_classes=4, hidden_size=32, depth=1, num_heads=2, **{key: 0.5})
     torch.manual_seed(0)
     model = DiT(cfg.dit_config())
     model.initialize_weights(label_std=0.02)
@@ -184,7 +187,7 @@ def test_timestep_weight_decay_shrinks_only_the_timestep_embedder():
         p.grad = torch.zeros_like(p)
     opt.step()
     for name, p in model.named_parameters():
-        factor = 1 - 0.1 * 0.5 if name.startswith("t_embedder.") else 1.0
+        factor = 1 - 0.1 * 0.5 if name.startswith(decayed) else 1.0
         torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
     assert len(param_groups(model, TrainConfig())) == 1  # DiT's recipe: one group, the order earlier runs resume from
 
@@ -259,6 +262,14 @@ def test_what_stands_in_the_way_is_read_off_the_recipes_snapshots():
     trials["recipes"][0]["curve"].append(snap(300, 0.7, 0.05))
     assert "- 1 met both" in "\n".join(obstacle_lines(trials))
     assert "Where c's size sits" not in text  # no snapshot measured it
+    claims = [{"id": "alignment_y", "verdict": "does not hold", "evidence": {
+        "t_bias": "t_embedder.mlp.2.bias", "split": {"shift_norm": 1.2479, "t_norm": 6.0455, "target": 0.5}}},
+        {"id": "alignment_yt", "verdict": "holds"}, {"id": "head_is_class", "verdict": "does not hold"},
+        {"id": "variance_head", "verdict": "partly"}]
+    text = "\n".join(obstacle_lines(trials, claims))
+    assert ("moving a vector of length 1.25 from t_embedder.mlp.2.bias into every label row (‖t(t0)‖ = 6.05) would "
+            "give a cosine of y of 0.5 with every c and every sample as they are") in text
+    assert "short of the paper's claims: head_is_class (does not hold), variance_head (partly)." in text
 
 
 def test_the_card_shows_where_c_s_size_sits_at_each_recipe_s_last_snapshot_that_measured_it():
@@ -285,7 +296,9 @@ def test_a_card_states_each_training_setting_outside_dit_s_recipe():
     from dtviz.builtin.card import departure_lines
     from dtviz.builtin.train import T_GRID
 
-    assert departure_lines({"t_mean_penalty": 0.0, "t_weight_decay": 0.0}) == [] == departure_lines({})
+    assert departure_lines({"t_mean_penalty": 0.0, "t_weight_decay": 0.0, "label_weight_decay": 0.0}) == [] == departure_lines({})
+    assert departure_lines({"label_weight_decay": 0.5}) == [
+        "- **Not in DiT's recipe:** AdamW weight decay 0.5 on the label table alone (`--label-weight-decay`)."]
     lines = departure_lines({"t_mean_penalty": 10.0, "t_weight_decay": 3.0})
     assert len(lines) == 2
     assert f"averaged over {len(T_GRID)} t in [0, 1] and λ = 10," in lines[0] and "weight decay 3 on t_embedder" in lines[1]

@@ -332,3 +332,18 @@ def test_bad_pipeline_folders_raise_one_clear_error(pipeline, tmp_path, damage, 
     damage(folder)
     with pytest.raises(DtvizInputError, match=expected):
         dtviz.load(str(folder), device="cpu")
+
+
+def test_t_bias_name_is_the_bias_that_absorbs_a_shift_of_the_label_table(source, model):
+    """dtviz.analysis.label_split: −a on the named bias and +a on every class row (null too) leave c as it was."""
+    import copy
+
+    shifted = copy.deepcopy(model)
+    state = shifted.state_dict()
+    a = torch.linspace(-2, 2, state[source.t_bias_name].shape[0])
+    table = "transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight"
+    with torch.no_grad():
+        dict(shifted.named_parameters())[source.t_bias_name].sub_(a)
+        dict(shifted.named_parameters())[table].add_(a)
+    for t in (999.0, 500.0):
+        assert_same_c(reference_c(shifted, t), reference_c(model, t))

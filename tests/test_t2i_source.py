@@ -355,3 +355,19 @@ def test_flux_without_t5_offers_analysis_only(pipes, tmp_path):
     with pytest.raises(DtvizInputError, match="text_encoder_2/") as info:
         Generator(src)
     assert str(tmp_path) not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["sd3", "flux"])
+def test_t_bias_name_absorbs_a_shift_of_the_text_part(pipes, name):
+    """dtviz.analysis.label_split: −a on the named timestep bias and +a on the text projection's bias leave c as it
+    was (the pipeline's own time_text_embed); PixArt has no text part in c, so no name."""
+    src = dtviz.load(pipes["folders"][name], prompts=PROMPTS)
+    pipe = copy.deepcopy(pipes["pipes"][name])
+    params = dict(pipe.transformer.named_parameters())
+    a = torch.linspace(-2, 2, params[src.t_bias_name].shape[0])
+    with torch.no_grad():
+        params[src.t_bias_name].sub_(a)
+        params["time_text_embed.text_embedder.linear_2.bias"].add_(a)
+    np.testing.assert_allclose(reference_c(pipe, PROMPTS, 500.0), reference_c(pipes["pipes"][name], PROMPTS, 500.0),
+                               rtol=0, atol=1e-5)
+    assert dtviz.load(pipes["folders"]["pixart"], prompts=PROMPTS).t_bias_name is None

@@ -48,6 +48,9 @@ class TrainConfig:
     label_lr_mult: float = 1.0  # learning rate of y_embedder (the label table) relative to ``lr``, on top of the above
     t_weight_decay: float = 0.0  # AdamW's decoupled weight decay on t_embedder alone (0: DiT's): the class-shared part of c
     # then costs less in the label rows than in t_emb, a test of whether the label rows align when t_emb cannot hold it
+    label_weight_decay: float = 0.0  # AdamW's decoupled weight decay on the label table alone (0: DiT's): bounds the
+    # random walk Adam's noisy steps give each row, while a class signal the loss keeps asking for stays (the paper's
+    # Sec. 6 hypothesis 3, "only the coordinates providing robust semantic signal are driven to large magnitudes")
     t_mean_penalty: float = 0.0  # λ of λ·mean_i(m_i²), m = t_emb averaged over T_GRID (0: DiT's): the one part of t_emb that
     # is the same at every t costs this, while the t-dependent part and the label rows stay free (t_mean_penalty_loss)
     t_mean_penalty_steps: int = 0  # the penalty only before this step (0: at every step): does a shared part the label
@@ -228,8 +231,9 @@ def param_groups(model: DiT, cfg: TrainConfig) -> list[dict]:
     rest = [p for n, p in named if not n.startswith(EMBEDDER_PREFIXES)]
     t_emb = [p for n, p in named if n.startswith("t_embedder.")]
     y_emb = [p for n, p in named if n.startswith("y_embedder.")]
-    if cfg.t_weight_decay:
-        return [{"params": rest, "lr_mult": 1.0}, {"params": y_emb, "lr_mult": cfg.embedder_lr_mult * cfg.label_lr_mult},
+    if cfg.t_weight_decay or cfg.label_weight_decay:
+        return [{"params": rest, "lr_mult": 1.0}, {"params": y_emb, "lr_mult": cfg.embedder_lr_mult * cfg.label_lr_mult,
+                                                    "weight_decay": cfg.label_weight_decay},
                 {"params": t_emb, "lr_mult": cfg.embedder_lr_mult, "weight_decay": cfg.t_weight_decay}]
     if cfg.embedder_lr_mult == 1.0 and cfg.label_lr_mult == 1.0:
         return [{"params": list(model.parameters()), "lr_mult": 1.0}]

@@ -93,7 +93,8 @@ CLAIM_TEXT = {
         claim="The label part alone is aligned too, not only through a shared t.",
         paper="cosine of y alone 0.52 (REPA) – 0.85 (MDT), Tab. 4; text part of SD3 0.99, Tab. 5",
         rule=f"holds: cosine of the label (or text) part ≥ {LABEL_ALIGNED} (Tab. 4's lowest AdaLN row, REPA 0.5194); "
-             f"partly: ≥ {LABEL_HALF}; else does not hold", page="cosine"),
+             f"partly: ≥ {LABEL_HALF}; else does not hold. On the split the weights hold, as Tab. 4 reads the released "
+             "weights: the model's outputs do not fix it (docs/claims.md, The label part)", page="cosine"),
     "alignment_over_t": dict(
         claim="The alignment holds at every step of sampling, not only at t0.",
         paper="cosine > 0.99 across nearly all timesteps, App. A.2",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dtviz.analysis.label_split import label_part_readings
 from dtviz.analysis.stats import ConditionStats, as_matrix, normalized_participation_ratio, topk_dims
 from dtviz.analysis.structure import (between_class_variance, dims_for_share, subspace_scores, variance_share)
 from dtviz.errors import DtvizInputError
@@ -84,16 +85,30 @@ def alignment_rows(source, E: np.ndarray, t) -> list[Claim]:
         out.append(row("alignment_y", f"undefined: a {noun} vector is all zeros", NOT_MEASURABLE,
                        {"cosine_y": None, "t_share": t_share}))
         return out
+    ts, _ = schedule(source)  # the t-independent reading averages t over the same t as the over-t row
+    T_schedule = np.stack([as_matrix(source.embeddings(classes=[0], t=s, part="t"))[0] for s in ts])
+    split = label_part_readings(Y, T, T_schedule, LABEL_ALIGNED)
     verdict = HOLDS if cos_y >= LABEL_ALIGNED else PARTLY if cos_y >= LABEL_HALF else FAILS
     out.append(row("alignment_y", f"{noun} part: {cos_y:.4f}; ‖t‖² / (‖t‖² + E‖y‖²) = {t_share:.3f} (with near-"
-                   f"orthogonal y, the y+t cosine is about this share)", verdict,
-                   {"cosine_y": cos_y, "t_norm_sq": t_sq, "y_norm_sq_mean": y_sq, "t_share": t_share, "part": noun}))
+                   f"orthogonal y, the y+t cosine is about this share). {split_sentence(split, source.t_bias_name, noun)}",
+                   verdict, {"cosine_y": cos_y, "t_norm_sq": t_sq, "y_norm_sq_mean": y_sq, "t_share": t_share,
+                             "part": noun, "split": split, "t_bias": source.t_bias_name, "split_timesteps": len(ts)}))
     return out
 
 
-def over_t_row(source, ts=None) -> Claim:
-    if source.family.convention is None:
-        return not_measurable("alignment_over_t", "not measurable: a matrix of c has no timestep.")
+def split_sentence(split: dict, t_bias: str | None, noun: str = "label") -> str:
+    """The label_split readings in a sentence: what a function-preserving shift does to the label-part cosine."""
+    how = (f"moving a from {t_bias} into every {noun} row leaves every c as it is" if t_bias else
+           "y + a and t − a give the same c (whether the weights can take the shift, dtviz cannot tell)")
+    reach = (f", and ‖a‖ = {split['shift_norm']:.3g} along ȳ (‖t‖ = {split['t_norm']:.3g}) gives {split['target']:g}"
+             if np.isfinite(split["shift_norm"]) and split["shift_norm"] > 0 else "")
+    return (f"The outputs do not fix this split: {how}{reach}; the part of c that is the same at every t (y + mean t) "
+            f"has cosine {split['t_independent']:.4f}.")
+
+
+def schedule(source, ts=None) -> tuple[list[float], str]:
+    """(the timesteps the over-t statistics use, what they are): the source's own sampling schedule (at most 64 of
+    its t, both ends kept), the captured steps of a trajectory, or 11 t from noise to data without a sampler."""
     conv = source.family.convention
     note = "the source's own sampling schedule"
     if ts is None and source.family.key == "trajectory":  # t is the captured step: every one of them
@@ -111,6 +126,13 @@ def over_t_row(source, ts=None) -> Claim:
     ts = list(dict.fromkeys(float(t) for t in ts))
     if len(ts) > 64:  # a 250-step schedule: every evaluation is not needed to find the dip; keep both ends
         ts = [ts[int(round(i))] for i in np.linspace(0, len(ts) - 1, 64)]
+    return ts, note
+
+
+def over_t_row(source, ts=None) -> Claim:
+    if source.family.convention is None:
+        return not_measurable("alignment_over_t", "not measurable: a matrix of c has no timestep.")
+    ts, note = schedule(source, ts)
     cos = np.array([_cosine(as_matrix(source.embeddings(t=t))) for t in ts])
     lo, med = float(np.nanmin(cos)), float(np.nanmedian(cos))
     verdict = HOLDS if lo >= OVER_T_MIN and med >= ALIGNED else PARTLY if med >= ALIGNED else FAILS

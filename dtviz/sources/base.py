@@ -72,6 +72,12 @@ class Source(ABC):
         pipeline's "t0 = 980, the first timestep of its DDIMScheduler at DiTPipeline's default 50 steps"."""
         return ""
 
+    @property
+    def t_bias_name(self) -> str | None:
+        """The bias that ends the timestep embedder: it can take −a while every label row takes +a, c unchanged
+        (dtviz.analysis.label_split). None when the source has none or dtviz cannot tell."""
+        return None
+
     # --- work ----------------------------------------------------------------------------------
     def embeddings(self, classes=None, t: float | None = None, part: str = "y+t", batch_size: int = 4096) -> np.ndarray:
         ids = self._class_ids(classes)

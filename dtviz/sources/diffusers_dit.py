@@ -102,6 +102,11 @@ class DiffusersSource(Source):
     def t0_note(self) -> str:
         return self._t0_note
 
+    @property
+    def t_bias_name(self) -> str | None:
+        has = getattr(self.embedder.timestep_embedder.linear_2, "bias", None) is not None
+        return EMBEDDER_PREFIX + "timestep_embedder.linear_2.bias" if has else None
+
     # ---------------------------------------------------------------------------------- embeddings
     @torch.no_grad()
     def t_embedding(self, t: float) -> torch.Tensor:

@@ -176,6 +176,13 @@ class TextToImageSource(Source):
             out[start:start + len(rows)] = block.float().cpu().numpy()
         return out
 
+    @property
+    def t_bias_name(self) -> str | None:
+        linear = getattr(getattr(self.embedder, "timestep_embedder", None), "linear_2", None)
+        if not self.kind.text_in_c or getattr(linear, "bias", None) is None:
+            return None
+        return f"{self.kind.embedder}.timestep_embedder.linear_2.bias"
+
     @torch.no_grad()
     def t_embedding(self, t: float) -> torch.Tensor:
         """(d,) the timestep side of c: timestep_embedder(time_proj(t)) (+ guidance_embedder(time_proj(g)) for Flux-dev)."""

@@ -197,6 +197,10 @@ class NativeSource(Source):
         mismatch = latent_channel_note(vae, in_channels)
         return (False, mismatch) if mismatch else (True, "")
 
+    @property
+    def t_bias_name(self) -> str:
+        return T_KEYS[3]  # t_embedder.mlp.2.bias: every family read here has it (T_KEYS are required)
+
     # ---------------------------------------------------------------------------------- embeddings
     def t_embedding(self, t: float) -> torch.Tensor:
         """(d,) timestep embedding at t (the family's own units), on the source's device."""
