@@ -77,3 +77,15 @@ def test_card_sampling_rows_are_reproduced_by_a_fresh_run(card):
     shipped = {**rows["prune_tail"]["evidence"]["runs"], **rows["prune_head"]["evidence"]["runs"]}
     for name in wanted:
         assert fresh[name].accuracy == pytest.approx(shipped[name]["accuracy"], abs=1.5 / plan.samples), name
+
+
+def test_card_head_modulation_is_a_fresh_reading_of_the_shipped_weights(card):
+    """"How strongly adaLN reads the head" under What stands in the way: card.json's numbers equal a fresh
+    dtviz.analysis.blocks reading with the scorecard's own head k and random dims, and the card prints them."""
+    from dtviz.builtin.card import head_modulation
+
+    fresh = head_modulation(BUILTIN_DIR, card["claims"])
+    assert close(card["head_modulation"], fresh)
+    assert fresh["head"] > 0 and fresh["random"] > 0 and fresh["random_draws"] == 2
+    with open(os.path.join(BUILTIN_DIR, "README.md"), encoding="utf-8") as fh:
+        assert f"changes the modulation by {100 * fresh['head']:.1f} % of its size" in fh.read()

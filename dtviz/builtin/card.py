@@ -105,7 +105,7 @@ def measure(model_dir: str, per_class: int = 2, seed: int = 7, claims_samples: i
         snap = dtviz.load(os.path.join(snap_dir, name), device="cpu")
         snapshots.append({"step": int(name.split("_")[1].split(".")[0]), **table_stats(snap)})
     conv = src.family.convention
-    return {
+    out = {
         "name": os.path.basename(os.path.normpath(model_dir)),
         "num_classes": src.num_classes, "dim": src.dim, "parameters": src.info.parameters, "family": src.family.key,
         "samples_per_class": per_class, "class_accuracy": float((pred == labels).mean()),
@@ -117,6 +117,8 @@ def measure(model_dir: str, per_class: int = 2, seed: int = 7, claims_samples: i
         "trials": read_trials(model_dir),
         **dict(zip(("claims", "claims_plan"), measure_claims_rows(model_dir, claims_samples))),
     }
+    out["head_modulation"] = head_modulation(model_dir, out["claims"])
+    return out
 
 
 def read_trials(model_dir: str) -> dict | None:
@@ -227,7 +229,7 @@ def render(cfg: dict, m: dict) -> str:
               "|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {s['step']} | {s['cosine_mean']:.4f} | {100 * s['npr_mean_vector']:.2f}% | {100 * s['npr_per_class_mean']:.2f}% |"
               f" {s.get('dims_at_least_1', '–')} | {s.get('dims_below_0_1', '–')} |" for s in m["snapshots"]]
-    lines += ["", *trial_lines(m.get("trials"), m.get("claims"))]
+    lines += ["", *trial_lines(m.get("trials"), m)]
     return "\n".join(lines)
 
 
@@ -340,7 +342,7 @@ def _verdict_counts(card_path: str, mtime_ns: int) -> str | None:
             if rows else None)
 
 
-def trial_lines(trials: dict | None, claims: list[dict] | None = None) -> list[str]:
+def trial_lines(trials: dict | None, card: dict | None = None) -> list[str]:
     """The recipes tried on the way to this model (``trials.json`` beside it: measured rows, each with its
     command), as the table the card shows: recipe → cosine, nPR, class accuracy at each snapshot."""
     if not trials:
@@ -363,17 +365,17 @@ def trial_lines(trials: dict | None, claims: list[dict] | None = None) -> list[s
                        f"{num(row.get('cosine_min_t'))} | {pct(row.get('npr'))} | {pct(row.get('top20_variance_share'))} | "
                        f"{structure} | {pct(row.get('class_accuracy'))} |")
     out += [""] + [f"- {r['name']}: {r['recipe']}" for r in trials["recipes"]]
-    return out + [""] + obstacle_lines(trials, claims)
+    return out + [""] + obstacle_lines(trials, card)
 
 
 # Two goals of issue 20 that the paper's models meet together (Tab. 1: nPR(c̄) 1.5–10.47 %; Tab. 4: cosine of y 0.52–0.85)
 NPR_GOAL, COSINE_Y_GOAL = 0.10, 0.50
 
 
-def obstacle_lines(trials: dict, claims: list[dict] | None = None) -> list[str]:
-    """"What stands in the way": read off the recipes' snapshots (the numbers), the shipped model's scorecard
-    (``claims``: what a function-preserving shift does to the cosine of y, and the rows it cannot move) and
-    trials.json's ``obstacle`` (the reading of them, which names the recipes it rests on)."""
+def obstacle_lines(trials: dict, card: dict | None = None) -> list[str]:
+    """"What stands in the way": read off the recipes' snapshots (the numbers), the model's card.json (its
+    scorecard: what a function-preserving shift does to the cosine of y, and the rows it cannot move; how strongly
+    adaLN reads the head) and trials.json's ``obstacle`` (the reading of them, which names the recipes it rests on)."""
     rows = [(r["name"].split(":")[0], row) for r in trials["recipes"] for row in r["curve"]
             if row.get("cosine_y") is not None and row.get("npr") is not None]
     if not rows:
@@ -397,7 +399,8 @@ def obstacle_lines(trials: dict, claims: list[dict] | None = None) -> list[str]:
         out.append(f"- none reached a cosine of y ≥ {COSINE_Y_GOAL:.2f};")
     out.append(f"- {len(both)} met both (the paper's models do: Tab. 1 and 4)." if both else
                "- none met both, which the paper's models do (Tab. 1 and 4).")
-    out += split_lines(claims or [])
+    out += split_lines((card or {}).get("claims") or [])
+    out += head_modulation_lines(card or {})
     out += size_split_lines(trials)
     if trials.get("obstacle"):
         out += ["", trials["obstacle"]]
@@ -418,6 +421,38 @@ def split_lines(claims: list[dict]) -> list[str]:
             f"{split['shift_norm']:.3g} from {bias} into every label row (‖t(t0)‖ = {split['t_norm']:.3g}) would give a "
             f"cosine of y of {split['target']:g} with every c and every sample as they are. No such shift moves the "
             f"scorecard's other rows; those short of the paper's claims: {', '.join(other) or 'none'}."]
+
+
+def head_modulation(model_dir: str, claims: list[dict]) -> dict | None:
+    """How much adaLN's modulation changes when the scorecard's prune_head run removes its k head dims, against its
+    random-dims runs (the same dims, read from their spec): mean over the blocks and the final layer of
+    mean_rows ‖Δm‖ / ‖m(c)‖ (dtviz.analysis.blocks.modulation_change, no sampling). None without those runs."""
+    import dtviz
+    from dtviz.analysis.blocks import modulation_change
+    from dtviz.pruning.spec import PruneSpec
+
+    runs = next((r["evidence"].get("runs") or {} for r in claims if r["id"] == "prune_head"), {})
+    randoms = [r["spec"] for n, r in sorted(runs.items()) if n.startswith("random_") and r.get("spec")]
+    k = next((r["evidence"].get("k") for r in claims if r["id"] == "prune_head"), None)
+    if not k or not randoms:
+        return None
+    dims = [tuple(int(x) for x in spec.split()[0].removeprefix("dims=").split(",")) for spec in randoms]
+    src = dtviz.load(model_dir, device="cpu")
+    changes = modulation_change(src, [PruneSpec(mode="head", k=k)] + [PruneSpec(dims=d) for d in dims])
+    mean = lambda ch: float(np.mean([b["relative_change"]["all"] for b in ch.blocks] + [ch.final["all"]]))  # noqa: E731
+    return {"k": int(k), "head": mean(changes[0]), "random": float(np.mean([mean(c) for c in changes[1:]])),
+            "random_draws": len(dims), "modulations": len(changes[0].blocks) + 1}
+
+
+def head_modulation_lines(card: dict) -> list[str]:
+    hm = card.get("head_modulation")
+    if not hm:
+        return []
+    return ["", f"How strongly adaLN reads the head: removing the {hm['k']} head dims changes the modulation by "
+            f"{100 * hm['head']:.1f} % of its size, {hm['k']} random dims (the scorecard's {hm['random_draws']} draws) "
+            f"by {100 * hm['random']:.1f} % (mean over the "
+            f"{hm['modulations']} adaLN modulations, `dtviz.analysis.blocks.modulation_change`; prune_head above gives "
+            "what the samples do)."]
 
 
 def size_split_lines(trials: dict) -> list[str]:
