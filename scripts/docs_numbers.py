@@ -134,8 +134,25 @@ def bench_block() -> str:
     return "\n".join(lines) + "\n"
 
 
+def setup_times_block() -> str:
+    data = measured("setup-times.json", "python bench/setup_time.py")
+    if isinstance(data, str):
+        return data
+    lines = [f"Measured {data['date']} by `python bench/setup_time.py` on this project's machine ({cell(data['machine'])}, "
+             f"no GPU), each in a fresh clone with no venv or conda env active"
+             + (", pip's download cache as the machine had it" if data.get("pip_cache") else ", pip's cache empty") + ":",
+             "", "| `make setup PYTHON=…` | Python | installed into | torch | `import dtviz, torch, streamlit` | wall time "
+             "| load average at start |", "|---|---|---|---|---|---:|---:|"]
+    for r in data["rows"]:
+        lines.append(f"| `{cell(r['python'])}` | {r['version']} | {'the clone’s `.venv`' if r['venv'] else 'the interpreter'} | "
+                     f"{r['torch'] or '–'} | {'works' if r['imports_ok'] else 'fails'} | {r['seconds'] / 60:.1f} min | "
+                     f"{r['load_at_start']:g} |")
+    return "\n".join(lines) + "\n"
+
+
 BLOCKS = {"builtin-claims": builtin_claims_block, "claim-rules": claim_rules_block, "hostile-round2": hostile_block,
-          "bench": bench_block, "builtin-models": builtin_models_block, "safe-to-share": safe_to_share_block}
+          "bench": bench_block, "builtin-models": builtin_models_block, "safe-to-share": safe_to_share_block,
+          "setup-times": setup_times_block}
 FILES = ("README.md", os.path.join("docs", "claims.md"), os.path.join("docs", "reliability.md"),
          os.path.join("docs", "performance.md"), os.path.join("docs", "setup.md"))
 

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import dtviz
+from tests.doc_pins import assert_documented
 from dtviz.errors import DtvizInputError
 from dtviz.models.dit import timestep_features
 from dtviz.sources.diffusers_dit import DiffusersSource, list_cached_pipelines
@@ -312,7 +313,7 @@ def _id2label_list(folder):
     (folder / "model_index.json").write_text(json.dumps({"_class_name": "DiTPipeline", "id2label": ["a", "b"]}))
 
 
-@pytest.mark.parametrize("damage, expected", [
+DAMAGES = [
     (_no_transformer, r"transformer/ subfolder.*DiTPipeline"),
     (_no_config, r"transformer config .*config\.json.*does not exist"),
     (_config_not_json, r"config\.json.*valid JSON"),
@@ -326,7 +327,14 @@ def _id2label_list(folder):
     (_nan_label_table, r"embedding_table.*1 NaN"),
     (_index_not_json, r"model_index\.json.*valid JSON"),
     (_id2label_list, r"id2label.*list"),
-])
+]
+
+
+def test_the_damaged_folders_are_counted_in_the_docs():
+    assert_documented("docs/reliability.md", f"{len(DAMAGES)} diffusers-folder cases")
+
+
+@pytest.mark.parametrize("damage, expected", DAMAGES)
 def test_bad_pipeline_folders_raise_one_clear_error(pipeline, tmp_path, damage, expected):
     folder = broken_copy(pipeline, tmp_path)
     damage(folder)

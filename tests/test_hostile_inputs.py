@@ -30,6 +30,7 @@ import torch
 from safetensors.torch import save_file
 
 import dtviz
+from tests.doc_pins import assert_documented
 from dtviz.cli.main import main as cli_main
 from dtviz.errors import DtvizInputError
 from dtviz.analysis.stats import ConditionStats
@@ -413,6 +414,7 @@ def test_every_input_through_library_and_cli(corpus, capsys):
     with capsys.disabled():
         print(f"\nhostile inputs: {len(cases)} tried, {handled} handled (library + CLI); input hashes unchanged")
     assert not problems, "\n".join(problems)
+    assert_documented("docs/reliability.md", f"{len(cases)} tried, {len(cases)} handled")
 
 
 # ------------------------------------------------------------------------------------- the running app
@@ -468,6 +470,7 @@ def test_subset_in_the_running_app(corpus, app_test, capsys):
     assert hash_tree(root) == before
     with capsys.disabled():
         print(f"\nhostile inputs in the app: {len(APP_SUBSET)} tried, {handled} handled")
+    assert_documented("docs/reliability.md", f"{len(APP_SUBSET)} tried, {len(APP_SUBSET)} handled")
 
 
 # ------------------------------------------------------------------------------------------ uploads

@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import save_file
 
 import dtviz
+from tests.doc_pins import assert_documented
 from dtviz.analysis import stats
 from dtviz.errors import DtvizInputError
 
@@ -87,3 +88,4 @@ def test_bad_matrices(tmp_path):
         assert words in str(info.value), f"{name}: {info.value}"
     with pytest.raises(DtvizInputError, match="one label per row"):
         dtviz.load(str(tmp_path / "ok.npy"), labels=str(tmp_path / "three.txt"))
+    assert_documented("docs/reliability.md", f"{len(cases) + 1} matrix cases")  # + the label count

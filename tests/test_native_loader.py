@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 import dtviz
+from tests.doc_pins import assert_documented
 from dtviz.errors import DtvizInputError
 from tests.factories import family_state, save_checkpoint
 
@@ -200,6 +201,8 @@ def test_bad_inputs_give_one_clear_sentence(tmp_path):
         assert "\n" not in message and "Traceback" not in message, name
         if before:
             assert sha(path) == before, name
+    # + the zip that is not a checkpoint and the two code-running pickles (the tests below)
+    assert_documented("docs/reliability.md", f"{len(cases) + 3} native-checkpoint cases")
 
 
 def _save(path, obj):
