@@ -40,6 +40,28 @@ def report_figures(ctx):
             {"name": "cosine-histogram", "title": "Off-diagonal cosine similarities", "figure": histogram_figure(ctx)[0]}]
 
 
+def paper_range(part: str) -> str:
+    """What the paper reports for this part of c: Table 1 for y+t, Table 4's AdaLN rows for y alone, nothing for t."""
+    if part == "y":
+        return f"The paper's AdaLN models, y alone: {reported_range('cosine', table=4, part='y', conditioning='AdaLN')} (Table 4)."
+    if part == "t":
+        return "The paper reports no cosine of t alone (one t row is shared by every class at a given t)."
+    return f"The paper's models: {reported_range('cosine')} (Table 1)."
+
+
+def label_part_note(ctx):
+    """The label part alone: what a function-preserving shift does to its cosine (docs/claims.md, The label part)."""
+    from dtviz.evaluation.claims import label_split, part_noun, split_sentence
+
+    if "label_split" not in ctx._memo:
+        ctx._memo["label_split"] = label_split(ctx.source, ctx.t if ctx.t is not None else ctx.source.t0)
+    split = ctx._memo["label_split"]
+    if split:
+        st.caption(f"The {part_noun(ctx.source)} part alone. " + split_sentence(split, ctx.source.t_bias_name,
+                                                                               part_noun(ctx.source))
+                   + " (docs/claims.md, The label part; `dtviz claims`, alignment_y).")
+
+
 def main():
     ctx = common.require_ctx()
     common.page_header(ctx, f"Cosine similarity of the {ctx.row} vectors")
@@ -51,7 +73,9 @@ def main():
     # printed values of the zoomed sub-matrix
     heatmap_section(ctx)
     st.markdown(f"**{n * (n - 1) // 2:,} {ctx.row} pairs** (i ≠ j): mean **{cos['mean']:.4f}**, "
-                f"min **{cos['min']:.4f}**, max **{cos['max']:.4f}**. The paper's models: {reported_range('cosine')} (Table 1).")
+                f"min **{cos['min']:.4f}**, max **{cos['max']:.4f}**. {paper_range(ctx.part)}")
+    if ctx.part == "y":
+        label_part_note(ctx)
     hist, values = histogram_figure(ctx)
     common.show_figure(hist, "cosine-histogram", pd.DataFrame({"cosine": values}),
                        title="Off-diagonal cosine similarities")

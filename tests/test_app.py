@@ -390,6 +390,13 @@ def test_url_to_widgets():
     assert at.radio(key="cos_order").value == "cluster"
     assert at.number_input(key="cos_n").value == 6
     assert "τ = 0.05" in at.caption[0].value and "part y" in at.caption[0].value
+    from dtviz.evaluation.claims import label_split  # the label part alone: its split, from the library's reading
+
+    split = label_split(dtviz.load("builtin"), 0.25)
+    note = [c.value for c in at.caption if c.value.startswith("The label part alone.")]
+    assert len(note) == 1 and f"‖a‖ = {split['shift_norm']:.3g} along ȳ" in note[0], note
+    assert f"has cosine {split['t_independent']:.4f}." in note[0]
+    assert any("The paper's AdaLN models, y alone: 0.5194–0.8540 (Table 4)." in m.value for m in at.markdown)
     for key, value in query.items():
         assert at.query_params[key] == value
 

@@ -90,3 +90,4 @@ def test_reported_range_is_the_lowest_and_highest_printed_value():
 
     assert reported_range("cosine") == "0.9001–0.9999"  # DiT-XL/2 … MDSGen, Table 1 as printed
     assert reported_range("cosine", table=4) == "0.00165–0.9946"  # Table 4 includes UViT's label part
+    assert reported_range("cosine", table=4, part="y", conditioning="AdaLN") == "0.5194–0.8540"  # REPA … MDT, y alone

@@ -85,15 +85,25 @@ def alignment_rows(source, E: np.ndarray, t) -> list[Claim]:
         out.append(row("alignment_y", f"undefined: a {noun} vector is all zeros", NOT_MEASURABLE,
                        {"cosine_y": None, "t_share": t_share}))
         return out
-    ts, _ = schedule(source)  # the t-independent reading averages t over the same t as the over-t row
-    T_schedule = np.stack([as_matrix(source.embeddings(classes=[0], t=s, part="t"))[0] for s in ts])
-    split = label_part_readings(Y, T, T_schedule, LABEL_ALIGNED)
+    split = label_split(source, t, Y, T)
     verdict = HOLDS if cos_y >= LABEL_ALIGNED else PARTLY if cos_y >= LABEL_HALF else FAILS
     out.append(row("alignment_y", f"{noun} part: {cos_y:.4f}; ‖t‖² / (‖t‖² + E‖y‖²) = {t_share:.3f} (with near-"
                    f"orthogonal y, the y+t cosine is about this share). {split_sentence(split, source.t_bias_name, noun)}",
                    verdict, {"cosine_y": cos_y, "t_norm_sq": t_sq, "y_norm_sq_mean": y_sq, "t_share": t_share,
-                             "part": noun, "split": split, "t_bias": source.t_bias_name, "split_timesteps": len(ts)}))
+                             "part": noun, "split": split, "t_bias": source.t_bias_name}))
     return out
+
+
+def label_split(source, t, Y: np.ndarray | None = None, T: np.ndarray | None = None) -> dict | None:
+    """dtviz.analysis.label_split's readings of the source's label part at t (None when it has no parts): the
+    t-independent one averages t over the t of the over-t row (``schedule``); ``timesteps`` says how many."""
+    if Y is None or T is None:
+        Y, T, _ = _parts(source, t)
+        if Y is None:
+            return None
+    ts, _ = schedule(source)
+    T_schedule = np.stack([as_matrix(source.embeddings(classes=[0], t=s, part="t"))[0] for s in ts])
+    return {**label_part_readings(Y, T, T_schedule, LABEL_ALIGNED), "timesteps": len(ts)}
 
 
 def split_sentence(split: dict, t_bias: str | None, noun: str = "label") -> str:

@@ -127,9 +127,11 @@ def reference_label(metric: str, family: str | None = None, part: str = "y+t", d
         return None
 
 
-def reported_range(metric: str, table=1) -> str:
-    """The lowest and highest value a table prints for ``metric`` over its models, as printed: "0.9001–0.9999"."""
-    rows = [r for r in paper_rows(table) if metric in r]
+def reported_range(metric: str, table=1, part: str | None = None, conditioning: str | None = None) -> str:
+    """The lowest and highest value a table prints for ``metric`` over its models, as printed: "0.9001–0.9999";
+    ``part`` / ``conditioning`` keep Tables 4 and 5's rows of that part (y+t, y) / mechanism (AdaLN, …) only."""
+    rows = [r for r in paper_rows(table, part=part) if metric in r
+            and (conditioning is None or r.get("conditioning") == conditioning)]
     low, high = min(rows, key=lambda r: r[metric]), max(rows, key=lambda r: r[metric])
     return f"{low['printed'][metric]}–{high['printed'][metric]}"
 
