@@ -51,10 +51,11 @@ def run_setup(python: str, env: dict) -> dict:
         seconds = time.perf_counter() - start
         py = subprocess.run(["bash", "scripts/setup.sh", "--which"], cwd=clone, env=dict(env, PYTHON=python),
                             capture_output=True, text=True).stdout.strip()
+        py = os.path.join(clone, py) if py and not os.path.isabs(py) else py  # ".venv/bin/python": the clone's
         check = subprocess.run([py or python, "-c", "import dtviz, torch, streamlit; print(torch.__version__)"], cwd=clone,
                                env=env, capture_output=True, text=True)
         return {"python": python, "version": version, "seconds": round(seconds, 1), "setup_ok": done.returncode == 0,
-                "venv": os.path.abspath(py).startswith(os.path.join(clone, ".venv")) if py else False,
+                "venv": bool(py) and py.startswith(os.path.join(clone, ".venv")),
                 "torch": check.stdout.strip() if check.returncode == 0 else None, "imports_ok": check.returncode == 0,
                 "load_at_start": round(load, 2),
                 "tail": "" if done.returncode == 0 else (done.stdout + done.stderr).strip().splitlines()[-1:]}

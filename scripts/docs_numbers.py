@@ -144,7 +144,7 @@ def setup_times_block() -> str:
              "", "| `make setup PYTHON=…` | Python | installed into | torch | `import dtviz, torch, streamlit` | wall time "
              "| load average at start |", "|---|---|---|---|---|---:|---:|"]
     for r in data["rows"]:
-        lines.append(f"| `{cell(r['python'])}` | {r['version']} | {'the clone’s `.venv`' if r['venv'] else 'the interpreter'} | "
+        lines.append(f"| `{cell(r['python'].replace(os.path.expanduser('~'), '~', 1))}` | {r['version']} | {'the clone’s `.venv`' if r['venv'] else 'the interpreter'} | "
                      f"{r['torch'] or '–'} | {'works' if r['imports_ok'] else 'fails'} | {r['seconds'] / 60:.1f} min | "
                      f"{r['load_at_start']:g} |")
     return "\n".join(lines) + "\n"
