@@ -111,3 +111,15 @@ def test_readings_match_float64_recomputation():
     assert got["t_independent"] == pytest.approx(pairwise_cosine_loop(Y + T.mean(0)), abs=1e-12)
     assert pairwise_cosine_loop(Y + got["shift_norm"] * Y.mean(0) / np.linalg.norm(Y.mean(0))) == pytest.approx(0.5, abs=1e-3)
     assert got["t_norm"] == pytest.approx(np.linalg.norm(T[0]))
+
+
+def test_the_sentence_says_when_dtviz_cannot_tell_whether_the_weights_take_the_shift():
+    from dtviz.evaluation.claims import split_sentence
+
+    split = {"shift_norm": 1.2479, "t_norm": 6.0455, "target": 0.5, "t_independent": 0.82989}
+    told = split_sentence(split, "t_embedder.mlp.2.bias", "label")
+    assert told == ("The outputs do not fix this split: moving a from t_embedder.mlp.2.bias into every label row leaves "
+                    "every c as it is, and ‖a‖ = 1.25 along ȳ (‖t‖ = 6.05) gives 0.5; the part of c that is the same at "
+                    "every t (y + mean t) has cosine 0.8299.")
+    unknown = split_sentence(dict(split, shift_norm=0.0), None, "text")
+    assert "whether the weights can take the shift, dtviz cannot tell" in unknown and "‖a‖" not in unknown
