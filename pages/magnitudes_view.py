@@ -31,6 +31,15 @@ def report_figures(ctx):
              "figure": below_figure(ctx, True)}]
 
 
+def head_silu_text(ctx) -> str:
+    """The prune_head k dims of c̄ as adaLN reads them (SiLU first), from the library's reading."""
+    from dtviz.analysis.stats import head_through_silu
+    from dtviz.evaluation.claim_sampling import HEAD_K
+    from dtviz.evaluation.claims import head_silu_sentence
+
+    return head_silu_sentence(head_through_silu(ctx.stats.mean_vector_, HEAD_K))
+
+
 def main():
     ctx = common.require_ctx()
     common.page_header(ctx, "Magnitudes of c")
@@ -40,6 +49,7 @@ def main():
     cols[1].metric("Tail: dims of c̄ with |c̄ᵢ| < τ", f"{at['tail_count']}")
     cols[2].metric(f"s_head: c̄ / per-{ctx.row} mean", f"{at['s_head']['mean_vector']:.3f} / {at['s_head']['per_class_mean']:.3f}")
     cols[3].metric(f"s_tail: c̄ / per-{ctx.row} mean", f"{at['s_tail']['mean_vector']:.3f} / {at['s_tail']['per_class_mean']:.3f}")
+    st.caption(head_silu_text(ctx))
 
     st.subheader(f"Histogram of |cᵢ| over all {ctx.rows} and dimensions")
     c1, c2, _ = st.columns([1, 1, 4])

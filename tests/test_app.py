@@ -406,6 +406,12 @@ def test_widgets_to_url_and_back():
     at.run()
     at.switch_page(dtviz_app.view_path("magnitudes")).run()
     ok(at)
+    from dtviz.analysis.stats import head_through_silu  # the head as adaLN reads it, from the library's reading
+    from dtviz.evaluation.claim_sampling import HEAD_K
+    from dtviz.evaluation.claims import head_silu_sentence
+
+    c_bar = dtviz.load("builtin").embeddings().astype(np.float64).mean(0)
+    assert head_silu_sentence(head_through_silu(c_bar, HEAD_K)) in [c.value for c in at.caption]
     at.radio(key="part").set_value("t").run()
     at.slider(key="t").set_value(0.75).run()
     at.number_input(key="tau_box").set_value(0.03).run()

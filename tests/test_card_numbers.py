@@ -84,8 +84,11 @@ def test_card_head_modulation_is_a_fresh_reading_of_the_shipped_weights(card):
     dtviz.analysis.blocks reading with the scorecard's own head k and random dims, and the card prints them."""
     from dtviz.builtin.card import head_modulation
 
+    from dtviz.builtin.card import head_silu
+
     fresh = head_modulation(BUILTIN_DIR, card["claims"])
     assert close(card["head_modulation"], fresh)
+    assert close(card["head_silu"], head_silu(BUILTIN_DIR, card["claims_plan"]["head_k"]))
     assert fresh["head"] > 0 and fresh["random"] > 0 and fresh["random_draws"] == 2
     with open(os.path.join(BUILTIN_DIR, "README.md"), encoding="utf-8") as fh:
         assert f"changes the modulation by {100 * fresh['head']:.1f} % of its size" in fh.read()

@@ -38,6 +38,11 @@ def test_stats_json_matches_library(tmp_path, capsys):
     assert out["head_dims"] == stats.head_dims(E.astype(np.float64).mean(0), 0.1).tolist()
     assert out["head_dims"] == sorted(out["head_dims"])
     assert out["s_tail"]["mean_vector"] == pytest.approx(1 - len(out["head_dims"]) / out["dim"])
+    silu = out["head_through_silu"]  # the 8 largest |c̄_i|, SiLU(x) = x·σ(x) written out here
+    c_bar = E.astype(np.float64).mean(0)
+    top = np.argsort(-np.abs(c_bar), kind="stable")[:8]
+    assert silu["dims"] == top.tolist() and silu["negative"] == int((c_bar[top] < 0).sum())
+    assert silu["silu"] == pytest.approx((c_bar[top] / (1 + np.exp(-c_bar[top]))).tolist(), rel=1e-6)
 
 
 def test_one_row_stats_are_strict_json_with_no_cosine(tmp_path, capsys):

@@ -1,4 +1,6 @@
 """Known-answer tests for every statistic in dtviz.analysis.stats (the paper's definitions)."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -185,3 +187,19 @@ def test_fit_holds_about_one_copy_of_a_large_float32_matrix():
     grown = int(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}).stdout)
     assert grown < 2 * 100_000 * 168 * 4, grown
+
+
+def test_head_through_silu_known_answer():
+    """dtviz.analysis.stats.head_through_silu: the top-k |v_i| (largest first), SiLU(x) = x / (1 + e^(−x)) of them,
+    the negatives among them, and the head's share of Σ|v| and of Σ|SiLU(v)| (float64, written out here)."""
+    from dtviz.analysis.stats import head_through_silu
+
+    v = np.array([0.1, -3.0, 2.0, -0.5, 0.0])
+    h = head_through_silu(v, 2)
+    s = lambda x: x / (1 + math.exp(-x))  # noqa: E731
+    assert h["dims"] == [1, 2] and h["values"] == [-3.0, 2.0] and h["negative"] == 1
+    assert h["silu"] == pytest.approx([s(-3.0), s(2.0)], abs=1e-15)
+    assert h["share_c"] == pytest.approx(5.0 / 5.6)
+    total = sum(abs(s(x)) for x in v)
+    assert h["share_silu"] == pytest.approx((abs(s(-3.0)) + s(2.0)) / total)
+    assert head_through_silu(np.zeros(3), 2)["share_c"] != head_through_silu(np.zeros(3), 2)["share_c"]  # NaN: no mass

@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from dtviz.analysis.stats import silu
 from dtviz.errors import DtvizInputError
 from dtviz.pruning.spec import PruneSpec, keep_mask
 from dtviz.pruning.hooks import adaln_modules
@@ -185,10 +186,6 @@ def modulations(source) -> list[Modulation]:
 
 
 # ------------------------------------------------------------------------------------------ read-outs
-
-def silu(x: np.ndarray) -> np.ndarray:
-    return x / (1.0 + np.exp(-x))
-
 
 def _rows(source, mod: Modulation, ids: np.ndarray, t, cache: dict) -> np.ndarray:
     """(N, d) float64 c that ``mod`` reads."""

@@ -167,6 +167,26 @@ def topk_dims(v, k: int, largest: bool = True) -> np.ndarray:
     return np.sort(order[:k])
 
 
+def silu(x) -> np.ndarray:
+    """SiLU(x) = x·σ(x), float64: what every DiT-family adaLN reads (m = W·SiLU(c) + b)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x / (1.0 + np.exp(-x))
+
+
+def head_through_silu(v, k: int) -> dict:
+    """The top-k |v_i| dims as adaLN reads them: v's head values (largest |v_i| first), SiLU of them, how many are
+    negative (SiLU(−x) → 0 for large x: such a dim is large in c and nearly off in what the model sees), and the
+    head's share of Σ|v_i| against its share of Σ|SiLU(v_i)|. The paper states magnitudes of c only (Sec. 4)."""
+    v = np.asarray(v, dtype=np.float64)
+    order = np.lexsort((np.arange(v.size), -np.abs(v)))[: int(np.clip(k, 0, v.size))]
+    s = silu(v)
+    total_c, total_s = float(np.abs(v).sum()), float(np.abs(s).sum())
+    return {"k": len(order), "dims": order.tolist(), "values": v[order].tolist(), "silu": s[order].tolist(),
+            "negative": int((v[order] < 0).sum()),
+            "share_c": float(np.abs(v[order]).sum() / total_c) if total_c > 0 else float("nan"),
+            "share_silu": float(np.abs(s[order]).sum() / total_s) if total_s > 0 else float("nan")}
+
+
 def dims_below_curve(v, taus) -> tuple[np.ndarray, np.ndarray]:
     """For each τ: #{i : |v_i| < τ} (raw) and that count / d (normalised) — Fig. 11."""
     a = np.sort(np.abs(np.asarray(v, dtype=np.float64)).reshape(-1))

@@ -118,6 +118,7 @@ def measure(model_dir: str, per_class: int = 2, seed: int = 7, claims_samples: i
         **dict(zip(("claims", "claims_plan"), measure_claims_rows(model_dir, claims_samples))),
     }
     out["head_modulation"] = head_modulation(model_dir, out["claims"])
+    out["head_silu"] = head_silu(model_dir, out["claims_plan"]["head_k"])
     return out
 
 
@@ -444,11 +445,23 @@ def head_modulation(model_dir: str, claims: list[dict]) -> dict | None:
             "random_draws": len(dims), "modulations": len(changes[0].blocks) + 1}
 
 
+def head_silu(model_dir: str, k: int) -> dict:
+    """The top-k dims of c̄ at t0 as adaLN reads them (dtviz.analysis.stats.head_through_silu)."""
+    import dtviz
+    from dtviz.analysis.stats import head_through_silu
+
+    src = dtviz.load(model_dir, device="cpu")
+    return head_through_silu(src.embeddings().astype(np.float64).mean(0), k)
+
+
 def head_modulation_lines(card: dict) -> list[str]:
-    hm = card.get("head_modulation")
+    from dtviz.evaluation.claims import head_silu_sentence
+
+    hm, hs = card.get("head_modulation"), card.get("head_silu")
+    out = ["", f"Which way the head points. {head_silu_sentence(hs)}"] if hs else []
     if not hm:
-        return []
-    return ["", f"How strongly adaLN reads the head: removing the {hm['k']} head dims changes the modulation by "
+        return out
+    return out + ["", f"How strongly adaLN reads the head: removing the {hm['k']} head dims changes the modulation by "
             f"{100 * hm['head']:.1f} % of its size, {hm['k']} random dims (the scorecard's {hm['random_draws']} draws) "
             f"by {100 * hm['random']:.1f} % (mean over the "
             f"{hm['modulations']} adaLN modulations, `dtviz.analysis.blocks.modulation_change`; prune_head above gives "

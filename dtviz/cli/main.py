@@ -109,6 +109,10 @@ def stats_summary(source, t=None, part="y+t", tau="auto") -> dict:
         timestep = source.timestep_at(int(t_used))
         out.update(step=int(t_used), timestep=None if timestep != timestep else timestep)
     out.update(summary)
+    from dtviz.analysis.stats import head_through_silu
+    from dtviz.evaluation.claim_sampling import HEAD_K
+
+    out["head_through_silu"] = head_through_silu(stats.mean_vector_, HEAD_K)  # the prune_head k dims, as adaLN reads them
     return out
 
 
@@ -129,6 +133,9 @@ def cmd_stats(args) -> int:
     for key in ("mean_vector", "per_class_mean"):
         print(f"  PR [{key}] {s['pr'][key]:.2f}   nPR {100 * s['npr'][key]:.2f}%   s_tail(τ={s['tau']:.4g}) {s['s_tail'][key]:.4f}")
     print(f"  head dims (|c̄_i| >= τ = {s['tau']:.4g}): {s['head_count']} of {s['dim']}")
+    h = s["head_through_silu"]
+    print(f"  top-{h['k']} |c̄_i| through SiLU: {h['negative']} negative; {100 * h['share_c']:.1f}% of Σ|c̄_i|, "
+          f"{100 * h['share_silu']:.1f}% of Σ|SiLU(c̄_i)|")
     print(f"  variance: mean {s['variance']['mean']:.4g}, top-20 share {100 * s['variance']['top20_share']:.1f}%")
     return 0
 

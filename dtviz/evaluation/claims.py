@@ -116,6 +116,14 @@ def split_sentence(split: dict, t_bias: str | None, noun: str = "label") -> str:
             f"has cosine {split['t_independent']:.4f}.")
 
 
+def head_silu_sentence(h: dict) -> str:
+    """dtviz.analysis.stats.head_through_silu in a sentence: the head of c̄ as adaLN reads it."""
+    first = f" (the largest: {h['values'][0]:.2f} → {h['silu'][0]:.2f})" if h["k"] else ""
+    return (f"As adaLN reads c (m = W·SiLU(c) + b): {h['negative']} of the top-{h['k']} |c̄ᵢ| are negative, and SiLU "
+            f"passes little of a negative value{first}; the top {h['k']} hold {100 * h['share_c']:.1f} % of Σ|c̄ᵢ| and "
+            f"{100 * h['share_silu']:.1f} % of Σ|SiLU(c̄ᵢ)|. The paper states magnitudes of c only.")
+
+
 def schedule(source, ts=None) -> tuple[list[float], str]:
     """(the timesteps the over-t statistics use, what they are): the source's own sampling schedule (at most 64 of
     its t, both ends kept), the captured steps of a trajectory, or 11 t from noise to data without a sampler."""
