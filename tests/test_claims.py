@@ -58,6 +58,8 @@ def test_statistics_rows_equal_float64_formulas(tiny_source):
     assert rows["alignment_yt"].evidence["cosine_mean"] == pytest.approx(offdiag_cosine(E), abs=1e-9)
     assert rows["alignment_y"].evidence["cosine_y"] == pytest.approx(offdiag_cosine(Y), abs=1e-9)
     assert rows["sparsity_npr"].evidence["npr_mean_vector"] == pytest.approx(npr(E.mean(0)), abs=1e-9)
+    c_bar = E.mean(0)
+    assert rows["sparsity_npr"].evidence["npr_silu_mean_vector"] == pytest.approx(npr(c_bar / (1 + np.exp(-c_bar))), abs=1e-9)
     top = rows["variance_head"].evidence["top"]
     assert top == 20 and rows["variance_head"].evidence["top_share"] == pytest.approx(top_share(E, top), abs=1e-9)
     var = ((E - E.mean(0)) ** 2).mean(0)

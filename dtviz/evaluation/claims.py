@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from dtviz.analysis.label_split import label_part_readings
-from dtviz.analysis.stats import ConditionStats, as_matrix, normalized_participation_ratio, topk_dims
+from dtviz.analysis.stats import ConditionStats, as_matrix, normalized_participation_ratio, silu, topk_dims
 from dtviz.analysis.structure import (between_class_variance, dims_for_share, subspace_scores, variance_share)
 from dtviz.errors import DtvizInputError
 from dtviz.pruning.defaults import PAPER_TAIL_SHARE, PAPER_TAU  # noqa: F401
@@ -171,9 +171,11 @@ def sparsity_rows(source, stats: ConditionStats) -> list[Claim]:
     except DtvizInputError:
         ref, paper = None, None
     verdict = HOLDS if npr <= SPARSE_NPR else PARTLY if npr <= GAUSSIAN_NPR / 2 else FAILS
-    out = [row("sparsity_npr", f"nPR(c̄) {pct(npr, 2)} (PR {npr * d:.1f} of d = {d})", verdict,
+    npr_silu = float(normalized_participation_ratio(silu(c_bar)))  # what adaLN reads: m = W·SiLU(c) + b
+    out = [row("sparsity_npr", f"nPR(c̄) {pct(npr, 2)} (PR {npr * d:.1f} of d = {d}); of SiLU(c̄), what adaLN reads: "
+                               f"{pct(npr_silu, 2)} (the paper states c only)", verdict,
                {"npr_mean_vector": npr, "pr_mean_vector": npr * d, "dim": d, "paper_family_row": ref and ref["model"],
-                "paper_family_npr": ref and ref["value"]}, paper=paper)]
+                "paper_family_npr": ref and ref["value"], "npr_silu_mean_vector": npr_silu}, paper=paper)]
     a = np.abs(c_bar)
     top = float(a.max()) if d else float("nan")
     large = int((a >= top * LARGE_RELATIVE).sum()) if top > 0 else 0
