@@ -176,10 +176,13 @@ def chromium() -> str | None:
 
 
 def png_bytes(fig) -> bytes:
-    """The table as PNG through kaleido and the machine's Chromium (dtviz.plots.gallery.write_figure's renderer)."""
+    """The table as PNG through kaleido and the machine's Chromium (dtviz.plots.gallery.render_static, killed
+    after its timeout if kaleido hangs)."""
+    from dtviz.plots.gallery import render_static
+
     try:
-        return fig.to_image(format="png", width=1600, height=int(fig.layout.height or 1200), scale=1)
-    except Exception as err:  # noqa: BLE001 — no Chromium here: the Markdown export still works
+        return render_static(fig, "png", 1600, int(fig.layout.height or 1200), scale=1)
+    except Exception as err:  # noqa: BLE001 — no Chromium here, or it hung: the Markdown export still works
         common.LOG.warning("PNG export failed: %s", err)
         return b""
 

@@ -150,3 +150,22 @@ def test_plot_svg_and_pdf(tmp_path):
             assert main(["plot", view, "builtin", "--out", str(out), "--classes", "0,1"]) == 0
             with open(out, "rb") as fh:
                 assert fh.read(64).lstrip().startswith(magic), (view, ext)
+
+
+def test_a_render_that_does_not_finish_is_stopped_with_one_sentence():
+    """kaleido can hang forever when its Chromium dies (plotly/Kaleido#134): render_static kills the worker's process
+    group after its timeout and says so in one sentence, leaving no worker behind."""
+    import subprocess
+
+    import plotly.graph_objects as go
+
+    from dtviz.errors import DtvizInputError
+    from dtviz.plots.gallery import render_static
+
+    with pytest.raises(DtvizInputError) as info:
+        render_static(go.Figure(go.Bar(y=[1, 2])), "pdf", 300, 200, timeout=0.05)
+    message = str(info.value)
+    assert message.startswith("rendering the figure as PDF through kaleido and Chromium did not finish in 0.05 s")
+    assert "\n" not in message
+    left = subprocess.run(["pgrep", "-f", "dtviz.plots.render_worker pdf 300 200"], capture_output=True, text=True)
+    assert left.stdout.strip() == ""

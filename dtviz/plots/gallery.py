@@ -248,17 +248,47 @@ def write_figure(item: dict, path: str, width: int = 1200, height: int = 750, sc
     fig, ext = item["figure"], os.path.splitext(path)[1].lower()
     if hasattr(fig, "save") and not hasattr(fig, "to_dict"):  # a PIL image: a sample grid
         return _write_image(fig, path, ext)
-    w = int(fig.layout.width or width)
-    h = int(fig.layout.height or height)
+    data = render_static(fig, ext[1:], int(fig.layout.width or width), int(fig.layout.height or height),
+                         scale if ext == ".png" else 1)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path
+
+
+RENDER_TIMEOUT_S = 180  # one figure through kaleido; a healthy render takes seconds even on a loaded 2-core machine
+
+
+def render_static(fig, fmt: str, width: int, height: int, scale: float = 1, timeout: float | None = None) -> bytes:
+    """PNG / SVG / PDF bytes of a plotly figure, rendered by kaleido in a child process (dtviz.plots.render_worker)
+    that is killed, with its Chromium, after ``timeout`` seconds (RENDER_TIMEOUT_S): kaleido can hang forever
+    when its browser dies, and neither the CLI nor a server thread may wait on that."""
+    import signal
+    import subprocess
+    import sys
+
+    timeout = RENDER_TIMEOUT_S if timeout is None else timeout
+    cmd = [sys.executable, "-m", "dtviz.plots.render_worker", fmt, str(int(width)), str(int(height)), str(scale)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                            start_new_session=True)  # its own group: Chromium's processes are killed with it
     try:
-        fig.write_image(path, format=ext[1:], width=w, height=h, scale=scale if ext == ".png" else 1)
-    except (RuntimeError, ValueError, OSError, ImportError) as err:
-        if "chrome" in str(err).lower() or "kaleido" in str(err).lower() or isinstance(err, ImportError):
+        out, err = proc.communicate(fig.to_json().encode("utf-8"), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise DtvizInputError(f"rendering the figure as {fmt.upper()} through kaleido and Chromium did not finish in "
+                              f"{timeout:g} s and was stopped; try again, or export PNG from the dashboard.") from None
+    if proc.returncode != 0 or not out:
+        text = err.decode("utf-8", "replace").lower()
+        if "chrome" in text or "kaleido" in text or "modulenotfounderror" in text:
             raise DtvizInputError("dtviz plot renders figures with kaleido through the Chromium on this machine, and none "
                                   "was found: install Debian's chromium (apt-get install chromium) — dtviz never "
-                                  "downloads a browser.") from None
-        raise
-    return path
+                                  "downloads a browser.")
+        last = (err.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1][:200]
+        raise DtvizInputError(f"rendering the figure as {fmt.upper()} failed: {last}")
+    return out
 
 
 def _write_image(image, path: str, ext: str) -> str:
