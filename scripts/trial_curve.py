@@ -7,8 +7,9 @@
 Each embedder snapshot (RUN_DIR/snapshots/step_*.safetensors, written by scripts/train_builtin.py) gives cosine
 and nPR(c̄) at t0 through the same library call as ``dtviz stats SNAPSHOT --family sit --json``, the count of
 dims with |c̄_i| >= 1, and the statistics rows of the claims scorecard that issue 20's goals name (the label part's
-cosine, the lowest cosine over t, the top-20 variance share, the class structure kept by the head and by the tail:
-dtviz.evaluation.claims.statistics_claims); class accuracy is the EMA evaluation train.log recorded at that step
+cosine, the lowest cosine over t, the top-20 variance share, the class structure kept by the head and by the tail,
+nPR of SiLU(c̄): dtviz.evaluation.claims.statistics_claims), how many of the top-8 |c̄_i| are negative
+(dtviz.analysis.stats.head_through_silu); class accuracy is the EMA evaluation train.log recorded at that step
 (none where it has none). With --trials the recipe (by --name) is added to, or replaced in, that trials.json; a
 replaced recipe keeps the accuracies of its old entry where the log has none (a run folder whose log is gone).
 """
@@ -28,7 +29,8 @@ import dtviz  # noqa: E402
 from dtviz.cli.main import stats_summary  # noqa: E402
 from dtviz.evaluation.claims import statistics_claims  # noqa: E402
 from dtviz.analysis.dynamics import size_split  # noqa: E402
-from dtviz.analysis.stats import mean_vector  # noqa: E402
+from dtviz.analysis.stats import head_through_silu, mean_vector  # noqa: E402
+from dtviz.evaluation.claim_sampling import HEAD_K  # noqa: E402
 from dtviz.builtin.train import T_GRID  # noqa: E402
 
 
@@ -64,6 +66,8 @@ def curve(work: str) -> list[dict]:
                      "top20_variance_share": _round(claims["variance_head"].get("top_share")),
                      "head_structure": _round(claims["head_is_class"].get("head")),
                      "tail_structure": _round(claims["head_is_class"].get("tail")),
+                     "npr_silu": _round(claims["sparsity_npr"].get("npr_silu_mean_vector")),
+                     "head_negative": head_through_silu(c_bar, HEAD_K)["negative"],
                      **label_split(source)})
     return rows
 

@@ -131,6 +131,10 @@ def test_a_kept_state_between_evaluations_exports_and_its_curve_is_measured(tmp_
         assert row["npr"] == pytest.approx(c_bar.sum() ** 2 / (c_bar ** 2).sum() / E.shape[1], abs=6e-5)
         assert row["cosine"] == pytest.approx(C[~np.eye(len(E), dtype=bool)].mean(), abs=6e-5)
         assert row["dims_at_least_1"] == int((c_bar >= 1).sum())
+        c64 = E.astype(np.float64).mean(0)
+        s64 = np.abs(c64 / (1 + np.exp(-c64)))
+        assert row["npr_silu"] == pytest.approx(s64.sum() ** 2 / (s64 ** 2).sum() / E.shape[1], abs=6e-5)
+        assert row["head_negative"] == int((c64[np.argsort(-np.abs(c64))[:8]] < 0).sum())
         assert_label_split(row, str(work / "snapshots" / f"step_{row['step']:06d}.safetensors"), src.t0)
     # run again with the same name: replaced in place, not added
     assert curve_main(["--work", str(work), "--name", "A", "--trials", str(trials)]) == 0
@@ -261,6 +265,11 @@ def test_what_stands_in_the_way_is_read_off_the_recipes_snapshots():
     assert "none met both" in text and text.rstrip().endswith("Reading.")
     trials["recipes"][0]["curve"].append(snap(300, 0.7, 0.05))
     assert "- 1 met both" in "\n".join(obstacle_lines(trials))
+    assert "of SiLU(c̄)" not in text  # no snapshot measured it
+    trials["recipes"][0]["curve"][1]["npr_silu"] = 0.175
+    trials["recipes"][1]["curve"][1]["npr_silu"] = 0.4
+    assert ("- of SiLU(c̄), what adaLN reads, the lowest nPR is 17.5 % (recipe P, step 100; nPR(c̄) 9.0 % there); 0 of "
+            "the 2 snapshots that measured it reach 10 %.") in "\n".join(obstacle_lines(trials))
     assert "Where c's size sits" not in text  # no snapshot measured it
     claims = [{"id": "alignment_y", "verdict": "does not hold", "evidence": {
         "t_bias": "t_embedder.mlp.2.bias", "split": {"shift_norm": 1.2479, "t_norm": 6.0455, "target": 0.5}}},
@@ -282,14 +291,15 @@ def test_the_card_shows_where_c_s_size_sits_at_each_recipe_s_last_snapshot_that_
     split = lambda shared, own, t, along: {"y_shared_sq": shared, "y_own_sq": own, "t_sq": t,  # noqa: E731
                                            "cos_y_t_mean": along}
     trials = {"recipes": [
-        {"name": "P: one", "curve": [snap(0, split(0.0, 0.0, 1.0, None)), snap(500, split(0.5, 1.5, 2.0, 0.72)),
+        {"name": "P: one", "curve": [snap(0, split(0.0, 0.0, 1.0, None)),
+                                     snap(500, {**split(0.5, 1.5, 2.0, 0.72), "npr_silu": 0.3125, "head_negative": 6}),
                                      snap(600, {})]},
         {"name": "Q: none", "curve": [snap(0, {})]},
         {"name": "R: zero", "curve": [snap(0, split(0.0, 0.0, 1.25, None))]},
     ]}
     lines = size_split_lines(trials)
-    assert lines[-2:] == ["| P | 500 | 0.5000 | 1.5000 | 0.250 | 2.0000 | +0.720 | 25.0 % |",
-                          "| R | 0 | 0.0000 | 0.0000 | – | 1.2500 | – | 25.0 % |"]
+    assert lines[-2:] == ["| P | 500 | 0.5000 | 1.5000 | 0.250 | 2.0000 | +0.720 | 25.0 % | 31.2 % | 6 |",
+                          "| R | 0 | 0.0000 | 0.0000 | – | 1.2500 | – | 25.0 % | – | – |"]
     assert size_split_lines({"recipes": trials["recipes"][1:2]}) == []
 
 

@@ -400,6 +400,13 @@ def obstacle_lines(trials: dict, card: dict | None = None) -> list[str]:
         out.append(f"- none reached a cosine of y ≥ {COSINE_Y_GOAL:.2f};")
     out.append(f"- {len(both)} met both (the paper's models do: Tab. 1 and 4)." if both else
                "- none met both, which the paper's models do (Tab. 1 and 4).")
+    through = [(n, r) for n, r in rows if r.get("npr_silu") is not None]
+    if through:
+        name, row = min(through, key=lambda nr: nr[1]["npr_silu"])
+        reached = sum(r["npr_silu"] <= NPR_GOAL for _, r in through)
+        out.append(f"- of SiLU(c̄), what adaLN reads, the lowest nPR is {100 * row['npr_silu']:.1f} % ({where(name, row)}; "
+                   f"nPR(c̄) {100 * row['npr']:.1f} % there); {reached} of the {len(through)} snapshots that measured it "
+                   f"reach {100 * NPR_GOAL:.0f} %.")
     out += split_lines((card or {}).get("claims") or [])
     out += head_modulation_lines(card or {})
     out += size_split_lines(trials)
@@ -479,11 +486,14 @@ def size_split_lines(trials: dict) -> list[str]:
     out = ["", "Where c's size sits at t0, at each recipe's last snapshot (squared norms; ȳ is the mean label row, "
            "the null row left out; t̄ is t_emb averaged over training's t in [0, 1]):", "",
            "| recipe | step | ‖ȳ‖² (shared by the label rows) | mean ‖y_k − ȳ‖² (each row's own) | shared / (shared + own) "
-           "| ‖t_emb(t0)‖² | cosine of ȳ with t̄ | nPR (c̄) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "| ‖t_emb(t0)‖² | cosine of ȳ with t̄ | nPR (c̄) | nPR (SiLU(c̄), what adaLN reads) | negative of the top-8 "
+           "\\|c̄ᵢ\\| |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, row in last:
         shared, own = row["y_shared_sq"], row["y_own_sq"]
         share = f"{shared / (shared + own):.3f}" if shared + own > 0 else "–"
         along = "–" if row.get("cos_y_t_mean") is None else f"{row['cos_y_t_mean']:+.3f}"
+        silu_npr = "–" if row.get("npr_silu") is None else f"{100 * row['npr_silu']:.1f} %"
+        negative = "–" if row.get("head_negative") is None else str(row["head_negative"])
         out.append(f"| {name} | {row['step']} | {shared:.4f} | {own:.4f} | {share} | {row['t_sq']:.4f} | {along} | "
-                   f"{100 * row['npr']:.1f} % |")
+                   f"{100 * row['npr']:.1f} % | {silu_npr} | {negative} |")
     return out
