@@ -288,6 +288,9 @@ def test_dynamics_over_every_step(ran):
         row = ConditionStats().fit(src.embeddings(t=k)).table_row()
         assert series["cosine_mean"][k] == pytest.approx(row["cosine"]["mean"])
         assert series["npr_mean_vector"][k] == pytest.approx(row["npr"]["mean_vector"])
+        c_bar = src.embeddings(t=k).astype(np.float64).mean(0)
+        a = np.abs(c_bar / (1 + np.exp(-c_bar)))  # SiLU, written out: what adaLN reads
+        assert series["npr_silu_mean_vector"][k] == pytest.approx(a.sum() ** 2 / (a ** 2).sum() / a.size, rel=1e-6)
 
 
 def test_app_on_a_trajectory_has_a_step_slider(tmp_path):

@@ -14,19 +14,22 @@ from typing import Callable
 import numpy as np
 
 from dtviz.errors import DtvizInputError
-from dtviz.analysis.stats import ConditionStats
+from dtviz.analysis.stats import ConditionStats, normalized_participation_ratio, silu
 
-SERIES_KEYS = ("cosine_mean", "cosine_min", "cosine_max", "npr_mean_vector", "npr_per_class_mean")
+SERIES_KEYS = ("cosine_mean", "cosine_min", "cosine_max", "npr_mean_vector", "npr_per_class_mean", "npr_silu_mean_vector")
 SPLIT_KEYS = ("y_shared_sq", "y_own_sq", "t_sq")
 SNAPSHOT_EXTENSIONS = (".safetensors", ".pt", ".pth", ".ckpt", ".bin")
 _STEP_IN_NAME = re.compile(r"(?:step|iter|it)[_\-]?(\d+)", re.IGNORECASE)
 
 
 def _row(E: np.ndarray) -> dict:
-    """The Table-1 numbers of one E: off-diagonal cosine (mean, min, max) and nPR (both readings)."""
-    row = ConditionStats().fit(E).table_row()
+    """The Table-1 numbers of one E: off-diagonal cosine (mean, min, max) and nPR (both readings), and nPR of
+    SiLU(c̄), what adaLN reads (docs/claims.md, What adaLN reads)."""
+    stats = ConditionStats().fit(E)
+    row = stats.table_row()
     return {"cosine_mean": row["cosine"]["mean"], "cosine_min": row["cosine"]["min"], "cosine_max": row["cosine"]["max"],
-            "npr_mean_vector": row["npr"]["mean_vector"], "npr_per_class_mean": row["npr"]["per_class_mean"]}
+            "npr_mean_vector": row["npr"]["mean_vector"], "npr_per_class_mean": row["npr"]["per_class_mean"],
+            "npr_silu_mean_vector": float(normalized_participation_ratio(silu(stats.mean_vector_)))}
 
 
 def _collect(rows: list[dict]) -> dict[str, np.ndarray]:

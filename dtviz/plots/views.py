@@ -173,6 +173,14 @@ def lines(x, series: dict, x_title: str, y_title: str, context, title: str | Non
     return fig
 
 
+def silu_line(series: dict, context) -> dict:
+    """nPR of SiLU(c̄), what adaLN reads, when the series has it (dtviz.analysis.dynamics) and is of c itself
+    (adaLN reads SiLU(y + t), not SiLU of a part)."""
+    if "npr_silu_mean_vector" not in series or (context or {}).get("part", "y+t") != "y+t":
+        return {}
+    return {"nPR of SiLU(c̄), what adaLN reads": 100 * np.asarray(series["npr_silu_mean_vector"])}
+
+
 def over_t_figures(series: dict, context, x_title: str, over: str = "t", row: str = "class") -> list[dict]:
     """Cosine (mean, min, max over pairs) and nPR (of c̄ and per-row mean) of c over t or over a trajectory's
     sampling steps (``dtviz.analysis.dynamics.stats_over_t``), as named items (App. A.2, Sec. 5)."""
@@ -182,7 +190,8 @@ def over_t_figures(series: dict, context, x_title: str, over: str = "t", row: st
                              x_title, "cosine similarity (off-diagonal)", context, title=f"Cosine similarity of c over {over}")},
             {"name": f"npr-over-{name}", "title": f"nPR over {over}",
              "figure": lines(series["t"], {"nPR of c̄": 100 * np.asarray(series["npr_mean_vector"]),
-                                           f"nPR, per-{row} mean": 100 * np.asarray(series["npr_per_class_mean"])},
+                                           f"nPR, per-{row} mean": 100 * np.asarray(series["npr_per_class_mean"]),
+                                           **silu_line(series, context)},
                              x_title, "nPR (% of d)", context, title=f"Normalised participation ratio of c over {over}")}]
 
 
@@ -197,7 +206,8 @@ def training_figures(series: dict, context) -> list[dict]:
                               title="Cosine similarity of c over training")},
              {"name": "npr-over-training", "title": "nPR over training",
               "figure": lines(step, {"nPR of c̄": 100 * np.asarray(series["npr_mean_vector"]),
-                                     "nPR, per-class mean": 100 * np.asarray(series["npr_per_class_mean"])},
+                                     "nPR, per-class mean": 100 * np.asarray(series["npr_per_class_mean"]),
+                                     **silu_line(series, context)},
                               "training step", "nPR (% of d)", context, title="Normalised participation ratio of c over training")}]
     if "t_sq" in series and not np.isnan(np.asarray(series["t_sq"], dtype=np.float64)).all():
         items.append({"name": "size-split-over-training", "title": "Where c's size sits",
