@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from dtviz.analysis.stats import offdiag_mean_streaming
+
 
 def mean_offdiag_cosine(E: np.ndarray) -> float:
-    """Mean cosine over pairs i ≠ j of the rows of E, float64 (NaN when a row is all zeros or N < 2)."""
+    """Mean cosine over pairs i ≠ j of the rows of E (dtviz.analysis.stats.offdiag_mean_streaming), NaN when a row
+    is all zeros (it has no direction) or N < 2."""
     E = np.asarray(E, dtype=np.float64)
-    n = len(E)
-    norms = np.linalg.norm(E, axis=1)
-    if n < 2 or not np.all(norms > 0):
+    if not np.all(np.linalg.norm(E, axis=1) > 0):
         return float("nan")
-    U = E / norms[:, None]
-    s = U.sum(0)
-    return float((s @ s - n) / (n * (n - 1)))  # Σ_ij cos − Σ_i cos_ii, over n(n−1) pairs
+    return offdiag_mean_streaming(E)
 
 
 def shift_norm_to_reach(Y: np.ndarray, target: float, direction: np.ndarray | None = None, tol: float = 1e-4) -> float:
