@@ -7,7 +7,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from dtviz.builtin.card import head_modulation, head_silu, measure, read_trials, render, save_grid  # noqa: E402
+from dtviz.builtin.card import class_read, head_modulation, head_silu, measure, read_trials, render, save_grid  # noqa: E402
 
 
 def main() -> int:
@@ -18,7 +18,7 @@ def main() -> int:
     parser.add_argument("--render-only", action="store_true", help="rewrite README.md from the card.json already measured "
                         "(and trials.json as it is now, which scripts/trial_curve.py writes)")
     parser.add_argument("--statistics-only", action="store_true", help="as --render-only, with what needs no sampling "
-                        "measured afresh (seconds): the scorecard's statistics rows, the head's modulation change and signs; "
+                        "measured afresh (seconds): the scorecard's statistics rows, the head's modulation change and signs, where adaLN reads the class; "
                         "the sampling rows are kept as card.json has them")
     args = parser.parse_args()
     with open(os.path.join(args.model, "config.json")) as fh:
@@ -31,6 +31,7 @@ def main() -> int:
             m["claims"] = fresh_statistics_rows(args.model, m.get("claims") or [])
             m["head_modulation"] = head_modulation(args.model, m["claims"])
             m["head_silu"] = head_silu(args.model, m["claims_plan"]["head_k"])
+            m["class_read"] = class_read(args.model)
     else:
         m = measure(args.model, per_class=args.per_class, claims_samples=args.claims_samples)
         save_grid(args.model, os.path.join(args.model, "samples.png"))

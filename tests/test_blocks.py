@@ -240,3 +240,38 @@ def test_t2i_chunks_named_by_diffusers_forward(tmp_path, kind):
                 checked += 1
     assert checked >= 10
     assert [b["block"] for b in result.blocks] == list(range(len(result.blocks)))
+
+
+def test_class_read_is_what_one_dim_alone_puts_into_the_modulations(tmp_path):
+    """ClassRead.read_[j]: feed each adaLN module c̄ with only dim j taken from each row, so only SiLU(c)_j varies
+    between rows; the between-row variance of its outputs, summed over the blocks and the final layer, is read_[j]
+    (float64 through the model's own modules). weight_ is the column norm, the ρ are scipy's Spearman."""
+    from scipy.stats import spearmanr
+
+    from dtviz.analysis.blocks import class_read
+
+    source = native_source(tmp_path, "dit")
+    model = source.build_model().double()
+    result = class_read(source, k=5)
+    c = torch.as_tensor(source.embeddings().astype(np.float64))  # (N, d)
+    modules = [b.adaLN_modulation for b in model.blocks] + [model.final_layer.adaLN_modulation]
+    d = c.shape[1]
+    expected = np.zeros(d)
+    with torch.no_grad():
+        for j in range(d):
+            alone = c.mean(0).repeat(len(c), 1)
+            alone[:, j] = c[:, j]
+            expected[j] = sum(m(alone).var(0, unbiased=False).sum().item() for m in modules)
+    assert expected.min() > 0
+    np.testing.assert_allclose(result.read_, expected, rtol=1e-9, atol=1e-14)
+    weight = np.sqrt(sum((m[1].weight.detach().numpy() ** 2).sum(0) for m in modules))
+    np.testing.assert_allclose(result.weight_, weight, rtol=1e-12)
+    np.testing.assert_allclose(result.between_, c.numpy().var(0), rtol=1e-12)
+    magnitude = np.abs(c.numpy().mean(0))
+    assert result.rho_between_weight == pytest.approx(spearmanr(c.numpy().var(0), weight)[0], abs=1e-12)
+    assert result.rho_magnitude_weight == pytest.approx(spearmanr(magnitude, weight)[0], abs=1e-12)
+    head = np.argsort(-magnitude)[:5]
+    assert set(result.head.tolist()) == set(head.tolist())
+    assert result.head_share == pytest.approx(expected[head].sum() / expected.sum(), rel=1e-9)
+    assert result.read_top_share == pytest.approx(np.sort(expected)[::-1][:5].sum() / expected.sum(), rel=1e-9)
+    assert result.to_json()["uniform_share"] == 5 / d

@@ -173,25 +173,32 @@ def test_learning_rate_schedule_known_answers():
     assert learning_rate(decay, 3500) == pytest.approx(0.5e-3) and learning_rate(decay, 4000) == 0.0
 
 
-@pytest.mark.parametrize("decayed", ["t_embedder.", "y_embedder."])
-def test_an_embedder_weight_decay_shrinks_only_that_embedder(decayed):
-    """--t-weight-decay / --label-weight-decay: with zero gradients, one AdamW step multiplies that embedder's weights
-    by 1 - lr·wd and leaves the other embedder and the backbone as they were (a known answer, through the optimiser
-    the training builds)."""
+@pytest.mark.parametrize("key, decayed", [("t_weight_decay", lambda n: n.startswith("t_embedder.")),
+                                          ("label_weight_decay", lambda n: n.startswith("y_embedder.")),
+                                          ("adaln_weight_decay", lambda n: n.endswith("adaLN_modulation.1.weight"))],
+                         ids=["t_embedder", "label table", "adaLN weights"])
+def test_a_weight_decay_shrinks_only_what_it_names(key, decayed):
+    """--t-weight-decay / --label-weight-decay / --adaln-weight-decay: with zero gradients, one AdamW step multiplies
+    those weights by 1 - lr·wd and leaves every other parameter as it was (a known answer, through the optimiser the
+    training builds; the adaLN case includes the final layer's modulation and none of the biases)."""
     from dtviz.builtin.train import TrainConfig, param_groups
 
-    key = "t_weight_decay" if decayed == "t_embedder." else "label_weight_decay"
-    cfg = TrainConfig(num_classes=4, hidden_size=32, depth=1, num_heads=2, **{key: 0.5})
+    cfg = TrainConfig(num_classes=4, hidden_size=32, depth=2, num_heads=2, **{key: 0.5})
     torch.manual_seed(0)
     model = DiT(cfg.dit_config())
     model.initialize_weights(label_std=0.02)
+    with torch.no_grad():  # DiT zero-initialises adaLN; give every parameter a value a decay can shrink
+        for p in model.parameters():
+            p.add_(0.1)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.AdamW(param_groups(model, cfg), lr=0.1, weight_decay=0.0)
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     opt.step()
+    shrunk = [name for name in before if decayed(name)]
+    assert len(shrunk) == (3 if key == "adaln_weight_decay" else 1 if key == "label_weight_decay" else 4)
     for name, p in model.named_parameters():
-        factor = 1 - 0.1 * 0.5 if name.startswith(decayed) else 1.0
+        factor = 1 - 0.1 * 0.5 if decayed(name) else 1.0
         torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
     assert len(param_groups(model, TrainConfig())) == 1  # DiT's recipe: one group, the order earlier runs resume from
 
@@ -309,9 +316,13 @@ def test_a_card_states_each_training_setting_outside_dit_s_recipe():
     from dtviz.builtin.card import departure_lines
     from dtviz.builtin.train import T_GRID
 
-    assert departure_lines({"t_mean_penalty": 0.0, "t_weight_decay": 0.0, "label_weight_decay": 0.0}) == [] == departure_lines({})
+    assert departure_lines({"t_mean_penalty": 0.0, "t_weight_decay": 0.0, "label_weight_decay": 0.0,
+                            "adaln_weight_decay": 0.0}) == [] == departure_lines({})
     assert departure_lines({"label_weight_decay": 0.5}) == [
         "- **Not in DiT's recipe:** AdamW weight decay 0.5 on the label table alone (`--label-weight-decay`)."]
+    assert departure_lines({"adaln_weight_decay": 1.0}) == [
+        "- **Not in DiT's recipe:** AdamW weight decay 1 on the weights of the adaLN modulations alone, the Linears that "
+        "read SiLU(c) (`--adaln-weight-decay`)."]
     lines = departure_lines({"t_mean_penalty": 10.0, "t_weight_decay": 3.0})
     assert len(lines) == 2
     assert f"averaged over {len(T_GRID)} t in [0, 1] and λ = 10," in lines[0] and "weight decay 3 on t_embedder" in lines[1]
@@ -344,3 +355,21 @@ def test_each_card_states_its_label_init_as_trained(name):
     std = json.load(open(os.path.join(folder, "config.json")))["training"]["label_init_std"]
     text = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
     assert ("label table initialised at zero" if std == 0 else f"label table initialised at std {std:g},") in text
+
+
+def test_where_adaln_reads_the_class_is_worded_as_its_numbers_fall():
+    """class_read_lines: the closing reading follows both comparisons (shares and ρ), and says so when they disagree."""
+    from dtviz.builtin.card import class_read_lines
+
+    base = {"k": 20, "d": 512, "modulations": 3, "uniform_share": 20 / 512, "read_top_share": 0.3}
+    weights = class_read_lines({"class_read": {**base, "head_share": 0.067, "between_top_share": 0.255,
+                                               "rho_between_weight": 0.81, "rho_magnitude_weight": 0.63}})[1]
+    assert "put 6.7 % there" in weights and "varies most in c 25.5 % (uniform 3.9 %)" in weights
+    assert "ρ = 0.81" in weights and "through larger weights on dims where c̄ is small" in weights
+    head = class_read_lines({"class_read": {**base, "head_share": 0.3, "between_top_share": 0.2,
+                                            "rho_between_weight": 0.1, "rho_magnitude_weight": 0.6}})[1]
+    assert "through the dims where c̄ is large at least as much" in head
+    mixed = class_read_lines({"class_read": {**base, "head_share": 0.3, "between_top_share": 0.2,
+                                             "rho_between_weight": 0.8, "rho_magnitude_weight": 0.6}})[1]
+    assert "point different ways" in mixed
+    assert class_read_lines({}) == []

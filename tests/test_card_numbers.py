@@ -92,3 +92,14 @@ def test_card_head_modulation_is_a_fresh_reading_of_the_shipped_weights(card):
     assert fresh["head"] > 0 and fresh["random"] > 0 and fresh["random_draws"] == 2
     with open(os.path.join(BUILTIN_DIR, "README.md"), encoding="utf-8") as fh:
         assert f"changes the modulation by {100 * fresh['head']:.1f} % of its size" in fh.read()
+
+
+def test_card_class_read_is_a_fresh_reading_of_the_shipped_weights(card):
+    """"Where adaLN reads the class" under What stands in the way: card.json's numbers equal a fresh
+    dtviz.analysis.blocks.class_read of the shipped weights, and the card prints them."""
+    from dtviz.builtin.card import class_read, class_read_lines
+
+    fresh = class_read(BUILTIN_DIR)
+    assert close(card["class_read"], fresh)
+    with open(os.path.join(BUILTIN_DIR, "README.md"), encoding="utf-8") as fh:
+        assert class_read_lines({"class_read": fresh})[1] in fh.read()

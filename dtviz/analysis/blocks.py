@@ -342,3 +342,74 @@ def change_curves(source, taus, mode: str = "tail", mask: str = "global", t: flo
         curves[name] = np.array([[b["relative_change"].get(name, np.nan) for b in ch.blocks] for ch in changes])
     curves["final"] = {k: np.array([ch.final.get(k, np.nan) for ch in changes]) for k in changes[0].final}
     return curves
+
+
+# ------------------------------------------------------------------------------------ where the class is read
+
+@dataclass
+class ClassRead:
+    """Where adaLN reads the class from, beside where c̄ is large (issue 20; no sampling). Over all modulations m:
+
+        weight_[j]   = sqrt(Σ_m Σ_r W_m[r, j]²)                 how strongly adaLN weighs SiLU(c)_j
+        between_[j]  = Var_k(c_kj)                                the between-condition variance of c in dim j
+        read_[j]     = Σ_m Σ_r W_m[r, j]² · Var_k(SiLU(c_kj))     the between-condition variance of the modulations
+                                                                  that dim j puts there alone (exact when only j varies)
+
+    k rows are the conditions (never the null row). ``head`` is the top-``k`` |c̄ᵢ| dims (c̄ over all rows), ``rho_*``
+    are Spearman rank correlations over the d dims, ``*_share`` the shares of Σ read_ held by the head, by the k dims
+    where between_ is largest and by the k largest read_ (uniform: k / d)."""
+
+    k: int
+    head: np.ndarray
+    weight_: np.ndarray
+    between_: np.ndarray
+    read_: np.ndarray
+    rho_between_weight: float
+    rho_magnitude_weight: float
+    head_share: float
+    between_top_share: float
+    read_top_share: float
+    modulations: int
+
+    def to_json(self) -> dict:
+        d = len(self.weight_)
+        return {"k": self.k, "d": d, "modulations": self.modulations, "head": [int(i) for i in self.head],
+                "rho_between_weight": self.rho_between_weight,
+                "rho_magnitude_weight": self.rho_magnitude_weight, "head_share": self.head_share,
+                "between_top_share": self.between_top_share, "read_top_share": self.read_top_share,
+                "uniform_share": self.k / d}
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's ρ: Pearson's correlation of the ranks (ties take their mean rank)."""
+    from scipy.stats import rankdata
+
+    ra, rb = rankdata(a) - (len(a) + 1) / 2, rankdata(b) - (len(b) + 1) / 2
+    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
+    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
+
+
+def class_read(source, k: int = 20, t: float | None = None, classes=None, mods=None) -> ClassRead:
+    """ClassRead of ``source`` at t (t0 by default), float64. A diffusers DiT block reads its own norm1.emb rows."""
+    ids = source._class_ids(classes)
+    mods = modulations(source) if mods is None else mods
+    c = source.embeddings(ids, t=t).astype(np.float64)  # (N, d)
+    if len(c) < 2:
+        raise DtvizInputError(f"where adaLN reads the class needs at least 2 conditions; got {len(c)}.")
+    d = c.shape[1]
+    k = min(int(k), d)
+    weight_sq, read = np.zeros(d), np.zeros(d)
+    cache: dict = {}
+    for mod in mods:
+        w, _ = mod.matrices()
+        col_sq = (w ** 2).sum(0)  # (d,) Σ_r W[r, j]²
+        weight_sq += col_sq
+        read += col_sq * silu(_rows(source, mod, ids, t, cache)).var(0)
+    magnitude = np.abs(mean_vector(c))
+    head = np.argsort(-magnitude, kind="stable")[:k]
+    between = c.var(0)
+    total = read.sum()
+    share = lambda dims: float(read[dims].sum() / total) if total > 0 else float("nan")  # noqa: E731
+    weight = np.sqrt(weight_sq)
+    return ClassRead(k, head, weight, between, read, spearman(between, weight), spearman(magnitude, weight),
+                     share(head), share(np.argsort(-between, kind="stable")[:k]), share(np.argsort(-read)[:k]), len(mods))

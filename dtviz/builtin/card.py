@@ -119,6 +119,7 @@ def measure(model_dir: str, per_class: int = 2, seed: int = 7, claims_samples: i
     }
     out["head_modulation"] = head_modulation(model_dir, out["claims"])
     out["head_silu"] = head_silu(model_dir, out["claims_plan"]["head_k"])
+    out["class_read"] = class_read(model_dir)
     return out
 
 
@@ -275,6 +276,9 @@ def departure_lines(tr: dict) -> list[str]:
     if tr.get("label_weight_decay"):
         out.append(f"- **Not in DiT's recipe:** AdamW weight decay {tr['label_weight_decay']:g} on the label table alone "
                    "(`--label-weight-decay`).")
+    if tr.get("adaln_weight_decay"):
+        out.append(f"- **Not in DiT's recipe:** AdamW weight decay {tr['adaln_weight_decay']:g} on the weights of the adaLN "
+                   "modulations alone, the Linears that read SiLU(c) (`--adaln-weight-decay`).")
     return out
 
 
@@ -409,6 +413,7 @@ def obstacle_lines(trials: dict, card: dict | None = None) -> list[str]:
                    f"reach {100 * NPR_GOAL:.0f} %.")
     out += split_lines((card or {}).get("claims") or [])
     out += head_modulation_lines(card or {})
+    out += class_read_lines(card or {})
     out += size_split_lines(trials)
     if trials.get("obstacle"):
         out += ["", trials["obstacle"]]
@@ -459,6 +464,37 @@ def head_silu(model_dir: str, k: int) -> dict:
 
     src = dtviz.load(model_dir, device="cpu")
     return head_through_silu(src.embeddings().astype(np.float64).mean(0), k)
+
+
+def class_read(model_dir: str) -> dict:
+    """Where adaLN reads the class from (dtviz.analysis.blocks.class_read), with head_is_class's head size."""
+    import dtviz
+    from dtviz.analysis.blocks import class_read as read
+    from dtviz.evaluation.claim_rows import HEAD_MAX
+
+    src = dtviz.load(model_dir, device="cpu")
+    out = read(src, k=min(HEAD_MAX, max(1, src.dim // 10))).to_json()
+    out.pop("head")
+    return out
+
+
+def class_read_lines(card: dict) -> list[str]:
+    """dtviz.analysis.blocks.class_read in words; the closing reading follows the numbers, whichever way they fall."""
+    r = card.get("class_read")
+    if not r:
+        return []
+    weights_first = (r["between_top_share"] > r["head_share"], r["rho_between_weight"] > r["rho_magnitude_weight"])
+    reading = {(True, True): "here the class reaches adaLN through larger weights on dims where c̄ is small more than "
+                             "through the dims where c̄ is large",
+               (False, False): "here the class reaches adaLN through the dims where c̄ is large at least as much as "
+                               "through the others"}.get(weights_first, "the two readings point different ways here")
+    return ["", f"Where adaLN reads the class: of the between-class variance the modulations receive (Σ_r W[r, j]² · "
+            f"Var_k SiLU(c_kj) per dim j, over the {r['modulations']} adaLN Linears), the top-{r['k']} |c̄ᵢ| dims put "
+            f"{100 * r['head_share']:.1f} % there and the {r['k']} dims where the class varies most in c "
+            f"{100 * r['between_top_share']:.1f} % (uniform {100 * r['uniform_share']:.1f} %). The weight adaLN puts on a "
+            f"dim, ‖W[:, j]‖, follows the class variance of c there with Spearman ρ = {r['rho_between_weight']:.2f} and "
+            f"|c̄ⱼ| with ρ = {r['rho_magnitude_weight']:.2f}: {reading} (`dtviz.analysis.blocks.class_read`, no "
+            "sampling)."]
 
 
 def head_modulation_lines(card: dict) -> list[str]:

@@ -51,6 +51,10 @@ class TrainConfig:
     label_weight_decay: float = 0.0  # AdamW's decoupled weight decay on the label table alone (0: DiT's): bounds the
     # random walk Adam's noisy steps give each row, while a class signal the loss keeps asking for stays (the paper's
     # Sec. 6 hypothesis 3, "only the coordinates providing robust semantic signal are driven to large magnitudes")
+    adaln_weight_decay: float = 0.0  # AdamW's decoupled weight decay on the adaLN modulation weights alone (0: DiT's):
+    # adaLN reads the class through W·SiLU(c), and a class signal can be made stronger by a larger column of W or by a
+    # larger c_i; in I it is the column (issue 20). Decaying W makes the larger c_i the cheaper way (the paper's Sec. 6,
+    # hypothesis 3, names weight decay)
     t_mean_penalty: float = 0.0  # λ of λ·mean_i(m_i²), m = t_emb averaged over T_GRID (0: DiT's): the one part of t_emb that
     # is the same at every t costs this, while the t-dependent part and the label rows stay free (t_mean_penalty_loss)
     t_mean_penalty_steps: int = 0  # the penalty only before this step (0: at every step): does a shared part the label
@@ -231,16 +235,27 @@ def param_groups(model: DiT, cfg: TrainConfig) -> list[dict]:
     rest = [p for n, p in named if not n.startswith(EMBEDDER_PREFIXES)]
     t_emb = [p for n, p in named if n.startswith("t_embedder.")]
     y_emb = [p for n, p in named if n.startswith("y_embedder.")]
-    if cfg.t_weight_decay or cfg.label_weight_decay:
-        return [{"params": rest, "lr_mult": 1.0}, {"params": y_emb, "lr_mult": cfg.embedder_lr_mult * cfg.label_lr_mult,
-                                                    "weight_decay": cfg.label_weight_decay},
-                {"params": t_emb, "lr_mult": cfg.embedder_lr_mult, "weight_decay": cfg.t_weight_decay}]
+    if cfg.t_weight_decay or cfg.label_weight_decay or cfg.adaln_weight_decay:
+        adaln = [p for n, p in named if is_adaln_weight(n)]
+        groups = [{"params": [p for n, p in named if not n.startswith(EMBEDDER_PREFIXES) and not is_adaln_weight(n)],
+                   "lr_mult": 1.0},
+                  {"params": y_emb, "lr_mult": cfg.embedder_lr_mult * cfg.label_lr_mult, "weight_decay": cfg.label_weight_decay},
+                  {"params": t_emb, "lr_mult": cfg.embedder_lr_mult, "weight_decay": cfg.t_weight_decay}]
+        if not cfg.adaln_weight_decay:  # the grouping of runs made before adaln_weight_decay existed
+            groups[0]["params"] = rest
+            return groups
+        return groups + [{"params": adaln, "lr_mult": 1.0, "weight_decay": cfg.adaln_weight_decay}]
     if cfg.embedder_lr_mult == 1.0 and cfg.label_lr_mult == 1.0:
         return [{"params": list(model.parameters()), "lr_mult": 1.0}]
     if cfg.label_lr_mult == 1.0:  # the grouping of runs made before label_lr_mult existed
         return [{"params": rest, "lr_mult": 1.0}, {"params": t_emb + y_emb, "lr_mult": cfg.embedder_lr_mult}]
     return [{"params": rest, "lr_mult": 1.0}, {"params": t_emb, "lr_mult": cfg.embedder_lr_mult},
             {"params": y_emb, "lr_mult": cfg.embedder_lr_mult * cfg.label_lr_mult}]
+
+
+def is_adaln_weight(name: str) -> bool:
+    """The weight of a Linear that reads SiLU(c): blocks.{i}.adaLN_modulation.1.weight and the final layer's."""
+    return name.endswith("adaLN_modulation.1.weight")
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:

@@ -1,0 +1,103 @@
+"""What the model card's recipe texts say is what their curves show (assets/builtin/trials.json).
+
+Each recipe's prose is written by hand after its curve is measured (scripts/trial_curve.py), so these tests pin it:
+every measured number it quotes is a value on a curve, and each comparison it makes between recipes holds on the
+curves it names. A re-measured curve that no longer supports its sentence fails here."""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from dtviz.sources.loading import BUILTIN_DIR
+
+WIDTH_512 = "IJKLMNOPQRS"  # the width-512, 100-class recipes (I and what varies one setting of it)
+
+
+@pytest.fixture(scope="module")
+def trials() -> dict:
+    with open(os.path.join(BUILTIN_DIR, "trials.json"), encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+@pytest.fixture(scope="module")
+def curves(trials) -> dict:
+    """{letter: {step: row}}"""
+    return {r["name"].split(":")[0]: {row["step"]: row for row in r["curve"]} for r in trials["recipes"]}
+
+
+def prose(trials, letter: str) -> str:
+    return next(r["recipe"] for r in trials["recipes"] if r["name"].split(":")[0] == letter)
+
+
+def quoted_measurements(text: str) -> list[tuple[float, float]]:
+    """(value, half a unit of its last digit) for each number the text quotes to a precision a goal is not written
+    in: percentages with a decimal point (84.2 %) and fractions with three or more decimals (0.9017). Commands in
+    backticks are left out."""
+    text = re.sub(r"`[^`]*`", "", text)
+    out = [(float(m) / 100, 0.5 * 10 ** -(len(m.split(".")[1]) + 2)) for m in re.findall(r"(?<![\w.])(\d+\.\d+) ?%", text)]
+    out += [(float(m), 0.5 * 10 ** -len(m.split(".")[1])) for m in re.findall(r"(?<![\w.])(0\.\d{3,})(?! ?%)", text)]
+    return out
+
+
+def test_quoted_measurements_known_answers():
+    assert quoted_measurements("cosine 0.9017 and 84.2 % (goal 0.90, 80 %) `--lr 0.0001`") == [
+        (pytest.approx(0.842), pytest.approx(0.0005)), (0.9017, pytest.approx(0.00005))]
+
+
+def named_recipes(text: str, letters) -> set[str]:
+    """The recipes a text names: "D:", "D's", "(as D)", "recipe D" (not the article "A")."""
+    text = re.sub(r"`[^`]*`", "", text)
+    return {L for L in letters if L != "A" and re.search(rf"(?<![\w-]){L}(?::|'s\b|\)|,| and\b| to\b)|recipes? {L}\b", text)}
+
+
+def test_every_number_a_recipe_quotes_is_on_its_curve_or_on_one_it_names(trials, curves):
+    for r in trials["recipes"]:
+        letter = r["name"].split(":")[0]
+        sources = {letter} | named_recipes(r["recipe"], curves)
+        values = [v for L in sources for row in curves[L].values() for v in row.values() if isinstance(v, float)]
+        for x, half in quoted_measurements(r["recipe"]):
+            assert any(abs(v - x) <= half + 1e-9 for v in values), f"{letter} quotes {x}; the curves of {sorted(sources)} do not"
+
+
+def test_recipe_r_s_comparisons_with_i_hold(curves):
+    I, R = curves["I"], curves["R"]
+    last = max(R)
+    # "the rows' own parts stop growing at about a quarter of I's"
+    assert 0.2 <= R[last]["y_own_sq"] / I[last]["y_own_sq"] <= 0.33
+    assert R[last]["y_own_sq"] <= 1.05 * max(row["y_own_sq"] for s, row in R.items() if s >= last - 1000)
+    # "the cosine over t dips far less than I's", "the class accuracy keeps up with I's"
+    assert R[last]["cosine_min_t"] - I[last]["cosine_min_t"] >= 0.1
+    assert all(R[s]["class_accuracy"] >= I[s]["class_accuracy"] - 0.02 for s in R if R[s].get("class_accuracy") is not None)
+    # "the top-20 variance and head-structure columns fall further than I's, nPR(c̄) follows I's"
+    assert R[last]["top20_variance_share"] < I[last]["top20_variance_share"]
+    assert R[last]["head_structure"] < I[last]["head_structure"]
+    assert all(abs(R[s]["npr"] - I[s]["npr"]) <= 0.01 for s in R)
+
+
+def test_recipe_s_comparisons_hold(curves):
+    I, S = curves["I"], curves["S"]
+    # "from step 1250 on, the label rows' own parts stay below a tenth of I's"
+    assert all(S[s]["y_own_sq"] < I[s]["y_own_sq"] / 10 for s in S if s >= 1250)
+    # "from step 500 on, the y+t cosine and its lowest value over t are the highest of the width-512 recipes at each
+    # step, and the lowest value over t stays above the 0.85 goal"
+    for s in (s for s in S if s >= 500):
+        for key in ("cosine", "cosine_min_t"):
+            others = [curves[L][s][key] for L in WIDTH_512 if L != "S" and s in curves[L]]
+            assert S[s][key] > max(others), (s, key)
+        assert S[s]["cosine_min_t"] > 0.85
+    # "the class accuracy column reaches I's level only by step 3000"
+    accuracy_steps = sorted(s for s in S if S[s].get("class_accuracy") is not None)
+    assert any(S[s]["class_accuracy"] < I[s]["class_accuracy"] - 0.1 for s in accuracy_steps if s < 3000)
+    assert abs(S[3000]["class_accuracy"] - I[3000]["class_accuracy"]) <= 0.03
+    # "the top-20 variance share is the lowest of the width-512 recipes at each step from step 250 on"
+    for s in (s for s in S if s >= 250):
+        others = [curves[L][s]["top20_variance_share"] for L in WIDTH_512 if L != "S" and s in curves[L]]
+        assert S[s]["top20_variance_share"] < min(others), s
+    # "nPR(c̄) falls more slowly than I's (through SiLU it follows I's step for step)"
+    assert all(S[s]["npr"] >= I[s]["npr"] for s in S if s >= 1000)
+    assert all(abs(S[s]["npr_silu"] - I[s]["npr_silu"]) <= 0.015 for s in S)
+    # "the top dims of c̄ turn negative as in I"
+    assert S[max(S)]["head_negative"] >= 6 and I[max(I)]["head_negative"] >= 6
