@@ -63,7 +63,8 @@ def part_noun(source) -> str:
 
 # ------------------------------------------------------------------------------- statistics rows
 
-def alignment_rows(source, E: np.ndarray, t) -> list[Claim]:
+def alignment_rows(source, E: np.ndarray, t, scheduled: tuple | None = None) -> list[Claim]:
+    """alignment_yt and alignment_y; ``scheduled``: ``schedule(source)`` when the caller has it already."""
     cos = _cosine(E)
     family = family_reference(source.family.key, source.dim)
     try:
@@ -85,7 +86,7 @@ def alignment_rows(source, E: np.ndarray, t) -> list[Claim]:
         out.append(row("alignment_y", f"undefined: a {noun} vector is all zeros", NOT_MEASURABLE,
                        {"cosine_y": None, "t_share": t_share}))
         return out
-    split = label_split(source, t, Y, T)
+    split = label_split(source, t, Y, T, scheduled)
     verdict = HOLDS if cos_y >= LABEL_ALIGNED else PARTLY if cos_y >= LABEL_HALF else FAILS
     out.append(row("alignment_y", f"{noun} part: {cos_y:.4f}; ‖t‖² / (‖t‖² + E‖y‖²) = {t_share:.3f} (with near-"
                    f"orthogonal y, the y+t cosine is about this share). {split_sentence(split, source.t_bias_name, noun)}",
@@ -94,14 +95,16 @@ def alignment_rows(source, E: np.ndarray, t) -> list[Claim]:
     return out
 
 
-def label_split(source, t, Y: np.ndarray | None = None, T: np.ndarray | None = None) -> dict | None:
+def label_split(source, t, Y: np.ndarray | None = None, T: np.ndarray | None = None,
+                scheduled: tuple | None = None) -> dict | None:
     """dtviz.analysis.label_split's readings of the source's label part at t (None when it has no parts): the
-    t-independent one averages t over the t of the over-t row (``schedule``); ``timesteps`` says how many."""
+    t-independent one averages t over the t of the over-t row (``schedule``, or ``scheduled`` when the caller has
+    it); ``timesteps`` says how many."""
     if Y is None or T is None:
         Y, T, _ = _parts(source, t)
         if Y is None:
             return None
-    ts, _ = schedule(source)
+    ts, _ = scheduled or schedule(source)
     T_schedule = np.stack([as_matrix(source.embeddings(classes=[0], t=s, part="t"))[0] for s in ts])
     return {**label_part_readings(Y, T, T_schedule, LABEL_ALIGNED), "timesteps": len(ts)}
 
@@ -147,10 +150,11 @@ def schedule(source, ts=None) -> tuple[list[float], str]:
     return ts, note
 
 
-def over_t_row(source, ts=None) -> Claim:
+def over_t_row(source, ts=None, scheduled: tuple | None = None) -> Claim:
+    """alignment_over_t at ``ts`` (default: ``scheduled`` when the caller has ``schedule(source)`` already, else it)."""
     if source.family.convention is None:
         return not_measurable("alignment_over_t", "not measurable: a matrix of c has no timestep.")
-    ts, note = schedule(source, ts)
+    ts, note = scheduled if ts is None and scheduled else schedule(source, ts)
     cos = np.array([_cosine(as_matrix(source.embeddings(t=t))) for t in ts])
     lo, med = float(np.nanmin(cos)), float(np.nanmedian(cos))
     verdict = HOLDS if lo >= OVER_T_MIN and med >= ALIGNED else PARTLY if med >= ALIGNED else FAILS
@@ -266,7 +270,9 @@ def statistics_claims(source, t: float | None = None, run=None) -> list[Claim]:
     t = source.t0 if t is None else t
     E = as_matrix(source.embeddings(t=t))
     stats = ConditionStats().fit(E)
-    rows = alignment_rows(source, E, t if t is not None else float("nan")) + [over_t_row(source)]
+    scheduled = schedule(source) if source.family.convention is not None else None  # once for both rows that use it
+    rows = alignment_rows(source, E, t if t is not None else float("nan"), scheduled)
+    rows.append(over_t_row(source, scheduled=scheduled))
     rows += sparsity_rows(source, stats) + variance_rows(source, E, stats)
     rows.append(training_row(run if run is not None else source_run_folder(source), source.family.key))
     return rows
