@@ -221,3 +221,27 @@ def test_the_paper_numbers_each_claim_quotes_are_the_transcribed_tables():
     for cid, parts in quoted.items():
         for part in parts:
             assert part in CLAIM_TEXT[cid]["paper"], (cid, part, CLAIM_TEXT[cid]["paper"])
+
+
+def test_head_is_class_also_reads_the_head_as_every_dim_above_the_source_tau(tmp_path):
+    """The second reading of Fig. 13's head (the paper gives no size): the dims with |c̄ᵢ| ≥ the τ that leaves 448/1152
+    of them in the tail. On planted rows: that τ by a float64 quantile, the head's size, and the scores as
+    subspace_scores gives them for that head; the verdict stays on the top-20 reading."""
+    from dtviz.analysis.structure import subspace_scores
+
+    E = planted(n=40, d=1152, head=8)
+    E[:, 8:300] += 0.05  # a middle band above any τ the tail share could give: the τ-head is these and the planted 8
+    np.save(tmp_path / "planted.npy", E.astype(np.float32))
+    src = dtviz.load(str(tmp_path / "planted.npy"))
+    row = by_id(measure_claims(src, sampling=False))["head_is_class"]
+    by_tau = row.evidence["by_tau"]
+    X = src.embeddings().astype(np.float64)
+    magnitude = np.sort(np.abs(X.mean(0)))
+    assert magnitude[447] < by_tau["tau"] <= magnitude[448]  # 448 dims of c̄ below τ
+    assert by_tau["head_size"] == 1152 - 448
+    head = np.flatnonzero(np.abs(X.mean(0)) >= by_tau["tau"])
+    expected = subspace_scores(X, head)
+    for key in ("head", "tail", "random"):
+        assert by_tau[key] == pytest.approx(expected[key], abs=1e-6)
+    assert f"with the head = the {1152 - 448} dims with |c̄ᵢ| ≥ τ" in row.measured
+    assert row.verdict == HOLDS  # the top-20 reading: the planted 8 carry the class

@@ -121,7 +121,8 @@ CLAIM_TEXT = {
         rule=f"head = the top-{HEAD_MAX} |c̄ᵢ| dims (fewer when d < {10 * HEAD_MAX}). Class structure kept = mean share of "
              f"each row's 10 nearest rows (Euclidean, c − c̄) that stay nearest. holds: head-only keeps ≥ "
              f"{STRUCTURE_KEPT:.0%} and more than tail-only and than random dims of the head's size; partly: more "
-             "than random dims only; else does not hold", page="projection"),
+             "than random dims only; else does not hold. Also shown, not in the verdict: the head as every dim at or "
+             "above the source's τ (the paper does not give its head's size)", page="projection"),
     "prune_tail": dict(
         claim="Zeroing the low-magnitude tail barely changes generation.",
         paper="τ = 0.01 removes 448/1152 dims (38.9 %) of REPA-XL: FID 7.17 → 7.21, Tab. 2",

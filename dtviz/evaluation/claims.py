@@ -27,7 +27,7 @@ from dtviz.analysis.label_split import label_part_readings
 from dtviz.analysis.stats import ConditionStats, as_matrix, normalized_participation_ratio, silu, topk_dims
 from dtviz.analysis.structure import (between_class_variance, dims_for_share, subspace_scores, variance_share)
 from dtviz.errors import DtvizInputError
-from dtviz.pruning.defaults import PAPER_TAIL_SHARE, PAPER_TAU  # noqa: F401
+from dtviz.pruning.defaults import PAPER_TAIL_SHARE, PAPER_TAU, default_tau  # noqa: F401
 from dtviz.reference import family_reference, headline
 
 from dtviz.evaluation.claim_rows import (ALIGNED, CLAIM_IDS, CLAIM_TEXT, FAILS, GAUSSIAN_NPR, HALF_ALIGNED,  # noqa: F401
@@ -221,12 +221,27 @@ def variance_rows(source, E: np.ndarray, stats: ConditionStats) -> list[Claim]:
     head_var = variance_share(var, head)
     ok = [scores["head"] >= STRUCTURE_KEPT, scores["head"] > scores["tail"], scores["head"] > scores["random"]]
     verdict = HOLDS if all(ok) else PARTLY if ok[2] else FAILS
+    by_tau = tau_head_scores(E, stats)
     out.append(row("head_is_class",
                    f"class structure kept: head-only {scores['head']:.2f}, tail-only {scores['tail']:.2f}, {m} random dims "
                    f"{scores['random']:.2f} (chance {scores['chance']:.2f}); the head holds {pct(head_var)} of the "
-                   f"between-class variance (uniform {pct(m / d)})", verdict,
-                   {**scores, "head_dims": head.tolist(), "head_variance_share": head_var, "uniform_share": m / d}))
+                   f"between-class variance (uniform {pct(m / d)}). Fig. 13 does not say how many dims its head has; with "
+                   f"the head = the {by_tau['head_size']} dims with |c̄ᵢ| ≥ τ = {by_tau['tau']:.4g}: head-only "
+                   f"{by_tau['head']:.2f}, tail-only {by_tau['tail']:.2f}, {by_tau['head_size']} random dims "
+                   f"{by_tau['random']:.2f}", verdict,
+                   {**scores, "head_dims": head.tolist(), "head_variance_share": head_var, "uniform_share": m / d,
+                    "by_tau": by_tau}))
     return out
+
+
+def tau_head_scores(E: np.ndarray, stats: ConditionStats) -> dict:
+    """head_is_class's class-structure scores with the other reading of "head": every dim with |c̄ᵢ| ≥ τ, the τ at
+    which s_tail(c̄) = 448/1152 (the source's τ when E is c at t0), with random dims of that count as the control."""
+    tau = float(default_tau(stats))
+    head = np.flatnonzero(np.abs(stats.mean_vector_) >= tau)
+    scores = subspace_scores(E, head)
+    return {"tau": tau, "head_size": int(len(head)), "head": scores["head"], "tail": scores["tail"],
+            "random": scores["random"]}
 
 
 def training_row(run, family: str = "auto") -> Claim:
