@@ -5,7 +5,9 @@ import streamlit as st
 
 import dtviz_app as common
 from dtviz import plots
-from dtviz.analysis.blocks import AVERAGED_MAX_ROWS, averaged_rows, change_curves, contributions, modulation_change, modulations
+from dtviz.analysis.blocks import (AVERAGED_MAX_ROWS, averaged_rows, change_curves, class_read, contributions,
+                                   modulation_change, modulations)
+from dtviz.evaluation.claims import class_read_sentence
 from dtviz.errors import DtvizInputError
 from dtviz.pruning.spec import MASKS, MODES, PruneSpec
 from dtviz_app.pruning_controls import MASK_LABELS, MODE_LABELS
@@ -29,7 +31,8 @@ def _results(key: tuple, tau: float, mode: str, mask: str, _source, _mods) -> di
     taus = sorted(set(np.round(np.quantile(abs_mean, np.linspace(0, 0.9, CURVE_POINTS)), 6).tolist()) | {0.0, float(tau)})
     return {"contrib": contributions(_source, tau, t, ids, _mods),
             "change": modulation_change(_source, spec, t, ids, _mods)[0],
-            "curves": change_curves(_source, taus, mode, mask, t, ids, _mods)}
+            "curves": change_curves(_source, taus, mode, mask, t, ids, _mods),
+            "class_read": class_read(_source, t=t, classes=ids, mods=_mods).to_json() if len(ids) >= 2 else None}
 
 
 def compute(ctx, mode: str = "tail", mask: str = "global") -> dict:
@@ -78,6 +81,9 @@ def main():
                        title="Contribution of each dim to each block's modulation")
     st.caption("Columns are the dims of c sorted by |c̄ⱼ|; left of the dashed line the head (|c̄ⱼ| ≥ τ). The final layer "
                "has only shift and scale, so its row is empty for the other chunks.")
+    if res["class_read"]:
+        st.caption(f"Where adaLN reads the {ctx.row} (over the same {used} rows): "
+                   + class_read_sentence(res["class_read"], ctx.row))
     what = f"{mode} |cᵢ| {'<' if mode == 'tail' else '≥'} τ = {spec.tau:g}, {MASK_LABELS[mask]}"  # no steps here: no sampling
     st.subheader(f"How much each block's modulation changes — {what}")
     common.show_figure(plots.modulation_change_bars(res["change"], context, what), "modulation-change",

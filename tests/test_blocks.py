@@ -152,7 +152,7 @@ def test_cli_json_keys_and_chunk_order(tmp_path, capsys):
     path = save_checkpoint(family_state("dit", NUM_CLASSES), str(tmp_path / "dit.pt"))
     assert main(["blocks", path, "--family", "dit", "--mode", "head", "--k", "2", "--mask", "per-sample", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out) == ["blocks", "final", "final_vs_spread", "tau", "over_t"]
+    assert list(out) == ["blocks", "final", "final_vs_spread", "tau", "over_t", "class_read"]
     assert [b["block"] for b in out["blocks"]] == [0, 1]
     assert list(out["blocks"][0]) == ["block", "relative_change", "change_vs_spread"]
     assert list(out["blocks"][0]["relative_change"]) == [*DIT_CHUNKS, "all"]
@@ -166,6 +166,9 @@ def test_cli_json_keys_and_chunk_order(tmp_path, capsys):
     over = change_over_t(source, PruneSpec(mode="head", k=2, mask="per-sample"), out["over_t"]["t"])
     assert out["over_t"]["max"]["change_vs_spread"] == pytest.approx(over["change_vs_spread"].max(0).tolist())
     assert len(out["over_t"]["t"]) == 16 and out["over_t"]["t"][0] == source.t0
+    from dtviz.analysis.blocks import class_read
+
+    assert out["class_read"] == json.loads(json.dumps(class_read(source).to_json()))
 
 
 def test_change_against_the_between_row_spread_matches_float64(tmp_path):

@@ -39,6 +39,12 @@ def test_blocks_page_shows_the_library_numbers():
         want = [b["relative_change"][name] for b in expected.blocks]
         np.testing.assert_allclose(got[name], want, rtol=1e-9)
     assert at.query_params.get("blk_chunk") in ("gate_msa", ["gate_msa"])
+    # where adaLN reads the class: the library's class_read over the same rows, in the library's sentence
+    from dtviz.analysis.blocks import class_read
+    from dtviz.evaluation.claims import class_read_sentence
+
+    sentence = class_read_sentence(class_read(source, classes=rows).to_json(), "class")
+    assert any(sentence in c.value for c in at.caption)
 
 
 def test_blocks_page_on_a_matrix_says_why_in_one_sentence(tmp_path):

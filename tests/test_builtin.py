@@ -358,7 +358,8 @@ def test_each_card_states_its_label_init_as_trained(name):
 
 
 def test_where_adaln_reads_the_class_is_worded_as_its_numbers_fall():
-    """class_read_lines: the closing reading follows both comparisons (shares and ρ), and says so when they disagree."""
+    """class_read_lines (claims.class_read_sentence): the closing reading follows both comparisons (shares and ρ), and
+    says so when they disagree."""
     from dtviz.builtin.card import class_read_lines
 
     base = {"k": 20, "d": 512, "modulations": 3, "uniform_share": 20 / 512, "read_top_share": 0.3}

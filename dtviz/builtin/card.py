@@ -479,22 +479,10 @@ def class_read(model_dir: str) -> dict:
 
 
 def class_read_lines(card: dict) -> list[str]:
-    """dtviz.analysis.blocks.class_read in words; the closing reading follows the numbers, whichever way they fall."""
+    from dtviz.evaluation.claims import class_read_sentence
+
     r = card.get("class_read")
-    if not r:
-        return []
-    weights_first = (r["between_top_share"] > r["head_share"], r["rho_between_weight"] > r["rho_magnitude_weight"])
-    reading = {(True, True): "here the class reaches adaLN through larger weights on dims where c̄ is small more than "
-                             "through the dims where c̄ is large",
-               (False, False): "here the class reaches adaLN through the dims where c̄ is large at least as much as "
-                               "through the others"}.get(weights_first, "the two readings point different ways here")
-    return ["", f"Where adaLN reads the class: of the between-class variance the modulations receive (Σ_r W[r, j]² · "
-            f"Var_k SiLU(c_kj) per dim j, over the {r['modulations']} adaLN Linears), the top-{r['k']} |c̄ᵢ| dims put "
-            f"{100 * r['head_share']:.1f} % there and the {r['k']} dims where the class varies most in c "
-            f"{100 * r['between_top_share']:.1f} % (uniform {100 * r['uniform_share']:.1f} %). The weight adaLN puts on a "
-            f"dim, ‖W[:, j]‖, follows the class variance of c there with Spearman ρ = {r['rho_between_weight']:.2f} and "
-            f"|c̄ⱼ| with ρ = {r['rho_magnitude_weight']:.2f}: {reading} (`dtviz.analysis.blocks.class_read`, no "
-            "sampling)."]
+    return ["", f"Where adaLN reads the class: {class_read_sentence(r)}"] if r else []
 
 
 def head_modulation_lines(card: dict) -> list[str]:

@@ -26,16 +26,18 @@ def add_blocks_parser(sub) -> None:
                    help="also the mean and max over N t of the source's sampling schedule (default 16; 0: t0 only)")
     p.add_argument("--json", action="store_true",
                    help='print {"blocks": [{"block": i, "relative_change": {chunk: v, "all": v}, "change_vs_spread": s}], '
-                        '"final": {...}, "final_vs_spread": s, "tau": τ, "over_t": {"t", "mean", "max"}}')
+                        '"final": {...}, "final_vs_spread": s, "tau": τ, "over_t": {"t", "mean", "max"}, "class_read": '
+                        '{...}}')
 
 
 def cmd_blocks(args) -> int:
     import numpy as np
 
-    from dtviz.analysis.blocks import change_over_t, modulation_change, modulations
+    from dtviz.analysis.blocks import change_over_t, class_read, modulation_change, modulations
     from dtviz.cli.args import json_text, note_assumptions, source_options
-    from dtviz.evaluation.claims import source_tau
+    from dtviz.evaluation.claims import class_read_sentence, source_tau
     from dtviz.pruning.spec import PruneSpec
+    from dtviz.sources.base import row_noun
     from dtviz.sources.loading import load
 
     source = load(args.source, family=args.family, device=args.device, **source_options(args), labels=args.labels,
@@ -56,6 +58,8 @@ def cmd_blocks(args) -> int:
         result["over_t"] = {"t": over["t"], "blocks": over["blocks"] + ["final"],
                             "mean": {k: v.tolist() for k, v in over["mean"].items()},
                             "max": {k: v.tolist() for k, v in over["max"].items()}}
+    if source.num_classes >= 2:
+        result["class_read"] = class_read(source, t=args.t, mods=mods).to_json()
     if args.json:
         print(json_text(result))  # strict JSON: a zero modulation's NaN change is null
         return 0
@@ -72,6 +76,9 @@ def cmd_blocks(args) -> int:
               + f"  {fmt(b['change_vs_spread'])}")
     print("final  " + "  ".join(f"{k}={fmt(v).strip()}" for k, v in result["final"].items())
           + f"  vs spread={fmt(result['final_vs_spread']).strip()}")
+    if "class_read" in result:
+        noun = row_noun(source)[0]
+        print(f"where adaLN reads the {noun}: " + class_read_sentence(result["class_read"], noun))
     if over is not None:
         rel, spr = over["relative_change"], over["change_vs_spread"]
         print(f"over {len(over['t'])} t of the sampling schedule (all blocks): ‖Δm‖/‖m‖ mean {np.nanmean(rel):.4g}, max "

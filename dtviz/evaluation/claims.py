@@ -127,6 +127,22 @@ def head_silu_sentence(h: dict) -> str:
             f"{100 * h['share_silu']:.1f} % of Σ|SiLU(c̄ᵢ)|. The paper states magnitudes of c only.")
 
 
+def class_read_sentence(r: dict, noun: str = "class") -> str:
+    """dtviz.analysis.blocks.class_read (its to_json) in words; the closing reading follows the numbers, whichever way
+    they fall. ``noun``: what a row is (class, prompt)."""
+    weights_first = (r["between_top_share"] > r["head_share"], r["rho_between_weight"] > r["rho_magnitude_weight"])
+    reading = {(True, True): f"here the {noun} reaches adaLN through larger weights on dims where c̄ is small more than "
+                             "through the dims where c̄ is large",
+               (False, False): f"here the {noun} reaches adaLN through the dims where c̄ is large at least as much as "
+                               "through the others"}.get(weights_first, "the two readings point different ways here")
+    return (f"of the between-{noun} variance the modulations receive (Σ_r W[r, j]² · Var_k SiLU(c_kj) per dim j, over the "
+            f"{r['modulations']} adaLN Linears), the top-{r['k']} |c̄ᵢ| dims put {100 * r['head_share']:.1f} % there and "
+            f"the {r['k']} dims where the {noun} varies most in c {100 * r['between_top_share']:.1f} % (uniform "
+            f"{100 * r['uniform_share']:.1f} %). The weight adaLN puts on a dim, ‖W[:, j]‖, follows the {noun} variance of "
+            f"c there with Spearman ρ = {r['rho_between_weight']:.2f} and |c̄ⱼ| with ρ = {r['rho_magnitude_weight']:.2f}: "
+            f"{reading} (`dtviz.analysis.blocks.class_read`, no sampling).")
+
+
 def schedule(source, ts=None) -> tuple[list[float], str]:
     """(the timesteps the over-t statistics use, what they are): the source's own sampling schedule (at most 64 of
     its t, both ends kept), the captured steps of a trajectory, or 11 t from noise to data without a sampler."""
