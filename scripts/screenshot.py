@@ -21,7 +21,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dtviz.serving.local import CHROMEDRIVER, CHROMIUM, app_idle, chromium_driver, free_port, wait_healthy  # noqa: E402
+from dtviz.serving.local import CHROMEDRIVER, CHROMIUM, chromium_driver, free_port, wait_healthy, wait_idle  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             driver.get(f"{url}/{args.page}")
             time.sleep(3)
-            deadline = time.time() + 240
-            while time.time() < deadline and not app_idle(driver):
-                time.sleep(0.5)
+            wait_idle(driver, timeout=240, steady=3.0)
             time.sleep(2)  # plotly's first paint
             driver.save_screenshot(args.out)
         finally:

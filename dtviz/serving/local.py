@@ -59,3 +59,20 @@ def app_idle(driver) -> bool:
 
     busy = driver.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"], [data-testid="stSpinner"]')
     return not any(e.is_displayed() for e in busy)
+
+
+def wait_idle(driver, timeout: float = 240.0, steady: float = 2.0) -> bool:
+    """Wait until ``app_idle`` has held for ``steady`` seconds on end (a rerun, e.g. after the URL's query is synced,
+    leaves a moment with no status widget before the real work starts); False after ``timeout`` seconds."""
+    import time
+
+    deadline, since = time.time() + timeout, None
+    while time.time() < deadline:
+        if app_idle(driver):
+            since = since or time.time()
+            if time.time() - since >= steady:
+                return True
+        else:
+            since = None
+        time.sleep(0.25)
+    return False
