@@ -81,6 +81,8 @@ def test_recipe_s_comparisons_hold(curves):
     I, S = curves["I"], curves["S"]
     # "from step 1250 on, the label rows' own parts stay below a tenth of I's"
     assert all(S[s]["y_own_sq"] < I[s]["y_own_sq"] / 10 for s in S if s >= 1250)
+    # "and t_emb stops growing"
+    assert S[max(S)]["t_sq"] <= 1.02 * S[2000]["t_sq"] and I[max(I)]["t_sq"] > 1.4 * I[2000]["t_sq"]
     # "from step 500 on, the y+t cosine and its lowest value over t are the highest of the width-512 recipes at each
     # step, and the lowest value over t stays above the 0.85 goal"
     for s in (s for s in S if s >= 500):
@@ -88,10 +90,9 @@ def test_recipe_s_comparisons_hold(curves):
             others = [curves[L][s][key] for L in WIDTH_512 if L != "S" and s in curves[L]]
             assert S[s][key] > max(others), (s, key)
         assert S[s]["cosine_min_t"] > 0.85
-    # "the class accuracy column reaches I's level only by step 3000"
-    accuracy_steps = sorted(s for s in S if S[s].get("class_accuracy") is not None)
-    assert any(S[s]["class_accuracy"] < I[s]["class_accuracy"] - 0.1 for s in accuracy_steps if s < 3000)
-    assert abs(S[3000]["class_accuracy"] - I[3000]["class_accuracy"]) <= 0.03
+    # "class accuracy 71.0 % at step 2000 against I's 94.0 %, within 3 points of I's from step 3000 on"
+    assert (S[2000]["class_accuracy"], I[2000]["class_accuracy"]) == (pytest.approx(0.71), pytest.approx(0.94))
+    assert all(abs(S[s]["class_accuracy"] - I[s]["class_accuracy"]) <= 0.03 for s in S if s >= 3000)
     # "the top-20 variance share is the lowest of the width-512 recipes at each step from step 250 on"
     for s in (s for s in S if s >= 250):
         others = [curves[L][s]["top20_variance_share"] for L in WIDTH_512 if L != "S" and s in curves[L]]
