@@ -7,7 +7,8 @@
 Blocks: ``builtin-claims`` (README.md: the built-in model's scorecard, from assets/builtin/card.json, which
 scripts/model_card.py measures) and ``claim-rules`` (docs/claims.md: every claim's text and rule, from
 dtviz.evaluation.claims), ``builtin-models`` (docs/setup.md: each shipped model from its own card.json) and the
-measured tables of docs/reliability.md and docs/performance.md. tests/test_readme.py runs the check.
+measured tables of docs/reliability.md and docs/performance.md, and docs/sources.md's CLIP padding timing
+(``t2i-clip``). tests/test_readme.py runs the check.
 """
 from __future__ import annotations
 
@@ -150,11 +151,21 @@ def setup_times_block() -> str:
     return "\n".join(lines) + "\n"
 
 
+def t2i_clip_block() -> str:
+    data = measured("t2i-clip.json", "python bench/t2i_clip.py --json docs/t2i-clip.json")
+    if isinstance(data, str):
+        return data
+    full, batch = data["rows"]
+    return (f"`python bench/t2i_clip.py` — {data['prompts']} ImageNet prompts through a random CLIP-L-shaped encoder on "
+            f"one CPU thread (load average {data['load']:g}, {data['date']}): {full['seconds']:g} s at {full['tokens']} "
+            f"tokens vs {batch['seconds']:g} s at {batch['tokens']} (largest difference {data['max_difference']:.1e}).\n")
+
+
 BLOCKS = {"builtin-claims": builtin_claims_block, "claim-rules": claim_rules_block, "hostile-round2": hostile_block,
           "bench": bench_block, "builtin-models": builtin_models_block, "safe-to-share": safe_to_share_block,
-          "setup-times": setup_times_block}
+          "setup-times": setup_times_block, "t2i-clip": t2i_clip_block}
 FILES = ("README.md", os.path.join("docs", "claims.md"), os.path.join("docs", "reliability.md"),
-         os.path.join("docs", "performance.md"), os.path.join("docs", "setup.md"))
+         os.path.join("docs", "performance.md"), os.path.join("docs", "setup.md"), os.path.join("docs", "sources.md"))
 
 
 def render(text: str) -> str:
