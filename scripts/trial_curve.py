@@ -10,8 +10,12 @@ dims with |c̄_i| >= 1, and the statistics rows of the claims scorecard that iss
 cosine, the lowest cosine over t, the top-20 variance share, the class structure kept by the head and by the tail,
 nPR of SiLU(c̄): dtviz.evaluation.claims.statistics_claims), how many of the top-8 |c̄_i| are negative
 (dtviz.analysis.stats.head_through_silu); class accuracy is the EMA evaluation train.log recorded at that step
-(none where it has none). With --trials the recipe (by --name) is added to, or replaced in, that trials.json; a
-replaced recipe keeps the accuracies of its old entry where the log has none (a run folder whose log is gone).
+(none where it has none). ``last_state``: where adaLN reads the class (dtviz.analysis.blocks.class_read) in the
+run's last kept state (RUN_DIR/state.pt, its EMA weights, or --state: an exported model folder), which the
+embedder snapshots cannot say. With --trials
+the recipe (by --name) is added to, or replaced in, that trials.json; a replaced recipe keeps the accuracies and the
+last_state of its old entry where the run folder has none (a folder whose log or state is gone);
+--last-state-only updates last_state alone.
 """
 from __future__ import annotations
 
@@ -72,6 +76,28 @@ def curve(work: str) -> list[dict]:
     return rows
 
 
+def last_state(path: str) -> dict | None:
+    """{"step": s, **class_read} of a run's last kept state: RUN_DIR/state.pt's EMA weights, or an exported model
+    folder (config.json + model.safetensors, its training's last step); None when there is neither."""
+    import torch
+
+    from dtviz.analysis.blocks import class_read
+
+    if os.path.isfile(os.path.join(path, "config.json")):
+        with open(os.path.join(path, "config.json"), encoding="utf-8") as fh:
+            step = int(json.load(fh)["training"]["steps"])
+        source = dtviz.load(path, device="cpu")
+    elif os.path.isfile(os.path.join(path, "state.pt")):
+        state = os.path.join(path, "state.pt")
+        step = int(torch.load(state, map_location="cpu", weights_only=True)["step"])
+        source = dtviz.load(state, family="sit", device="cpu")
+    else:
+        return None
+    reading = class_read(source).to_json()
+    reading.pop("head")
+    return {"step": step, **{k: _round(v) if isinstance(v, float) else v for k, v in reading.items()}}
+
+
 def label_split(source) -> dict:
     """dtviz.analysis.dynamics.size_split at t0 (the label rows' shared and own parts, t_emb's size), and the cosine
     of ȳ with t̄, t_emb averaged over training's t (T_GRID): does the label rows' shared part point where t_emb's
@@ -95,22 +121,32 @@ def main(argv=None) -> int:
     p.add_argument("--recipe", default=None, help="how it was run and what it showed (markdown)")
     p.add_argument("--trials", default=None, help="a trials.json to add the recipe to (replacing one of the same name)")
     p.add_argument("--from-step", type=int, default=0, help="only snapshots at or after this step (a run resumed from another)")
+    p.add_argument("--last-state-only", action="store_true", help="update only the recipe's last_state (no curve)")
+    p.add_argument("--state", default=None, help="the last kept state: a run folder with state.pt or an exported model "
+                                                 "folder (default: --work)")
     args = p.parse_args(argv)
-    rows = [r for r in curve(args.work) if r["step"] >= args.from_step]
+    state = last_state(args.state or args.work)
+    rows = [] if args.last_state_only else [r for r in curve(args.work) if r["step"] >= args.from_step]
     if not args.trials:
-        print(json.dumps(rows, indent=1))
+        print(json.dumps({"curve": rows, "last_state": state}, indent=1))
         return 0
     if not args.name:
         p.error("--trials needs --name")
     with open(args.trials, encoding="utf-8") as fh:
         trials = json.load(fh)
     old = next((r for r in trials["recipes"] if r["name"] == args.name), None)
-    if old is not None:  # keep the accuracies measured when the run's log still existed
+    if args.last_state_only:
+        if old is None:
+            p.error(f"--last-state-only: no recipe named {args.name!r} in {args.trials}")
+        rows = old["curve"]
+    elif old is not None:  # keep the accuracies measured when the run's log still existed
         kept = {r["step"]: r.get("class_accuracy") for r in old["curve"]}
         for r in rows:
             if r["class_accuracy"] is None:
                 r["class_accuracy"] = kept.get(r["step"])
     entry = {"name": args.name, "recipe": args.recipe or (old or {}).get("recipe", ""), "curve": rows}
+    if state or (old or {}).get("last_state"):
+        entry["last_state"] = state or old["last_state"]
     recipes = [r for r in trials["recipes"] if r["name"] != args.name]
     at = next((i for i, r in enumerate(trials["recipes"]) if r["name"] == args.name), len(recipes))
     trials["recipes"] = sorted(recipes[:at] + [entry] + recipes[at:], key=lambda r: r["name"])  # A, B, C, …

@@ -136,6 +136,19 @@ def test_a_kept_state_between_evaluations_exports_and_its_curve_is_measured(tmp_
         assert row["npr_silu"] == pytest.approx(s64.sum() ** 2 / (s64 ** 2).sum() / E.shape[1], abs=6e-5)
         assert row["head_negative"] == int((c64[np.argsort(-np.abs(c64))[:8]] < 0).sum())
         assert_label_split(row, str(work / "snapshots" / f"step_{row['step']:06d}.safetensors"), src.t0)
+    # the last kept state: class_read of state.pt's EMA weights, which equal the exported model's
+    from dtviz.analysis.blocks import class_read
+
+    state = recipes[1]["last_state"]
+    expected = class_read(dtviz.load(str(out), device="cpu")).to_json()
+    assert state["step"] == 5 and state["modulations"] == expected["modulations"]
+    for key in ("head_share", "between_top_share", "rho_between_weight", "rho_magnitude_weight"):
+        assert state[key] == pytest.approx(expected[key], abs=6e-5)
+    # --last-state-only keeps the curve; a run folder without state.pt keeps the recorded last_state
+    os.remove(work / "state.pt")
+    assert curve_main(["--work", str(work), "--name", "T", "--trials", str(trials), "--last-state-only"]) == 0
+    again = json.load(open(trials))["recipes"][1]
+    assert again["curve"] == rows and again["last_state"] == state
     # run again with the same name: replaced in place, not added
     assert curve_main(["--work", str(work), "--name", "A", "--trials", str(trials)]) == 0
     assert [r["name"] for r in json.load(open(trials))["recipes"]] == ["A", "T"]
@@ -374,3 +387,16 @@ def test_where_adaln_reads_the_class_is_worded_as_its_numbers_fall():
                                              "rho_between_weight": 0.8, "rho_magnitude_weight": 0.6}})[1]
     assert "point different ways" in mixed
     assert class_read_lines({}) == []
+
+
+def test_the_card_tabulates_where_adaln_reads_the_class_in_each_recipe_s_last_state():
+    """last_state_lines: one row per recipe that kept a state, shares in % and ρ signed, in trials.json's order."""
+    from dtviz.builtin.card import last_state_lines
+
+    state = {"step": 3500, "k": 20, "d": 512, "modulations": 3, "head_share": 0.0667, "between_top_share": 0.2553,
+             "uniform_share": 0.0391, "rho_between_weight": 0.8148, "rho_magnitude_weight": -0.0047}
+    trials = {"recipes": [{"name": "A: none", "curve": []}, {"name": "I: shipped", "curve": [], "last_state": state}]}
+    lines = last_state_lines(trials)
+    assert lines[-1] == "| I | 3500 | 6.7 % | 25.5 % | 3.9 % | +0.81 | -0.00 |"
+    assert "top-20" in lines[3] and len(lines) == 6
+    assert last_state_lines({"recipes": [{"name": "A: none", "curve": []}]}) == []

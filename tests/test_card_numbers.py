@@ -103,3 +103,13 @@ def test_card_class_read_is_a_fresh_reading_of_the_shipped_weights(card):
     assert close(card["class_read"], fresh)
     with open(os.path.join(BUILTIN_DIR, "README.md"), encoding="utf-8") as fh:
         assert class_read_lines({"class_read": fresh})[1] in fh.read()
+
+
+def test_the_shipped_recipe_s_last_state_is_the_card_s_class_read(card):
+    """trials.json's last_state of the recipe shipped as builtin (I) is the card's class_read of the same weights
+    (4 decimals), so the two tables of the card cannot disagree."""
+    with open(os.path.join(BUILTIN_DIR, "trials.json"), encoding="utf-8") as fh:
+        shipped = next(r for r in json.load(fh)["recipes"] if "(shipped as builtin)" in r["name"])
+    state = shipped["last_state"]
+    for key in ("head_share", "between_top_share", "rho_between_weight", "rho_magnitude_weight", "uniform_share"):
+        assert state[key] == pytest.approx(card["class_read"][key], abs=6e-5), key

@@ -414,6 +414,7 @@ def obstacle_lines(trials: dict, card: dict | None = None) -> list[str]:
     out += split_lines((card or {}).get("claims") or [])
     out += head_modulation_lines(card or {})
     out += class_read_lines(card or {})
+    out += last_state_lines(trials)
     out += size_split_lines(trials)
     if trials.get("obstacle"):
         out += ["", trials["obstacle"]]
@@ -483,6 +484,23 @@ def class_read_lines(card: dict) -> list[str]:
 
     r = card.get("class_read")
     return ["", f"Where adaLN reads the class: {class_read_sentence(r)}"] if r else []
+
+
+def last_state_lines(trials: dict) -> list[str]:
+    """Where adaLN reads the class in each recipe's last kept state (``scripts/trial_curve.py``'s last_state: its EMA
+    weights, dtviz.analysis.blocks.class_read), which the embedder snapshots of the curves cannot say."""
+    rows = [(r["name"].split(":")[0], r["last_state"]) for r in trials.get("recipes", []) if r.get("last_state")]
+    if not rows:
+        return []
+    k = rows[0][1]["k"]
+    out = ["", "Where adaLN reads the class in each recipe's last kept state (its EMA weights; as above, "
+           "`dtviz.analysis.blocks.class_read`):", "",
+           f"| recipe | step | share of the top-{k} \\|c̄ᵢ\\| dims | share of the {k} dims where the class varies most | "
+           "uniform | ρ(class variance of c, ‖W[:, j]‖) | ρ(\\|c̄ⱼ\\|, ‖W[:, j]‖) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rows:
+        out.append(f"| {name} | {r['step']} | {100 * r['head_share']:.1f} % | {100 * r['between_top_share']:.1f} % | "
+                   f"{100 * r['uniform_share']:.1f} % | {r['rho_between_weight']:+.2f} | {r['rho_magnitude_weight']:+.2f} |")
+    return out
 
 
 def head_modulation_lines(card: dict) -> list[str]:
