@@ -102,3 +102,14 @@ def test_recipe_s_comparisons_hold(curves):
     assert all(abs(S[s]["npr_silu"] - I[s]["npr_silu"]) <= 0.015 for s in S)
     # "the top dims of c̄ turn negative as in I"
     assert S[max(S)]["head_negative"] >= 6 and I[max(I)]["head_negative"] >= 6
+
+
+def test_the_obstacle_s_third_reading_holds_in_every_recipe_s_last_state(trials):
+    """"in the last kept state of every recipe, the 20 dims where the class varies most in c put more of the class
+    signal into the modulations than the top-20 |c̄ᵢ| dims do, and, in every recipe but S, adaLN's weight on a dim
+    rises with the class variance there (Spearman ρ above 0.25)"."""
+    states = {r["name"].split(":")[0]: r["last_state"] for r in trials["recipes"] if r.get("last_state")}
+    assert len(states) >= 10 and "every recipe, the 20 dims where the class varies most" in trials["obstacle"]
+    assert all(s["between_top_share"] > s["head_share"] for s in states.values())
+    assert all(s["rho_between_weight"] > 0.25 for name, s in states.items() if name != "S")
+    assert abs(states["S"]["rho_between_weight"]) < 0.05
