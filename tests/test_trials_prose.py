@@ -113,3 +113,21 @@ def test_the_obstacle_s_third_reading_holds_in_every_recipe_s_last_state(trials)
     assert all(s["between_top_share"] > s["head_share"] for s in states.values())
     assert all(s["rho_between_weight"] > 0.25 for name, s in states.items() if name != "S")
     assert abs(states["S"]["rho_between_weight"]) < 0.05
+
+
+def test_recipe_u_comparisons_with_i_hold(curves, trials):
+    I, U = curves["I"], curves["U"]
+    last = max(U)
+    # "‖t_emb(t0)‖² more than three times I's by step 1250", "nPR(c̄) below I's from step 750 on"
+    assert last == 1250 and U[last]["t_sq"] > 3 * I[last]["t_sq"]
+    assert all(U[s]["npr"] < I[s]["npr"] for s in U if s >= 750)
+    # "all of the top-8 |c̄ᵢ| are negative by then"
+    assert U[last]["head_negative"] == 8
+    # "the head-structure and top-20 variance columns stay within 0.05 of I's at every snapshot"
+    for s in (s for s in U if U[s].get("head_structure") is not None):
+        assert abs(U[s]["head_structure"] - I[s]["head_structure"]) <= 0.05, s
+        assert abs(U[s]["top20_variance_share"] - I[s]["top20_variance_share"]) <= 0.05, s
+    # "in its last kept state the 20 dims where the class varies most put far more of the class signal into the
+    # modulations than the top-20 |c̄ᵢ| dims"
+    state = next(r["last_state"] for r in trials["recipes"] if r["name"].startswith("U:"))
+    assert state["step"] == last and state["between_top_share"] > 3 * state["head_share"]
