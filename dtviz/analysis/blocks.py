@@ -40,6 +40,7 @@ from dtviz.errors import DtvizInputError
 from dtviz.pruning.spec import PruneSpec, keep_mask
 from dtviz.pruning.hooks import adaln_modules
 from dtviz.analysis.stats import mean_vector
+from dtviz.analysis.structure import head_size
 
 DIT_CHUNKS = ("shift_msa", "scale_msa", "gate_msa", "shift_mlp", "scale_mlp", "gate_mlp")
 WO_SHIFT_CHUNKS = ("scale_msa", "gate_msa", "scale_mlp", "gate_mlp")  # LightningDiT wo_shift
@@ -389,15 +390,16 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
 
 
-def class_read(source, k: int = 20, t: float | None = None, classes=None, mods=None) -> ClassRead:
-    """ClassRead of ``source`` at t (t0 by default), float64. A diffusers DiT block reads its own norm1.emb rows."""
+def class_read(source, k: int | None = None, t: float | None = None, classes=None, mods=None) -> ClassRead:
+    """ClassRead of ``source`` at t (t0 by default), float64; k defaults to head_is_class's head size
+    (dtviz.analysis.structure.head_size: 20, fewer when d < 200). A diffusers DiT block reads its own norm1.emb rows."""
     ids = source._class_ids(classes)
     mods = modulations(source) if mods is None else mods
     c = source.embeddings(ids, t=t).astype(np.float64)  # (N, d)
     if len(c) < 2:
         raise DtvizInputError(f"where adaLN reads the class needs at least 2 conditions; got {len(c)}.")
     d = c.shape[1]
-    k = min(int(k), d)
+    k = head_size(d) if k is None else min(int(k), d)
     weight_sq, read = np.zeros(d), np.zeros(d)
     cache: dict = {}
     for mod in mods:

@@ -24,6 +24,15 @@ from dtviz.errors import DtvizInputError
 KNN_K = 10  # neighbours per row: the t-SNE perplexity scale of the paper's Fig. 13 panels (a few tens of points)
 
 
+HEAD_DIMS = 20  # Fig. 9b: "only ~15–20 head dimensions carry most of the variance"
+
+
+def head_size(d: int, most: int = HEAD_DIMS) -> int:
+    """How many top-|c̄ᵢ| dims make "the head" of the head-is-class readings: Fig. 9b's 20, a tenth of d when d < 200
+    (at least 2)."""
+    return min(most, max(2, d // 10))
+
+
 def between_class_variance(E) -> np.ndarray:
     """(d,) population variance of each dim over the rows of E (float64)."""
     return as_matrix(E).var(axis=0)

@@ -468,13 +468,11 @@ def head_silu(model_dir: str, k: int) -> dict:
 
 
 def class_read(model_dir: str) -> dict:
-    """Where adaLN reads the class from (dtviz.analysis.blocks.class_read), with head_is_class's head size."""
+    """Where adaLN reads the class from (dtviz.analysis.blocks.class_read, head_is_class's head size)."""
     import dtviz
     from dtviz.analysis.blocks import class_read as read
-    from dtviz.evaluation.claim_rows import HEAD_MAX
 
-    src = dtviz.load(model_dir, device="cpu")
-    out = read(src, k=min(HEAD_MAX, max(1, src.dim // 10))).to_json()
+    out = read(dtviz.load(model_dir, device="cpu")).to_json()
     out.pop("head")
     return out
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from dtviz.analysis.stats import ConditionStats
+from dtviz.analysis.structure import HEAD_DIMS
 from dtviz.pruning.defaults import default_tau
 
 HOLDS, PARTLY, FAILS, NOT_MEASURABLE = "holds", "partly", "does not hold", "not measurable here"
@@ -29,7 +30,7 @@ GAUSSIAN_NPR = 2 / np.pi  # nPR of a vector of i.i.d. Gaussians (E|x|² / E x² 
 LARGE_RELATIVE = 1 / 8   # Sec. 4.1 / A.3: ~10 dims exceed 1 where the largest are ≈ 5–8: "large" = ≥ max / 8
 LARGE_SHARE = 0.02       # A.3: "about 1% to 2%" of dims are large
 TOP_VARIANCE = 20        # Fig. 9b: "only ~15–20 head dimensions carry most of the variance"
-HEAD_MAX = 20            # head_is_class's head: the top-|c̄| dims, as many as Fig. 9b's (fewer for d < 200)
+HEAD_MAX = HEAD_DIMS     # head_is_class's head: the top-|c̄| dims, as many as Fig. 9b's (fewer for d < 200)
 STRUCTURE_KEPT = 0.5     # head-only keeps at least half of each row's 10 nearest neighbours
 ACCURACY_POINTS = 0.03   # "barely changes": a loss of at most 3 points of class accuracy (issue 20's goal)
 HEAD_COST = 0.20         # "destroys": removing head dims costs at least 20 points

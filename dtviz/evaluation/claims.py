@@ -25,7 +25,8 @@ import numpy as np
 
 from dtviz.analysis.label_split import label_part_readings
 from dtviz.analysis.stats import ConditionStats, as_matrix, normalized_participation_ratio, silu, topk_dims
-from dtviz.analysis.structure import (between_class_variance, dims_for_share, subspace_scores, variance_share)
+from dtviz.analysis.structure import (between_class_variance, dims_for_share, head_size, subspace_scores,
+                                      variance_share)
 from dtviz.errors import DtvizInputError
 from dtviz.pruning.defaults import PAPER_TAIL_SHARE, PAPER_TAU, default_tau  # noqa: F401
 from dtviz.reference import family_reference, headline
@@ -231,7 +232,7 @@ def variance_rows(source, E: np.ndarray, stats: ConditionStats) -> list[Claim]:
         out.append(not_measurable("head_is_class", f"not measurable: neighbourhoods of 10 rows need at least 12 rows; "
                                   f"got {len(E)}."))
         return out
-    m = min(HEAD_MAX, max(2, d // 10))
+    m = head_size(d, HEAD_MAX)
     head = topk_dims(stats.mean_vector_, m)
     scores = subspace_scores(E, head)
     head_var = variance_share(var, head)
