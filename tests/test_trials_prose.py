@@ -123,6 +123,8 @@ def test_recipe_u_comparisons_with_i_hold(curves, trials):
     assert all(U[s]["npr"] < I[s]["npr"] for s in U if s >= 750)
     # "all of the top-8 |c̄ᵢ| are negative by then"
     assert U[last]["head_negative"] == 8
+    # the obstacle: "(T, U) ... keeps the cosine over t above I's"
+    assert all(U[s]["cosine_min_t"] > I[s]["cosine_min_t"] for s in U if s >= 500)
     # "the head-structure and top-20 variance columns stay within 0.05 of I's at every snapshot"
     for s in (s for s in U if U[s].get("head_structure") is not None):
         assert abs(U[s]["head_structure"] - I[s]["head_structure"]) <= 0.05, s
@@ -130,4 +132,31 @@ def test_recipe_u_comparisons_with_i_hold(curves, trials):
     # "in its last kept state the 20 dims where the class varies most put far more of the class signal into the
     # modulations than the top-20 |c̄ᵢ| dims"
     state = next(r["last_state"] for r in trials["recipes"] if r["name"].startswith("U:"))
+    assert state["step"] == last and state["between_top_share"] > 3 * state["head_share"]
+
+
+def test_recipe_t_comparisons_with_i_hold(curves, trials):
+    I, T = curves["I"], curves["T"]
+    last = max(T)
+    assert last == 3500
+    # "‖t_emb(t0)‖² more than twice I's from step 1750 on"
+    assert all(T[s]["t_sq"] > 2 * I[s]["t_sq"] for s in T if s >= 1750)
+    # "the y+t cosine and its lowest value over t stay above I's from step 750 on, though the lowest value over t
+    # still falls to 0.708"
+    for s in (s for s in T if s >= 750):
+        assert T[s]["cosine"] > I[s]["cosine"] and T[s]["cosine_min_t"] > I[s]["cosine_min_t"], s
+    assert T[last]["cosine_min_t"] == pytest.approx(0.708, abs=5e-4)
+    # "nPR of SiLU(c̄) stays below I's from step 1000 on and ends at 15.3 %, the lowest of any recipe"
+    assert all(T[s]["npr_silu"] < I[s]["npr_silu"] for s in T if s >= 1000)
+    lowest = min(row["npr_silu"] for c in curves.values() for row in c.values() if row.get("npr_silu") is not None)
+    assert T[last]["npr_silu"] == lowest
+    # "the head-structure and top-20 variance columns stay within 0.05 of I's at every snapshot"
+    for s in (s for s in T if T[s].get("head_structure") is not None):
+        assert abs(T[s]["head_structure"] - I[s]["head_structure"]) <= 0.05, s
+        assert abs(T[s]["top20_variance_share"] - I[s]["top20_variance_share"]) <= 0.05, s
+    # "all of the top-8 |c̄ᵢ| are negative from step 1750 on"
+    assert all(T[s]["head_negative"] == 8 for s in T if s >= 1750)
+    # "in its last kept state the 20 dims where the class varies most still put far more of the class signal into the
+    # modulations than the top-20 |c̄ᵢ| dims"
+    state = next(r["last_state"] for r in trials["recipes"] if r["name"].startswith("T:"))
     assert state["step"] == last and state["between_top_share"] > 3 * state["head_share"]
