@@ -382,12 +382,12 @@ class ClassRead:
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's ρ: Pearson's correlation of the ranks (ties take their mean rank)."""
-    from scipy.stats import rankdata
+    """Spearman's ρ (scipy's), NaN when either side is constant."""
+    from scipy.stats import spearmanr
 
-    ra, rb = rankdata(a) - (len(a) + 1) / 2, rankdata(b) - (len(b) + 1) / 2
-    denom = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
-    return float((ra * rb).sum() / denom) if denom > 0 else float("nan")
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b)[0])
 
 
 def class_read(source, k: int | None = None, t: float | None = None, classes=None, mods=None) -> ClassRead:
@@ -401,7 +401,7 @@ def class_read(source, k: int | None = None, t: float | None = None, classes=Non
     d = c.shape[1]
     k = head_size(d) if k is None else min(int(k), d)
     weight_sq, read = np.zeros(d), np.zeros(d)
-    cache: dict = {}
+    cache: dict = {"c": c}  # the rows a modulation on the source's own c reads (_rows): computed once
     for mod in mods:
         w, _ = mod.matrices()
         col_sq = (w ** 2).sum(0)  # (d,) Σ_r W[r, j]²
