@@ -1,5 +1,6 @@
 """The shipped built-in model: loads through the native loader, samples deterministically, its
 classifier works, its card's numbers are the measured ones, and the training script runs."""
+import dataclasses
 import json
 import os
 
@@ -214,6 +215,42 @@ def test_a_weight_decay_shrinks_only_what_it_names(key, decayed):
         factor = 1 - 0.1 * 0.5 if decayed(name) else 1.0
         torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
     assert len(param_groups(model, TrainConfig())) == 1  # DiT's recipe: one group, the order earlier runs resume from
+
+
+def test_embedder_adam_eps_makes_the_embedders_steps_gradient_sized():
+    """--embedder-adam-eps ε: Adam's first step (bias-corrected m̂ = g, v̂ = g²) moves an embedder parameter by
+    lr·mult·g / (|g| + ε), a step that grows with the gradient, while every other parameter moves by lr·sign(g) as
+    under DiT's ε (a known answer, through the optimiser the training builds)."""
+    from dtviz.builtin.train import TrainConfig, param_groups
+
+    eps, lr, mult = 1e-3, 0.1, 3.0
+    cfg = TrainConfig(num_classes=4, hidden_size=32, depth=1, num_heads=2, embedder_adam_eps=eps, embedder_lr_mult=mult)
+    torch.manual_seed(0)
+    model = DiT(cfg.dit_config())
+    model.initialize_weights(label_std=0.02)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    grads = {n: torch.randn_like(p) * 1e-3 for n, p in model.named_parameters()}  # |g| of the order of ε
+    groups = param_groups(model, cfg)
+    for g in groups:
+        g["lr"] = lr * g.pop("lr_mult")
+    opt = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    for n, p in model.named_parameters():
+        p.grad = grads[n].clone()
+    opt.step()
+    embedders = [n for n in before if n.startswith(("t_embedder.", "y_embedder."))]
+    assert len(embedders) == 5  # label table; t_embedder's two Linears
+    for n, p in model.named_parameters():
+        g = grads[n].double()
+        step = lr * mult * g / (g.abs() + eps) if n in embedders else lr * g / (g.abs() + 1e-8)
+        torch.testing.assert_close(p.detach().double(), before[n].double() - step, rtol=1e-5, atol=1e-7, msg=n)
+    assert sum(len(g["params"]) for g in groups) == len(before)
+    # with --adaln-weight-decay too (recipe W): every parameter once, the decay on the adaLN weights alone
+    both = param_groups(model, dataclasses.replace(cfg, adaln_weight_decay=0.5))
+    assert sorted(id(p) for g in both for p in g["params"]) == sorted(id(p) for p in model.parameters())
+    decayed = {id(p) for g in both if g.get("weight_decay") for p in g["params"]}
+    assert decayed == {id(p) for n, p in model.named_parameters() if n.endswith("adaLN_modulation.1.weight")}
+    assert {id(p) for g in both if g.get("eps") == eps for p in g["params"]} == {
+        id(p) for n, p in model.named_parameters() if n in embedders}
 
 
 def test_t_mean_penalty_is_the_mean_square_of_t_emb_averaged_over_t_and_reaches_only_t_emb():

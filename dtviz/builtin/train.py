@@ -55,6 +55,10 @@ class TrainConfig:
     # adaLN reads the class through W·SiLU(c), and a class signal can be made stronger by a larger column of W or by a
     # larger c_i; in I it is the column (issue 20). Decaying W makes the larger c_i the cheaper way (the paper's Sec. 6,
     # hypothesis 3, names weight decay)
+    embedder_adam_eps: float = 0.0  # Adam's ε on both embedders (0: AdamW's 1e-8, DiT's). An ε far above √v makes their
+    # step proportional to the gradient, as in SGD: under Adam every coordinate moves at about lr whatever its gradient,
+    # so dims adaLN hardly reads drift as far as the read ones (issue 20: c̄'s head in I is such dims, switched off by
+    # SiLU); with gradient-sized steps only the dims adaLN reads grow. Pair it with embedder_lr_mult
     t_mean_penalty: float = 0.0  # λ of λ·mean_i(m_i²), m = t_emb averaged over T_GRID (0: DiT's): the one part of t_emb that
     # is the same at every t costs this, while the t-dependent part and the label rows stay free (t_mean_penalty_loss)
     t_mean_penalty_steps: int = 0  # the penalty only before this step (0: at every step): does a shared part the label
@@ -229,12 +233,21 @@ def train_diffusion(cfg: TrainConfig, data: dict, clf: GlyphClassifier, work: Wo
 
 
 def param_groups(model: DiT, cfg: TrainConfig) -> list[dict]:
-    """The embedders in groups of their own so that ``embedder_lr_mult`` / ``label_lr_mult`` can speed them up
-    (one group when both are 1: the parameter order of earlier runs, so their optimiser states resume)."""
+    """The embedders in groups of their own so that ``embedder_lr_mult`` / ``label_lr_mult`` can speed them up and
+    ``embedder_adam_eps`` can make their steps gradient-sized (one group when none is set: the parameter order of
+    earlier runs, so their optimiser states resume)."""
     named = list(model.named_parameters())
     rest = [p for n, p in named if not n.startswith(EMBEDDER_PREFIXES)]
     t_emb = [p for n, p in named if n.startswith("t_embedder.")]
     y_emb = [p for n, p in named if n.startswith("y_embedder.")]
+    if cfg.embedder_adam_eps:
+        adaln = [p for n, p in named if is_adaln_weight(n)] if cfg.adaln_weight_decay else []
+        groups = [{"params": [p for p in rest if all(p is not q for q in adaln)], "lr_mult": 1.0}]
+        groups += [{"params": adaln, "lr_mult": 1.0, "weight_decay": cfg.adaln_weight_decay}] if adaln else []
+        return groups + [{"params": y_emb, "lr_mult": cfg.embedder_lr_mult * cfg.label_lr_mult, "eps": cfg.embedder_adam_eps,
+                          "weight_decay": cfg.label_weight_decay},
+                         {"params": t_emb, "lr_mult": cfg.embedder_lr_mult, "eps": cfg.embedder_adam_eps,
+                          "weight_decay": cfg.t_weight_decay}]
     if cfg.t_weight_decay or cfg.label_weight_decay or cfg.adaln_weight_decay:
         adaln = [p for n, p in named if is_adaln_weight(n)]
         groups = [{"params": [p for n, p in named if not n.startswith(EMBEDDER_PREFIXES) and not is_adaln_weight(n)],
