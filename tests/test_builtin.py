@@ -373,6 +373,9 @@ def test_a_card_states_each_training_setting_outside_dit_s_recipe():
     assert departure_lines({"adaln_weight_decay": 1.0}) == [
         "- **Not in DiT's recipe:** AdamW weight decay 1 on the weights of the adaLN modulations alone, the Linears that "
         "read SiLU(c) (`--adaln-weight-decay`)."]
+    assert departure_lines({"embedder_adam_eps": 3e-4}) == [
+        "- **Not in DiT's recipe:** Adam's ε is 0.0003 on both embedders (DiT's: 1e-8), so their steps grow with their "
+        "gradients, as SGD's do (`--embedder-adam-eps`)."]
     lines = departure_lines({"t_mean_penalty": 10.0, "t_weight_decay": 3.0})
     assert len(lines) == 2
     assert f"averaged over {len(T_GRID)} t in [0, 1] and λ = 10," in lines[0] and "weight decay 3 on t_embedder" in lines[1]

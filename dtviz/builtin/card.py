@@ -279,6 +279,9 @@ def departure_lines(tr: dict) -> list[str]:
     if tr.get("adaln_weight_decay"):
         out.append(f"- **Not in DiT's recipe:** AdamW weight decay {tr['adaln_weight_decay']:g} on the weights of the adaLN "
                    "modulations alone, the Linears that read SiLU(c) (`--adaln-weight-decay`).")
+    if tr.get("embedder_adam_eps"):
+        out.append(f"- **Not in DiT's recipe:** Adam's ε is {tr['embedder_adam_eps']:g} on both embedders (DiT's: 1e-8), "
+                   "so their steps grow with their gradients, as SGD's do (`--embedder-adam-eps`).")
     return out
 
 
