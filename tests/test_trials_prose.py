@@ -168,7 +168,7 @@ def test_recipe_t_comparisons_with_i_hold(curves, trials):
 def test_recipe_v_and_w_comparisons_hold(curves, trials):
     I, T, V, W = curves["I"], curves["T"], curves["V"], curves["W"]
     state = {L: next(r["last_state"] for r in trials["recipes"] if r["name"].startswith(L + ":")) for L in "IVW"}
-    assert (max(V), max(W)) == (2500, 2000) == (state["V"]["step"], state["W"]["step"])
+    assert max(V) == max(W) == 2500 == state["V"]["step"] == state["W"]["step"]
     # V: "the top-20 variance column stays between 0.28 and 0.30 from step 1000 on, while I's falls to 0.158 by 2500"
     assert all(0.28 <= V[s]["top20_variance_share"] <= 0.305 for s in V if s >= 1000)
     assert I[2500]["top20_variance_share"] == pytest.approx(0.158, abs=5e-4)
@@ -181,20 +181,20 @@ def test_recipe_v_and_w_comparisons_hold(curves, trials):
     # V: "nPR(c̄) above I's from step 750 on", "the lowest cosine over t below the 0.85 goal from step 2000 on"
     assert all(V[s]["npr"] > I[s]["npr"] for s in V if s >= 750)
     assert all((V[s]["cosine_min_t"] < 0.85) == (s >= 2000) for s in V)
-    # W: "above I's and T's from step 500 on and above the 0.85 goal through step 2000"
+    # W: "above I's and T's from step 500 on and above the 0.85 goal through step 2500"
     for s in (s for s in W if s >= 500):
         assert W[s]["cosine_min_t"] > max(I[s]["cosine_min_t"], T[s]["cosine_min_t"], 0.85), s
-    # W: "between 0.30 and 0.31 from step 1000 on — with V's, the highest of any recipe at step 2000"
-    assert all(0.30 <= W[s]["top20_variance_share"] <= 0.31 for s in W if s >= 1000)
+    # W: "between 0.29 and 0.31 from step 1000 on — with V's, the highest of any recipe at step 2000"
+    assert all(0.29 <= W[s]["top20_variance_share"] <= 0.31 for s in W if s >= 1000)
     at_2000 = {L: c[2000]["top20_variance_share"] for L, c in curves.items() if c.get(2000, {}).get("top20_variance_share")}
     assert sorted(at_2000, key=at_2000.get)[-2:] == ["V", "W"]
     # the obstacle: "where every other recipe's is below 0.22 by step 2000"
     assert max(v for L, v in at_2000.items() if L not in "VW") < 0.22
     assert "near 0.3 where every other recipe's is below 0.22 by step 2000" in trials["obstacle"]
-    # W: "within 0.03 of I's from step 1250 on", "7 of the top-8 negative from step 1750 on", "denser than I's and T's"
+    # W: "within 0.03 of I's from step 1250 on", "6 or 7 of the top-8 negative from step 1250 on", "denser than I's and T's"
     assert all(abs(W[s]["head_structure"] - I[s]["head_structure"]) <= 0.03 for s in W if s >= 1250)
-    assert all(W[s]["head_negative"] == 7 for s in W if s >= 1750)
-    assert W[2000]["npr"] > I[2000]["npr"] > T[2000]["npr"]
+    assert all(W[s]["head_negative"] in (6, 7) for s in W if s >= 1250)
+    assert W[2500]["npr"] > I[2500]["npr"] > T[2500]["npr"]
     # both: the class's dims put far more of its signal into the modulations than the head does, more than in I
     for L in "VW":
         assert state[L]["between_top_share"] > 5 * state[L]["head_share"]
