@@ -168,24 +168,24 @@ def test_recipe_t_comparisons_with_i_hold(curves, trials):
 def test_recipe_v_and_w_comparisons_hold(curves, trials):
     I, T, V, W = curves["I"], curves["T"], curves["V"], curves["W"]
     state = {L: next(r["last_state"] for r in trials["recipes"] if r["name"].startswith(L + ":")) for L in "IVW"}
-    assert max(V) == max(W) == 2500 == state["V"]["step"] == state["W"]["step"]
-    # V: "the top-20 variance column stays between 0.28 and 0.30 from step 1000 on, while I's falls to 0.158 by 2500"
-    assert all(0.28 <= V[s]["top20_variance_share"] <= 0.305 for s in V if s >= 1000)
-    assert I[2500]["top20_variance_share"] == pytest.approx(0.158, abs=5e-4)
-    # V: "the y+t cosine and its lowest value over t stay above I's from step 500 on"
-    for s in (s for s in V if s >= 500):
-        assert V[s]["cosine"] > I[s]["cosine"] and V[s]["cosine_min_t"] > I[s]["cosine_min_t"], s
-    # V: "the head-structure column stays within 0.05 of I's from step 1000 on", "5 of the top-8 negative from 1000 on"
+    assert max(V) == max(W) == 3000 == state["V"]["step"] == state["W"]["step"]
+    # V: "the top-20 variance column stays between 0.27 and 0.31 from step 1000 on, while I's falls to 0.155 by 3000"
+    assert all(0.27 <= V[s]["top20_variance_share"] <= 0.31 for s in V if s >= 1000)
+    assert I[3000]["top20_variance_share"] == pytest.approx(0.155, abs=5e-4)
+    # V: "the lowest cosine over t stays above I's from step 500 on"
+    assert all(V[s]["cosine_min_t"] > I[s]["cosine_min_t"] for s in V if s >= 500)
+    # V: "the head-structure column stays within 0.05 of I's from step 1000 on", "5 or 6 of the top-8 negative from 1000 on"
     assert all(abs(V[s]["head_structure"] - I[s]["head_structure"]) <= 0.05 for s in V if s >= 1000)
-    assert all(V[s]["head_negative"] == 5 for s in V if s >= 1000)
+    assert all(V[s]["head_negative"] in (5, 6) for s in V if s >= 1000)
     # V: "nPR(c̄) above I's from step 750 on", "the lowest cosine over t below the 0.85 goal from step 2000 on"
     assert all(V[s]["npr"] > I[s]["npr"] for s in V if s >= 750)
     assert all((V[s]["cosine_min_t"] < 0.85) == (s >= 2000) for s in V)
-    # W: "above I's and T's from step 500 on and above the 0.85 goal through step 2500"
+    # W: "above I's and T's from step 500 on and above the 0.85 goal through step 2500 (...; 0.843 at step 3000)"
     for s in (s for s in W if s >= 500):
-        assert W[s]["cosine_min_t"] > max(I[s]["cosine_min_t"], T[s]["cosine_min_t"], 0.85), s
-    # W: "between 0.29 and 0.31 from step 1000 on — with V's, the highest of any recipe at step 2000"
-    assert all(0.29 <= W[s]["top20_variance_share"] <= 0.31 for s in W if s >= 1000)
+        assert W[s]["cosine_min_t"] > max(I[s]["cosine_min_t"], T[s]["cosine_min_t"]), s
+        assert (W[s]["cosine_min_t"] > 0.85) == (s <= 2500), s
+    # W: "between 0.28 and 0.31 from step 1000 on — with V's, the highest of any recipe at step 2000"
+    assert all(0.28 <= W[s]["top20_variance_share"] <= 0.31 for s in W if s >= 1000)
     at_2000 = {L: c[2000]["top20_variance_share"] for L, c in curves.items() if c.get(2000, {}).get("top20_variance_share")}
     assert sorted(at_2000, key=at_2000.get)[-2:] == ["V", "W"]
     # the obstacle: "where every other recipe's is below 0.22 by step 2000"
@@ -194,8 +194,11 @@ def test_recipe_v_and_w_comparisons_hold(curves, trials):
     # W: "within 0.03 of I's from step 1250 on", "6 or 7 of the top-8 negative from step 1250 on", "denser than I's and T's"
     assert all(abs(W[s]["head_structure"] - I[s]["head_structure"]) <= 0.03 for s in W if s >= 1250)
     assert all(W[s]["head_negative"] in (6, 7) for s in W if s >= 1250)
-    assert W[2500]["npr"] > I[2500]["npr"] > T[2500]["npr"]
+    assert W[3000]["npr"] > T[3000]["npr"] > I[3000]["npr"]
     # both: the class's dims put far more of its signal into the modulations than the head does, more than in I
     for L in "VW":
         assert state[L]["between_top_share"] > 5 * state[L]["head_share"]
         assert state[L]["between_top_share"] > state["I"]["between_top_share"] + 0.1
+    # both: "class accuracy is 88.0 % / 81.5 % at step 2000 (I: 94.0 %) and 98.5 % at step 3000 (I: 98.0 %)"
+    assert (V[2000]["class_accuracy"], W[2000]["class_accuracy"]) == (pytest.approx(0.88), pytest.approx(0.815))
+    assert V[3000]["class_accuracy"] == W[3000]["class_accuracy"] == pytest.approx(0.985) and I[3000]["class_accuracy"] == pytest.approx(0.98)
