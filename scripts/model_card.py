@@ -26,7 +26,6 @@ def main() -> int:
     if args.render_only or args.statistics_only:
         with open(os.path.join(args.model, "card.json")) as fh:
             m = json.load(fh)
-        m["trials"] = read_trials(args.model)
         if args.statistics_only:
             m["claims"] = fresh_statistics_rows(args.model, m.get("claims") or [])
             m["head_modulation"] = head_modulation(args.model, m["claims"])
@@ -51,11 +50,12 @@ def fresh_statistics_rows(model: str, rows: list[dict]) -> list[dict]:
 
 
 def write_card(model: str, cfg: dict, m: dict) -> None:
-    """card.json (the measurements) and README.md (rendered from them) side by side."""
+    """card.json (the measurements) and README.md (rendered from them and from trials.json, which
+    scripts/trial_curve.py writes and the card reads as it is) side by side."""
     with open(os.path.join(model, "card.json"), "w") as fh:
         json.dump(m, fh, indent=1)
     with open(os.path.join(model, "README.md"), "w") as fh:
-        fh.write(render(cfg, m))
+        fh.write(render(cfg, m, read_trials(model)))
 
 if __name__ == "__main__":
     raise SystemExit(main())

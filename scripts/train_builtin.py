@@ -54,6 +54,9 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, TrainConfi
     args = parser.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
+    for name, value in overrides.items():  # rates, decays, ε, scales: a negative one is a typo, said before any work
+        if value < 0:
+            parser.error(f"--{name.replace('_', '-')} expects a number ≥ 0; got {value:g}.")
     cfg = TrainConfig(**overrides)
     if args.snapshot_steps:
         cfg.snapshot_steps = tuple(int(x) for x in args.snapshot_steps.split(",") if x.strip())

@@ -217,6 +217,18 @@ def test_a_weight_decay_shrinks_only_what_it_names(key, decayed):
     assert len(param_groups(model, TrainConfig())) == 1  # DiT's recipe: one group, the order earlier runs resume from
 
 
+def test_a_negative_training_setting_is_one_sentence_before_any_work(capsys):
+    """scripts/train_builtin.py --embedder-adam-eps -1: argparse's one-line error (exit 2), not AdamW's traceback after
+    the data and classifier are built."""
+    from scripts.train_builtin import parse
+
+    with pytest.raises(SystemExit) as e:
+        parse(["--embedder-adam-eps", "-1"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(
+        "error: --embedder-adam-eps expects a number ≥ 0; got -1.")
+
+
 def test_embedder_adam_eps_makes_the_embedders_steps_gradient_sized():
     """--embedder-adam-eps ε: Adam's first step (bias-corrected m̂ = g, v̂ = g²) moves an embedder parameter by
     lr·mult·g / (|g| + ε), a step that grows with the gradient, while every other parameter moves by lr·sign(g) as

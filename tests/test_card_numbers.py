@@ -9,7 +9,7 @@ import os
 import pytest
 
 import dtviz
-from dtviz.builtin.card import render, shipped_status
+from dtviz.builtin.card import read_trials, render, shipped_status
 from dtviz.evaluation.claims import CLAIM_IDS, SAMPLING_IDS, statistics_claims
 from dtviz.sources.loading import BUILTIN_DIR
 
@@ -50,7 +50,7 @@ def test_card_markdown_and_overview_are_rendered_from_card_json(card):
     with open(os.path.join(BUILTIN_DIR, "config.json"), encoding="utf-8") as fh:
         cfg = json.load(fh)
     with open(os.path.join(BUILTIN_DIR, "README.md"), encoding="utf-8") as fh:
-        assert fh.read() == render(cfg, card)
+        assert fh.read() == render(cfg, card, read_trials(BUILTIN_DIR))
     status = " ".join(shipped_status(BUILTIN_DIR))
     for r in card["claims"]:
         if r["verdict"] in ("holds", "partly", "does not hold"):

@@ -114,7 +114,6 @@ def measure(model_dir: str, per_class: int = 2, seed: int = 7, claims_samples: i
         "readouts": readout_robustness(model_dir),
         "t0": table_stats(src), "t_data": table_stats(src, t=conv.data_at), "snapshots": snapshots,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
-        "trials": read_trials(model_dir),
         **dict(zip(("claims", "claims_plan"), measure_claims_rows(model_dir, claims_samples))),
     }
     out["head_modulation"] = head_modulation(model_dir, out["claims"])
@@ -171,7 +170,7 @@ def readout_lines(r: dict | None) -> list[str]:
             f" `dtviz/builtin/templates.py`) {100 * t['clean']:.1f}% / {100 * t['noised']:.1f}%."]
 
 
-def render(cfg: dict, m: dict) -> str:
+def render(cfg: dict, m: dict, trials: dict | None = None) -> str:
     tr = cfg["training"]
     metrics = cfg.get("metrics", {})
     hist = metrics.get("history", [])
@@ -231,7 +230,7 @@ def render(cfg: dict, m: dict) -> str:
               "|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {s['step']} | {s['cosine_mean']:.4f} | {100 * s['npr_mean_vector']:.2f}% | {100 * s['npr_per_class_mean']:.2f}% |"
               f" {s.get('dims_at_least_1', '–')} | {s.get('dims_below_0_1', '–')} |" for s in m["snapshots"]]
-    lines += ["", *trial_lines(m.get("trials"), m)]
+    lines += ["", *trial_lines(trials, m)]
     return "\n".join(lines)
 
 
@@ -324,8 +323,9 @@ def shipped_status(model_dir: str) -> list[str]:
     with open(card_path) as fh:
         card = json.load(fh)
     lines = status_lines(card)
-    if card.get("trials"):
-        lines.append(f"Recipes tried on the way ({len(card['trials']['recipes'])}) and nPR along training: the model card.")
+    trials = read_trials(model_dir)
+    if trials:
+        lines.append(f"Recipes tried on the way ({len(trials['recipes'])}) and nPR along training: the model card.")
     return lines
 
 

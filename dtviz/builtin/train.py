@@ -56,9 +56,10 @@ class TrainConfig:
     # larger c_i; in I it is the column (issue 20). Decaying W makes the larger c_i the cheaper way (the paper's Sec. 6,
     # hypothesis 3, names weight decay)
     embedder_adam_eps: float = 0.0  # Adam's ε on both embedders (0: AdamW's 1e-8, DiT's). An ε far above √v makes their
-    # step proportional to the gradient, as in SGD: under Adam every coordinate moves at about lr whatever its gradient,
-    # so dims adaLN hardly reads drift as far as the read ones (issue 20: c̄'s head in I is such dims, switched off by
-    # SiLU); with gradient-sized steps only the dims adaLN reads grow. Pair it with embedder_lr_mult
+    # step proportional to the gradient, as in SGD: under Adam a step is at most about lr whatever the gradient's size,
+    # so dims adaLN hardly reads can drift as far as the read ones (issue 20: c̄'s head in I is such dims, nearly off
+    # through SiLU); the question is whether with gradient-sized steps only the read dims grow. Pair it with
+    # embedder_lr_mult
     t_mean_penalty: float = 0.0  # λ of λ·mean_i(m_i²), m = t_emb averaged over T_GRID (0: DiT's): the one part of t_emb that
     # is the same at every t costs this, while the t-dependent part and the label rows stay free (t_mean_penalty_loss)
     t_mean_penalty_steps: int = 0  # the penalty only before this step (0: at every step): does a shared part the label
